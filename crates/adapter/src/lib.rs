@@ -1,0 +1,1 @@
+//! datm-adapter (see ARCHITECTURE.md).

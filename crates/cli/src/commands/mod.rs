@@ -1,0 +1,11 @@
+//! One module per subcommand: its clap arguments and its `run` function.
+
+pub mod data;
+pub mod generate;
+pub mod langs;
+pub mod merge;
+pub mod pipeline;
+pub mod pool;
+pub mod score;
+pub mod train;
+pub mod translate;

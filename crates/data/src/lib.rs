@@ -1,0 +1,1 @@
+//! datm-data (see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! datm-model (see ARCHITECTURE.md).

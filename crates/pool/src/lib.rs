@@ -1,0 +1,1 @@
+//! datm-pool (see ARCHITECTURE.md).

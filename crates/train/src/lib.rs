@@ -1,0 +1,1 @@
+//! datm-train (see ARCHITECTURE.md).
