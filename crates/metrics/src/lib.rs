@@ -5,8 +5,30 @@
 //! *sufficient statistics*, a fixed-length vector of numbers; a corpus score is the
 //! metric's formula applied to the element-wise sum of the segment statistics. Corpus
 //! scores, sentence scores and bootstrap resampling all share that one path.
+//!
+//! ```
+//! use datm_metrics::{corpus_score, Bleu, BleuOptions};
+//! let bleu = Bleu::new(BleuOptions::default()).unwrap();
+//! let hyps = ["The dog bit the man."];
+//! let refs = [vec!["The dog bit the man."]];
+//! assert_eq!(corpus_score(&bleu, &hyps, &refs).score.round(), 100.0);
+//! ```
 
+pub mod bleu;
+pub mod chrf;
+mod corpus;
+mod ngrams;
+pub mod pyfmt;
+pub mod signature;
 pub mod significance;
+pub mod text;
+pub mod tokenizers;
+
+pub use bleu::{Bleu, BleuOptions, SmoothMethod};
+pub use chrf::{Chrf, ChrfOptions};
+pub use corpus::{corpus_score, corpus_stats, nrefs_of, sentence_score, sum_stats};
+pub use signature::{NRefs, Signature, SIGNATURE_VERSION};
+pub use tokenizers::{paper_tokenizer, Tokenizer};
 
 /// Sufficient statistics of one segment (or the sum over many).
 pub type Stats = Vec<f64>;
@@ -43,5 +65,14 @@ pub trait Metric: Send + Sync {
     /// Whether a lower score is better (TER).
     fn lower_is_better(&self) -> bool {
         false
+    }
+
+    /// The score sacrebleu's bootstrap resampling gets from statistics summed in float32:
+    /// under numpy 2 its formulas keep numpy float32 arithmetic, and chrF/TER then return
+    /// a float32 score. The default converts to f64 and applies [`Metric::compute`];
+    /// metrics whose sacrebleu formula is affected override it.
+    fn compute_f32(&self, stats: &[f32]) -> significance::SampleScore {
+        let stats: Vec<f64> = stats.iter().map(|&x| f64::from(x)).collect();
+        significance::SampleScore::F64(self.compute(&stats).score)
     }
 }

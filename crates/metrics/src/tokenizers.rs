@@ -1,0 +1,312 @@
+//! sacrebleu's BLEU tokenizers (`13a`, `intl`, `zh`, `char`, `none`), ported exactly,
+//! including the `zh` character-range bug (sacrebleu #298).
+//!
+//! The model-based tokenizers (`ja-mecab`, `ko-mecab`, `spm`/`flores101`, `flores200`,
+//! `spBLEU-1K`) are recognised: they take a model path and report which file they need,
+//! but datm does not implement MeCab or SentencePiece segmentation yet, so they fail
+//! with an error that says so.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use regex::Regex;
+
+use crate::text::{py_join_split, py_strip};
+
+/// Every tokenizer name sacrebleu accepts for `-tok`.
+pub const TOKENIZER_NAMES: &[&str] = &[
+    "none",
+    "zh",
+    "13a",
+    "intl",
+    "char",
+    "ja-mecab",
+    "ko-mecab",
+    "spm",
+    "flores101",
+    "flores200",
+    "spBLEU-1K",
+];
+
+/// An ordered list of regex substitutions followed by `' '.join(split())`.
+#[derive(Debug, Clone)]
+struct Rules {
+    rules: Vec<(Regex, &'static str)>,
+}
+
+impl Rules {
+    fn compile(rules: &[(&str, &'static str)]) -> Self {
+        let rules = rules
+            .iter()
+            .map(|&(p, rep)| (Regex::new(p).expect("tokenizer regex is valid"), rep))
+            .collect();
+        Rules { rules }
+    }
+
+    /// The mteval-v13a punctuation rules R1–R4 that `13a` and `zh` finish with.
+    fn v13a() -> Self {
+        Self::compile(&[
+            (r"([\{-\~\[-\` -\&\(-\+\:-\@/])", " ${1} "),
+            (r"([^0-9])([\.,])", "${1} ${2} "),
+            (r"([\.,])([^0-9])", " ${1} ${2}"),
+            (r"([0-9])(-)", "${1} ${2} "),
+        ])
+    }
+
+    /// The `intl` rules (mteval-v14 international tokenization).
+    fn intl() -> Self {
+        Self::compile(&[
+            (r"(\P{N})(\p{P})", "${1} ${2} "),
+            (r"(\p{P})(\P{N})", " ${1} ${2}"),
+            (r"(\p{S})", " ${1} "),
+        ])
+    }
+
+    fn apply(&self, line: &str) -> String {
+        let mut cur: Cow<str> = Cow::Borrowed(line);
+        for (re, rep) in &self.rules {
+            if let Cow::Owned(s) = re.replace_all(&cur, *rep) {
+                cur = Cow::Owned(s);
+            }
+        }
+        py_join_split(&cur)
+    }
+}
+
+/// A BLEU tokenizer, built once (regexes compiled) and shared across threads.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    None,
+    T13a(Rules),
+    Intl(Rules),
+    Zh(Rules),
+    Char,
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer sacrebleu calls `name`. `model` is the model file (or MeCab
+    /// dictionary directory) for the model-based tokenizers.
+    pub fn new(name: &str, model: Option<&Path>) -> Result<Self> {
+        let kind = match name {
+            "none" => Kind::None,
+            "13a" => Kind::T13a(Rules::v13a()),
+            "intl" => Kind::Intl(Rules::intl()),
+            "zh" => Kind::Zh(Rules::v13a()),
+            "char" => Kind::Char,
+            _ => return Err(model_tokenizer_error(name, model)),
+        };
+        Ok(Tokenizer { kind })
+    }
+
+    /// The value sacrebleu puts after `tok:` in the signature.
+    pub fn signature(&self) -> &'static str {
+        match self.kind {
+            Kind::None => "none",
+            Kind::T13a(_) => "13a",
+            Kind::Intl(_) => "intl",
+            Kind::Zh(_) => "zh",
+            Kind::Char => "char",
+        }
+    }
+
+    /// Tokenizes one line; tokens are separated by whitespace in the result.
+    pub fn tokenize<'a>(&self, line: &'a str) -> Cow<'a, str> {
+        match &self.kind {
+            Kind::None => Cow::Borrowed(line),
+            Kind::T13a(r) => Cow::Owned(tokenize_13a(r, line)),
+            Kind::Intl(r) => Cow::Owned(r.apply(line)),
+            Kind::Zh(r) => Cow::Owned(tokenize_zh(r, line)),
+            Kind::Char => Cow::Owned(join_chars(line)),
+        }
+    }
+}
+
+fn tokenize_13a(rules: &Rules, line: &str) -> String {
+    let mut s = line
+        .replace("<skipped>", "")
+        .replace("-\n", "")
+        .replace('\n', " ");
+    if s.contains('&') {
+        s = s
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">");
+    }
+    rules.apply(&format!(" {s} "))
+}
+
+/// Whether sacrebleu's `zh` tokenizer treats `c` as Chinese. Two of its ranges are
+/// written `u'\u20000'` and `u'\u2f800'` (two characters each), so as Python compares
+/// strings they cover U+2001–U+2A6D and U+2F81–U+2FA1 instead of the supplementary planes.
+fn is_zh_char(c: char) -> bool {
+    const RANGES: &[(u32, u32)] = &[
+        (0x3400, 0x4DB5),
+        (0x4E00, 0x9FA5),
+        (0x9FA6, 0x9FBB),
+        (0xF900, 0xFA2D),
+        (0xFA30, 0xFA6A),
+        (0xFA70, 0xFAD9),
+        (0x2001, 0x2A6D), // `(u'\u20000', u'\u2a6d6')`
+        (0x2F81, 0x2FA1), // `(u'\u2f800', u'\u2fa1d')`
+        (0xFF00, 0xFFEF),
+        (0x2E80, 0x2EFF),
+        (0x3000, 0x303F),
+        (0x31C0, 0x31EF),
+        (0x2F00, 0x2FDF),
+        (0x2FF0, 0x2FFF),
+        (0x3100, 0x312F),
+        (0x31A0, 0x31BF),
+        (0xFE10, 0xFE1F),
+        (0xFE30, 0xFE4F),
+        (0x2600, 0x26FF),
+        (0x2700, 0x27BF),
+        (0x3200, 0x32FF),
+        (0x3300, 0x33FF),
+    ];
+    let c = c as u32;
+    RANGES.iter().any(|&(lo, hi)| lo <= c && c <= hi)
+}
+
+fn tokenize_zh(rules: &Rules, line: &str) -> String {
+    let line = py_strip(line);
+    let mut s = String::with_capacity(line.len() * 2);
+    for c in line.chars() {
+        if is_zh_char(c) {
+            s.push(' ');
+            s.push(c);
+            s.push(' ');
+        } else {
+            s.push(c);
+        }
+    }
+    rules.apply(&s)
+}
+
+fn join_chars(line: &str) -> String {
+    let mut s = String::with_capacity(line.len() * 2);
+    for c in line.chars() {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push(c);
+    }
+    s
+}
+
+/// The error for a tokenizer datm recognises but cannot run (or does not know).
+fn model_tokenizer_error(name: &str, model: Option<&Path>) -> anyhow::Error {
+    let needs = match name {
+        "ja-mecab" => "MeCab with the IPA dictionary (ipadic, 392126 entries)",
+        "ko-mecab" => "MeCab-ko with mecab-ko-dic (811795 entries)",
+        "spm" | "flores101" => "the SentencePiece model sacrebleu_tokenizer_spm.model",
+        "flores200" => "the SentencePiece model flores200_sacrebleu_tokenizer_spm.model",
+        "spBLEU-1K" => "the SentencePiece model spbleu-1k_tokenizer_spm.model",
+        _ => {
+            return anyhow::anyhow!(
+                "unknown tokenizer {name:?}; valid tokenizers: {}",
+                TOKENIZER_NAMES.join(", ")
+            )
+        }
+    };
+    match model {
+        Some(p) if !p.exists() => anyhow::anyhow!(
+            "tokenizer {name:?} needs {needs}, but {} does not exist",
+            p.display()
+        ),
+        _ => anyhow::anyhow!(
+            "tokenizer {name:?} needs {needs} (given with --tok-model PATH); datm does not \
+             implement this tokenizer yet, so use one of none, 13a, intl, zh, char"
+        ),
+    }
+}
+
+/// The tokenizer sacrebleu picks for a target language when none is given:
+/// `zh` for Chinese, `ja-mecab` for Japanese, `ko-mecab` for Korean, `13a` otherwise.
+pub fn default_tokenizer_name(target_lang: &str) -> &'static str {
+    match target_lang {
+        "zh" => "zh",
+        "ja" => "ja-mecab",
+        "ko" => "ko-mecab",
+        _ => "13a",
+    }
+}
+
+/// The tokenizer the paper's evaluation uses for a target language, restricted to what
+/// datm implements: `zh` for Chinese; `char` for Japanese (the paper's `ja-mecab` needs
+/// MeCab, which datm lacks, and Japanese has no spaces); `13a` for everything else,
+/// Korean included (it separates words with spaces).
+pub fn paper_tokenizer(target_lang: &str) -> Tokenizer {
+    let name = match target_lang {
+        "zh" => "zh",
+        "ja" => "char",
+        _ => "13a",
+    };
+    Tokenizer::new(name, None).expect("built-in tokenizers always build")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(name: &str, s: &str) -> String {
+        Tokenizer::new(name, None).unwrap().tokenize(s).into_owned()
+    }
+
+    #[test]
+    fn v13a_vectors() {
+        let s = "Hello, world! It's 3.14 and 1,000 people (approx.) in 2019.";
+        assert_eq!(
+            tok("13a", s),
+            "Hello , world ! It's 3.14 and 1,000 people ( approx . ) in 2019 ."
+        );
+        assert_eq!(
+            tok("13a", "He said &quot;no&quot; &amp; left<skipped>."),
+            "He said \" no \" & left ."
+        );
+        assert_eq!(
+            tok("13a", "5-3=2 ... wait..."),
+            "5 - 3 = 2 . . . wait . . ."
+        );
+        assert_eq!(tok("13a", "价格是€5—“很好”…"), "价格是€5—“很好”…");
+    }
+
+    #[test]
+    fn intl_vectors() {
+        let s = "Hello, world! It's 3.14 and 1,000 people (approx.) in 2019.";
+        let t = tok("intl", s);
+        assert!(t.contains("It ' s"), "{t}");
+        assert!(t.ends_with("in 2019."), "{t}");
+        assert!(tok("intl", "5-3=2 ... wait...").starts_with("5-3"));
+    }
+
+    #[test]
+    fn zh_vectors_with_range_bug() {
+        assert_eq!(tok("zh", "价格是€5—“很好”…"), "价 格 是 € 5 — “ 很 好 ” …");
+        // Ext-B and kana are not split (sacrebleu #298).
+        assert_eq!(tok("zh", "𠀀𠀁かな"), "𠀀𠀁かな");
+        assert_eq!(tok("char", "ab c"), "a b   c");
+        assert_eq!(tok("none", " a "), " a ");
+    }
+
+    #[test]
+    fn model_tokenizers_explain_what_they_need() {
+        let e = Tokenizer::new("flores200", None).unwrap_err().to_string();
+        assert!(e.contains("flores200_sacrebleu_tokenizer_spm.model"), "{e}");
+        let e = Tokenizer::new("ja-mecab", Some(Path::new("/nonexistent/ipadic")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/ipadic") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = Tokenizer::new("bogus", None).unwrap_err().to_string();
+        assert!(e.contains("13a, intl"), "{e}");
+    }
+}
