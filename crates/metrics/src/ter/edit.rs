@@ -1,0 +1,478 @@
+//! Tercom-style edit distance with shifts, exactly as sacrebleu's `metrics/lib_ter.py`.
+//!
+//! Words are interned `u32` ids. The beam edit distance only fills a band of cells around
+//! the (length-ratio) diagonal; every other cell stays "infinite". A row depends only on
+//! the hypothesis prefix above it (all hypotheses of one call have the same length), so
+//! sacrebleu's prefix cache is transparent; here the rows of the current hypothesis are
+//! kept and every shift candidate recomputes only the rows below its common prefix.
+
+/// Largest number of words moved by one shift.
+const MAX_SHIFT_SIZE: usize = 10;
+/// Largest distance between the matched hypothesis and reference positions.
+const MAX_SHIFT_DIST: usize = 50;
+/// Half-width of the band of cells filled around the diagonal.
+const BEAM_WIDTH: usize = 25;
+/// Shift candidates evaluated per sentence (cumulative over all shift rounds).
+const MAX_SHIFT_CANDIDATES: usize = 1000;
+/// Cost of a cell outside the band.
+const INF: u32 = u32::MAX / 2;
+
+/// Edit operation of a cell, from the hypothesis-to-reference point of view.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    /// Match.
+    Nop,
+    /// Substitution.
+    Sub,
+    /// Reference word inserted.
+    Ins,
+    /// Hypothesis word deleted.
+    Del,
+    /// Cell never filled.
+    Undef,
+}
+
+/// `(number of edits, reference length)` of `hyp` against `reference`, as sacrebleu's
+/// `translation_edit_rate`.
+pub fn translation_edit_rate(hyp: &[u32], reference: &[u32]) -> (usize, usize) {
+    if reference.is_empty() {
+        return (hyp.len(), 0);
+    }
+    let mut ter = TerSearch::new(hyp, reference);
+    let mut shifts = 0;
+    let mut checked = 0;
+    loop {
+        let best = ter.best_shift(&mut checked);
+        if checked >= MAX_SHIFT_CANDIDATES {
+            break;
+        }
+        match best {
+            Some(best) if best.gain > 0 => {
+                shifts += 1;
+                ter.apply(best);
+            }
+            _ => break,
+        }
+    }
+    (shifts + ter.distance() as usize, reference.len())
+}
+
+/// A shift candidate, ranked as sacrebleu ranks them (gain, then length, then earliest
+/// start, then earliest target).
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    gain: i64,
+    length: usize,
+    start: usize,
+    target: usize,
+}
+
+impl Candidate {
+    fn better_than(&self, other: &Candidate) -> bool {
+        let key = |c: &Candidate| (c.gain, c.length, -(c.start as i64), -(c.target as i64));
+        key(self) > key(other)
+    }
+}
+
+/// Edit distance matrix in row-major order, `(n_hyp + 1) × (n_ref + 1)`.
+struct Matrix {
+    cost: Vec<u32>,
+    op: Vec<Op>,
+    width: usize,
+}
+
+impl Matrix {
+    fn new(rows: usize, width: usize) -> Self {
+        let mut m = Matrix {
+            cost: vec![INF; rows * width],
+            op: vec![Op::Undef; rows * width],
+            width,
+        };
+        for j in 0..width {
+            m.cost[j] = j as u32;
+            m.op[j] = Op::Ins;
+        }
+        m
+    }
+}
+
+/// The search state for one hypothesis/reference pair.
+struct TerSearch<'a> {
+    reference: &'a [u32],
+    /// Current (shifted) hypothesis.
+    hyp: Vec<u32>,
+    /// Band `[min_j, max_j)` of every row `i` (index 0 unused).
+    band: Vec<(usize, usize)>,
+    /// Matrix of the current hypothesis, complete with operations.
+    base: Matrix,
+    /// Matrix rows of the candidate being scored.
+    scratch: Matrix,
+    /// Candidate hypothesis buffer.
+    shifted: Vec<u32>,
+}
+
+impl<'a> TerSearch<'a> {
+    fn new(hyp: &[u32], reference: &'a [u32]) -> Self {
+        let width = reference.len() + 1;
+        let rows = hyp.len() + 1;
+        let mut search = TerSearch {
+            reference,
+            hyp: hyp.to_vec(),
+            band: beam_bands(hyp.len(), reference.len()),
+            base: Matrix::new(rows, width),
+            scratch: Matrix::new(rows, width),
+            shifted: Vec::with_capacity(hyp.len()),
+        };
+        search.recompute_base(0);
+        search
+    }
+
+    /// Edit distance of the current hypothesis.
+    fn distance(&self) -> u32 {
+        *self.base.cost.last().expect("matrix has cells")
+    }
+
+    /// Recomputes the rows of the current hypothesis below row `from`.
+    fn recompute_base(&mut self, from: usize) {
+        let w = self.base.width;
+        for i in from + 1..=self.hyp.len() {
+            let (prev, cur) = self.base.cost.split_at_mut(i * w);
+            fill_row(
+                self.hyp[i - 1],
+                self.reference,
+                self.band[i],
+                &prev[(i - 1) * w..],
+                &mut cur[..w],
+                &mut self.base.op[i * w..(i + 1) * w],
+            );
+        }
+    }
+
+    /// Edit distance of `self.shifted`, which shares its first `prefix` words with the
+    /// current hypothesis.
+    fn candidate_distance(&mut self, prefix: usize) -> u32 {
+        let n = self.shifted.len();
+        if prefix == n {
+            return self.distance();
+        }
+        let w = self.base.width;
+        for i in prefix + 1..=n {
+            let (prev_rows, cur) = self.scratch.cost.split_at_mut(i * w);
+            let prev = if i == prefix + 1 {
+                &self.base.cost[(i - 1) * w..i * w]
+            } else {
+                &prev_rows[(i - 1) * w..]
+            };
+            fill_row(
+                self.shifted[i - 1],
+                self.reference,
+                self.band[i],
+                prev,
+                &mut cur[..w],
+                &mut self.scratch.op[i * w..(i + 1) * w],
+            );
+        }
+        self.scratch.cost[n * w + w - 1]
+    }
+
+    /// Replaces the current hypothesis by the shift `c`.
+    fn apply(&mut self, c: Candidate) {
+        perform_shift(&self.hyp, c.start, c.length, c.target, &mut self.shifted);
+        let prefix = common_prefix(&self.hyp, &self.shifted);
+        std::mem::swap(&mut self.hyp, &mut self.shifted);
+        self.recompute_base(prefix);
+    }
+
+    /// sacrebleu's `_shift`: the best shift of the current hypothesis, counting evaluated
+    /// candidates in `checked`.
+    fn best_shift(&mut self, checked: &mut usize) -> Option<Candidate> {
+        let pre_score = self.distance() as i64;
+        let align = self.alignment();
+        let hyp_err = prefix_sums(&align.hyp_err);
+        let ref_err = prefix_sums(&align.ref_err);
+        let (n_h, n_r) = (self.hyp.len(), self.reference.len());
+        let mut best: Option<Candidate> = None;
+        for start_h in 0..n_h {
+            let r_lo = start_h.saturating_sub(MAX_SHIFT_DIST);
+            let r_hi = (start_h + MAX_SHIFT_DIST + 1).min(n_r);
+            for start_r in r_lo..r_hi {
+                let mut length = 0;
+                while length < MAX_SHIFT_SIZE
+                    && start_h + length < n_h
+                    && start_r + length < n_r
+                    && self.hyp[start_h + length] == self.reference[start_r + length]
+                {
+                    length += 1;
+                    if hyp_err[start_h + length] == hyp_err[start_h]
+                        || ref_err[start_r + length] == ref_err[start_r]
+                    {
+                        continue;
+                    }
+                    let aligned = align.align[start_r];
+                    if start_h as i64 <= aligned && aligned < (start_h + length) as i64 {
+                        continue;
+                    }
+                    self.try_targets(
+                        start_h,
+                        start_r,
+                        length,
+                        pre_score,
+                        &align.align,
+                        checked,
+                        &mut best,
+                    );
+                    if *checked >= MAX_SHIFT_CANDIDATES {
+                        return best;
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Scores every target position of the shift of `hyp[start_h..start_h+length]`
+    /// (matching `reference[start_r..]`), keeping the best candidate in `best`.
+    #[allow(clippy::too_many_arguments)]
+    fn try_targets(
+        &mut self,
+        start_h: usize,
+        start_r: usize,
+        length: usize,
+        pre_score: i64,
+        align: &[i64],
+        checked: &mut usize,
+        best: &mut Option<Candidate>,
+    ) {
+        let mut prev_idx = None;
+        for offset in -1..length as i64 {
+            let r = start_r as i64 + offset;
+            let idx = if r == -1 {
+                0
+            } else {
+                (align[r as usize] + 1) as usize
+            };
+            if prev_idx == Some(idx) {
+                continue;
+            }
+            prev_idx = Some(idx);
+            perform_shift(&self.hyp, start_h, length, idx, &mut self.shifted);
+            let prefix = common_prefix(&self.hyp, &self.shifted);
+            let cand = Candidate {
+                gain: pre_score - self.candidate_distance(prefix) as i64,
+                length,
+                start: start_h,
+                target: idx,
+            };
+            *checked += 1;
+            if best.is_none_or(|b| cand.better_than(&b)) {
+                *best = Some(cand);
+            }
+        }
+    }
+
+    /// sacrebleu's flipped trace turned into an alignment: for every reference position,
+    /// the hypothesis position it aligns to, and the error flags of both sides.
+    fn alignment(&self) -> Alignment {
+        let w = self.base.width;
+        let (mut i, mut j) = (self.hyp.len(), self.reference.len());
+        let mut trace = Vec::with_capacity(i + j);
+        while i > 0 || j > 0 {
+            let op = self.base.op[i * w + j];
+            trace.push(op);
+            match op {
+                Op::Nop | Op::Sub => {
+                    i -= 1;
+                    j -= 1;
+                }
+                Op::Ins => j -= 1,
+                Op::Del => i -= 1,
+                Op::Undef => {
+                    debug_assert!(false, "trace reached an unfilled cell");
+                    break;
+                }
+            }
+        }
+        let mut a = Alignment {
+            align: Vec::with_capacity(self.reference.len()),
+            hyp_err: Vec::with_capacity(self.hyp.len()),
+            ref_err: Vec::with_capacity(self.reference.len()),
+        };
+        let mut pos_hyp: i64 = -1;
+        // Flipped: an insertion of a reference word becomes a deletion and vice versa.
+        for &op in trace.iter().rev() {
+            match op {
+                Op::Nop | Op::Sub => {
+                    let err = u32::from(op == Op::Sub);
+                    pos_hyp += 1;
+                    a.align.push(pos_hyp);
+                    a.hyp_err.push(err);
+                    a.ref_err.push(err);
+                }
+                Op::Del => {
+                    pos_hyp += 1;
+                    a.hyp_err.push(1);
+                }
+                Op::Ins => {
+                    a.align.push(pos_hyp);
+                    a.ref_err.push(1);
+                }
+                Op::Undef => {}
+            }
+        }
+        a
+    }
+}
+
+/// Alignment of the current hypothesis to the reference.
+struct Alignment {
+    align: Vec<i64>,
+    hyp_err: Vec<u32>,
+    ref_err: Vec<u32>,
+}
+
+/// Cumulative sums with a leading zero.
+fn prefix_sums(v: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(v.len() + 1);
+    out.push(0);
+    let mut acc = 0;
+    for &x in v {
+        acc += x;
+        out.push(acc);
+    }
+    out
+}
+
+/// Number of leading words `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The band `[min_j, max_j)` of every row, as sacrebleu derives it from the length ratio.
+fn beam_bands(n_hyp: usize, n_ref: usize) -> Vec<(usize, usize)> {
+    let ratio = if n_hyp > 0 {
+        n_ref as f64 / n_hyp as f64
+    } else {
+        1.0
+    };
+    let beam = if (BEAM_WIDTH as f64) < ratio / 2.0 {
+        (ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
+    } else {
+        BEAM_WIDTH as i64
+    };
+    let mut bands = vec![(0, 0); n_hyp + 1];
+    for (i, band) in bands.iter_mut().enumerate().skip(1) {
+        let diag = (i as f64 * ratio).floor() as i64;
+        let min_j = (diag - beam).max(0) as usize;
+        let max_j = if i == n_hyp {
+            n_ref + 1
+        } else {
+            (diag + beam).clamp(0, n_ref as i64 + 1) as usize
+        };
+        *band = (min_j, max_j);
+    }
+    bands
+}
+
+/// Fills the band of one matrix row for hypothesis word `word`. Cells outside the band are
+/// never written and stay infinite.
+fn fill_row(
+    word: u32,
+    reference: &[u32],
+    (min_j, max_j): (usize, usize),
+    prev: &[u32],
+    cost: &mut [u32],
+    op: &mut [Op],
+) {
+    for j in min_j..max_j {
+        if j == 0 {
+            cost[0] = prev[0] + 1;
+            op[0] = Op::Del;
+            continue;
+        }
+        let (sub_cost, sub_op) = if word == reference[j - 1] {
+            (0, Op::Nop)
+        } else {
+            (1, Op::Sub)
+        };
+        // sacrebleu's preference order: match/substitution, deletion, insertion.
+        let mut best = (INF, Op::Undef);
+        for (c, o) in [
+            (prev[j - 1] + sub_cost, sub_op),
+            (prev[j] + 1, Op::Del),
+            (cost[j - 1] + 1, Op::Ins),
+        ] {
+            if best.0 > c {
+                best = (c, o);
+            }
+        }
+        cost[j] = best.0;
+        op[j] = best.1;
+    }
+}
+
+/// sacrebleu's `_perform_shift` (with Python slice clipping) into `out`.
+fn perform_shift(words: &[u32], start: usize, length: usize, target: usize, out: &mut Vec<u32>) {
+    let n = words.len();
+    let s = |a: usize, b: usize| &words[a.min(n)..b.min(n).max(a.min(n))];
+    out.clear();
+    if target < start {
+        out.extend_from_slice(s(0, target));
+        out.extend_from_slice(s(start, start + length));
+        out.extend_from_slice(s(target, start));
+        out.extend_from_slice(s(start + length, n));
+    } else if target > start + length {
+        out.extend_from_slice(s(0, start));
+        out.extend_from_slice(s(start + length, target));
+        out.extend_from_slice(s(start, start + length));
+        out.extend_from_slice(s(target, n));
+    } else {
+        out.extend_from_slice(s(0, start));
+        out.extend_from_slice(s(start + length, length + target));
+        out.extend_from_slice(s(start, start + length));
+        out.extend_from_slice(s(length + target, n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(s: &str) -> Vec<u32> {
+        s.split_whitespace()
+            .map(|w| {
+                w.bytes()
+                    .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_and_empty() {
+        assert_eq!(translation_edit_rate(&ids("a b c"), &ids("a b c")), (0, 3));
+        assert_eq!(translation_edit_rate(&ids(""), &ids("a b c")), (3, 3));
+        assert_eq!(translation_edit_rate(&ids("a b"), &ids("")), (2, 0));
+    }
+
+    #[test]
+    fn one_shift_fixes_a_moved_block() {
+        // One shift of "d e" is cheaper than four substitutions.
+        assert_eq!(
+            translation_edit_rate(&ids("d e a b c"), &ids("a b c d e")),
+            (1, 5)
+        );
+    }
+
+    #[test]
+    fn python_slice_semantics_of_shifts() {
+        let w = [0, 1, 2, 3, 4];
+        let mut out = Vec::new();
+        perform_shift(&w, 3, 2, 0, &mut out);
+        assert_eq!(out, [3, 4, 0, 1, 2]);
+        perform_shift(&w, 0, 2, 4, &mut out);
+        assert_eq!(out, [2, 3, 0, 1, 4]);
+        perform_shift(&w, 1, 2, 3, &mut out);
+        assert_eq!(out, [0, 3, 4, 1, 2]);
+        perform_shift(&w, 2, 2, 4, &mut out);
+        assert_eq!(out, [0, 1, 4, 2, 3]);
+    }
+}
