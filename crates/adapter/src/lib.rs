@@ -1,1 +1,10 @@
-//! datm-adapter (see ARCHITECTURE.md).
+//! datm-adapter: the PEFT LoRA adapter format and adapter merging.
+//!
+//! - [`LoraConfig`]: `adapter_config.json` with PEFT's target-module, rank/alpha-pattern and scaling rules.
+//! - [`Adapter`]: config + per-module [`LoraPair`]s, loaded from and saved to a PEFT adapter directory.
+
+pub mod config;
+pub mod format;
+
+pub use config::{LayerSelection, LayersPattern, LoraConfig, TargetModules, CONFIG_FILE};
+pub use format::{Adapter, LoraPair, WEIGHTS_FILE};
