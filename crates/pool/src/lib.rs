@@ -1,1 +1,29 @@
-//! datm-pool (see ARCHITECTURE.md).
+//! datm-pool: direction-aware LoRA pools (paper §3–4).
+//!
+//! - [`plan`]: strategies (multilingual, group, separate, DAT, DATM, custom) → a validated
+//!   [`PoolPlan`] manifest with a routing table.
+//! - [`router`]: direction → adapter of a pool directory.
+//! - [`report`]: per-direction score tables → Markdown/JSON reports, the paper's Table 1
+//!   view and conflict/synergy deltas.
+
+pub mod fsutil;
+pub mod plan;
+pub mod report;
+pub mod router;
+
+pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
+pub use router::{AdapterRef, Router};
+
+/// Errors of this crate; each message names the direction, adapter or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// An invalid plan or a plan that does not fit its data.
+    #[error("{0}")]
+    Plan(String),
+    /// A direction the pool cannot serve.
+    #[error("{0}")]
+    Route(String),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
