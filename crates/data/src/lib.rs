@@ -1,19 +1,19 @@
-//! Parallel corpora for datm: prompts, corpus model, readers/writers and gettext import.
+//! Parallel corpora for datm: prompts, the corpus model, readers/writers and gettext import.
 //!
 //! - [`prompt`]: ALMA's prompt template, training text and output cleaning (one place).
-//! - [`Pair`]: one English-centric segment pair (`en` and the other language's text).
+//! - [`corpus`]: [`Corpus`] — English-centric [`Pair`]s per language and [`Split`];
+//!   `corpus.pairs(direction, split)` / `corpus.examples(direction, split)`.
+//! - [`formats`]: ALMA JSON (byte-identical to Python's `json.dump`), JSONL, aligned text,
+//!   TSV, and the ALMA directory layout ([`read_layout`], [`write_layout`]).
+//! - [`gettext`]: `.mo`/`.po` parsing and [`gettext::import::import_gettext`].
 
+pub mod corpus;
+pub mod error;
+pub mod formats;
+pub mod gettext;
 pub mod prompt;
 
+pub use corpus::{Corpus, DirectionStats, Pair, Split};
+pub use error::{DataError, Location, Result};
+pub use formats::{read_layout, read_set, write_layout, write_set, Format};
 pub use prompt::{Example, PromptTemplate};
-
-/// One English-centric segment pair: the English text and its translation.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct Pair {
-    /// The non-English side.
-    pub xx: String,
-    /// The English side.
-    pub en: String,
-}
