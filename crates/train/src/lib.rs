@@ -6,3 +6,6 @@
 
 pub mod defaults;
 pub mod optim;
+pub mod loss;
+pub mod batching;
+pub mod sequences;
