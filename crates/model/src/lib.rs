@@ -1,4 +1,31 @@
 //! The model runtime: LLaMA-family and Gemma-3 decoders with LoRA, loaded from HF
 //! safetensors directories or GGUF files, tokenizers, and decoding (greedy, sampling, beam).
+//!
+//! - [`Model::load`] reads an HF directory or a `.gguf` file ([`LoadOptions`]: dtype, device,
+//!   quantized GGUF weights).
+//! - [`Model::attach_adapter`] / [`Model::new_adapter`] make PEFT LoRA adapters resident; a
+//!   request picks one by name ([`GenerationConfig::adapter`]).
+//! - [`generate`] decodes token-id prompts (greedy, sampling, HF-exact beam search).
+//! - [`Model::forward_train`] + [`Model::lm_logits`] + [`Model::lora_vars`] are the training
+//!   interface; every op on that path has a backward pass.
+//! - [`merge::save_merged`] folds an adapter into the base weights and writes an HF directory.
 
+pub mod arch;
+pub mod config;
+pub mod gemma3;
+pub mod generate;
+pub mod hf;
+pub mod llama;
+mod load_gguf;
+pub mod lora;
+pub mod merge;
+pub mod model;
+pub mod nn;
 pub mod weights;
+
+pub use config::{Arch, ModelConfig};
+pub use generate::{generate, EarlyStopping, Generation, GenerationConfig};
+pub use lora::{Ctx, LoraLinear};
+pub use model::{load_parts, LoadOptions, Model, ModelParts};
+pub use nn::KvCache;
+pub use weights::{Weight, WeightMap};

@@ -39,7 +39,10 @@ pub struct WeightMap {
 impl WeightMap {
     /// An empty map whose errors will name `origin` (usually a file or directory).
     pub fn new(origin: impl Into<String>) -> Self {
-        WeightMap { tensors: HashMap::new(), origin: origin.into() }
+        WeightMap {
+            tensors: HashMap::new(),
+            origin: origin.into(),
+        }
     }
 
     /// Adds or replaces a weight.
@@ -62,11 +65,19 @@ impl WeightMap {
         self.tensors.keys().map(String::as_str)
     }
 
+    /// Consumes the map, yielding every weight with its name.
+    pub fn into_weights(self) -> impl Iterator<Item = (String, Weight)> {
+        self.tensors.into_iter()
+    }
+
     /// Takes the weight `name`, checking its shape; errors name the file, the tensor and the
     /// expected shape.
     pub fn get(&self, name: &str, expected: &[usize]) -> anyhow::Result<Weight> {
         let w = self.tensors.get(name).ok_or_else(|| {
-            anyhow::anyhow!("{}: missing tensor {name} (expected shape {expected:?})", self.origin)
+            anyhow::anyhow!(
+                "{}: missing tensor {name} (expected shape {expected:?})",
+                self.origin
+            )
         })?;
         let dims = w.dims();
         anyhow::ensure!(

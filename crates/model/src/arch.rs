@@ -1,0 +1,140 @@
+//! What every architecture provides, and the parts they share (LM head, module naming).
+//!
+//! A new architecture is one file implementing [`Architecture`] plus one line in
+//! [`load_architecture`].
+
+use anyhow::Result;
+use candle_core::{DType, Tensor};
+
+use crate::config::{Arch, ModelConfig};
+use crate::lora::{Ctx, LoraLinear};
+use crate::nn::{Attention, Embedding, GatedMlp, KvCache, Layout};
+use crate::weights::WeightMap;
+
+/// A decoder-only language model.
+pub trait Architecture: Send + Sync {
+    /// The normalised configuration.
+    fn config(&self) -> &ModelConfig;
+
+    /// Runs the decoder on `ids` `[rows, q]` laid out as `layout`, appending to `cache`;
+    /// returns final-norm hidden states `[rows, q, hidden]`.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        layout: &Layout,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor>;
+
+    /// The LM head.
+    fn head(&self) -> &LmHead;
+
+    /// The LoRA-capable linear layers by HF module path (`model.layers.0.self_attn.q_proj`).
+    fn linears(&self) -> Vec<(String, &LoraLinear)>;
+
+    /// Mutable access to the same layers.
+    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)>;
+}
+
+/// Builds the architecture named by the config.
+pub fn load_architecture(
+    cfg: &ModelConfig,
+    w: &WeightMap,
+    dtype: DType,
+) -> Result<Box<dyn Architecture>> {
+    Ok(match cfg.arch {
+        Arch::Llama => Box::new(crate::llama::Llama::load(cfg, w, dtype)?),
+        Arch::Gemma3 => Box::new(crate::gemma3::Gemma3::load(cfg, w, dtype)?),
+    })
+}
+
+/// The output projection to vocabulary logits (tied to the embeddings or separate), with
+/// optional final tanh soft-capping.
+#[derive(Debug, Clone)]
+pub struct LmHead {
+    proj: LoraLinear,
+    softcap: Option<f64>,
+}
+
+impl LmHead {
+    /// `lm_head.weight`, or the embedding matrix when tied.
+    pub fn load(w: &WeightMap, cfg: &ModelConfig, embed: &Embedding, dtype: DType) -> Result<Self> {
+        let weight = if cfg.tie_word_embeddings {
+            embed.weight().clone()
+        } else {
+            w.get("lm_head.weight", &[cfg.vocab_size, cfg.hidden_size])?
+        };
+        Ok(LmHead {
+            proj: LoraLinear::new(weight, None, dtype)?,
+            softcap: cfg.final_softcap,
+        })
+    }
+
+    /// f32 logits for hidden states `[…, hidden]`.
+    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let logits = self
+            .proj
+            .forward(hidden, &Ctx::default())?
+            .to_dtype(DType::F32)?;
+        match self.softcap {
+            Some(c) => Ok(((logits / c)?.tanh()? * c)?),
+            None => Ok(logits),
+        }
+    }
+
+    /// The projection layer.
+    pub fn linear(&self) -> &LoraLinear {
+        &self.proj
+    }
+}
+
+fn block_names(i: usize) -> [String; 7] {
+    let p = format!("model.layers.{i}");
+    [
+        format!("{p}.self_attn.q_proj"),
+        format!("{p}.self_attn.k_proj"),
+        format!("{p}.self_attn.v_proj"),
+        format!("{p}.self_attn.o_proj"),
+        format!("{p}.mlp.gate_proj"),
+        format!("{p}.mlp.up_proj"),
+        format!("{p}.mlp.down_proj"),
+    ]
+}
+
+/// Appends a standard block's seven projections with their HF names.
+pub fn push_block_linears<'a>(
+    out: &mut Vec<(String, &'a LoraLinear)>,
+    i: usize,
+    a: &'a Attention,
+    m: &'a GatedMlp,
+) {
+    let layers = [
+        &a.q_proj,
+        &a.k_proj,
+        &a.v_proj,
+        &a.o_proj,
+        &m.gate_proj,
+        &m.up_proj,
+        &m.down_proj,
+    ];
+    out.extend(block_names(i).into_iter().zip(layers));
+}
+
+/// Mutable twin of [`push_block_linears`].
+pub fn push_block_linears_mut<'a>(
+    out: &mut Vec<(String, &'a mut LoraLinear)>,
+    i: usize,
+    a: &'a mut Attention,
+    m: &'a mut GatedMlp,
+) {
+    let layers = [
+        &mut a.q_proj,
+        &mut a.k_proj,
+        &mut a.v_proj,
+        &mut a.o_proj,
+        &mut m.gate_proj,
+        &mut m.up_proj,
+        &mut m.down_proj,
+    ];
+    out.extend(block_names(i).into_iter().zip(layers));
+}

@@ -1,0 +1,491 @@
+//! Decoding: greedy, sampling (temperature, top-k, top-p, seed) and beam search with the
+//! semantics of HF transformers' `generate` (5.x `_beam_search`): top `max(2, 1 + n_eos)·beams`
+//! candidates per step, hypotheses finished by EOS or by `max_new_tokens` scored by
+//! `sum_logprobs / new_len^length_penalty` (`new_len` counts generated tokens, EOS included),
+//! `early_stopping` true / false (HF's heuristic) / "never".
+//!
+//! Each prompt is prefilled once on its own (no padding, the LM head only on its last
+//! position), its cache is copied to its beams, and all prompts of a batch are then decoded
+//! together, rows left-padded and masked, each at its own positions, so batched results are
+//! those of decoding each prompt alone.
+
+use anyhow::{bail, ensure, Result};
+use candle_core::Tensor;
+use rand::{Rng, SeedableRng};
+
+use crate::model::Model;
+use crate::nn::KvCache;
+
+/// HF's `early_stopping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// Stop a prompt as soon as `num_beams` hypotheses are finished.
+    True,
+    /// HF's default heuristic: stop when the best running beam, scored at the current length,
+    /// cannot beat the worst finished hypothesis.
+    #[default]
+    False,
+    /// Canonical beam search: with a positive length penalty, assume running beams may reach
+    /// `max_new_tokens`.
+    Never,
+}
+
+/// Decoding settings (HF `GenerationConfig` names and defaults).
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    /// Upper bound on generated tokens (EOS included).
+    pub max_new_tokens: usize,
+    /// Beams; 1 = greedy or sampling.
+    pub num_beams: usize,
+    /// Sample instead of taking the argmax (only with `num_beams == 1`).
+    pub do_sample: bool,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Nucleus sampling mass (1.0 = off).
+    pub top_p: f64,
+    /// Keep only the k most likely tokens when sampling (0 = off).
+    pub top_k: usize,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// Beam-score length exponent.
+    pub length_penalty: f64,
+    /// Beam stopping rule.
+    pub early_stopping: EarlyStopping,
+    /// EOS ids; `None` = the model's (generation_config.json, then config.json).
+    pub eos_token_ids: Option<Vec<u32>>,
+    /// Adapter applied to these requests (`None` = base model).
+    pub adapter: Option<String>,
+    /// Prompts decoded together.
+    pub batch_size: usize,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 256,
+            num_beams: 1,
+            do_sample: false,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            eos_token_ids: None,
+            adapter: None,
+            batch_size: 8,
+        }
+    }
+}
+
+/// The result for one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The prompt's token ids.
+    pub prompt_ids: Vec<u32>,
+    /// Generated tokens, EOS included if produced.
+    pub token_ids: Vec<u32>,
+    /// Beam score (`sum_logprobs / len^length_penalty`); sum of log-probabilities otherwise.
+    pub score: f64,
+}
+
+/// Decodes every prompt (token ids) and returns one [`Generation`] per prompt, in order.
+/// `on_done` is called with the number of prompts finished so far.
+pub fn generate(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<Vec<Generation>> {
+    ensure!(cfg.num_beams >= 1, "num_beams must be at least 1");
+    ensure!(cfg.batch_size >= 1, "batch_size must be at least 1");
+    if cfg.do_sample && cfg.num_beams > 1 {
+        bail!("beam sampling (do_sample with num_beams > 1) is not supported");
+    }
+    if cfg.do_sample {
+        ensure!(
+            cfg.temperature > 0.0,
+            "temperature must be positive when sampling"
+        );
+    }
+    model.check_adapter(cfg.adapter.as_deref())?;
+    let eos = cfg
+        .eos_token_ids
+        .clone()
+        .unwrap_or_else(|| model.eos_token_ids().to_vec());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let mut out = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(cfg.batch_size) {
+        for p in chunk {
+            ensure!(!p.is_empty(), "empty prompt (no tokens)");
+        }
+        let results = decode_batch(model, chunk, cfg, &eos, &mut rng)?;
+        out.extend(results);
+        on_done(out.len());
+    }
+    Ok(out)
+}
+
+/// Per-prompt search state.
+enum Search {
+    Single(SingleState),
+    Beam(BeamState),
+}
+
+struct SingleState {
+    tokens: Vec<u32>,
+    score: f64,
+    done: bool,
+}
+
+#[derive(Clone)]
+struct Hyp {
+    tokens: Vec<u32>,
+    score: f32,
+}
+
+struct BeamState {
+    running: Vec<Hyp>,
+    finished: Vec<Hyp>,
+    heuristic_unsatisfied: bool,
+    done: bool,
+}
+
+/// What a prompt wants next: (row of the previous step to continue from, token) per row.
+type Continuations = Vec<(usize, u32)>;
+
+fn decode_batch(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    eos: &[u32],
+    rng: &mut rand::rngs::StdRng,
+) -> Result<Vec<Generation>> {
+    let adapter = cfg.adapter.as_deref();
+    let width = cfg.num_beams;
+    // Prefill each prompt alone.
+    let mut caches = Vec::with_capacity(prompts.len());
+    let mut first_logits = Vec::with_capacity(prompts.len());
+    for p in prompts {
+        let mut cache = model.new_cache(1);
+        let logits = model.step(std::slice::from_ref(p), &mut cache, adapter)?;
+        caches.push(cache);
+        first_logits.push(logits);
+    }
+    let mut states: Vec<Search> = prompts
+        .iter()
+        .map(|_| {
+            if width == 1 {
+                Search::Single(SingleState {
+                    tokens: Vec::new(),
+                    score: 0.0,
+                    done: false,
+                })
+            } else {
+                let mut running = vec![
+                    Hyp {
+                        tokens: Vec::new(),
+                        score: -1e9
+                    };
+                    width
+                ];
+                running[0].score = 0.0;
+                Search::Beam(BeamState {
+                    running,
+                    finished: Vec::new(),
+                    heuristic_unsatisfied: true,
+                    done: false,
+                })
+            }
+        })
+        .collect();
+    let mut cache = KvCache::stack(&caches)?;
+    drop(caches);
+    // Rows of the current logits: (prompt, beam) pairs.
+    let mut row_owner: Vec<usize> = (0..prompts.len()).collect();
+    let mut logits = Tensor::cat(&first_logits, 0)?;
+    let mut step = 0usize;
+    loop {
+        step += 1;
+        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let mut next_idx = Vec::new();
+        let mut next_tok = Vec::new();
+        let mut next_owner = Vec::new();
+        let mut r = 0;
+        while r < rows.len() {
+            let prompt = row_owner[r];
+            // At step 1 a beam prompt has one row (the prefill) standing for all its beams.
+            let n = match (&states[prompt], step) {
+                (Search::Beam(_), 1) | (Search::Single(_), _) => 1,
+                (Search::Beam(_), _) => width,
+            };
+            let group: Vec<&[f32]> = (r..r + n).map(|i| rows[i].as_slice()).collect();
+            let conts = match &mut states[prompt] {
+                Search::Single(s) => single_step(s, group[0], cfg, eos, step, rng),
+                Search::Beam(b) => {
+                    let group = if n == 1 { vec![group[0]; width] } else { group };
+                    beam_step(b, &group, cfg, eos, step)
+                }
+            };
+            for (src, tok) in conts {
+                next_idx.push(r + if n == 1 { 0 } else { src });
+                next_tok.push(vec![tok]);
+                next_owner.push(prompt);
+            }
+            r += n;
+        }
+        if next_idx.is_empty() {
+            break;
+        }
+        let identity =
+            next_idx.len() == row_owner.len() && next_idx.iter().enumerate().all(|(i, &j)| i == j);
+        if !identity {
+            cache = cache.select_rows(&next_idx)?;
+            cache.trim_padding()?;
+        }
+        row_owner = next_owner;
+        logits = model.step(&next_tok, &mut cache, adapter)?;
+    }
+    Ok(prompts
+        .iter()
+        .zip(states)
+        .map(|(p, s)| {
+            let (token_ids, score) = match s {
+                Search::Single(s) => (s.tokens, s.score),
+                Search::Beam(b) => {
+                    let best = b
+                        .finished
+                        .into_iter()
+                        .next()
+                        .expect("beam search always finishes hypotheses");
+                    (best.tokens, best.score as f64)
+                }
+            };
+            Generation {
+                prompt_ids: p.clone(),
+                token_ids,
+                score,
+            }
+        })
+        .collect())
+}
+
+/// Greedy / sampling step for one prompt; returns the continuation (empty when done).
+fn single_step(
+    s: &mut SingleState,
+    logits: &[f32],
+    cfg: &GenerationConfig,
+    eos: &[u32],
+    step: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> Continuations {
+    let lp = log_softmax(logits);
+    let tok = if cfg.do_sample {
+        sample(logits, cfg, rng)
+    } else {
+        argmax(logits)
+    };
+    s.tokens.push(tok);
+    s.score += lp[tok as usize] as f64;
+    s.done = eos.contains(&tok) || step >= cfg.max_new_tokens;
+    if s.done {
+        Vec::new()
+    } else {
+        vec![(0, tok)]
+    }
+}
+
+/// One HF beam-search step for one prompt; returns the running beams' continuations
+/// (source beam, token), or nothing once the prompt is done.
+fn beam_step(
+    b: &mut BeamState,
+    rows: &[&[f32]],
+    cfg: &GenerationConfig,
+    eos: &[u32],
+    step: usize,
+) -> Continuations {
+    let nb = cfg.num_beams;
+    let keep = (1 + eos.len()).max(2) * nb;
+    let at_max = step >= cfg.max_new_tokens;
+    // Candidates: (accumulated score, beam, token), best first.
+    let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(keep * nb);
+    for (beam, row) in rows.iter().enumerate() {
+        let lp = log_softmax(row);
+        let base = b.running[beam].score;
+        for (tok, v) in top_k(&lp, keep) {
+            cands.push((v + base, beam, tok));
+        }
+    }
+    // Ties: lower flattened index (beam·vocab + token) first.
+    cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    cands.truncate(keep);
+    let hits = |tok: u32| at_max || eos.contains(&tok);
+    // Finished hypotheses: only among the top `nb` candidates.
+    let full = b.finished.len() == nb && cfg.early_stopping == EarlyStopping::True;
+    if b.heuristic_unsatisfied && !full {
+        let len_pen = (step as f32).powf(cfg.length_penalty as f32);
+        for &(score, beam, tok) in cands.iter().take(nb) {
+            if hits(tok) {
+                let mut tokens = b.running[beam].tokens.clone();
+                tokens.push(tok);
+                b.finished.push(Hyp {
+                    tokens,
+                    score: score / len_pen,
+                });
+            }
+        }
+        // Stable: earlier (older) hypotheses win ties.
+        b.finished.sort_by(|x, y| y.score.total_cmp(&x.score));
+        b.finished.truncate(nb);
+    }
+    // Running beams for the next step: best non-finished candidates.
+    let mut next: Vec<(f32, usize, u32)> = cands
+        .iter()
+        .copied()
+        .filter(|c| !hits(c.2))
+        .take(nb)
+        .collect();
+    if next.len() < nb {
+        // HF would continue with finished candidates pushed to -1e9; only possible at the end.
+        next.extend(
+            cands
+                .iter()
+                .copied()
+                .filter(|c| hits(c.2))
+                .map(|(s, be, t)| (s - 1e9, be, t))
+                .take(nb - next.len()),
+        );
+    }
+    let new_running: Vec<Hyp> = next
+        .iter()
+        .map(|&(score, beam, tok)| {
+            let mut tokens = b.running[beam].tokens.clone();
+            tokens.push(tok);
+            Hyp { tokens, score }
+        })
+        .collect();
+    b.running = new_running;
+    // Stopping rules (evaluated with cur_len advanced by one).
+    if b.heuristic_unsatisfied {
+        let denom_len = if cfg.early_stopping == EarlyStopping::Never && cfg.length_penalty > 0.0 {
+            cfg.max_new_tokens
+        } else {
+            step
+        };
+        let best_possible = b.running[0].score / (denom_len as f32).powf(cfg.length_penalty as f32);
+        let all_finished = b.finished.len() == nb;
+        let worst = b
+            .finished
+            .iter()
+            .map(|h| h.score)
+            .fold(f32::INFINITY, f32::min);
+        b.heuristic_unsatisfied = !all_finished || best_possible > worst;
+    }
+    let all_finished = b.finished.len() == nb;
+    let all_hit = cands.iter().all(|c| hits(c.2));
+    b.done = !b.heuristic_unsatisfied
+        || (all_finished && cfg.early_stopping == EarlyStopping::True)
+        || all_hit;
+    if b.done {
+        Vec::new()
+    } else {
+        next.iter().map(|&(_, beam, tok)| (beam, tok)).collect()
+    }
+}
+
+/// `log_softmax` in f32, as torch computes it (x − max − log Σ exp(x − max)).
+fn log_softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+    let lse = sum.ln();
+    x.iter().map(|v| v - max - lse).collect()
+}
+
+/// First index of the maximum (torch.argmax semantics).
+fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in x.iter().enumerate() {
+        if *v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The `k` largest values with their indices, best first (lower index first on ties).
+fn top_k(x: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &v) in x.iter().enumerate() {
+        if top.len() == k && v <= top[k - 1].1 {
+            continue;
+        }
+        let pos = top.partition_point(|&(_, t)| t >= v);
+        top.insert(pos, (i as u32, v));
+        top.truncate(k);
+    }
+    top
+}
+
+/// Samples a token after temperature, top-k and top-p warping (HF's order).
+fn sample(logits: &[f32], cfg: &GenerationConfig, rng: &mut rand::rngs::StdRng) -> u32 {
+    let scaled: Vec<f32> = logits.iter().map(|v| v / cfg.temperature as f32).collect();
+    let mut order: Vec<(u32, f32)> = if cfg.top_k > 0 {
+        top_k(&scaled, cfg.top_k.min(scaled.len()))
+    } else {
+        let mut all: Vec<(u32, f32)> = scaled
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as u32, v))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all
+    };
+    let max = order[0].1;
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|&(_, v)| ((v - max) as f64).exp())
+        .collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    if cfg.top_p < 1.0 {
+        // Keep the smallest prefix whose mass reaches top_p (at least one token).
+        let mut mass = 0.0;
+        let mut keep = 0;
+        for p in &probs {
+            keep += 1;
+            mass += p;
+            if mass >= cfg.top_p {
+                break;
+            }
+        }
+        order.truncate(keep);
+        probs.truncate(keep);
+    }
+    let total: f64 = probs.iter().sum();
+    let mut u = rng.gen::<f64>() * total;
+    for (i, p) in probs.iter().enumerate() {
+        if u < *p {
+            return order[i].0;
+        }
+        u -= p;
+    }
+    order[order.len() - 1].0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_and_breaks_ties_by_index() {
+        let x = [0.5, 2.0, -1.0, 2.0, 1.0];
+        assert_eq!(top_k(&x, 3), vec![(1, 2.0), (3, 2.0), (4, 1.0)]);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let lp = log_softmax(&[1.0, 2.0, 3.0]);
+        let s: f32 = lp.iter().map(|v| v.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-6);
+    }
+}

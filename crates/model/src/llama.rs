@@ -1,0 +1,152 @@
+//! The LLaMA family (`LlamaForCausalLM`: LLaMA-2/3, SmolLM2): pre-norm decoder with GQA,
+//! RoPE (default, linear, llama3 scaling), RMSNorm and SwiGLU, tied or untied LM head.
+//! Reference: transformers `models/llama/modeling_llama.py`.
+
+use anyhow::Result;
+use candle_core::{DType, Tensor};
+
+use crate::arch::{Architecture, LmHead};
+use crate::config::ModelConfig;
+use crate::lora::{Ctx, LoraLinear};
+use crate::nn::{
+    Activation, Attention, AttentionSpec, Embedding, GatedMlp, KvCache, Layout, RmsNorm,
+    StepTensors,
+};
+use crate::weights::WeightMap;
+
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: GatedMlp,
+}
+
+/// A loaded LLaMA-family model.
+pub struct Llama {
+    cfg: ModelConfig,
+    embed: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    head: LmHead,
+}
+
+impl Llama {
+    /// Builds the model from HF-named weights.
+    pub fn load(cfg: &ModelConfig, w: &WeightMap, dtype: DType) -> Result<Self> {
+        let (hd, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        let spec = AttentionSpec {
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            hidden: hd,
+            scale: cfg.attn_scale,
+            softcap: cfg.attn_softcap,
+            bias: cfg.attention_bias,
+            qk_norm_eps: None,
+            dtype,
+        };
+        let layers = (0..cfg.num_layers)
+            .map(|i| {
+                let p = format!("model.layers.{i}");
+                Ok(Block {
+                    input_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.input_layernorm.weight"),
+                        hd,
+                        eps,
+                        false,
+                    )?,
+                    self_attn: Attention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        &spec,
+                        i,
+                        &cfg.layers[i],
+                    )?,
+                    post_attention_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        hd,
+                        eps,
+                        false,
+                    )?,
+                    mlp: GatedMlp::load(
+                        w,
+                        &format!("{p}.mlp"),
+                        hd,
+                        cfg.intermediate_size,
+                        cfg.mlp_bias,
+                        Activation::Silu,
+                        dtype,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let embed = Embedding::load(
+            w,
+            "model.embed_tokens.weight",
+            cfg.vocab_size,
+            hd,
+            None,
+            dtype,
+        )?;
+        let head = LmHead::load(w, cfg, &embed, dtype)?;
+        let norm = RmsNorm::load(w, "model.norm.weight", hd, eps, false)?;
+        Ok(Llama {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            head,
+        })
+    }
+}
+
+impl Architecture for Llama {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn forward(
+        &self,
+        ids: &Tensor,
+        layout: &Layout,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let step = StepTensors::new(layout, &self.cfg.layers, self.cfg.head_dim, ids.device())?;
+        let mut x = self.embed.forward(ids)?;
+        for b in &self.layers {
+            let h = b
+                .self_attn
+                .forward(&b.input_layernorm.forward(&x, ctx)?, &step, cache, ctx)?;
+            x = (x + h)?;
+            let h = b
+                .mlp
+                .forward(&b.post_attention_layernorm.forward(&x, ctx)?, ctx)?;
+            x = (x + h)?;
+        }
+        cache.commit(layout);
+        self.norm.forward(&x, ctx)
+    }
+
+    fn head(&self) -> &LmHead {
+        &self.head
+    }
+
+    fn linears(&self) -> Vec<(String, &LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.layers.iter().enumerate() {
+            crate::arch::push_block_linears(&mut out, i, &b.self_attn, &b.mlp);
+        }
+        out
+    }
+
+    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.layers.iter_mut().enumerate() {
+            crate::arch::push_block_linears_mut(&mut out, i, &mut b.self_attn, &mut b.mlp);
+        }
+        out
+    }
+}

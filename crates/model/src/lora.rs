@@ -1,0 +1,195 @@
+//! The LoRA-aware linear layer shared by every architecture.
+//!
+//! `y = x·Wᵀ + b + Σ B·A·dropout(x)·scaling` for the adapter chosen by the forward
+//! [`Ctx`], PEFT's formula. The base weight is dense or quantized (GGUF k-quants through
+//! candle's `QMatMul`); adapters are `Var`s so they can be trained.
+
+use anyhow::{ensure, Context, Result};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Tensor, Var};
+use std::sync::Arc;
+
+use crate::weights::Weight;
+
+/// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ctx<'a> {
+    /// Training mode: LoRA dropout is applied and only differentiable ops are used.
+    pub train: bool,
+    /// Name of the adapter to apply, if any.
+    pub adapter: Option<&'a str>,
+}
+
+/// One resident adapter's matrices on one layer.
+#[derive(Debug, Clone)]
+pub struct LoraWeights {
+    /// Adapter name.
+    pub name: String,
+    /// `lora_A`, shape `[r, in]`.
+    pub a: Var,
+    /// `lora_B`, shape `[out, r]`.
+    pub b: Var,
+    /// `alpha / r` (or `alpha / √r` for rsLoRA).
+    pub scaling: f64,
+    /// Dropout probability on the adapter input at train time.
+    pub dropout: f32,
+}
+
+/// The base weight of a linear layer.
+#[derive(Debug, Clone)]
+enum Base {
+    Dense(Tensor),
+    Quantized(QMatMul, Arc<QTensor>),
+}
+
+/// A linear layer (`[out, in]` weight, optional bias) with any number of resident LoRA adapters.
+#[derive(Debug, Clone)]
+pub struct LoraLinear {
+    base: Base,
+    bias: Option<Tensor>,
+    adapters: Vec<LoraWeights>,
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl LoraLinear {
+    /// Builds a layer from a weight (`[out, in]`) and optional bias; dense weights are cast to
+    /// `dtype`.
+    pub fn new(weight: Weight, bias: Option<Tensor>, dtype: DType) -> Result<Self> {
+        let dims = weight.dims();
+        ensure!(dims.len() == 2, "linear weight must be 2-D, got {dims:?}");
+        let base = match weight {
+            Weight::Dense(t) => Base::Dense(t.to_dtype(dtype)?),
+            Weight::Quantized(q) => Base::Quantized(QMatMul::from_arc(q.clone())?, q),
+        };
+        let bias = bias.map(|b| b.to_dtype(dtype)).transpose()?;
+        Ok(LoraLinear {
+            base,
+            bias,
+            adapters: Vec::new(),
+            in_dim: dims[1],
+            out_dim: dims[0],
+        })
+    }
+
+    /// Input features.
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    /// Output features.
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// The base weight as a dense tensor (dequantized if needed), `[out, in]`.
+    pub fn dense_weight(&self) -> Result<Tensor> {
+        Ok(match &self.base {
+            Base::Dense(t) => t.clone(),
+            Base::Quantized(_, q) => q.dequantize(&q.device())?,
+        })
+    }
+
+    /// The bias, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Adds (or replaces) an adapter; `a` must be `[r, in]` and `b` `[out, r]`.
+    pub fn attach(&mut self, lora: LoraWeights) -> Result<()> {
+        let (ad, bd) = (lora.a.dims(), lora.b.dims());
+        ensure!(
+            ad.len() == 2
+                && bd.len() == 2
+                && ad[1] == self.in_dim
+                && bd[0] == self.out_dim
+                && ad[0] == bd[1],
+            "adapter `{}` has lora_A {ad:?} and lora_B {bd:?}, expected [r, {}] and [{}, r]",
+            lora.name,
+            self.in_dim,
+            self.out_dim
+        );
+        self.adapters.retain(|l| l.name != lora.name);
+        self.adapters.push(lora);
+        Ok(())
+    }
+
+    /// Removes an adapter; returns whether it was there.
+    pub fn detach(&mut self, name: &str) -> bool {
+        let before = self.adapters.len();
+        self.adapters.retain(|l| l.name != name);
+        before != self.adapters.len()
+    }
+
+    /// The adapter of that name on this layer.
+    pub fn adapter(&self, name: &str) -> Option<&LoraWeights> {
+        self.adapters.iter().find(|l| l.name == name)
+    }
+
+    /// `B·A·scaling` of an adapter (`[out, in]`, f32), PEFT's `get_delta_weight`.
+    pub fn delta_weight(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(l) = self.adapter(name) else {
+            return Ok(None);
+        };
+        let b = l.b.as_tensor().to_dtype(DType::F32)?;
+        let a = l.a.as_tensor().to_dtype(DType::F32)?;
+        Ok(Some((b.matmul(&a)? * l.scaling)?))
+    }
+
+    /// Folds an adapter into a dense copy of the base weight (PEFT's `merge_and_unload`) and
+    /// returns the merged weight in `dtype`.
+    pub fn merged_weight(&self, name: &str, dtype: DType) -> Result<Tensor> {
+        let w = self.dense_weight()?;
+        let merged = match self.delta_weight(name)? {
+            Some(d) => (w.to_dtype(DType::F32)? + d)?,
+            None => w,
+        };
+        Ok(merged.to_dtype(dtype)?)
+    }
+
+    /// Applies the layer to `x` (`[…, in]`).
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let y = self.forward_base(x)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let Some(l) = ctx.adapter.and_then(|n| self.adapter(n)) else {
+            return Ok(y);
+        };
+        let xin = x.to_dtype(l.a.dtype())?;
+        let xin = if ctx.train && l.dropout > 0.0 {
+            candle_nn::ops::dropout(&xin, l.dropout)?
+        } else {
+            xin
+        };
+        let low = matmul_t(&xin, l.a.as_tensor())?;
+        let up = (matmul_t(&low, l.b.as_tensor())? * l.scaling)?;
+        let up = up.to_dtype(y.dtype())?;
+        Ok((y + up)?)
+    }
+
+    fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.base {
+            Base::Dense(w) => matmul_t(&x.to_dtype(w.dtype())?, w),
+            Base::Quantized(q, _) => {
+                use candle_core::Module;
+                let x32 = x.to_dtype(DType::F32)?;
+                Ok(q.forward(&x32)
+                    .context("quantized matmul")?
+                    .to_dtype(x.dtype())?)
+            }
+        }
+    }
+}
+
+/// `x · wᵀ` for `x` of any rank ≥ 2 and a 2-D `w`, flattening leading dims for one GEMM.
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let (lead, k) = dims.split_at(dims.len() - 1);
+    let rows: usize = lead.iter().product();
+    let y = x.reshape((rows, k[0]))?.matmul(&w.t()?)?;
+    let mut out = lead.to_vec();
+    out.push(w.dim(0)?);
+    Ok(y.reshape(out)?)
+}

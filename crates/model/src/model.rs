@@ -1,0 +1,447 @@
+//! [`Model`]: a loaded architecture with its tokenizer, resident LoRA adapters and the
+//! entry points used by decoding and training.
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use datm_adapter::{Adapter, LoraConfig, LoraPair};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::arch::{load_architecture, Architecture};
+use crate::config::{token_ids, ModelConfig};
+use crate::lora::{Ctx, LoraLinear, LoraWeights};
+use crate::nn::{KvCache, Layout};
+use crate::weights::{Weight, WeightMap};
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype for dense weights; `None` = f32.
+    pub dtype: Option<DType>,
+    /// Where the weights live.
+    pub device: Device,
+    /// Keep GGUF quantized weights quantized (fast `QMatMul`); `false` dequantizes them to
+    /// `dtype` for exact work (and for training).
+    pub quantized: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dtype: None,
+            device: Device::Cpu,
+            quantized: true,
+        }
+    }
+}
+
+/// Everything a loader produces before the architecture is built.
+pub struct ModelParts {
+    /// HF-style `config.json`.
+    pub config: Value,
+    /// HF-named weights.
+    pub weights: WeightMap,
+    /// The tokenizer, if the source has one.
+    pub tokenizer: Option<tokenizers::Tokenizer>,
+    /// `generation_config.json`, if present.
+    pub generation_config: Option<Value>,
+}
+
+/// Reads an HF model directory (or, through the GGUF module, a `.gguf` file) without building
+/// the model.
+pub fn load_parts(path: &Path, device: &Device) -> Result<ModelParts> {
+    if path.is_dir() {
+        let config = crate::hf::read_json(&path.join("config.json"))?;
+        let files = crate::hf::safetensors_files(path)?;
+        let weights = crate::hf::load_safetensors(&files, device, &path.display().to_string())?;
+        let tok_path = path.join("tokenizer.json");
+        let tokenizer = if tok_path.exists() {
+            Some(
+                tokenizers::Tokenizer::from_file(&tok_path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?,
+            )
+        } else {
+            None
+        };
+        let gen_path = path.join("generation_config.json");
+        let generation_config = if gen_path.exists() {
+            Some(crate::hf::read_json(&gen_path)?)
+        } else {
+            None
+        };
+        return Ok(ModelParts {
+            config,
+            weights,
+            tokenizer,
+            generation_config,
+        });
+    }
+    if path.extension().is_some_and(|e| e == "gguf") {
+        return crate::load_gguf::load(path, device);
+    }
+    if !path.exists() {
+        bail!("{}: no such model directory or file", path.display());
+    }
+    bail!(
+        "{}: expected an HF model directory or a .gguf file",
+        path.display()
+    )
+}
+
+/// A loaded model: architecture, tokenizer, generation defaults and LoRA adapters.
+pub struct Model {
+    arch: Box<dyn Architecture>,
+    raw_config: Value,
+    tokenizer: Option<tokenizers::Tokenizer>,
+    eos_token_ids: Vec<u32>,
+    adapters: BTreeMap<String, LoraConfig>,
+    active: Option<String>,
+    dtype: DType,
+    device: Device,
+    source: PathBuf,
+}
+
+impl Model {
+    /// Loads an HF directory or a `.gguf` file.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        let parts = load_parts(path, &opts.device)?;
+        Model::from_parts(parts, opts, path)
+            .with_context(|| format!("cannot load model {}", path.display()))
+    }
+
+    /// Builds a model from loaded parts; `source` names it in messages.
+    pub fn from_parts(parts: ModelParts, opts: &LoadOptions, source: &Path) -> Result<Model> {
+        let origin = source.join("config.json").display().to_string();
+        let cfg = ModelConfig::from_json(&parts.config, &origin)?;
+        let dtype = opts.dtype.unwrap_or(DType::F32);
+        let weights = prepare_weights(parts.weights, opts.quantized, dtype)?;
+        let arch = load_architecture(&cfg, &weights, dtype)?;
+        let gen_eos = parts
+            .generation_config
+            .as_ref()
+            .map(|g| token_ids(g.get("eos_token_id")))
+            .unwrap_or_default();
+        let eos_token_ids = if gen_eos.is_empty() {
+            cfg.eos_token_ids.clone()
+        } else {
+            gen_eos
+        };
+        Ok(Model {
+            arch,
+            raw_config: parts.config,
+            tokenizer: parts.tokenizer,
+            eos_token_ids,
+            adapters: BTreeMap::new(),
+            active: None,
+            dtype,
+            device: opts.device.clone(),
+            source: source.to_path_buf(),
+        })
+    }
+
+    /// The normalised configuration.
+    pub fn config(&self) -> &ModelConfig {
+        self.arch.config()
+    }
+
+    /// The `config.json` as loaded.
+    pub fn raw_config(&self) -> &Value {
+        &self.raw_config
+    }
+
+    /// Where the model came from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The tokenizer (an error if the model came without one).
+    pub fn tokenizer(&self) -> Result<&tokenizers::Tokenizer> {
+        self.tokenizer
+            .as_ref()
+            .with_context(|| format!("{}: model has no tokenizer", self.source.display()))
+    }
+
+    /// End-of-sequence ids (`generation_config.json` first, then `config.json`).
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_token_ids
+    }
+
+    /// Compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Attaches a PEFT adapter under `name` (replacing one of that name), refusing adapters
+    /// whose modules or shapes do not fit this model.
+    pub fn attach_adapter(&mut self, name: &str, adapter: &Adapter) -> Result<()> {
+        let shapes: BTreeMap<String, (usize, usize)> = self
+            .arch
+            .linears()
+            .into_iter()
+            .map(|(n, l)| (n, (l.out_dim(), l.in_dim())))
+            .collect();
+        adapter.check_against(|m| shapes.get(m).copied())?;
+        ensure!(
+            !adapter.modules.is_empty(),
+            "adapter `{name}` has no LoRA modules"
+        );
+        let dropout = adapter.config.lora_dropout as f32;
+        let device = self.device.clone();
+        self.detach_adapter(name);
+        for (module, lin) in self.arch.linears_mut() {
+            let Some(pair) = adapter.modules.get(&module) else {
+                continue;
+            };
+            lin.attach(LoraWeights {
+                name: name.to_string(),
+                a: Var::from_tensor(&pair.a.to_device(&device)?.to_dtype(DType::F32)?)?,
+                b: Var::from_tensor(&pair.b.to_device(&device)?.to_dtype(DType::F32)?)?,
+                scaling: adapter.scaling_for(&module),
+                dropout,
+            })?;
+        }
+        self.adapters
+            .insert(name.to_string(), adapter.config.clone());
+        Ok(())
+    }
+
+    /// Creates a fresh trainable adapter as PEFT initialises one (A Kaiming-uniform, B zero)
+    /// on every module `config` targets; `seed` makes A reproducible.
+    pub fn new_adapter(&mut self, name: &str, config: &LoraConfig, seed: u64) -> Result<()> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut modules = BTreeMap::new();
+        for (module, lin) in self.arch.linears() {
+            if !config.target_matches(&module) {
+                continue;
+            }
+            let r = config.rank_for(&module);
+            let bound = 1.0 / (lin.in_dim() as f64).sqrt();
+            let a: Vec<f32> = (0..r * lin.in_dim())
+                .map(|_| rng.gen_range(-bound..bound) as f32)
+                .collect();
+            let a = Tensor::from_vec(a, (r, lin.in_dim()), &Device::Cpu)?;
+            let b = Tensor::zeros((lin.out_dim(), r), DType::F32, &Device::Cpu)?;
+            modules.insert(module, LoraPair { a, b });
+        }
+        ensure!(
+            !modules.is_empty(),
+            "adapter config targets no module of this model"
+        );
+        self.attach_adapter(name, &Adapter::new(config.clone(), modules)?)
+    }
+
+    /// Removes an adapter from every layer; returns whether it was resident.
+    pub fn detach_adapter(&mut self, name: &str) -> bool {
+        for (_, lin) in self.arch.linears_mut() {
+            lin.detach(name);
+        }
+        if self.active.as_deref() == Some(name) {
+            self.active = None;
+        }
+        self.adapters.remove(name).is_some()
+    }
+
+    /// Names of the resident adapters.
+    pub fn adapter_names(&self) -> Vec<String> {
+        self.adapters.keys().cloned().collect()
+    }
+
+    /// Chooses the adapter used by [`Model::forward_train`] and by default in generation.
+    pub fn set_active_adapter(&mut self, name: Option<&str>) -> Result<()> {
+        if let Some(n) = name {
+            ensure!(
+                self.adapters.contains_key(n),
+                "no adapter named `{n}` is attached"
+            );
+        }
+        self.active = name.map(str::to_string);
+        Ok(())
+    }
+
+    /// The active adapter.
+    pub fn active_adapter(&self) -> Option<&str> {
+        self.active.as_deref()
+    }
+
+    /// The trainable LoRA variables of an adapter, by PEFT tensor name
+    /// (`base_model.model.{module}.lora_A.weight`), in module order.
+    pub fn lora_vars(&self, name: &str) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (module, lin) in self.arch.linears() {
+            if let Some(l) = lin.adapter(name) {
+                out.push((
+                    format!("base_model.model.{module}.lora_A.weight"),
+                    l.a.clone(),
+                ));
+                out.push((
+                    format!("base_model.model.{module}.lora_B.weight"),
+                    l.b.clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// A snapshot of a resident adapter in PEFT form (for saving after training).
+    pub fn export_adapter(&self, name: &str) -> Result<Adapter> {
+        let config = self
+            .adapters
+            .get(name)
+            .with_context(|| format!("no adapter named `{name}` is attached"))?;
+        let mut modules = BTreeMap::new();
+        for (module, lin) in self.arch.linears() {
+            if let Some(l) = lin.adapter(name) {
+                let a = l.a.as_tensor().to_device(&Device::Cpu)?.copy()?;
+                let b = l.b.as_tensor().to_device(&Device::Cpu)?.copy()?;
+                modules.insert(module, LoraPair { a, b });
+            }
+        }
+        Adapter::new(config.clone(), modules)
+    }
+
+    /// Training forward pass: `input_ids` and `attention_mask` `[batch, len]` (mask 1 = token,
+    /// 0 = padding; positions are `0..len` as in an HF forward without `position_ids`).
+    /// Returns final hidden states `[batch, len, hidden]` with the active adapter applied,
+    /// dropout on and only differentiable ops; apply [`Model::lm_logits`] to the positions
+    /// that need a loss.
+    pub fn forward_train(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let (b, l) = input_ids.dims2()?;
+        let mask: Vec<Vec<u32>> = attention_mask.to_dtype(DType::U32)?.to_vec2()?;
+        ensure!(
+            mask.len() == b && mask.iter().all(|m| m.len() == l),
+            "attention_mask must be [{b}, {l}]"
+        );
+        let q_pos: Vec<Vec<i64>> = (0..b).map(|_| (0..l as i64).collect()).collect();
+        let k_pos = mask
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .enumerate()
+                    .map(|(i, &v)| (v != 0).then_some(i as i64))
+                    .collect()
+            })
+            .collect();
+        let layout = Layout { q_pos, k_pos };
+        let ctx = Ctx {
+            train: true,
+            adapter: self.active.as_deref(),
+        };
+        let mut cache = KvCache::new(self.config().num_layers, b);
+        self.arch
+            .forward(&input_ids.to_dtype(DType::U32)?, &layout, &mut cache, &ctx)
+    }
+
+    /// f32 vocabulary logits for hidden states `[…, hidden]`.
+    pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.arch.head().forward(hidden)
+    }
+
+    /// Inference forward of one step for all rows: new tokens `ids[r]` appended to `cache`
+    /// row `r` at positions following its last key. Returns last-position logits `[rows, vocab]`.
+    pub fn step(
+        &self,
+        ids: &[Vec<u32>],
+        cache: &mut KvCache,
+        adapter: Option<&str>,
+    ) -> Result<Tensor> {
+        let rows = ids.len();
+        ensure!(
+            rows == cache.rows(),
+            "step has {rows} rows but the cache {}",
+            cache.rows()
+        );
+        let q = ids.first().map_or(0, Vec::len);
+        ensure!(
+            ids.iter().all(|r| r.len() == q),
+            "all rows of a step must add the same number of tokens"
+        );
+        let q_pos: Vec<Vec<i64>> = cache
+            .k_pos
+            .iter()
+            .map(|kp| {
+                let next = kp.iter().rev().find_map(|p| *p).map_or(0, |p| p + 1);
+                (next..next + q as i64).collect()
+            })
+            .collect();
+        let layout = cache.layout_for(q_pos);
+        let flat: Vec<u32> = ids.concat();
+        let t = Tensor::from_vec(flat, (rows, q), &self.device)?;
+        let ctx = Ctx {
+            train: false,
+            adapter,
+        };
+        let hidden = self.arch.forward(&t, &layout, cache, &ctx)?;
+        let last = hidden.narrow(1, q - 1, 1)?.squeeze(1)?;
+        self.lm_logits(&last)
+    }
+
+    /// Full-sequence logits `[len, vocab]` for one token sequence (inference mode).
+    pub fn logits(&self, ids: &[u32], adapter: Option<&str>) -> Result<Tensor> {
+        let mut cache = KvCache::new(self.config().num_layers, 1);
+        let layout = cache.layout_for(vec![(0..ids.len() as i64).collect()]);
+        let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &self.device)?;
+        let hidden = self.arch.forward(
+            &t,
+            &layout,
+            &mut cache,
+            &Ctx {
+                train: false,
+                adapter,
+            },
+        )?;
+        self.lm_logits(&hidden.squeeze(0)?)
+    }
+
+    /// An empty KV cache with `rows` rows for this model.
+    pub fn new_cache(&self, rows: usize) -> KvCache {
+        KvCache::new(self.config().num_layers, rows)
+    }
+
+    /// The LoRA-capable linear layers by HF module path.
+    pub fn linears(&self) -> Vec<(String, &LoraLinear)> {
+        self.arch.linears()
+    }
+
+    /// Checks an adapter name for a request.
+    pub(crate) fn check_adapter(&self, name: Option<&str>) -> Result<()> {
+        if let Some(n) = name {
+            ensure!(
+                self.adapters.contains_key(n),
+                "no adapter named `{n}` is attached"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Dequantizes what should not stay quantized and casts dense weights to `dtype`.
+fn prepare_weights(w: WeightMap, keep_quantized: bool, dtype: DType) -> Result<WeightMap> {
+    use candle_core::quantized::GgmlDType as G;
+    let mut out = WeightMap::new(w.origin().to_string());
+    for (n, weight) in w.into_weights() {
+        let weight = match weight {
+            // Types with fast CPU kernels stay quantized; others (Q4_1, Q5_x, …) take
+            // candle's scalar path and are faster dequantized.
+            Weight::Quantized(q)
+                if keep_quantized
+                    && matches!(
+                        q.dtype(),
+                        G::Q4_0 | G::Q8_0 | G::Q2K | G::Q3K | G::Q4K | G::Q5K | G::Q6K | G::Q8K
+                    ) =>
+            {
+                Weight::Quantized(q)
+            }
+            Weight::Quantized(q) => Weight::Dense(q.dequantize(&q.device())?.to_dtype(dtype)?),
+            Weight::Dense(t) => Weight::Dense(t),
+        };
+        out.insert(n, weight);
+    }
+    Ok(out)
+}

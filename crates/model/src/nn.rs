@@ -1,0 +1,622 @@
+//! Building blocks shared by the architectures: RMSNorm, RoPE, attention with a KV cache
+//! and masks, gated MLPs, embeddings. Every op here has a backward pass (see the candle
+//! notes on fused ops that silently drop gradients); fused kernels are used only when
+//! `Ctx::train` is false.
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor, D};
+use std::collections::HashMap;
+
+use crate::config::{LayerAttention, RopeConfig};
+use crate::lora::{Ctx, LoraLinear};
+use crate::weights::{Weight, WeightMap};
+
+/// RMSNorm: `x / rms(x) · w`, computed in f32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    /// Effective weight in f32 (Gemma's `1 + w` already added).
+    weight: Tensor,
+    eps: f64,
+    /// LLaMA casts the normalised value back to the input dtype before the multiply; Gemma
+    /// multiplies in f32 and then casts.
+    cast_before_mul: bool,
+}
+
+impl RmsNorm {
+    /// Loads `name` (shape `[dim]`); `plus_one` gives Gemma's `(1 + w)` variant.
+    pub fn load(w: &WeightMap, name: &str, dim: usize, eps: f64, plus_one: bool) -> Result<Self> {
+        let t = dense(w.get(name, &[dim])?)?.to_dtype(DType::F32)?;
+        let weight = if plus_one { (t + 1.0)? } else { t };
+        Ok(RmsNorm {
+            weight,
+            eps,
+            cast_before_mul: !plus_one,
+        })
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let dtype = x.dtype();
+        if !ctx.train && dtype == DType::F32 && x.is_contiguous() {
+            return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)?);
+        }
+        let xf = x.to_dtype(DType::F32)?;
+        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        if self.cast_before_mul {
+            Ok(normed
+                .to_dtype(dtype)?
+                .broadcast_mul(&self.weight.to_dtype(dtype)?)?)
+        } else {
+            Ok(normed.broadcast_mul(&self.weight)?.to_dtype(dtype)?)
+        }
+    }
+}
+
+/// A dense tensor from a weight (dequantizing if needed).
+pub fn dense(w: Weight) -> Result<Tensor> {
+    Ok(match w {
+        Weight::Dense(t) => t,
+        Weight::Quantized(q) => q.dequantize(&q.device())?,
+    })
+}
+
+/// Loads a linear layer `{prefix}.weight` (`[out, in]`) and optional `{prefix}.bias`.
+pub fn linear(
+    w: &WeightMap,
+    prefix: &str,
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    dtype: DType,
+) -> Result<LoraLinear> {
+    let weight = w.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    let b = if bias {
+        Some(dense(w.get(&format!("{prefix}.bias"), &[out_dim])?)?)
+    } else {
+        None
+    };
+    LoraLinear::new(weight, b, dtype)
+}
+
+/// Where each row's queries and keys sit: positions for RoPE and masking. Keys that are
+/// padding have no position.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Per row, the positions of this step's query tokens.
+    pub q_pos: Vec<Vec<i64>>,
+    /// Per row, the positions of all keys (cache then new tokens); `None` = padding.
+    pub k_pos: Vec<Vec<Option<i64>>>,
+}
+
+/// Per-step tensors shared by all layers: masks per window size and RoPE tables per config.
+pub struct StepTensors {
+    masks: HashMap<Option<usize>, Tensor>,
+    ropes: Vec<(Tensor, Tensor)>,
+    rope_of_layer: Vec<usize>,
+}
+
+impl StepTensors {
+    /// Builds masks and cos/sin tables for a layout.
+    pub fn new(
+        layout: &Layout,
+        layers: &[LayerAttention],
+        head_dim: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut masks = HashMap::new();
+        for l in layers {
+            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(l.sliding_window) {
+                e.insert(build_mask(layout, l.sliding_window, device)?);
+            }
+        }
+        let mut configs: Vec<&RopeConfig> = Vec::new();
+        let mut rope_of_layer = Vec::with_capacity(layers.len());
+        for l in layers {
+            let idx = match configs.iter().position(|c| **c == l.rope) {
+                Some(i) => i,
+                None => {
+                    configs.push(&l.rope);
+                    configs.len() - 1
+                }
+            };
+            rope_of_layer.push(idx);
+        }
+        let ropes = configs
+            .iter()
+            .map(|c| rope_tables(layout, c, head_dim, device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StepTensors {
+            masks,
+            ropes,
+            rope_of_layer,
+        })
+    }
+
+    fn mask(&self, window: Option<usize>) -> &Tensor {
+        &self.masks[&window]
+    }
+
+    fn rope(&self, layer: usize) -> &(Tensor, Tensor) {
+        &self.ropes[self.rope_of_layer[layer]]
+    }
+}
+
+/// Additive f32 mask `[rows, 1, 1, q, k]`: 0 where visible, a large negative number elsewhere.
+fn build_mask(layout: &Layout, window: Option<usize>, device: &Device) -> Result<Tensor> {
+    let rows = layout.q_pos.len();
+    let q = layout.q_pos.first().map_or(0, Vec::len);
+    let k = layout.k_pos.first().map_or(0, Vec::len);
+    let mut data = Vec::with_capacity(rows * q * k);
+    for (qp, kp) in layout.q_pos.iter().zip(&layout.k_pos) {
+        for &qi in qp {
+            for kj in kp {
+                let visible = match *kj {
+                    Some(kj) => kj <= qi && window.is_none_or(|w| qi - kj < w as i64),
+                    None => false,
+                };
+                data.push(if visible { 0f32 } else { -1e30 });
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (rows, 1, 1, q, k), device)?)
+}
+
+/// cos/sin tables `[rows, 1, q, head_dim]` (f32) for the query positions.
+fn rope_tables(
+    layout: &Layout,
+    rope: &RopeConfig,
+    head_dim: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inv = rope.inv_freq(head_dim);
+    let rows = layout.q_pos.len();
+    let q = layout.q_pos.first().map_or(0, Vec::len);
+    let mut freqs = Vec::with_capacity(rows * q * head_dim);
+    for qp in &layout.q_pos {
+        for &p in qp {
+            // HF: (inv_freq[None] @ position[:, None]) in f32, then cat(freqs, freqs).
+            let half: Vec<f32> = inv.iter().map(|f| f * p as f32).collect();
+            freqs.extend_from_slice(&half);
+            freqs.extend_from_slice(&half);
+        }
+    }
+    let f = Tensor::from_vec(freqs, (rows, 1, q, head_dim), device)?;
+    Ok((f.cos()?, f.sin()?))
+}
+
+/// Applies rotate-half RoPE to `x` `[rows, heads, q, d]`.
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    let (cos, sin) = (cos.to_dtype(dtype)?, sin.to_dtype(dtype)?);
+    Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
+}
+
+/// Per-layer key/value cache, `[rows, kv_heads, keys, head_dim]` each.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    kv: Option<(Tensor, Tensor)>,
+}
+
+/// The KV cache of a batch: per-layer tensors plus the key positions of each row.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    /// Per row, the position of each cached key (`None` = left padding).
+    pub k_pos: Vec<Vec<Option<i64>>>,
+}
+
+impl KvCache {
+    /// An empty cache for `layers` layers and `rows` rows.
+    pub fn new(layers: usize, rows: usize) -> Self {
+        KvCache {
+            layers: vec![LayerCache::default(); layers],
+            k_pos: vec![Vec::new(); rows],
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.k_pos.len()
+    }
+
+    /// Number of cached keys per row (including padding).
+    pub fn len(&self) -> usize {
+        self.k_pos.first().map_or(0, Vec::len)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps (and reorders, duplicates) rows by index: beam expansion and reordering.
+    pub fn select_rows(&self, idx: &[usize]) -> Result<KvCache> {
+        let dev = self
+            .layers
+            .iter()
+            .find_map(|l| l.kv.as_ref())
+            .map(|(k, _)| k.device().clone());
+        let layers = match dev {
+            Some(dev) => {
+                let ids = Tensor::from_vec(
+                    idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    idx.len(),
+                    &dev,
+                )?;
+                self.layers
+                    .iter()
+                    .map(|l| {
+                        let kv = match &l.kv {
+                            Some((k, v)) => {
+                                Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?))
+                            }
+                            None => None,
+                        };
+                        Ok(LayerCache { kv })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => self.layers.clone(),
+        };
+        Ok(KvCache {
+            layers,
+            k_pos: idx.iter().map(|&i| self.k_pos[i].clone()).collect(),
+        })
+    }
+
+    /// Stacks caches row-wise, left-padding shorter ones (padding keys are masked out).
+    pub fn stack(caches: &[KvCache]) -> Result<KvCache> {
+        let max = caches.iter().map(KvCache::len).max().unwrap_or(0);
+        let n_layers = caches.first().map_or(0, |c| c.layers.len());
+        let mut layers = Vec::with_capacity(n_layers);
+        for li in 0..n_layers {
+            let mut ks = Vec::new();
+            let mut vs = Vec::new();
+            for c in caches {
+                let Some((k, v)) = &c.layers[li].kv else {
+                    continue;
+                };
+                let pad = max - c.len();
+                ks.push(left_pad(k, pad)?);
+                vs.push(left_pad(v, pad)?);
+            }
+            let kv = if ks.is_empty() {
+                None
+            } else {
+                Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?))
+            };
+            layers.push(LayerCache { kv });
+        }
+        let k_pos = caches
+            .iter()
+            .flat_map(|c| {
+                c.k_pos.iter().map(|kp| {
+                    std::iter::repeat_n(None, max - kp.len())
+                        .chain(kp.iter().copied())
+                        .collect()
+                })
+            })
+            .collect();
+        Ok(KvCache { layers, k_pos })
+    }
+
+    /// Drops leading key slots that are padding in every row.
+    pub fn trim_padding(&mut self) -> Result<()> {
+        let common = self
+            .k_pos
+            .iter()
+            .map(|kp| kp.iter().take_while(|p| p.is_none()).count())
+            .min()
+            .unwrap_or(0);
+        if common == 0 {
+            return Ok(());
+        }
+        for l in &mut self.layers {
+            if let Some((k, v)) = &l.kv {
+                let n = k.dim(2)? - common;
+                l.kv = Some((
+                    k.narrow(2, common, n)?.contiguous()?,
+                    v.narrow(2, common, n)?.contiguous()?,
+                ));
+            }
+        }
+        for kp in &mut self.k_pos {
+            kp.drain(..common);
+        }
+        Ok(())
+    }
+
+    /// The layout of a step that appends `q_pos[r]` to each row.
+    pub fn layout_for(&self, q_pos: Vec<Vec<i64>>) -> Layout {
+        let k_pos = self
+            .k_pos
+            .iter()
+            .zip(&q_pos)
+            .map(|(kp, qp)| {
+                kp.iter()
+                    .copied()
+                    .chain(qp.iter().map(|&p| Some(p)))
+                    .collect()
+            })
+            .collect();
+        Layout { q_pos, k_pos }
+    }
+
+    /// Records the positions appended by a step (call after all layers ran).
+    pub fn commit(&mut self, layout: &Layout) {
+        self.k_pos = layout.k_pos.clone();
+    }
+
+    fn layer(&mut self, i: usize) -> &mut LayerCache {
+        &mut self.layers[i]
+    }
+}
+
+fn left_pad(t: &Tensor, pad: usize) -> Result<Tensor> {
+    if pad == 0 {
+        return Ok(t.clone());
+    }
+    let (r, h, _, d) = t.dims4()?;
+    let zeros = Tensor::zeros((r, h, pad, d), t.dtype(), t.device())?;
+    Ok(Tensor::cat(&[&zeros, t], 2)?)
+}
+
+/// Multi-head attention with GQA, optional q/k norms, soft-capping and a sliding window.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    /// Query projection.
+    pub q_proj: LoraLinear,
+    /// Key projection.
+    pub k_proj: LoraLinear,
+    /// Value projection.
+    pub v_proj: LoraLinear,
+    /// Output projection.
+    pub o_proj: LoraLinear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+    softcap: Option<f64>,
+    window: Option<usize>,
+    layer: usize,
+}
+
+/// Static attention settings for [`Attention::load`].
+pub struct AttentionSpec {
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Per-head size.
+    pub head_dim: usize,
+    /// Model width.
+    pub hidden: usize,
+    /// Score scale.
+    pub scale: f64,
+    /// Tanh soft-cap of scores.
+    pub softcap: Option<f64>,
+    /// Bias on projections.
+    pub bias: bool,
+    /// Gemma-style q/k RMSNorm with this epsilon.
+    pub qk_norm_eps: Option<f64>,
+    /// Compute dtype.
+    pub dtype: DType,
+}
+
+impl Attention {
+    /// Loads `{prefix}.{q,k,v,o}_proj` (and `q_norm`/`k_norm` if the spec asks).
+    pub fn load(
+        w: &WeightMap,
+        prefix: &str,
+        spec: &AttentionSpec,
+        layer: usize,
+        la: &LayerAttention,
+    ) -> Result<Self> {
+        let (h, kv, d) = (spec.num_heads, spec.num_kv_heads, spec.head_dim);
+        anyhow::ensure!(
+            kv > 0 && h % kv == 0,
+            "{}: {h} heads not divisible by {kv} kv heads",
+            w.origin()
+        );
+        let lin = |n: &str, i, o| linear(w, &format!("{prefix}.{n}"), i, o, spec.bias, spec.dtype);
+        let norm = |n: &str| -> Result<Option<RmsNorm>> {
+            spec.qk_norm_eps
+                .map(|eps| RmsNorm::load(w, &format!("{prefix}.{n}.weight"), d, eps, true))
+                .transpose()
+        };
+        Ok(Attention {
+            q_proj: lin("q_proj", spec.hidden, h * d)?,
+            k_proj: lin("k_proj", spec.hidden, kv * d)?,
+            v_proj: lin("v_proj", spec.hidden, kv * d)?,
+            o_proj: lin("o_proj", h * d, spec.hidden)?,
+            q_norm: norm("q_norm")?,
+            k_norm: norm("k_norm")?,
+            num_heads: h,
+            num_kv_heads: kv,
+            head_dim: d,
+            scale: spec.scale,
+            softcap: spec.softcap,
+            window: la.sliding_window,
+            layer,
+        })
+    }
+
+    /// Attends `x` `[rows, q, hidden]`, appending its keys/values to `cache`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        step: &StepTensors,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let (rows, q_len, _) = x.dims3()?;
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((rows, q_len, n, d))?.transpose(1, 2)?)
+        };
+        let mut q = heads(self.q_proj.forward(x, ctx)?, h)?;
+        let mut k = heads(self.k_proj.forward(x, ctx)?, kvh)?;
+        let v = heads(self.v_proj.forward(x, ctx)?, kvh)?;
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(&q.contiguous()?, ctx)?;
+            k = kn.forward(&k.contiguous()?, ctx)?;
+        }
+        let (cos, sin) = step.rope(self.layer);
+        let q = apply_rope(&q, cos, sin)?;
+        let k = apply_rope(&k, cos, sin)?.contiguous()?;
+        let v = v.contiguous()?;
+        let lc = cache.layer(self.layer);
+        let (k, v) = match &lc.kv {
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+            None => (k, v),
+        };
+        lc.kv = Some((k.clone(), v.clone()));
+        let keys = k.dim(2)?;
+        let rep = h / kvh;
+        // Group query heads by their kv head: [rows, kvh, rep*q, d], no copy of k/v.
+        let q = q.contiguous()?.reshape((rows, kvh, rep * q_len, d))?;
+        let scores = (q.matmul(&k.t()?)? * self.scale)?.to_dtype(DType::F32)?;
+        let scores = match self.softcap {
+            Some(c) => ((scores / c)?.tanh()? * c)?,
+            None => scores,
+        };
+        let scores = scores
+            .reshape((rows, kvh, rep, q_len, keys))?
+            .broadcast_add(step.mask(self.window))?;
+        let probs = if ctx.train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+        };
+        let probs = probs
+            .to_dtype(v.dtype())?
+            .reshape((rows, kvh, rep * q_len, keys))?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((rows, h, q_len, d))?
+            .transpose(1, 2)?
+            .reshape((rows, q_len, h * d))?;
+        self.o_proj.forward(&out, ctx)
+    }
+}
+
+/// The activation of a gated MLP.
+#[derive(Debug, Clone, Copy)]
+pub enum Activation {
+    /// SwiGLU (LLaMA).
+    Silu,
+    /// GeGLU with tanh-approximated GELU (Gemma).
+    GeluTanh,
+}
+
+/// `down(act(gate(x)) · up(x))`.
+#[derive(Debug, Clone)]
+pub struct GatedMlp {
+    /// Gate projection.
+    pub gate_proj: LoraLinear,
+    /// Up projection.
+    pub up_proj: LoraLinear,
+    /// Down projection.
+    pub down_proj: LoraLinear,
+    act: Activation,
+}
+
+impl GatedMlp {
+    /// Loads `{prefix}.{gate,up,down}_proj`.
+    pub fn load(
+        w: &WeightMap,
+        prefix: &str,
+        hidden: usize,
+        inter: usize,
+        bias: bool,
+        act: Activation,
+        dtype: DType,
+    ) -> Result<Self> {
+        let lin = |n: &str, i, o| linear(w, &format!("{prefix}.{n}"), i, o, bias, dtype);
+        Ok(GatedMlp {
+            gate_proj: lin("gate_proj", hidden, inter)?,
+            up_proj: lin("up_proj", hidden, inter)?,
+            down_proj: lin("down_proj", inter, hidden)?,
+            act,
+        })
+    }
+
+    /// Applies the MLP.
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let g = self.gate_proj.forward(x, ctx)?;
+        let g = match self.act {
+            Activation::Silu => candle_nn::ops::silu(&g)?,
+            Activation::GeluTanh => g.gelu()?,
+        };
+        self.down_proj
+            .forward(&(g * self.up_proj.forward(x, ctx)?)?, ctx)
+    }
+}
+
+/// Token embeddings (dense or quantized lookup table) with an optional scale.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    table: Weight,
+    scale: Option<f64>,
+    dtype: DType,
+}
+
+impl Embedding {
+    /// Loads `name` (`[vocab, hidden]`).
+    pub fn load(
+        w: &WeightMap,
+        name: &str,
+        vocab: usize,
+        hidden: usize,
+        scale: Option<f64>,
+        dtype: DType,
+    ) -> Result<Self> {
+        let table = match w.get(name, &[vocab, hidden])? {
+            Weight::Dense(t) => Weight::Dense(t.to_dtype(dtype)?),
+            q => q,
+        };
+        Ok(Embedding {
+            table,
+            scale,
+            dtype,
+        })
+    }
+
+    /// The table as a weight (for a tied LM head).
+    pub fn weight(&self) -> &Weight {
+        &self.table
+    }
+
+    /// Looks up `ids` `[rows, q]` → `[rows, q, hidden]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let e = match &self.table {
+            Weight::Dense(t) => {
+                let (r, q) = ids.dims2()?;
+                t.index_select(&ids.flatten_all()?, 0)?
+                    .reshape((r, q, t.dim(1)?))?
+            }
+            Weight::Quantized(qt) => qt.embedding(ids)?.to_dtype(self.dtype)?,
+        };
+        match self.scale {
+            // HF casts the scale to the weight dtype first.
+            Some(s) => Ok((e.clone() * round_to(s, self.dtype))?),
+            None => Ok(e),
+        }
+    }
+}
+
+/// `v` rounded to `dtype`'s precision (as HF does for Gemma's embedding scale).
+fn round_to(v: f64, dtype: DType) -> f64 {
+    match dtype {
+        DType::BF16 => half::bf16::from_f64(v).to_f64(),
+        DType::F16 => half::f16::from_f64(v).to_f64(),
+        _ => v as f32 as f64,
+    }
+}

@@ -1,0 +1,150 @@
+//! Differential tests against HF transformers + PEFT on the tiny fixtures made by
+//! `tools/make_model_fixtures.py`: logits, greedy and beam-search outputs, with and without
+//! a LoRA adapter, unbatched and batched.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use datm_adapter::Adapter;
+use datm_model::{generate, EarlyStopping, GenerationConfig, LoadOptions, Model};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model")
+}
+
+fn expected(name: &str) -> Value {
+    let p = fixtures().join(format!("{name}-expected.json"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn load(name: &str) -> Model {
+    let opts = LoadOptions {
+        dtype: Some(DType::F32),
+        device: Device::Cpu,
+        quantized: false,
+    };
+    let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
+    let adapter = Adapter::load(&fixtures().join(format!("{name}-lora"))).unwrap();
+    m.attach_adapter("lora", &adapter).unwrap();
+    m
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn gen_config(run: &Value, max_new: usize, adapter: Option<&str>) -> GenerationConfig {
+    let early_stopping = match &run["early_stopping"] {
+        Value::Bool(true) => EarlyStopping::True,
+        Value::String(s) if s == "never" => EarlyStopping::Never,
+        _ => EarlyStopping::False,
+    };
+    GenerationConfig {
+        max_new_tokens: max_new,
+        num_beams: run["num_beams"].as_u64().unwrap() as usize,
+        length_penalty: run["length_penalty"].as_f64().unwrap_or(1.0),
+        early_stopping,
+        adapter: adapter.map(str::to_string),
+        ..GenerationConfig::default()
+    }
+}
+
+fn check_logits(name: &str) {
+    let model = load(name);
+    let exp = expected(name);
+    let logits = candle_core::safetensors::load(
+        fixtures().join(format!("{name}-logits.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for (part, adapter) in [("base", None), ("lora", Some("lora"))] {
+        for case in exp[part].as_array().unwrap() {
+            let key = case["logits_key"].as_str().unwrap();
+            let want: &Tensor = &logits[key];
+            let got = model.logits(&ids(&case["prompt_ids"]), adapter).unwrap();
+            let diff = (&got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = want
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                diff <= 1e-4 * scale.max(1.0),
+                "{name} {key}: max |Δlogit| {diff} (scale {scale})"
+            );
+        }
+    }
+}
+
+fn check_generation(name: &str, batched: bool) {
+    let model = load(name);
+    let exp = expected(name);
+    let max_new = exp["max_new_tokens"].as_u64().unwrap() as usize;
+    for (part, adapter) in [("base", None), ("lora", Some("lora"))] {
+        let cases = exp[part].as_array().unwrap();
+        let n_runs = cases[0]["runs"].as_array().unwrap().len();
+        for r in 0..n_runs {
+            let run0 = &cases[0]["runs"][r];
+            let mut cfg = gen_config(run0, max_new, adapter);
+            cfg.batch_size = if batched { cases.len() } else { 1 };
+            let prompts: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["prompt_ids"])).collect();
+            let out = generate(&model, &prompts, &cfg, &mut |_| {}).unwrap();
+            for (c, g) in cases.iter().zip(&out) {
+                let run = &c["runs"][r];
+                assert_eq!(
+                    g.token_ids,
+                    ids(&run["token_ids"]),
+                    "{name} {part} prompt {:?} run {run0}",
+                    c["prompt"]
+                );
+                if let Some(s) = run["sequence_score"].as_f64() {
+                    assert!(
+                        (g.score - s).abs() < 1e-3 * s.abs().max(1.0),
+                        "{name} score {} vs HF {s}",
+                        g.score
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn llama_logits_match_hf() {
+    check_logits("tiny-llama");
+}
+
+#[test]
+fn gemma3_logits_match_hf() {
+    check_logits("tiny-gemma3");
+}
+
+#[test]
+fn llama_generation_matches_hf() {
+    check_generation("tiny-llama", false);
+}
+
+#[test]
+fn gemma3_generation_matches_hf() {
+    check_generation("tiny-gemma3", false);
+}
+
+#[test]
+fn batched_generation_equals_unbatched() {
+    check_generation("tiny-llama", true);
+    check_generation("tiny-gemma3", true);
+}
