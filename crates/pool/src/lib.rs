@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod plan;
 pub mod report;
 pub mod router;
+pub mod train;
 
 pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
 pub use router::{AdapterRef, Router};
