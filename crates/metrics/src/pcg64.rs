@@ -255,4 +255,58 @@ mod tests {
         let mut rng = Pcg64::new(12345);
         assert_eq!(rng.choice(10, 10), [6, 2, 7, 3, 2, 7, 6, 6, 9, 3]);
     }
+
+    /// Expected values printed by numpy 2.4.6 (`/work/venv/bin/python`):
+    /// ```python
+    /// r = np.random.default_rng(42)
+    /// r.integers(0, 7, 40); r.integers(2, size=70, dtype=bool); r.choice(3000, 12)
+    /// r.integers(0, 2**32, 5); r.integers(0, 2**40, 5); r.integers(-5, 5, 9)
+    /// ```
+    /// in that order on one generator, so the 32-bit buffering between calls is covered.
+    #[test]
+    fn long_stream_matches_numpy() {
+        let mut r = Pcg64::new(42);
+        assert_eq!(
+            r.integers(0, 7, 40),
+            [
+                0, 5, 4, 3, 3, 6, 0, 4, 1, 0, 3, 6, 5, 5, 5, 5, 3, 0, 5, 3, 3, 2, 1, 6, 5, 4, 2, 5,
+                3, 3, 3, 1, 0, 3, 6, 0, 6, 5, 1, 4
+            ]
+        );
+        let bits: Vec<u8> = r.bools(70).into_iter().map(u8::from).collect();
+        assert_eq!(
+            bits,
+            [
+                1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1,
+                0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0,
+                0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0
+            ]
+        );
+        assert_eq!(
+            r.choice(3000, 12),
+            [1063, 203, 2912, 1337, 2679, 2033, 2335, 2279, 583, 1091, 1400, 1493]
+        );
+        assert_eq!(
+            r.integers(0, 1 << 32, 5),
+            [188135741, 2347498144, 662668322, 3192775211, 2933672915]
+        );
+        assert_eq!(
+            r.integers(0, 1 << 40, 5),
+            [818874650348, 1063788200797, 358248769897, 407324754407, 516282074387]
+        );
+        assert_eq!(r.integers(-5, 5, 9), [2, -4, -1, -4, 1, -1, -2, -3, 0]);
+    }
+
+    /// `SeedSequence(2**70 + 5)`: `.pool` and `.generate_state(3)`; `default_rng(0)`'s
+    /// `bit_generator.random_raw(3)`; `default_rng(12345).integers(0, 100000, 3)`.
+    #[test]
+    fn seeding_matches_numpy() {
+        let s = SeedSequence::from_seed((1u128 << 70) + 5);
+        assert_eq!(s.pool, [3196512354, 85443530, 3968373662, 1654568391]);
+        assert_eq!(s.generate_state_u32(3), [4017225302, 169096299, 2618547816]);
+        let mut r = Pcg64::new(0);
+        let raw: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
+        assert_eq!(raw, [11749869230777074271, 4976686463289251617, 755828109848996024]);
+        assert_eq!(Pcg64::new(12345).integers(0, 100000, 3), [69921, 22733, 78864]);
+    }
 }

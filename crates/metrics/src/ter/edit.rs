@@ -475,4 +475,37 @@ mod tests {
         perform_shift(&w, 2, 2, 4, &mut out);
         assert_eq!(out, [0, 1, 4, 2, 3]);
     }
+
+    /// Word ids from the LCG `x = (x·1103515245 + 12345) mod 2³¹`, `(x >> 16) mod vocab`:
+    /// the reference first, then the hypothesis.
+    fn lcg_pair(seed: u64, n_ref: usize, n_hyp: usize, vocab: u64) -> (Vec<u32>, Vec<u32>) {
+        let mut x = seed;
+        let mut next = || {
+            x = (x * 1103515245 + 12345) % (1 << 31);
+            ((x >> 16) % vocab) as u32
+        };
+        let reference: Vec<u32> = (0..n_ref).map(|_| next()).collect();
+        let hyp: Vec<u32> = (0..n_hyp).map(|_| next()).collect();
+        (hyp, reference)
+    }
+
+    /// Expected values from sacrebleu 2.6.0's `lib_ter.translation_edit_rate` on the same
+    /// LCG word streams (`str(id)` words). The comments give the number of shift candidates
+    /// sacrebleu checked: the cases at ≥ 1000 stop at the cap, (3, 150, 2) and (4, 3, 160)
+    /// need the widened beam.
+    #[test]
+    fn matches_sacrebleu_on_synthetic_pairs() {
+        for (seed, n_ref, n_hyp, vocab, expected) in [
+            (1, 120, 110, 8, 83),  // 1000 candidates
+            (2, 80, 90, 5, 52),    // 1001
+            (3, 150, 2, 4, 148),   // 0
+            (4, 3, 160, 3, 157),   // 0
+            (5, 60, 60, 30, 49),   // 1001
+            (6, 40, 45, 12, 26),   // 578
+            (7, 400, 380, 50, 367), // 1001
+        ] {
+            let (hyp, reference) = lcg_pair(seed, n_ref, n_hyp, vocab);
+            assert_eq!(translation_edit_rate(&hyp, &reference), (expected, n_ref), "seed {seed}");
+        }
+    }
 }
