@@ -266,14 +266,13 @@ pub fn read_aligned(src_path: &Path, tgt_path: &Path, direction: Direction) -> R
         .collect())
 }
 
-/// Checks that no segment contains a character the line format cannot hold.
-fn check_segments<'a>(
-    segs: impl Iterator<Item = &'a str>,
-    forbidden: &[char],
-    path: &Path,
-) -> Result<()> {
-    for (i, s) in segs.enumerate() {
-        if let Some(c) = s.chars().find(|c| forbidden.contains(c)) {
+/// Checks that no segment of `pairs` contains a character the line format cannot hold.
+fn check_segments(pairs: &[Pair], forbidden: &[char], path: &Path) -> Result<()> {
+    for (i, p) in pairs.iter().enumerate() {
+        let found = [&p.xx, &p.en]
+            .into_iter()
+            .find_map(|s| s.chars().find(|c| forbidden.contains(c)));
+        if let Some(c) = found {
             return Err(DataError::invalid(
                 path,
                 Location::Entry(i),
@@ -286,8 +285,7 @@ fn check_segments<'a>(
 
 /// TSV for `pairs` in `direction`; fails on segments with tabs or line breaks.
 pub fn to_tsv(direction: Direction, pairs: &[Pair], path: &Path) -> Result<String> {
-    let segs = pairs.iter().flat_map(|p| [p.xx.as_str(), p.en.as_str()]);
-    check_segments(segs, &['\t', '\n', '\r'], path)?;
+    check_segments(pairs, &['\t', '\n', '\r'], path)?;
     let mut out = String::new();
     for p in pairs {
         let (s, t) = p.oriented(direction);
@@ -301,16 +299,13 @@ pub fn to_tsv(direction: Direction, pairs: &[Pair], path: &Path) -> Result<Strin
 
 /// One side of `pairs` as plain text lines; fails on segments with line breaks.
 fn to_text_side(pairs: &[Pair], english: bool, path: &Path) -> Result<String> {
-    let side = |p: &'_ Pair| -> String {
-        if english {
-            p.en.clone()
-        } else {
-            p.xx.clone()
-        }
-    };
-    let lines: Vec<String> = pairs.iter().map(side).collect();
-    check_segments(lines.iter().map(String::as_str), &['\n', '\r'], path)?;
-    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    check_segments(pairs, &['\n', '\r'], path)?;
+    let mut out = String::new();
+    for p in pairs {
+        out.push_str(if english { &p.en } else { &p.xx });
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- sets and layouts
