@@ -7,6 +7,7 @@
 //!   view and conflict/synergy deltas.
 
 pub mod fsutil;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod router;
