@@ -21,6 +21,20 @@ pub enum TargetModules {
     Regex(String),
 }
 
+impl TargetModules {
+    /// PEFT's name test: the regex matches the whole name, or a list entry is the name or its dotted suffix.
+    pub fn matches(&self, module: &str) -> bool {
+        match self {
+            TargetModules::Regex(pattern) => {
+                full_match_regex(pattern).is_ok_and(|re| re.is_match(module))
+            }
+            TargetModules::List(names) => names
+                .iter()
+                .any(|n| module == n || module.ends_with(&format!(".{n}"))),
+        }
+    }
+}
+
 /// PEFT's `layers_to_transform`: one layer index or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -69,6 +83,9 @@ pub struct LoraConfig {
     /// Which modules carry LoRA.
     #[serde(default)]
     pub target_modules: Option<TargetModules>,
+    /// Modules excluded from `target_modules` (same list/regex semantics).
+    #[serde(default)]
+    pub exclude_modules: Option<TargetModules>,
     /// Bias handling; datm supports only `"none"`.
     #[serde(default = "default_bias")]
     pub bias: String,
@@ -125,6 +142,7 @@ impl LoraConfig {
             lora_alpha,
             lora_dropout: 0.0,
             target_modules: Some(target_modules),
+            exclude_modules: None,
             bias: default_bias(),
             fan_in_fan_out: false,
             use_rslora: false,
@@ -174,14 +192,23 @@ impl LoraConfig {
                 self.bias
             );
         }
+        if self
+            .extra
+            .get("lora_bias")
+            .is_some_and(|v| v == &Value::Bool(true))
+        {
+            bail!("lora_bias=true: adapters with a trained lora_B bias are not supported");
+        }
         if self.fan_in_fan_out {
             bail!("fan_in_fan_out=true (Conv1D/GPT-2 style layers) is not supported");
         }
         if self.r == 0 || self.rank_pattern.values().any(|&r| r == 0) {
             bail!("rank 0 in r or rank_pattern");
         }
-        if let Some(TargetModules::Regex(pattern)) = &self.target_modules {
-            full_match_regex(pattern)?;
+        for targets in [&self.target_modules, &self.exclude_modules] {
+            if let Some(TargetModules::Regex(pattern)) = targets {
+                full_match_regex(pattern)?;
+            }
         }
         for key in self.rank_pattern.keys().chain(self.alpha_pattern.keys()) {
             pattern_regex(key)?;
@@ -224,17 +251,17 @@ impl LoraConfig {
                 return false;
             }
         }
+        if self
+            .exclude_modules
+            .as_ref()
+            .is_some_and(|ex| ex.matches(module))
+        {
+            return false;
+        }
         match &self.target_modules {
             None => false,
-            Some(TargetModules::Regex(pattern)) => {
-                full_match_regex(pattern).is_ok_and(|re| re.is_match(module))
-            }
-            Some(TargetModules::List(names)) => {
-                let found = names
-                    .iter()
-                    .any(|n| module == n || module.ends_with(&format!(".{n}")));
-                found && self.layer_allowed(module)
-            }
+            Some(t @ TargetModules::Regex(_)) => t.matches(module),
+            Some(t @ TargetModules::List(_)) => t.matches(module) && self.layer_allowed(module),
         }
     }
 
@@ -318,6 +345,12 @@ mod tests {
         assert!(!c.target_matches("model.layers.0.self_attn.xq_proj"));
         assert!(!c.target_matches("model.layers.0.self_attn.k_proj"));
         assert!(c.target_matches("q_proj"));
+        let mut c = c;
+        c.exclude_modules = Some(TargetModules::List(
+            vec!["layers.1.self_attn.q_proj".into()],
+        ));
+        assert!(!c.target_matches("model.layers.1.self_attn.q_proj"));
+        assert!(c.target_matches("model.layers.2.self_attn.q_proj"));
     }
 
     #[test]
@@ -373,6 +406,7 @@ mod tests {
             (r#""use_dora":true"#, "DoRA"),
             (r#""bias":"all""#, "bias"),
             (r#""fan_in_fan_out":true"#, "fan_in_fan_out"),
+            (r#""lora_bias":true"#, "lora_bias"),
             (r#""peft_type":"IA3""#, "peft_type"),
         ] {
             let text = format!(r#"{{"peft_type":"LORA","r":8,"lora_alpha":16,{field}}}"#);
