@@ -7,7 +7,7 @@ use datm_adapter::Adapter;
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::model::load_parts;
+use crate::model::{load_parts, LoadOptions};
 use crate::nn::dense;
 
 /// HF tokenizer/generation files copied along when the source is an HF directory.
@@ -27,7 +27,12 @@ pub fn save_merged(
     out: &Path,
     dtype: DType,
 ) -> Result<()> {
-    let parts = load_parts(model, &Device::Cpu)?;
+    let opts = LoadOptions {
+        dtype: Some(DType::F32),
+        device: Device::Cpu,
+        quantized: false,
+    };
+    let parts = load_parts(model, &opts)?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut shapes: HashMap<String, (usize, usize)> = HashMap::new();
     for (name, w) in parts.weights.into_weights() {
@@ -69,8 +74,7 @@ pub fn save_merged(
             }
         }
     } else if let Some(tok) = parts.tokenizer {
-        tok.save(out.join("tokenizer.json"), false)
-            .map_err(|e| anyhow::anyhow!("cannot write tokenizer.json: {e}"))?;
+        tok.save(&out.join("tokenizer.json"))?;
     }
     Ok(())
 }

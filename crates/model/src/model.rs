@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::arch::{load_architecture, Architecture};
-use crate::config::{token_ids, ModelConfig};
+use crate::config::ModelConfig;
 use crate::lora::{Ctx, LoraLinear, LoraWeights};
 use crate::nn::{KvCache, Layout};
+use crate::tokenizer::Tokenizer;
 use crate::weights::{Weight, WeightMap};
 
 /// How to load a model.
@@ -44,30 +45,20 @@ pub struct ModelParts {
     /// HF-named weights.
     pub weights: WeightMap,
     /// The tokenizer, if the source has one.
-    pub tokenizer: Option<tokenizers::Tokenizer>,
-    /// `generation_config.json`, if present.
-    pub generation_config: Option<Value>,
+    pub tokenizer: Option<Tokenizer>,
 }
 
-/// Reads an HF model directory (or, through the GGUF module, a `.gguf` file) without building
-/// the model.
-pub fn load_parts(path: &Path, device: &Device) -> Result<ModelParts> {
+/// Reads an HF model directory or a `.gguf` file without building the model. GGUF weights
+/// stay quantized where `opts.quantized` asks for it, else they are dequantized to
+/// `opts.dtype` (f32 by default).
+pub fn load_parts(path: &Path, opts: &LoadOptions) -> Result<ModelParts> {
     if path.is_dir() {
         let config = crate::hf::read_json(&path.join("config.json"))?;
         let files = crate::hf::safetensors_files(path)?;
-        let weights = crate::hf::load_safetensors(&files, device, &path.display().to_string())?;
-        let tok_path = path.join("tokenizer.json");
-        let tokenizer = if tok_path.exists() {
-            Some(
-                tokenizers::Tokenizer::from_file(&tok_path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?,
-            )
-        } else {
-            None
-        };
-        let gen_path = path.join("generation_config.json");
-        let generation_config = if gen_path.exists() {
-            Some(crate::hf::read_json(&gen_path)?)
+        let weights =
+            crate::hf::load_safetensors(&files, &opts.device, &path.display().to_string())?;
+        let tokenizer = if path.join("tokenizer.json").exists() {
+            Some(Tokenizer::from_hf_dir(path)?)
         } else {
             None
         };
@@ -75,11 +66,20 @@ pub fn load_parts(path: &Path, device: &Device) -> Result<ModelParts> {
             config,
             weights,
             tokenizer,
-            generation_config,
         });
     }
     if path.extension().is_some_and(|e| e == "gguf") {
-        return crate::load_gguf::load(path, device);
+        let mode = if opts.quantized {
+            crate::gguf::LoadMode::Quantized
+        } else {
+            crate::gguf::LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32))
+        };
+        let g = crate::gguf::load(path, mode, &opts.device)?;
+        return Ok(ModelParts {
+            config: g.config,
+            weights: g.weights,
+            tokenizer: Some(g.tokenizer),
+        });
     }
     if !path.exists() {
         bail!("{}: no such model directory or file", path.display());
@@ -94,7 +94,7 @@ pub fn load_parts(path: &Path, device: &Device) -> Result<ModelParts> {
 pub struct Model {
     arch: Box<dyn Architecture>,
     raw_config: Value,
-    tokenizer: Option<tokenizers::Tokenizer>,
+    tokenizer: Option<Tokenizer>,
     eos_token_ids: Vec<u32>,
     adapters: BTreeMap<String, LoraConfig>,
     active: Option<String>,
@@ -106,7 +106,7 @@ pub struct Model {
 impl Model {
     /// Loads an HF directory or a `.gguf` file.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        let parts = load_parts(path, &opts.device)?;
+        let parts = load_parts(path, opts)?;
         Model::from_parts(parts, opts, path)
             .with_context(|| format!("cannot load model {}", path.display()))
     }
@@ -118,15 +118,9 @@ impl Model {
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let weights = prepare_weights(parts.weights, opts.quantized, dtype)?;
         let arch = load_architecture(&cfg, &weights, dtype)?;
-        let gen_eos = parts
-            .generation_config
-            .as_ref()
-            .map(|g| token_ids(g.get("eos_token_id")))
-            .unwrap_or_default();
-        let eos_token_ids = if gen_eos.is_empty() {
-            cfg.eos_token_ids.clone()
-        } else {
-            gen_eos
+        let eos_token_ids = match &parts.tokenizer {
+            Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
+            _ => cfg.eos_token_ids.clone(),
         };
         Ok(Model {
             arch,
@@ -157,13 +151,14 @@ impl Model {
     }
 
     /// The tokenizer (an error if the model came without one).
-    pub fn tokenizer(&self) -> Result<&tokenizers::Tokenizer> {
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer
             .as_ref()
             .with_context(|| format!("{}: model has no tokenizer", self.source.display()))
     }
 
-    /// End-of-sequence ids (`generation_config.json` first, then `config.json`).
+    /// End-of-sequence ids (the tokenizer's, which follow `generation_config.json` first, else
+    /// `config.json`'s).
     pub fn eos_token_ids(&self) -> &[u32] {
         &self.eos_token_ids
     }
