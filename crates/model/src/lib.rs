@@ -14,15 +14,17 @@ pub mod arch;
 pub mod config;
 pub mod gemma3;
 pub mod generate;
+pub mod gguf;
 pub mod hf;
 pub mod llama;
-mod load_gguf;
 pub mod lora;
 pub mod merge;
 pub mod model;
 pub mod nn;
+pub mod tokenizer;
 pub mod weights;
 
+pub use candle_core;
 pub use config::{Arch, ModelConfig};
 pub use generate::{generate, EarlyStopping, Generation, GenerationConfig};
 pub use lora::{Ctx, LoraLinear};
