@@ -11,6 +11,7 @@ pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod router;
+pub mod score;
 pub mod train;
 
 pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
