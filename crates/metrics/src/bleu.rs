@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::ngrams::{clipped_matches, sorted_ngrams};
+use crate::npnum::Num;
+use crate::significance::SampleScore;
 use crate::text::{py_lower, py_rstrip, py_split};
 use crate::tokenizers::{default_tokenizer_name, Tokenizer};
 use crate::{Metric, Score, Stats};
@@ -180,15 +182,22 @@ impl Bleu {
 
     /// The full score breakdown from summed statistics (sacrebleu's `compute_bleu`).
     pub fn details(&self, stats: &[f64]) -> BleuDetails {
+        let stats: Vec<Num> = stats.iter().map(|&v| Num::Py(v)).collect();
+        self.details_num(&stats).0
+    }
+
+    /// `compute_bleu` on Python floats or numpy float32 statistics; also returns the
+    /// score with its numeric type.
+    fn details_num(&self, stats: &[Num]) -> (BleuDetails, Num) {
         let n = self.opts.max_ngram_order;
         let mut correct = stats[2..2 + n].to_vec();
         let mut total = stats[2 + n..2 + 2 * n].to_vec();
-        let (sys_len, ref_len) = (stats[0].trunc(), stats[1].trunc());
+        let (sys_len, ref_len) = (stats[0].f64().trunc(), stats[1].f64().trunc());
         let k = self
             .opts
             .smooth_value
             .or(self.opts.smooth_method.default_value());
-        let k = k.unwrap_or(0.0);
+        let k = Num::Py(k.unwrap_or(0.0));
         let bp = if sys_len < ref_len {
             if sys_len > 0.0 {
                 (1.0 - ref_len / sys_len).exp()
@@ -198,51 +207,59 @@ impl Bleu {
         } else {
             1.0
         };
-        let mut precisions = vec![0.0; n];
-        let mut details = |score, correct, total, precisions| BleuDetails {
-            score,
-            counts: correct,
-            totals: total,
-            precisions,
-            bp,
-            sys_len: sys_len as i64,
-            ref_len: ref_len as i64,
+        let mut precisions = vec![Num::Py(0.0); n];
+        let details = |score: f64, correct: &[Num], total: &[Num], precisions: &[Num]| {
+            let f = |v: &[Num]| v.iter().map(|x| x.f64()).collect();
+            BleuDetails {
+                score,
+                counts: f(correct),
+                totals: f(total),
+                precisions: f(precisions),
+                bp,
+                sys_len: sys_len as i64,
+                ref_len: ref_len as i64,
+            }
         };
-        if correct.iter().all(|&c| c == 0.0) {
-            return details(0.0, correct, total, precisions);
+        if correct.iter().all(|c| c.f64() == 0.0) {
+            return (details(0.0, &correct, &total, &precisions), Num::Py(0.0));
         }
         let method = self.opts.smooth_method;
-        let mut smooth_mteval = 1.0;
+        let hundred = Num::Py(100.0);
+        let mut smooth_mteval = Num::Py(1.0);
         let mut eff_order = n;
         for i in 0..n {
             if method == SmoothMethod::AddK && i > 0 {
-                correct[i] += k;
-                total[i] += k;
+                correct[i] = correct[i] + k;
+                total[i] = total[i] + k;
             }
-            if total[i] == 0.0 {
+            if total[i].f64() == 0.0 {
                 break;
             }
             if self.opts.effective_order {
                 eff_order = i + 1;
             }
-            if correct[i] == 0.0 {
+            if correct[i].f64() == 0.0 {
                 match method {
                     SmoothMethod::Exp => {
-                        smooth_mteval *= 2.0;
-                        precisions[i] = 100.0 / (smooth_mteval * total[i]);
+                        smooth_mteval = smooth_mteval * Num::Py(2.0);
+                        precisions[i] = hundred / (smooth_mteval * total[i]);
                     }
-                    SmoothMethod::Floor => precisions[i] = 100.0 * k / total[i],
+                    SmoothMethod::Floor => precisions[i] = hundred * k / total[i],
                     SmoothMethod::None | SmoothMethod::AddK => {}
                 }
             } else {
-                precisions[i] = 100.0 * correct[i] / total[i];
+                precisions[i] = hundred * correct[i] / total[i];
             }
         }
-        let log_sum = precisions[..eff_order].iter().fold(0.0, |acc, &p| {
+        let log_sum = precisions[..eff_order].iter().fold(0.0, |acc, p| {
+            let p = p.f64();
             acc + if p == 0.0 { LOG_ZERO } else { p.ln() }
         });
         let score = bp * (log_sum / eff_order as f64).exp();
-        details(score, correct, total, precisions)
+        (
+            details(score, &correct, &total, &precisions),
+            Num::Py(score),
+        )
     }
 }
 
@@ -291,6 +308,11 @@ impl Metric for Bleu {
             score: d.score,
             verbose_tail: d.verbose(),
         }
+    }
+
+    fn compute_f32(&self, stats: &[f32]) -> SampleScore {
+        let stats: Vec<Num> = stats.iter().map(|&v| Num::F32(v)).collect();
+        self.details_num(&stats).1.sample()
     }
 
     fn signature_fields(&self) -> Vec<(&'static str, &'static str, String)> {

@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 
 use crate::ngrams::{clipped_matches, sorted_ngrams};
+use crate::npnum::Num;
+use crate::significance::SampleScore;
 use crate::text::{is_py_space, py_lower, py_split};
 use crate::{Metric, Score, Stats};
 
@@ -105,38 +107,55 @@ impl Chrf {
 
     /// The f-score of (summed) statistics, in percent (sacrebleu's `_compute_f_score`).
     fn f_score(&self, stats: &[f64]) -> f64 {
-        let factor = f64::from(self.opts.beta).powi(2);
-        let (mut score, mut avg_prec, mut avg_rec, mut eff) = (0.0, 0.0, 0.0, 0usize);
+        let stats: Vec<Num> = stats.iter().map(|&v| Num::Py(v)).collect();
+        self.f_score_num(&stats).f64()
+    }
+
+    /// `_compute_f_score` on Python floats or numpy float32 statistics.
+    fn f_score_num(&self, stats: &[Num]) -> Num {
+        let factor = Num::Py(f64::from(self.opts.beta).powi(2));
+        let one_plus = Num::Py(1.0) + factor;
+        let (zero, eps) = (Num::Py(0.0), Num::Py(EPS));
+        let (mut score, mut avg_prec, mut avg_rec, mut eff) = (zero, zero, zero, 0usize);
         for t in stats.chunks_exact(3).take(self.order()) {
             let (n_hyp, n_ref, n_match) = (t[0], t[1], t[2]);
-            let prec = if n_hyp > 0.0 { n_match / n_hyp } else { EPS };
-            let rec = if n_ref > 0.0 { n_match / n_ref } else { EPS };
-            let denom = factor * prec + rec;
-            score += if denom > 0.0 {
-                (1.0 + factor) * prec * rec / denom
+            let prec = if n_hyp.f64() > 0.0 {
+                n_match / n_hyp
             } else {
-                EPS
+                eps
             };
-            if n_hyp > 0.0 && n_ref > 0.0 {
-                avg_prec += prec;
-                avg_rec += rec;
+            let rec = if n_ref.f64() > 0.0 {
+                n_match / n_ref
+            } else {
+                eps
+            };
+            let denom = factor * prec + rec;
+            score = score
+                + if denom.f64() > 0.0 {
+                    one_plus * prec * rec / denom
+                } else {
+                    eps
+                };
+            if n_hyp.f64() > 0.0 && n_ref.f64() > 0.0 {
+                avg_prec = avg_prec + prec;
+                avg_rec = avg_rec + rec;
                 eff += 1;
             }
         }
         if self.opts.eps_smoothing {
-            return 100.0 * score / self.order() as f64;
+            return Num::Py(100.0) * score / Num::Py(self.order() as f64);
         }
         if eff == 0 {
-            (avg_prec, avg_rec) = (0.0, 0.0);
+            (avg_prec, avg_rec) = (zero, zero);
         } else {
-            avg_prec /= eff as f64;
-            avg_rec /= eff as f64;
+            avg_prec = avg_prec / Num::Py(eff as f64);
+            avg_rec = avg_rec / Num::Py(eff as f64);
         }
-        if avg_prec + avg_rec != 0.0 {
-            let score = (1.0 + factor) * avg_prec * avg_rec / (factor * avg_prec + avg_rec);
-            100.0 * score
+        if (avg_prec + avg_rec).f64() != 0.0 {
+            let score = one_plus * avg_prec * avg_rec / (factor * avg_prec + avg_rec);
+            Num::Py(100.0) * score
         } else {
-            0.0
+            zero
         }
     }
 }
@@ -215,6 +234,11 @@ impl Metric for Chrf {
             score: self.f_score(stats),
             verbose_tail: String::new(),
         }
+    }
+
+    fn compute_f32(&self, stats: &[f32]) -> SampleScore {
+        let stats: Vec<Num> = stats.iter().map(|&v| Num::F32(v)).collect();
+        self.f_score_num(&stats).sample()
     }
 
     fn signature_fields(&self) -> Vec<(&'static str, &'static str, String)> {

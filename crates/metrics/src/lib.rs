@@ -18,9 +18,12 @@ pub mod bleu;
 pub mod chrf;
 mod corpus;
 mod ngrams;
+mod npnum;
+pub mod pcg64;
 pub mod pyfmt;
 pub mod signature;
 pub mod significance;
+pub mod ter;
 pub mod text;
 pub mod tokenizers;
 

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use regex::Regex;
 
 use crate::text::{py_join_split, py_strip};
