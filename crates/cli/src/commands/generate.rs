@@ -1,10 +1,239 @@
-//! Placeholder until this subcommand is built.
+//! `datm generate`: decode JSONL prompts with a base model (HF directory or `.gguf`) and an
+//! optional PEFT adapter; optionally write the adapter-merged model as an HF directory.
 
-/// Arguments (none yet).
-#[derive(clap::Args)]
-pub struct GenerateArgs {}
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
-/// Fails: this subcommand is not built yet.
-pub fn run(_args: GenerateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("this subcommand is not implemented yet")
+use anyhow::{bail, Context, Result};
+use datm_adapter::Adapter;
+use datm_model::candle_core::DType;
+use datm_model::{generate, EarlyStopping, GenerationConfig, LoadOptions, Model};
+
+/// Where the model comes from and how to load it (shared with `datm translate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Base model: an HF directory (config.json, tokenizer.json, *.safetensors) or a .gguf file.
+    #[arg(long, short = 'm')]
+    pub model: PathBuf,
+    /// PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Weight dtype: f32, bf16 or f16. Default: f32, with GGUF k-quant/Q8_0 weights kept
+    /// quantized; any explicit value dequantizes GGUF weights to it.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Prompts decoded together.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+}
+
+/// Arguments of `datm generate`.
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// JSONL prompts, one `{"prompt": "..."}` per line.
+    #[arg(long, short = 'i')]
+    input: Option<PathBuf>,
+    /// Output JSONL (default stdout): `{"prompt", "prompt_ids", "token_ids", "text"}` per prompt.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Beams (1 = greedy or sampling).
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Maximum new tokens per prompt (EOS included).
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Sample instead of greedy decoding.
+    #[arg(long)]
+    do_sample: bool,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Top-k sampling (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Beam length penalty (score = sum log p / len^penalty).
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f64,
+    /// Beam stopping rule: false (HF default heuristic), true, never.
+    #[arg(long, default_value = "false")]
+    early_stopping: String,
+    /// Fold the adapter into the base weights and write the merged model (HF safetensors
+    /// directory, in --dtype or f32) here; --input becomes optional.
+    #[arg(long)]
+    merge_out: Option<PathBuf>,
+}
+
+/// Runs `datm generate`.
+pub fn run(args: GenerateArgs) -> Result<()> {
+    if let Some(out) = &args.merge_out {
+        let adapter = args
+            .model
+            .adapter
+            .as_deref()
+            .map(Adapter::load)
+            .transpose()?;
+        let dtype = parse_dtype(args.model.dtype.as_deref())?.unwrap_or(DType::F32);
+        datm_model::merge::save_merged(&args.model.model, adapter.as_ref(), out, dtype)?;
+        eprintln!("datm: merged model written to {}", out.display());
+    }
+    let Some(input) = &args.input else {
+        if args.merge_out.is_some() {
+            return Ok(());
+        }
+        bail!("--input is required (JSONL with one {{\"prompt\": ...}} per line)");
+    };
+    let prompts = read_prompts(input)?;
+    let model = load_model(&args.model)?;
+    let cfg = GenerationConfig {
+        max_new_tokens: args.max_new_tokens,
+        num_beams: args.num_beams,
+        do_sample: args.do_sample,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        seed: args.seed,
+        length_penalty: args.length_penalty,
+        early_stopping: parse_early_stopping(&args.early_stopping)?,
+        eos_token_ids: None,
+        adapter: model.active_adapter().map(str::to_string),
+        batch_size: args.model.batch_size,
+    };
+    let results = decode_texts(&model, &prompts, &cfg)?;
+    let mut out = open_output(args.output.as_deref())?;
+    for (prompt, r) in prompts.iter().zip(results) {
+        let line = serde_json::json!({
+            "prompt": prompt,
+            "prompt_ids": r.prompt_ids,
+            "token_ids": r.token_ids,
+            "text": r.text,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A decoded prompt.
+pub struct TextGeneration {
+    /// Prompt token ids (special tokens included).
+    pub prompt_ids: Vec<u32>,
+    /// New token ids (EOS included if produced).
+    pub token_ids: Vec<u32>,
+    /// New tokens decoded, special tokens skipped.
+    pub text: String,
+}
+
+/// Tokenizes (with the model's special tokens, as HF `tokenizer(text)`), decodes with a
+/// progress bar, and detokenizes.
+pub fn decode_texts(
+    model: &Model,
+    prompts: &[String],
+    cfg: &GenerationConfig,
+) -> Result<Vec<TextGeneration>> {
+    let tok = model.tokenizer()?;
+    let ids = prompts
+        .iter()
+        .map(|p| tok.encode(p, true))
+        .collect::<Result<Vec<_>>>()?;
+    let bar = indicatif::ProgressBar::new(prompts.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} prompts, eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let gens = generate(model, &ids, cfg, &mut |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    gens.into_iter()
+        .map(|g| {
+            let text = tok.decode(&g.token_ids, true)?;
+            Ok(TextGeneration {
+                prompt_ids: g.prompt_ids,
+                token_ids: g.token_ids,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Loads the model and, if given, attaches and activates the adapter.
+pub fn load_model(args: &ModelArgs) -> Result<Model> {
+    let dtype = parse_dtype(args.dtype.as_deref())?;
+    let opts = LoadOptions {
+        dtype,
+        quantized: dtype.is_none(),
+        ..LoadOptions::default()
+    };
+    let mut model = Model::load(&args.model, &opts)?;
+    if let Some(dir) = &args.adapter {
+        let adapter = Adapter::load(dir)?;
+        model.attach_adapter("adapter", &adapter).with_context(|| {
+            format!(
+                "adapter {} does not fit {}",
+                dir.display(),
+                args.model.display()
+            )
+        })?;
+        model.set_active_adapter(Some("adapter"))?;
+    }
+    Ok(model)
+}
+
+fn parse_dtype(s: Option<&str>) -> Result<Option<DType>> {
+    Ok(match s {
+        None => None,
+        Some("f32") => Some(DType::F32),
+        Some("bf16") => Some(DType::BF16),
+        Some("f16") => Some(DType::F16),
+        Some(other) => bail!("unknown --dtype {other:?} (expected f32, bf16 or f16)"),
+    })
+}
+
+fn parse_early_stopping(s: &str) -> Result<EarlyStopping> {
+    Ok(match s {
+        "true" => EarlyStopping::True,
+        "false" => EarlyStopping::False,
+        "never" => EarlyStopping::Never,
+        other => bail!("unknown --early-stopping {other:?} (expected true, false or never)"),
+    })
+}
+
+fn read_prompts(path: &Path) -> Result<Vec<String>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut prompts = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        let p = v.get("prompt").and_then(|p| p.as_str()).with_context(|| {
+            format!(
+                "{}:{}: expected an object with a string \"prompt\"",
+                path.display(),
+                i + 1
+            )
+        })?;
+        prompts.push(p.to_string());
+    }
+    Ok(prompts)
+}
+
+/// A buffered writer to `path`, or stdout.
+pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
 }
