@@ -125,13 +125,13 @@ fn read_errors_name_file_and_place() {
         b"[{\"translation\": {\"de\": \"a\xff\", \"en\": \"b\"}}]",
     )
     .unwrap();
-    let e = read_set(Format::Json, &[p.clone()], d("de-en"))
+    let e = read_set(Format::Json, std::slice::from_ref(&p), d("de-en"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("bad.json:1: invalid UTF-8 at byte 26"), "{e}");
 
     std::fs::write(&p, "[{\"translation\": {\"de\": \"a\"}}]").unwrap();
-    let e = read_set(Format::Json, &[p.clone()], d("de-en"))
+    let e = read_set(Format::Json, std::slice::from_ref(&p), d("de-en"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -140,7 +140,7 @@ fn read_errors_name_file_and_place() {
     );
 
     std::fs::write(&p, "{\"translation\": {}}").unwrap();
-    let e = read_set(Format::Json, &[p.clone()], d("de-en"))
+    let e = read_set(Format::Json, std::slice::from_ref(&p), d("de-en"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("expected a JSON array"), "{e}");

@@ -91,7 +91,7 @@ fn put(root: &Path, locale: &str, domain: &str, messages: &[Message]) {
     all.extend_from_slice(messages);
     std::fs::write(
         dir.join(format!("{domain}.mo")),
-        mo::encode(&all, locale.len() % 2 == 0),
+        mo::encode(&all, locale.len().is_multiple_of(2)),
     )
     .unwrap();
 }
