@@ -1,0 +1,78 @@
+//! BPE merges implied by a vocabulary (GGUF SentencePiece files carry scores, not merges).
+
+use std::collections::HashMap;
+
+/// The merges a vocabulary implies, best first, exactly as HF transformers'
+/// `generate_merges(vocab, vocab_scores)` orders them: every split of every scored token into two
+/// vocabulary pieces (within a token ordered by the pieces' ids), then a stable sort by descending
+/// (score, left length, right length), lengths in characters.
+///
+/// `vocab` maps tokens to ids; `scored` lists the tokens to split, in vocabulary order, with their
+/// scores.
+pub(crate) fn from_scores(
+    vocab: &HashMap<String, u32>,
+    scored: &[(String, f64)],
+) -> Vec<(String, String)> {
+    struct Merge<'a> {
+        left: &'a str,
+        right: &'a str,
+        score: f64,
+        left_len: usize,
+        right_len: usize,
+    }
+    let mut merges = Vec::new();
+    for (token, score) in scored {
+        let mut local: Vec<(u32, u32, Merge)> = token
+            .char_indices()
+            .skip(1)
+            .filter_map(|(at, _)| {
+                let (left, right) = token.split_at(at);
+                let (l, r) = (vocab.get(left)?, vocab.get(right)?);
+                let merge = Merge {
+                    left,
+                    right,
+                    score: *score,
+                    left_len: left.chars().count(),
+                    right_len: right.chars().count(),
+                };
+                Some((*l, *r, merge))
+            })
+            .collect();
+        local.sort_by_key(|(l, r, _)| (*l, *r));
+        merges.extend(local.into_iter().map(|(_, _, m)| m));
+    }
+    merges.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.left_len.cmp(&a.left_len))
+            .then(b.right_len.cmp(&a.right_len))
+    });
+    merges
+        .into_iter()
+        .map(|m| (m.left.to_string(), m.right.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_by_score_then_lengths() {
+        let tokens = ["a", "b", "c", "ab", "bc", "abc"];
+        let vocab: HashMap<String, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i as u32))
+            .collect();
+        let scored: Vec<(String, f64)> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), -(i as f64)))
+            .collect();
+        let merges = from_scores(&vocab, &scored);
+        let got: Vec<String> = merges.iter().map(|(l, r)| format!("{l} {r}")).collect();
+        // "ab" (score -3), "bc" (-4), then "abc" (-5) split as "ab c" (left 2) before "a bc".
+        assert_eq!(got, ["a b", "b c", "ab c", "a bc"]);
+    }
+}

@@ -1,0 +1,175 @@
+//! Real GGUF weights: datm's dequantized tensors equal HF transformers' (values dumped by
+//! tools/make_real_model_expectations.py into tests/fixtures/model/real-*-weights.json).
+//! Skips when the model file is absent (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use datm_model::gguf::{self, LoadMode};
+use datm_model::weights::Weight;
+use serde_json::Value;
+
+fn model_path(var: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_string()));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not found (set {var})", path.display());
+        None
+    }
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= 1e-6 * (1.0 + y.abs()),
+            "{what}: {a:?} vs {b:?}"
+        );
+    }
+}
+
+fn check(var: &str, default: &str, fixture: &str) {
+    let Some(path) = model_path(var, default) else {
+        return;
+    };
+    let model = gguf::load(&path, LoadMode::Dequantize(DType::F32), &Device::Cpu).unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model")
+        .join(fixture);
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    for (name, want) in expected["tensors"].as_object().unwrap() {
+        let shape: Vec<usize> = want["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let Weight::Dense(t) = model.weights.get(name, &shape).unwrap() else {
+            panic!("{name}: dense expected")
+        };
+        let flat = t.flatten_all().unwrap();
+        close(
+            &flat.narrow(0, 0, 8).unwrap().to_vec1::<f32>().unwrap(),
+            &floats(&want["head"]),
+            name,
+        );
+        for (row, values) in want["rows"].as_object().unwrap() {
+            let r: usize = row.parse().unwrap();
+            let got = t
+                .get(r)
+                .unwrap()
+                .narrow(0, 0, 8)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            close(&got, &floats(values), &format!("{name} row {r}"));
+        }
+        let sum = t
+            .to_dtype(DType::F64)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let abs_sum: f64 = t
+            .to_dtype(DType::F64)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let (want_sum, want_abs) = (
+            want["sum"].as_f64().unwrap(),
+            want["abs_sum"].as_f64().unwrap(),
+        );
+        assert!(
+            (sum - want_sum).abs() <= 1e-6 * want_abs,
+            "{name}: sum {sum} vs {want_sum}"
+        );
+        assert!(
+            (abs_sum - want_abs).abs() <= 1e-6 * want_abs,
+            "{name}: abs sum {abs_sum} vs {want_abs}"
+        );
+    }
+}
+
+#[test]
+fn gemma3_dequantized_weights_equal_hf() {
+    check(
+        "DATM_GEMMA_GGUF",
+        "/work/models/gemma-3-270m-q4_k_m.gguf",
+        "real-gemma3-weights.json",
+    );
+}
+
+#[test]
+fn smollm2_dequantized_weights_equal_hf() {
+    check(
+        "DATM_SMOLLM2_GGUF",
+        "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "real-smollm2-weights.json",
+    );
+}
+
+#[test]
+fn gemma3_quantized_mode_keeps_fast_types() {
+    let Some(path) = model_path("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    let model = gguf::load(&path, LoadMode::Quantized, &Device::Cpu).unwrap();
+    let cfg = &model.config;
+    assert_eq!(cfg["num_hidden_layers"], 18);
+    assert_eq!(cfg["head_dim"], 256);
+    assert_eq!(cfg["query_pre_attn_scalar"], 256);
+    assert_eq!(cfg["layer_types"][5], "full_attention");
+    assert_eq!(cfg["layer_types"][4], "sliding_attention");
+    assert_eq!(cfg["tie_word_embeddings"], true);
+    // Q8_0 embeddings and Q4_K/Q6_K matrices stay quantized; Q5_0 (scalar kernel) is dequantized.
+    let emb = model
+        .weights
+        .get("model.embed_tokens.weight", &[262144, 640])
+        .unwrap();
+    assert!(matches!(emb, Weight::Quantized(_)));
+    let q = model
+        .weights
+        .get("model.layers.0.self_attn.q_proj.weight", &[1024, 640])
+        .unwrap();
+    assert!(matches!(q, Weight::Dense(ref t) if t.dtype() == DType::F32));
+    let o = model
+        .weights
+        .get("model.layers.0.self_attn.o_proj.weight", &[640, 1024])
+        .unwrap();
+    let Weight::Quantized(oq) = o else {
+        panic!("Q4_K o_proj should stay quantized")
+    };
+    let dense = gguf::load(&path, LoadMode::Dequantize(DType::F32), &Device::Cpu).unwrap();
+    let Weight::Dense(od) = dense
+        .weights
+        .get("model.layers.0.self_attn.o_proj.weight", &[640, 1024])
+        .unwrap()
+    else {
+        panic!()
+    };
+    let diff: f32 = (oq.dequantize(&Device::Cpu).unwrap() - od)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+}

@@ -1,0 +1,85 @@
+//! Real GGUF tokenizers (Gemma-3-270M, SmolLM2-135M) against HF transformers' ids on multilingual
+//! prompts (tests/fixtures/model/real-*-tokenizer.json, from tools/make_real_model_expectations.py).
+//! Skips when the model file is absent (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF` override the paths).
+
+use std::path::{Path, PathBuf};
+
+use datm_model::gguf;
+use serde_json::Value;
+
+fn model_path(var: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_string()));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not found (set {var})", path.display());
+        None
+    }
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn check(var: &str, default: &str, fixture: &str) {
+    let Some(path) = model_path(var, default) else {
+        return;
+    };
+    let tok = gguf::load_tokenizer(&path).unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model")
+        .join(fixture);
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let cases = expected["cases"].as_array().unwrap();
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(
+            tok.encode(text, true).unwrap(),
+            ids(&case["ids"]),
+            "{fixture}: {text:?}"
+        );
+        let plain = tok.encode(text, false).unwrap();
+        assert_eq!(plain, ids(&case["ids_no_special"]), "{fixture}: {text:?}");
+        assert_eq!(
+            tok.decode(&plain, true).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{fixture}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn gemma3_gguf_tokenizer_equals_hf() {
+    check(
+        "DATM_GEMMA_GGUF",
+        "/work/models/gemma-3-270m-q4_k_m.gguf",
+        "real-gemma3-tokenizer.json",
+    );
+}
+
+#[test]
+fn smollm2_gguf_tokenizer_equals_hf() {
+    check(
+        "DATM_SMOLLM2_GGUF",
+        "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "real-smollm2-tokenizer.json",
+    );
+}
+
+#[test]
+fn gemma3_special_ids() {
+    let Some(path) = model_path("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    let tok = gguf::load_tokenizer(&path).unwrap();
+    assert_eq!(tok.bos_id(), Some(2));
+    assert_eq!(tok.eos_ids(), &[1]);
+    assert_eq!(tok.pad_id(), Some(0));
+    assert!(tok.adds_bos());
+    assert_eq!(tok.token_to_id("<end_of_turn>"), Some(106));
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Expected tokenizations and weight spot-checks for the real GGUF models, from HF transformers.
+
+Run with /work/venv/bin/python where the models exist (CI never runs it; the Rust tests that read
+the outputs skip when the models are absent):
+
+    DATM_GEMMA_GGUF=/work/models/gemma-3-270m-q4_k_m.gguf \
+    DATM_SMOLLM2_GGUF=/work/models/SmolLM2-135M-Instruct.Q4_1.gguf \
+    /work/venv/bin/python tools/make_real_model_expectations.py
+
+Writes to tests/fixtures/model/:
+  real-<name>-tokenizer.json  [{text, ids, ids_no_special, decoded}] from
+                              AutoTokenizer.from_pretrained(dir, gguf_file=...)
+  real-<name>-weights.json    {file_sha256_prefix, tensors: {hf_name: {shape, sum, abs_sum, head,
+                              rows: {row: first 8 values}}}} from the f32 model HF dequantizes
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "model")
+
+MODELS = {
+    "gemma3": os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"),
+    "smollm2": os.environ.get("DATM_SMOLLM2_GGUF", "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+ALMA = "Translate this from {src} to {tgt}:\n{src}: {text}\n{tgt}:"
+PROMPTS = [
+    ALMA.format(src="German", tgt="English", text="Das Haus ist wunderbar."),
+    ALMA.format(src="German", tgt="English", text="Die Datei »%s« konnte nicht geöffnet werden: Größe überschritten."),
+    ALMA.format(src="Russian", tgt="English", text="Не удалось открыть файл «%s»: доступ запрещён."),
+    ALMA.format(src="Chinese", tgt="English", text="无法打开文件：权限不够。"),
+    ALMA.format(src="Japanese", tgt="English", text="ファイルを開けませんでした。もう一度お試しください。"),
+    ALMA.format(src="Arabic", tgt="English", text="تعذر فتح الملف. حاول مرة أخرى."),
+    ALMA.format(src="Hindi", tgt="English", text="फ़ाइल खोलने में विफल। कृपया पुनः प्रयास करें।"),
+    ALMA.format(src="English", tgt="Korean", text="Cannot open the file."),
+    "한국어 텍스트: 파일을 열 수 없습니다.",
+    "Ελληνικά: Δεν ήταν δυνατό το άνοιγμα του αρχείου.",
+    "עברית: לא ניתן לפתוח את הקובץ.",
+    "ภาษาไทย: ไม่สามารถเปิดไฟล์ได้",
+    "ქართული: ფაილის გახსნა ვერ მოხერხდა.",
+    "Tiếng Việt: Không thể mở tệp tin.",
+    "Türkçe: Dosya açılamadı; İstanbul’da ğüşıöç.",
+    "Українська: Не вдалося відкрити файл «ї».",
+    "Emoji 😀👍🏽 🇩🇪 family 👨‍👩‍👧 done ✅",
+    "Whitespace    runs\t\ttabs   and  trailing   ",
+    "   leading spaces",
+    "line one\nline two\n\n\nafter three newlines\r\nwindows",
+    "Placeholders: %1$s, %d files, {name}, _File, &Open, <b>bold</b>",
+    "Numbers 1234567890 3.14159 1,000,000 2026-11-26",
+    "Code: fn main() { println!(\"hi\"); } // ok",
+    "<start_of_turn>user\nHallo<end_of_turn>\n<start_of_turn>model\n",
+    "<|im_start|>user\nHello<|im_end|>\n",
+    "<bos><eos><pad> literal specials",
+    "Mixed: Hello Привет 你好 こんにちは مرحبا नमस्ते",
+    "Accents: café naïve façade Ångström Øre Łódź",
+    "",
+    " ",
+    "\n",
+    "a",
+]
+
+# HF names whose values are spot-checked (q/k cover llama's row permutation, norms Gemma's w+1).
+TENSORS = {
+    "gemma3": ["model.embed_tokens.weight", "model.norm.weight", "model.layers.0.self_attn.q_proj.weight",
+               "model.layers.0.self_attn.k_norm.weight", "model.layers.0.post_feedforward_layernorm.weight",
+               "model.layers.5.mlp.down_proj.weight", "model.layers.17.self_attn.o_proj.weight",
+               "model.layers.3.self_attn.v_proj.weight"],
+    "smollm2": ["model.embed_tokens.weight", "model.norm.weight", "model.layers.0.self_attn.q_proj.weight",
+                "model.layers.0.self_attn.k_proj.weight", "model.layers.29.mlp.up_proj.weight",
+                "model.layers.1.input_layernorm.weight"],
+}
+
+
+def sha256_prefix(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def tokenizer_cases(path):
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    return [{"text": t, "ids": tok(t).input_ids, "ids_no_special": tok(t, add_special_tokens=False).input_ids,
+             "decoded": tok.decode(tok(t, add_special_tokens=False).input_ids, skip_special_tokens=True)}
+            for t in PROMPTS]
+
+
+def weight_stats(path, names):
+    d, f = os.path.split(path)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    sd = model.state_dict()
+    out = {}
+    for n in names:
+        t = sd[n].float()
+        rows = {}
+        if t.ndim == 2:
+            for r in [0, 1, t.shape[0] // 2, t.shape[0] - 1]:
+                rows[str(r)] = t[r, :8].tolist()
+        out[n] = {"shape": list(t.shape), "sum": float(t.double().sum()), "abs_sum": float(t.double().abs().sum()),
+                  "head": t.flatten()[:8].tolist(), "rows": rows}
+    return out
+
+
+def main():
+    torch.set_num_threads(2)
+    for name, path in MODELS.items():
+        if not os.path.exists(path):
+            print(f"skipping {name}: {path} not found")
+            continue
+        sha = sha256_prefix(path)
+        with open(os.path.join(OUT, f"real-{name}-tokenizer.json"), "w") as fh:
+            json.dump({"file_sha256_prefix": sha, "cases": tokenizer_cases(path)}, fh, ensure_ascii=False, indent=1)
+        with open(os.path.join(OUT, f"real-{name}-weights.json"), "w") as fh:
+            json.dump({"file_sha256_prefix": sha, "tensors": weight_stats(path, TENSORS[name])}, fh, indent=1)
+        print(f"wrote real-{name}-*.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
