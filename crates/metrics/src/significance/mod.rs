@@ -346,12 +346,12 @@ fn baseline_results(
     Ok(row)
 }
 
-/// sacrebleu's `significance.estimate_ci`: numpy mean and half of the 95% range.
+/// sacrebleu's `significance.estimate_ci`: the numpy mean of the *sorted* scores (the
+/// order matters to numpy's pairwise summation) and half of the 95% range.
 fn numpy_estimate_ci(scores: Scores) -> (f64, f64) {
-    let mean = np_mean(&scores);
     let sorted = scores.sorted();
     let (lo, hi) = sorted.bounds();
-    (mean, sorted.half_range(lo, hi))
+    (np_mean(&sorted), sorted.half_range(lo, hi))
 }
 
 /// `_paired_bs_test` for one system.

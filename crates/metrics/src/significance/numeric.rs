@@ -133,7 +133,8 @@ impl NpFloat for f64 {
     const ZERO: Self = 0.0;
 }
 
-/// numpy's `pairwise_sum` (blocks of 128, eight accumulators).
+/// numpy's `pairwise_sum` (blocks of 128, eight accumulators), which `np.add.reduce`
+/// applies to the whole contiguous array.
 fn pairwise_sum<T: NpFloat>(a: &[T]) -> T {
     let n = a.len();
     if n < 8 {
@@ -159,19 +160,11 @@ fn pairwise_sum<T: NpFloat>(a: &[T]) -> T {
     }
 }
 
-/// `np.add.reduce` over a 1-D array: the first element, then the pairwise sum of the rest.
-fn np_sum<T: NpFloat>(a: &[T]) -> T {
-    match a.split_first() {
-        Some((&first, rest)) => first + pairwise_sum(rest),
-        None => T::ZERO,
-    }
-}
-
 /// `arr.mean()` in the array's type.
 pub(crate) fn np_mean(scores: &Scores) -> f64 {
     match scores {
-        Scores::F32(v) => f64::from(np_sum(v) / v.len() as f32),
-        Scores::F64(v) => np_sum(v) / v.len() as f64,
+        Scores::F32(v) => f64::from(pairwise_sum(v) / v.len() as f32),
+        Scores::F64(v) => pairwise_sum(v) / v.len() as f64,
     }
 }
 
@@ -237,8 +230,8 @@ mod tests {
     #[test]
     fn pairwise_sum_groups_like_numpy() {
         // Small arrays sum left to right; a float32 cancellation shows the grouping.
-        assert_eq!(np_sum(&[1e8f32, 1.0, -1e8, 1.0]), 1.0);
+        assert_eq!(pairwise_sum(&[1e8f32, 1.0, -1e8, 1.0]), 1.0);
         let v: Vec<f64> = (0..1000).map(|i| f64::from(i) * 0.1).collect();
-        assert!((np_sum(&v) - 49950.0).abs() < 1e-6);
+        assert!((pairwise_sum(&v) - 49950.0).abs() < 1e-6);
     }
 }
