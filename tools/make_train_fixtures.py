@@ -84,7 +84,7 @@ def tiny_model(arch):
 
     torch.manual_seed(1)
     if arch == "llama":
-        cfg = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        cfg = LlamaConfig(vocab_size=len(char_vocab()), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                           rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
                           bos_token_id=1, eos_token_id=2, pad_token_id=0)
@@ -105,6 +105,24 @@ def tiny_model(arch):
             if "norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     return model.float().eval()
+
+
+def char_vocab():
+    """Specials, then one token per printable ASCII character and newline."""
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    chars = ["\n"] + [chr(c) for c in range(32, 127)]
+    return {t: i for i, t in enumerate(specials + chars)}
+
+
+def save_char_tokenizer(path):
+    """A character-level `tokenizer.json` (WordLevel over single characters) for the tiny
+    LLaMA, so that whole training runs can be tested on text."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel(vocab=char_vocab(), unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.add_special_tokens(["<pad>", "<s>", "</s>", "<unk>"])
+    tok.save(path)
 
 
 def make_batch(vocab, pad_id, bos_id, eos_id):
@@ -137,6 +155,8 @@ def lora_fixture(arch, out):
     model = tiny_model(arch)
     os.makedirs(f"{out}/model", exist_ok=True)
     model.save_pretrained(f"{out}/model", safe_serialization=True)
+    if arch == "llama":
+        save_char_tokenizer(f"{out}/model/tokenizer.json")
     cfg = model.config
     lcfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",

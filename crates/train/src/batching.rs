@@ -42,8 +42,14 @@ pub struct Step {
 /// Every optimizer step of a run, in order.
 pub fn plan(seqs: &[Sequence], cfg: &BatchConfig) -> Result<Vec<Step>> {
     ensure!(!seqs.is_empty(), "no training sequences");
-    ensure!(cfg.batch_size > 0 && cfg.micro_batch_size > 0, "batch sizes must be positive");
-    ensure!(cfg.max_steps.is_some() || cfg.epochs > 0, "--epochs must be positive");
+    ensure!(
+        cfg.batch_size > 0 && cfg.micro_batch_size > 0,
+        "batch sizes must be positive"
+    );
+    ensure!(
+        cfg.max_steps.is_some() || cfg.epochs > 0,
+        "--epochs must be positive"
+    );
     let per_epoch = seqs.len().div_ceil(cfg.batch_size);
     let total = cfg.max_steps.unwrap_or(per_epoch * cfg.epochs);
     ensure!(total > 0, "--max-steps must be positive");
@@ -70,7 +76,11 @@ fn make_step(seqs: &[Sequence], chunk: &[usize], micro: usize, epoch: usize) -> 
     idx.sort_by_key(|&i| std::cmp::Reverse(seqs[i].ids.len()));
     let target_tokens = idx.iter().map(|&i| seqs[i].target_len()).sum();
     let micro_batches = idx.chunks(micro).map(<[usize]>::to_vec).collect();
-    Step { epoch, micro_batches, target_tokens }
+    Step {
+        epoch,
+        micro_batches,
+        target_tokens,
+    }
 }
 
 #[cfg(test)]
@@ -79,12 +89,22 @@ mod tests {
 
     fn seqs(lens: &[usize]) -> Vec<Sequence> {
         lens.iter()
-            .map(|&n| Sequence { ids: vec![7; n], prompt_len: 1, direction: "de-en".parse().unwrap() })
+            .map(|&n| Sequence {
+                ids: vec![7; n],
+                prompt_len: 1,
+                direction: "de-en".parse().unwrap(),
+            })
             .collect()
     }
 
     fn cfg(batch_size: usize, micro_batch_size: usize, max_steps: Option<usize>) -> BatchConfig {
-        BatchConfig { batch_size, micro_batch_size, epochs: 1, max_steps, seed: 42 }
+        BatchConfig {
+            batch_size,
+            micro_batch_size,
+            epochs: 1,
+            max_steps,
+            seed: 42,
+        }
     }
 
     #[test]
@@ -96,7 +116,12 @@ mod tests {
         all.sort();
         assert_eq!(all, (0..7).collect::<Vec<_>>());
         for st in &p {
-            let lens: Vec<usize> = st.micro_batches.concat().iter().map(|&i| s[i].ids.len()).collect();
+            let lens: Vec<usize> = st
+                .micro_batches
+                .concat()
+                .iter()
+                .map(|&i| s[i].ids.len())
+                .collect();
             assert!(lens.windows(2).all(|w| w[0] >= w[1]));
             assert_eq!(st.target_tokens, lens.iter().map(|l| l - 1).sum::<usize>());
         }
@@ -107,9 +132,19 @@ mod tests {
         let s = seqs(&[3, 4, 5, 6, 7]);
         let p = plan(&s, &cfg(2, 1, Some(7))).unwrap();
         assert_eq!(p.len(), 7);
-        assert_eq!(p.iter().map(|st| st.epoch).collect::<Vec<_>>(), [0, 0, 0, 1, 1, 1, 2]);
+        assert_eq!(
+            p.iter().map(|st| st.epoch).collect::<Vec<_>>(),
+            [0, 0, 0, 1, 1, 1, 2]
+        );
         assert_eq!(p, plan(&s, &cfg(2, 1, Some(7))).unwrap());
-        let other = plan(&s, &BatchConfig { seed: 7, ..cfg(2, 1, Some(7)) }).unwrap();
+        let other = plan(
+            &s,
+            &BatchConfig {
+                seed: 7,
+                ..cfg(2, 1, Some(7))
+            },
+        )
+        .unwrap();
         assert_ne!(p, other);
     }
 }

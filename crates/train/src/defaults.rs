@@ -33,8 +33,15 @@ pub const ALPHA: f64 = 32.0;
 /// LoRA dropout on the adapter input (ALMA, mission notes §1.5).
 pub const DROPOUT: f64 = 0.05;
 /// PEFT's `all-linear` for LLaMA/Gemma: every projection but the LM head (mission notes §1.5).
-pub const TARGET_MODULES: &[&str] =
-    &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const TARGET_MODULES: &[&str] = &[
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 /// Random seed (ALMA run scripts).
 pub const SEED: u64 = 42;
 /// Maximum prompt tokens, BOS included (ALMA run scripts).

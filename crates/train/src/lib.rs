@@ -4,8 +4,19 @@
 //! only; optimisation is torch's AdamW with HF's `inverse_sqrt` schedule, gradient accumulation to
 //! an effective batch, global-norm clipping; checkpoints resume bit-identically.
 
-pub mod defaults;
-pub mod optim;
-pub mod loss;
 pub mod batching;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod defaults;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod progress;
 pub mod sequences;
+pub mod trainer;
+
+pub use config::{LoraSettings, Precision, TrainConfig};
+pub use data::TrainData;
+pub use progress::{Console, Progress, Silent};
+pub use trainer::{train, train_model, TrainOutcome};

@@ -13,7 +13,11 @@ use rayon::prelude::*;
 /// scalar that backpropagates into `logits`. Non-CPU devices use composed candle ops.
 pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let (n, vocab) = logits.dims2()?;
-    ensure!(n == targets.len(), "{n} logit rows for {} targets", targets.len());
+    ensure!(
+        n == targets.len(),
+        "{n} logit rows for {} targets",
+        targets.len()
+    );
     if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
         anyhow::bail!("target token {bad} is outside the vocabulary of {vocab}");
     }
@@ -23,7 +27,9 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
         let logp = candle_nn::ops::log_softmax(&logits, 1)?;
         return Ok(logp.gather(&idx, 1)?.sum_all()?.neg()?);
     }
-    let per_row = logits.apply_op1(RowCrossEntropy { targets: targets.to_vec() })?;
+    let per_row = logits.apply_op1(RowCrossEntropy {
+        targets: targets.to_vec(),
+    })?;
     Ok(per_row.sum_all()?)
 }
 
@@ -63,9 +69,19 @@ impl CustomOp1 for RowCrossEntropy {
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
-        let grad = arg.apply_op2_no_bwd(&g, &RowCrossEntropyGrad { targets: self.targets.clone() })?;
+        let grad = arg.apply_op2_no_bwd(
+            &g,
+            &RowCrossEntropyGrad {
+                targets: self.targets.clone(),
+            },
+        )?;
         Ok(Some(grad))
     }
 }
@@ -117,13 +133,43 @@ mod tests {
         let z = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (5, 11), &dev).unwrap())).unwrap();
         let targets = [0u32, 10, 3, 3, 7];
         let fused = (cross_entropy_sum(z.as_tensor(), &targets).unwrap() * 0.5).unwrap();
-        let idx = Tensor::new(&targets[..], &dev).unwrap().unsqueeze(1).unwrap();
+        let idx = Tensor::new(&targets[..], &dev)
+            .unwrap()
+            .unsqueeze(1)
+            .unwrap();
         let logp = candle_nn::ops::log_softmax(z.as_tensor(), 1).unwrap();
-        let composed = (logp.gather(&idx, 1).unwrap().sum_all().unwrap().neg().unwrap() * 0.5).unwrap();
-        let (a, b) = (fused.to_scalar::<f32>().unwrap(), composed.to_scalar::<f32>().unwrap());
+        let composed = (logp
+            .gather(&idx, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .neg()
+            .unwrap()
+            * 0.5)
+            .unwrap();
+        let (a, b) = (
+            fused.to_scalar::<f32>().unwrap(),
+            composed.to_scalar::<f32>().unwrap(),
+        );
         assert!((a - b).abs() < 1e-5 * b.abs(), "{a} vs {b}");
-        let ga = fused.backward().unwrap().get(&z).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let gb = composed.backward().unwrap().get(&z).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ga = fused
+            .backward()
+            .unwrap()
+            .get(&z)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let gb = composed
+            .backward()
+            .unwrap()
+            .get(&z)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (x, y) in ga.iter().zip(&gb) {
             assert!((x - y).abs() < 1e-6, "{x} vs {y}");
         }

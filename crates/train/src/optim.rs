@@ -23,7 +23,12 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     fn default() -> Self {
         use crate::defaults as d;
-        AdamWConfig { beta1: d::BETA1, beta2: d::BETA2, eps: d::EPS, weight_decay: d::WEIGHT_DECAY }
+        AdamWConfig {
+            beta1: d::BETA1,
+            beta2: d::BETA2,
+            eps: d::EPS,
+            weight_decay: d::WEIGHT_DECAY,
+        }
     }
 }
 
@@ -48,11 +53,19 @@ impl AdamW {
             .iter()
             .map(|(_, v)| {
                 let z = Tensor::zeros(v.shape(), DType::F32, v.device())?;
-                Ok(Moments { exp_avg: z.clone(), exp_avg_sq: z })
+                Ok(Moments {
+                    exp_avg: z.clone(),
+                    exp_avg_sq: z,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let names = params.iter().map(|(n, _)| n.clone()).collect();
-        Ok(AdamW { config, names, moments, step: 0 })
+        Ok(AdamW {
+            config,
+            names,
+            moments,
+            step: 0,
+        })
     }
 
     /// Optimizer steps taken so far.
@@ -108,10 +121,15 @@ impl AdamW {
     /// present with the right shape.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, origin: &str) -> Result<()> {
         let get = |key: &str| {
-            state.get(key).with_context(|| format!("{origin}: optimizer state lacks tensor {key}"))
+            state
+                .get(key)
+                .with_context(|| format!("{origin}: optimizer state lacks tensor {key}"))
         };
         for (name, m) in self.names.iter().zip(self.moments.iter_mut()) {
-            for (suffix, slot) in [("exp_avg", &mut m.exp_avg), ("exp_avg_sq", &mut m.exp_avg_sq)] {
+            for (suffix, slot) in [
+                ("exp_avg", &mut m.exp_avg),
+                ("exp_avg_sq", &mut m.exp_avg_sq),
+            ] {
                 let key = format!("{name}.{suffix}");
                 let t = get(&key)?;
                 ensure!(
@@ -136,7 +154,11 @@ impl AdamW {
 pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     let mut sum_sq = 0f64;
     for g in grads.iter() {
-        let n = g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        let n = g
+            .to_dtype(DType::F32)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f32>()? as f64;
         sum_sq += n;
     }
     let total = sum_sq.sqrt();
@@ -165,8 +187,16 @@ impl InverseSqrtSchedule {
     /// (HF `TrainingArguments.get_warmup_steps` for a ratio below 1).
     pub fn new(base_lr: f64, warmup_ratio: f64, total_steps: usize) -> Self {
         let warmup_steps = (warmup_ratio * total_steps as f64).ceil() as usize;
-        let timescale = if warmup_steps == 0 { 10_000 } else { warmup_steps };
-        InverseSqrtSchedule { base_lr, warmup_steps, timescale }
+        let timescale = if warmup_steps == 0 {
+            10_000
+        } else {
+            warmup_steps
+        };
+        InverseSqrtSchedule {
+            base_lr,
+            warmup_steps,
+            timescale,
+        }
     }
 
     /// Learning rate for the optimizer step with 0-based index `step` (the scheduler's

@@ -24,12 +24,9 @@ pub trait TokenEncoder {
     fn token_ids(&self, text: &str) -> Result<Vec<u32>>;
 }
 
-impl TokenEncoder for tokenizers::Tokenizer {
+impl TokenEncoder for datm_model::tokenizer::Tokenizer {
     fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .encode(text, false)
-            .map_err(|e| anyhow::anyhow!("cannot tokenize {text:?}: {e}"))?;
-        Ok(enc.get_ids().to_vec())
+        self.encode(text, false)
     }
 }
 
@@ -83,8 +80,17 @@ impl<'a> SequenceBuilder<'a> {
         template: PromptTemplate,
         limits: SequenceLimits,
     ) -> Result<Self> {
-        ensure!(limits.max_target_length >= 2, "--max-target-length must be at least 2 (a token and EOS)");
-        Ok(SequenceBuilder { tokenizer, bos, eos, template, limits })
+        ensure!(
+            limits.max_target_length >= 2,
+            "--max-target-length must be at least 2 (a token and EOS)"
+        );
+        Ok(SequenceBuilder {
+            tokenizer,
+            bos,
+            eos,
+            template,
+            limits,
+        })
     }
 
     /// Tokenizes, masks and truncates one example.
@@ -96,12 +102,19 @@ impl<'a> SequenceBuilder<'a> {
         target.truncate(self.limits.max_target_length - 1);
         ids.extend(target);
         ids.push(self.eos);
-        Ok(Sequence { ids, prompt_len, direction: ex.direction })
+        Ok(Sequence {
+            ids,
+            prompt_len,
+            direction: ex.direction,
+        })
     }
 
     /// Prompt tokens (without BOS), truncated inside the source text if too long.
     fn prompt_ids(&self, ex: &Example) -> Result<Vec<u32>> {
-        let budget = self.limits.max_source_length.saturating_sub(usize::from(self.bos.is_some()));
+        let budget = self
+            .limits
+            .max_source_length
+            .saturating_sub(usize::from(self.bos.is_some()));
         let ids = self.tokenizer.token_ids(&ex.prompt(self.template))?;
         if ids.len() <= budget {
             return Ok(ids);
@@ -112,7 +125,9 @@ impl<'a> SequenceBuilder<'a> {
             bail!("prompt for {} does not end with {marker:?}", ex.direction)
         };
         let tail = self.tokenizer.token_ids(&marker)?;
-        let empty = self.tokenizer.token_ids(&self.template.prompt(ex.direction, ""))?;
+        let empty = self
+            .tokenizer
+            .token_ids(&self.template.prompt(ex.direction, ""))?;
         ensure!(
             empty.len() <= budget,
             "--max-source-length {} cannot hold the {} prompt template ({} tokens with BOS)",
@@ -140,11 +155,18 @@ mod tests {
     }
 
     fn example(src: &str, tgt: &str) -> Example {
-        Example { direction: "de-en".parse().unwrap(), src: src.into(), tgt: tgt.into() }
+        Example {
+            direction: "de-en".parse().unwrap(),
+            src: src.into(),
+            tgt: tgt.into(),
+        }
     }
 
     fn builder(max_source_length: usize, max_target_length: usize) -> SequenceBuilder<'static> {
-        let limits = SequenceLimits { max_source_length, max_target_length };
+        let limits = SequenceLimits {
+            max_source_length,
+            max_target_length,
+        };
         SequenceBuilder::new(&Chars, Some(1), 2, PromptTemplate::Alma, limits).unwrap()
     }
 
@@ -155,7 +177,10 @@ mod tests {
         let prompt = ex.prompt(PromptTemplate::Alma);
         assert_eq!(s.prompt_len, 1 + prompt.chars().count());
         assert_eq!(s.ids[0], 1);
-        assert_eq!(&s.ids[s.prompt_len..], &[b'H' as u32 + 10, b'i' as u32 + 10, 2]);
+        assert_eq!(
+            &s.ids[s.prompt_len..],
+            &[b'H' as u32 + 10, b'i' as u32 + 10, 2]
+        );
         assert_eq!(s.target_len(), 3);
         let preds: Vec<_> = s.predictions().collect();
         assert_eq!(preds[0], (s.prompt_len - 1, b'H' as u32 + 10));
@@ -165,7 +190,10 @@ mod tests {
     #[test]
     fn long_source_is_cut_inside_the_text_keeping_the_marker() {
         let full = example(&"x".repeat(100), "ok");
-        let empty_len = PromptTemplate::Alma.prompt(full.direction, "").chars().count();
+        let empty_len = PromptTemplate::Alma
+            .prompt(full.direction, "")
+            .chars()
+            .count();
         let s = builder(1 + empty_len + 10, 256).build(&full).unwrap();
         assert_eq!(s.prompt_len, 1 + empty_len + 10);
         let marker: Vec<u32> = "\nEnglish:".chars().map(|c| c as u32 + 10).collect();
@@ -181,7 +209,13 @@ mod tests {
 
     #[test]
     fn source_limit_below_template_is_an_error() {
-        let err = builder(10, 256).build(&example(&"x".repeat(50), "y")).unwrap_err().to_string();
-        assert!(err.contains("cannot hold the de-en prompt template"), "{err}");
+        let err = builder(10, 256)
+            .build(&example(&"x".repeat(50), "y"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot hold the de-en prompt template"),
+            "{err}"
+        );
     }
 }

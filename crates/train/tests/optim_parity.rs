@@ -6,12 +6,19 @@ use datm_train::optim::{clip_grad_norm, AdamW, AdamWConfig, InverseSqrtSchedule}
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/train/optim.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/train/optim.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
@@ -31,7 +38,10 @@ fn schedule_matches_transformers() {
         for (step, want) in s["lrs"].as_array().unwrap().iter().enumerate() {
             let want = want.as_f64().unwrap();
             let got = sched.lr(step);
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{total}/{ratio} step {step}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{total}/{ratio} step {step}"
+            );
         }
     }
 }
@@ -70,11 +80,24 @@ fn adamw_and_clipping_match_torch() {
         assert!((sched.lr(step) - s["lr"].as_f64().unwrap()).abs() < 1e-12);
         let norm = clip_grad_norm(&mut grads, cfg["max_grad_norm"].as_f64().unwrap()).unwrap();
         let want_norm = s["grad_norm"].as_f64().unwrap();
-        assert!((norm - want_norm).abs() <= 1e-5 * want_norm, "step {step} norm {norm} vs {want_norm}");
+        assert!(
+            (norm - want_norm).abs() <= 1e-5 * want_norm,
+            "step {step} norm {norm} vs {want_norm}"
+        );
         opt.step(&params, &grads, sched.lr(step)).unwrap();
         for (n, v) in &params {
-            let got = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_close(&got, &floats(&s["params_after"][n]), 1e-5, &format!("step {step} {n}"));
+            let got = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_close(
+                &got,
+                &floats(&s["params_after"][n]),
+                1e-5,
+                &format!("step {step} {n}"),
+            );
         }
     }
 }
@@ -93,6 +116,9 @@ fn optimizer_state_round_trips() {
     assert_eq!(b.steps_taken(), 1);
     let mut missing = state.clone();
     missing.remove("w.exp_avg");
-    let err = b.load_state(&missing, "ckpt/optimizer.safetensors").err().unwrap();
+    let err = b
+        .load_state(&missing, "ckpt/optimizer.safetensors")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("w.exp_avg"), "{err}");
 }

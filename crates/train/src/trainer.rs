@@ -1,0 +1,456 @@
+//! The training loop: sequences → step plan → forward/backward with accumulation → clipping →
+//! AdamW → checkpoints, logs and the final PEFT adapter.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{Device, Tensor, Var};
+use datm_adapter::Adapter;
+use datm_data::prompt::Example;
+use datm_model::{LoadOptions, Model};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::batching::{plan, Step};
+use crate::checkpoint::{self, TrainerState};
+use crate::config::TrainConfig;
+use crate::data::TrainData;
+use crate::loss::cross_entropy_sum;
+use crate::metrics::{EvalRecord, Metrics, StepRecord};
+use crate::optim::{clip_grad_norm, AdamW, InverseSqrtSchedule};
+use crate::progress::Progress;
+use crate::sequences::{Sequence, SequenceBuilder};
+
+/// Name under which the trained adapter is attached to the model.
+pub const ADAPTER_NAME: &str = "datm-train";
+/// Per-step JSONL log in the output directory.
+pub const LOG_FILE: &str = "train_log.jsonl";
+/// Run summary in the output directory.
+pub const SUMMARY_FILE: &str = "training.json";
+
+/// What a finished run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// The PEFT adapter directory (the output directory).
+    pub adapter_dir: PathBuf,
+    /// Optimizer steps of the whole run.
+    pub steps: usize,
+    /// Step the run resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// SHA-256 over the training sequences in input order.
+    pub data_fingerprint: String,
+    /// Training sequences.
+    pub sequences: usize,
+    /// Metrics over the whole run.
+    pub metrics: Metrics,
+}
+
+/// Loads data and model as `config` says and trains; the library entry point (`datm train`,
+/// pool training). Data problems are reported before the model is loaded.
+pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainOutcome> {
+    config.validate()?;
+    let data = crate::data::load(&config.data, &config.directions)?;
+    let opts = LoadOptions {
+        dtype: Some(config.precision.dtype()),
+        device: Device::Cpu,
+        quantized: false,
+    };
+    let mut model = Model::load(&config.model, &opts)?;
+    train_model(&mut model, &data, config, progress)
+}
+
+/// Trains an adapter on an already loaded model (which must have been loaded dequantized);
+/// pools call this once per adapter with the same model. The adapter is left attached under
+/// [`ADAPTER_NAME`] and saved to `config.out`.
+pub fn train_model(
+    model: &mut Model,
+    data: &TrainData,
+    config: &TrainConfig,
+    progress: &mut dyn Progress,
+) -> Result<TrainOutcome> {
+    config.validate()?;
+    let builder = sequence_builder(model, config)?;
+    let train = build_sequences(&builder, &data.train, "training")?;
+    let mut valid = build_sequences(&builder, &data.valid, "validation")?;
+    valid.truncate(config.max_eval_examples);
+    let steps = plan(&train, &config.batch)?;
+    let schedule = InverseSqrtSchedule::new(config.lr, config.warmup_ratio, steps.len());
+    let data_fingerprint = fingerprint(&train);
+    let run_fingerprint = run_fingerprint(config, &data_fingerprint)?;
+    fs::create_dir_all(&config.out)
+        .with_context(|| format!("cannot create {}", config.out.display()))?;
+
+    let resume = resume_point(config, &run_fingerprint)?;
+    let peft = config
+        .lora
+        .peft_config(Some(config.model.display().to_string()));
+    match (&resume, &config.init_adapter) {
+        (Some(ck), _) => model.attach_adapter(ADAPTER_NAME, &with_config(&ck.adapter, &peft))?,
+        (None, Some(dir)) => {
+            model.attach_adapter(ADAPTER_NAME, &with_config(&Adapter::load(dir)?, &peft))?
+        }
+        (None, None) => model.new_adapter(ADAPTER_NAME, &peft, config.batch.seed)?,
+    }
+    model.set_active_adapter(Some(ADAPTER_NAME))?;
+    let vars = model.lora_vars(ADAPTER_NAME);
+    ensure!(
+        !vars.is_empty(),
+        "the adapter has no trainable LoRA weights"
+    );
+    let mut opt = AdamW::new(config.adamw, &vars)?;
+    let (start, mut metrics) = match &resume {
+        Some(ck) => {
+            opt.load_state(&ck.optimizer, &ck.dir.display().to_string())?;
+            progress.message(&format!(
+                "resuming from {} (step {})",
+                ck.dir.display(),
+                ck.state.step
+            ));
+            (ck.state.step, ck.state.metrics.clone())
+        }
+        None => (0, Metrics::default()),
+    };
+    let mut log = open_log(&config.out, start)?;
+    let runner = StepRunner {
+        model,
+        vars: &vars,
+        seqs: &train,
+    };
+    progress.start(steps.len(), start);
+    for (i, step) in steps.iter().enumerate().skip(start) {
+        let record = runner.run(step, i, &schedule, config.max_grad_norm, &mut opt)?;
+        writeln!(log, "{}", serde_json::to_string(&record)?)?;
+        log.flush()?;
+        metrics.record(&record);
+        progress.step(&record, steps.len());
+        let done = i + 1;
+        let last = done == steps.len();
+        if !valid.is_empty() && (last || (config.eval_steps > 0 && done % config.eval_steps == 0)) {
+            let ev = EvalRecord {
+                step: done,
+                loss: runner.validation_loss(&valid)?,
+                sequences: valid.len(),
+            };
+            progress.eval(&ev);
+            metrics.evals.push(ev);
+        }
+        if last || (config.save_steps > 0 && done % config.save_steps == 0) {
+            let state = TrainerState {
+                step: done,
+                total_steps: steps.len(),
+                seed: config.batch.seed,
+                run_fingerprint: run_fingerprint.clone(),
+                metrics: metrics.clone(),
+            };
+            let adapter = model.export_adapter(ADAPTER_NAME)?;
+            checkpoint::save(
+                &config.out,
+                &adapter,
+                &opt.state_tensors()?,
+                &state,
+                config.keep_checkpoints,
+            )?;
+        }
+    }
+    progress.finish();
+    model.export_adapter(ADAPTER_NAME)?.save(&config.out)?;
+    let outcome = TrainOutcome {
+        adapter_dir: config.out.clone(),
+        steps: steps.len(),
+        resumed_from: resume.as_ref().map(|c| c.state.step),
+        data_fingerprint,
+        sequences: train.len(),
+        metrics,
+    };
+    write_summary(config, &outcome)?;
+    Ok(outcome)
+}
+
+/// The adapter's tensors under the run's PEFT config (scaling and dropout come from the run).
+fn with_config(adapter: &Adapter, config: &datm_adapter::LoraConfig) -> Adapter {
+    Adapter {
+        config: config.clone(),
+        modules: adapter.modules.clone(),
+    }
+}
+
+fn sequence_builder<'a>(model: &'a Model, config: &TrainConfig) -> Result<SequenceBuilder<'a>> {
+    let tok = model.tokenizer()?;
+    let eos = model
+        .config()
+        .eos_token_ids
+        .first()
+        .or(tok.eos_ids().first())
+        .copied();
+    let eos = eos.with_context(|| {
+        format!(
+            "{}: the model defines no EOS token",
+            model.source().display()
+        )
+    })?;
+    // BOS exactly when the tokenizer adds one to a plain `tokenizer(text)` call, as HF does.
+    let bos = if tok.adds_bos() { tok.bos_id() } else { None };
+    SequenceBuilder::new(tok, bos, eos, config.template, config.limits)
+}
+
+/// Tokenizes examples, skipping those with an empty side; errors name the example.
+fn build_sequences(b: &SequenceBuilder, examples: &[Example], what: &str) -> Result<Vec<Sequence>> {
+    examples
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.src.trim().is_empty() && !e.tgt.trim().is_empty())
+        .map(|(i, e)| {
+            b.build(e)
+                .with_context(|| format!("{what} example {} ({})", i + 1, e.direction))
+        })
+        .collect()
+}
+
+/// SHA-256 over directions, prompt lengths and token ids, in order.
+fn fingerprint(seqs: &[Sequence]) -> String {
+    let mut h = Sha256::new();
+    for s in seqs {
+        h.update(s.direction.to_string().as_bytes());
+        h.update((s.prompt_len as u64).to_le_bytes());
+        h.update((s.ids.len() as u64).to_le_bytes());
+        for id in &s.ids {
+            h.update(id.to_le_bytes());
+        }
+    }
+    hex(&h.finalize())
+}
+
+fn run_fingerprint(config: &TrainConfig, data: &str) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&config.identity()?)?);
+    h.update(data.as_bytes());
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The checkpoint to continue from: the newest one with `--resume`; without it an output
+/// directory that already holds checkpoints is refused rather than silently mixed.
+fn resume_point(
+    config: &TrainConfig,
+    run_fingerprint: &str,
+) -> Result<Option<checkpoint::Checkpoint>> {
+    if !config.resume {
+        if let Some((step, dir)) = checkpoint::list(&config.out)?.pop() {
+            bail!(
+                "{} already holds checkpoint {} (step {step}); pass --resume to continue it or choose another --out",
+                config.out.display(),
+                dir.display()
+            );
+        }
+        return Ok(None);
+    }
+    let Some(ck) = checkpoint::latest(&config.out)? else {
+        return Ok(None);
+    };
+    ensure!(
+        ck.state.run_fingerprint == run_fingerprint,
+        "{}: checkpoint belongs to a run with other settings or data; resume needs the same model, data, directions and training options",
+        ck.dir.display()
+    );
+    Ok(Some(ck))
+}
+
+/// Opens the JSONL step log, keeping only records of steps `<= done`.
+fn open_log(out: &Path, done: usize) -> Result<File> {
+    let path = out.join(LOG_FILE);
+    let mut kept = Vec::new();
+    if done > 0 && path.exists() {
+        for line in BufReader::new(File::open(&path)?).lines() {
+            let line = line?;
+            let step = serde_json::from_str::<StepRecord>(&line)
+                .map(|r| r.step)
+                .unwrap_or(usize::MAX);
+            if step <= done {
+                kept.push(line);
+            }
+        }
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for line in kept {
+        writeln!(f, "{line}")?;
+    }
+    Ok(f)
+}
+
+fn write_summary(config: &TrainConfig, outcome: &TrainOutcome) -> Result<()> {
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        config: &'a TrainConfig,
+        data_fingerprint: &'a str,
+        sequences: usize,
+        steps: usize,
+        resumed_from: Option<usize>,
+        tokens_per_second: f64,
+        metrics: &'a Metrics,
+    }
+    let s = Summary {
+        config,
+        data_fingerprint: &outcome.data_fingerprint,
+        sequences: outcome.sequences,
+        steps: outcome.steps,
+        resumed_from: outcome.resumed_from,
+        tokens_per_second: outcome.metrics.tokens_per_second(),
+        metrics: &outcome.metrics,
+    };
+    let path = config.out.join(SUMMARY_FILE);
+    let tmp = config.out.join(format!(".{SUMMARY_FILE}.tmp"));
+    fs::write(&tmp, serde_json::to_vec_pretty(&s)?)?;
+    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// One micro-batch, right-padded: ids and mask `[rows, width]`, the flat positions whose hidden
+/// state predicts a label, and those labels.
+pub struct MicroBatch {
+    /// Token ids, padding filled with the row's last token.
+    pub ids: Tensor,
+    /// 1 on tokens, 0 on padding.
+    pub mask: Tensor,
+    /// `row * width + position` for every labelled prediction.
+    pub positions: Tensor,
+    /// The label predicted at each of `positions`.
+    pub labels: Vec<u32>,
+    /// Real tokens in the micro-batch.
+    pub tokens: usize,
+}
+
+impl MicroBatch {
+    /// Pads and indexes `rows` of `seqs` for `device`.
+    pub fn new(seqs: &[Sequence], rows: &[usize], device: &Device) -> Result<Self> {
+        let width = rows.iter().map(|&i| seqs[i].ids.len()).max().unwrap_or(0);
+        let (mut ids, mut mask) = (
+            Vec::with_capacity(rows.len() * width),
+            Vec::with_capacity(rows.len() * width),
+        );
+        let (mut positions, mut labels, mut tokens) = (Vec::new(), Vec::new(), 0);
+        for (r, &i) in rows.iter().enumerate() {
+            let s = &seqs[i];
+            let pad = *s.ids.last().expect("sequences end with EOS");
+            ids.extend(
+                s.ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad, width - s.ids.len())),
+            );
+            mask.extend((0..width).map(|p| u32::from(p < s.ids.len())));
+            for (pos, label) in s.predictions() {
+                positions.push((r * width + pos) as u32);
+                labels.push(label);
+            }
+            tokens += s.ids.len();
+        }
+        let shape = (rows.len(), width);
+        Ok(MicroBatch {
+            ids: Tensor::from_vec(ids, shape, device)?,
+            mask: Tensor::from_vec(mask, shape, device)?,
+            positions: Tensor::from_vec(positions, labels.len(), device)?,
+            labels,
+            tokens,
+        })
+    }
+}
+
+/// Runs optimizer steps of one adapter on one model.
+pub struct StepRunner<'a> {
+    /// The model, with the adapter attached and active.
+    pub model: &'a Model,
+    /// The adapter's trainable variables, in optimizer order.
+    pub vars: &'a [(String, Var)],
+    /// The sequences that steps index into.
+    pub seqs: &'a [Sequence],
+}
+
+impl StepRunner<'_> {
+    /// One optimizer step (0-based index `index`): accumulate gradients over the micro-batches,
+    /// each scaled by 1/(the step's target tokens), clip, update.
+    pub fn run(
+        &self,
+        step: &Step,
+        index: usize,
+        schedule: &InverseSqrtSchedule,
+        max_grad_norm: f64,
+        opt: &mut AdamW,
+    ) -> Result<StepRecord> {
+        let t0 = Instant::now();
+        let norm = step.target_tokens as f64;
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
+        let (mut loss_sum, mut tokens) = (0f64, 0usize);
+        for rows in &step.micro_batches {
+            let mb = MicroBatch::new(self.seqs, rows, self.model.device())?;
+            let sum = summed_loss(self.model, &mb)?;
+            loss_sum += sum.to_scalar::<f32>()? as f64;
+            let store = (sum / norm)?.backward()?;
+            for ((name, var), acc) in self.vars.iter().zip(grads.iter_mut()) {
+                let g = store
+                    .get(var)
+                    .with_context(|| format!("no gradient reached {name}"))?;
+                *acc = Some(match acc.take() {
+                    Some(a) => (a + g)?,
+                    None => g.clone(),
+                });
+            }
+            tokens += mb.tokens;
+        }
+        let mut grads: Vec<Tensor> = grads
+            .into_iter()
+            .map(|g| g.expect("every step has a micro-batch"))
+            .collect();
+        let grad_norm = if max_grad_norm > 0.0 {
+            clip_grad_norm(&mut grads, max_grad_norm)?
+        } else {
+            clip_grad_norm(&mut grads, f64::INFINITY)?
+        };
+        let lr = schedule.lr(index);
+        opt.step(self.vars, &grads, lr)?;
+        Ok(StepRecord {
+            step: index + 1,
+            epoch: step.epoch,
+            loss: loss_sum / norm,
+            lr,
+            grad_norm,
+            sequences: step.micro_batches.iter().map(Vec::len).sum(),
+            tokens,
+            target_tokens: step.target_tokens,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Mean token cross-entropy over `valid` (inference mode: no dropout).
+    pub fn validation_loss(&self, valid: &[Sequence]) -> Result<f64> {
+        let (mut sum, mut n) = (0f64, 0usize);
+        for s in valid {
+            let logits = self.model.logits(&s.ids, Some(ADAPTER_NAME))?;
+            let logits = logits.narrow(0, s.prompt_len - 1, s.target_len())?;
+            let labels: Vec<u32> = s.predictions().map(|(_, l)| l).collect();
+            sum += cross_entropy_sum(&logits.detach(), &labels)?.to_scalar::<f32>()? as f64;
+            n += labels.len();
+        }
+        Ok(sum / n.max(1) as f64)
+    }
+}
+
+/// Summed cross-entropy of a micro-batch, with the LM head applied only at labelled positions.
+pub fn summed_loss(model: &Model, mb: &MicroBatch) -> Result<Tensor> {
+    let hidden = model.forward_train(&mb.ids, &mb.mask)?;
+    let (rows, width, dim) = hidden.dims3()?;
+    let picked = hidden
+        .reshape((rows * width, dim))?
+        .index_select(&mb.positions, 0)?;
+    let logits = model.lm_logits(&picked)?;
+    cross_entropy_sum(&logits, &mb.labels)
+}
