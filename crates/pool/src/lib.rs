@@ -13,6 +13,8 @@ pub mod report;
 pub mod router;
 pub mod score;
 pub mod train;
+pub mod trainer;
+pub mod translate;
 
 pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
 pub use router::{AdapterRef, Router};

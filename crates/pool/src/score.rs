@@ -68,14 +68,22 @@ mod tests {
 
     #[test]
     fn perfect_and_partial_scores() {
-        let refs = vec!["The cat sat on the mat.".to_string(), "Open the file".to_string()];
+        let refs = vec![
+            "The cat sat on the mat.".to_string(),
+            "Open the file".to_string(),
+        ];
         let s = score_direction("x", "de-en".parse().unwrap(), &refs, &refs).unwrap();
         assert!((s.bleu - 100.0).abs() < 1e-9 && (s.chrf - 100.0).abs() < 1e-9);
         assert!(s.bleu_signature.contains("tok:13a"), "{}", s.bleu_signature);
-        let hyps = vec!["The cat sat on a mat.".to_string(), "Close the file".to_string()];
+        let hyps = vec![
+            "The cat sat on a mat.".to_string(),
+            "Close the file".to_string(),
+        ];
         let s = score_direction("x", "de-en".parse().unwrap(), &hyps, &refs).unwrap();
         assert!(s.bleu > 0.0 && s.bleu < 100.0 && s.chrf > s.bleu);
         let err = score_direction("x", "de-en".parse().unwrap(), &hyps[..1], &refs).unwrap_err();
-        assert!(err.to_string().contains("x de-en: 1 hypotheses for 2 references"));
+        assert!(err
+            .to_string()
+            .contains("x de-en: 1 hypotheses for 2 references"));
     }
 }

@@ -1,0 +1,138 @@
+//! The datm-train library as the pool's [`AdapterTrainer`]: one base model per worker,
+//! loaded once and reused for every adapter that worker trains.
+
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use datm_model::{LoadOptions, Model};
+use datm_train::metrics::{EvalRecord, StepRecord};
+use datm_train::progress::Progress;
+use datm_train::trainer::ADAPTER_NAME;
+use datm_train::TrainConfig;
+
+use crate::train::{AdapterTrainer, TrainJob};
+
+/// Trains adapters with datm-train. `base` holds every setting but the per-adapter
+/// directions, data and output directory, which each job fills in; jobs always resume
+/// from their own checkpoints when present.
+pub struct LibraryTrainer {
+    base: TrainConfig,
+    idle_models: Mutex<Vec<Model>>,
+    log_every: usize,
+}
+
+impl LibraryTrainer {
+    /// A trainer over `base`; progress lines every `log_every` steps (0: only start/end).
+    pub fn new(base: TrainConfig, log_every: usize) -> LibraryTrainer {
+        LibraryTrainer {
+            base,
+            idle_models: Mutex::new(Vec::new()),
+            log_every,
+        }
+    }
+
+    /// The run configuration of one job.
+    pub fn job_config(&self, job: &TrainJob) -> TrainConfig {
+        let mut cfg = self.base.clone();
+        cfg.directions = job.adapter.directions.clone();
+        cfg.data = job.data_dir.clone();
+        cfg.out = job.out_dir.clone();
+        cfg.resume = true;
+        cfg
+    }
+
+    fn take_model(&self) -> Result<Model> {
+        if let Some(m) = self
+            .idle_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+        {
+            return Ok(m);
+        }
+        let opts = LoadOptions {
+            dtype: Some(self.base.precision.dtype()),
+            quantized: false,
+            ..LoadOptions::default()
+        };
+        Model::load(&self.base.model, &opts)
+            .with_context(|| format!("loading base model {}", self.base.model.display()))
+    }
+}
+
+impl AdapterTrainer for LibraryTrainer {
+    fn train(&self, job: &TrainJob) -> Result<()> {
+        let cfg = self.job_config(job);
+        let data = datm_train::data::load(&cfg.data, &cfg.directions)?;
+        let mut model = self.take_model()?;
+        let mut progress = JobProgress {
+            id: &job.adapter.id,
+            every: self.log_every,
+        };
+        let result = datm_train::train_model(&mut model, &data, &cfg, &mut progress);
+        model.detach_adapter(ADAPTER_NAME);
+        self.idle_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(model);
+        result.map(|_| ())
+    }
+
+    /// Dequantized weights (4 bytes per parameter, estimated from the file size of a
+    /// 4-bit GGUF or the safetensors of an HF directory) plus activations, as a rough
+    /// bound: 8 × the model's size on disk.
+    fn memory_bytes(&self, _job: &TrainJob) -> u64 {
+        8 * disk_size(&self.base.model)
+    }
+}
+
+fn disk_size(path: &std::path::Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Plain progress lines prefixed with the adapter id (several adapters may train at once).
+struct JobProgress<'a> {
+    id: &'a str,
+    every: usize,
+}
+
+impl Progress for JobProgress<'_> {
+    fn start(&mut self, total: usize, done: usize) {
+        eprintln!("[{}] training: {total} steps ({done} done)", self.id);
+    }
+    fn step(&mut self, r: &StepRecord, total: usize) {
+        if self.every > 0 && (r.step % self.every == 0 || r.step == total) {
+            eprintln!(
+                "[{}] step {}/{total} loss {:.4} lr {:.2e} {:.0} tok/s",
+                self.id,
+                r.step,
+                r.loss,
+                r.lr,
+                r.tokens as f64 / r.seconds.max(1e-9)
+            );
+        }
+    }
+    fn eval(&mut self, r: &EvalRecord) {
+        eprintln!(
+            "[{}] step {} validation loss {:.4}",
+            self.id, r.step, r.loss
+        );
+    }
+    fn message(&mut self, text: &str) {
+        eprintln!("[{}] {text}", self.id);
+    }
+    fn finish(&mut self) {
+        eprintln!("[{}] done", self.id);
+    }
+}
