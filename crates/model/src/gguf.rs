@@ -150,7 +150,7 @@ fn architecture(md: &HashMap<String, Value>) -> Result<String> {
 fn byte_len(info: &TensorInfo) -> Result<u64> {
     let elems = info.shape.elem_count();
     let block = info.ggml_dtype.block_size();
-    if elems % block != 0 {
+    if !elems.is_multiple_of(block) {
         bail!(
             "{elems} elements are not a whole number of {:?} blocks of {block}",
             info.ggml_dtype
@@ -212,7 +212,7 @@ impl Fix {
 /// For each output row, the stored row it comes from: HF's `_reverse_permute_weights`
 /// (`w.reshape(n_head, dim, 2, …).swapaxes(2, 1)`): output row (h, j, i) ← stored row (h, i, j).
 fn unpermuted_rows(rows: usize, n_head: usize) -> Result<Vec<usize>> {
-    if n_head == 0 || rows % (2 * n_head) != 0 {
+    if n_head == 0 || !rows.is_multiple_of(2 * n_head) {
         bail!("{rows} rows cannot be split into {n_head} heads of rotary pairs");
     }
     let dim = rows / n_head / 2;
