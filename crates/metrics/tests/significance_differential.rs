@@ -8,10 +8,13 @@
 mod runner;
 
 use datm_metrics::significance::{
-    bootstrap_ci, paired_json, paired_test, paired_text, PairedMethod, PairedResults, Seed, SystemStats,
+    bootstrap_ci, paired_json, paired_test, paired_text, PairedMethod, PairedResults, Seed,
+    SystemStats,
 };
 use datm_metrics::ter::{Ter, TerOptions};
-use datm_metrics::{Bleu, BleuOptions, Chrf, ChrfOptions, Metric, NRefs, Signature, SIGNATURE_VERSION};
+use datm_metrics::{
+    Bleu, BleuOptions, Chrf, ChrfOptions, Metric, NRefs, Signature, SIGNATURE_VERSION,
+};
 use serde_json::Value;
 
 /// sacrebleu's key for each metric in the reference output, and ours.
@@ -27,7 +30,13 @@ fn stats_of(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|s| s.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|s| {
+            s.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -36,7 +45,11 @@ fn num(v: &Value) -> Option<f64> {
     v.as_str().map(|s| s.parse().unwrap())
 }
 
-fn system_stats(reference: &Value, metrics: &[(&str, Box<dyn Metric>)], only: Option<usize>) -> Vec<SystemStats> {
+fn system_stats(
+    reference: &Value,
+    metrics: &[(&str, Box<dyn Metric>)],
+    only: Option<usize>,
+) -> Vec<SystemStats> {
     let names = reference["systems"].as_array().unwrap();
     names
         .iter()
@@ -44,7 +57,11 @@ fn system_stats(reference: &Value, metrics: &[(&str, Box<dyn Metric>)], only: Op
         .map(|(i, name)| {
             let name = name.as_str().unwrap();
             SystemStats {
-                name: if i == 0 { format!("Baseline: {name}") } else { name.to_string() },
+                name: if i == 0 {
+                    format!("Baseline: {name}")
+                } else {
+                    name.to_string()
+                },
                 stats: metrics
                     .iter()
                     .enumerate()
@@ -58,7 +75,9 @@ fn system_stats(reference: &Value, metrics: &[(&str, Box<dyn Metric>)], only: Op
 
 fn check_paired(res: &PairedResults, expected: &Value) {
     for (m, name) in res.metric_names.iter().enumerate() {
-        let want = expected[name].as_array().unwrap_or_else(|| panic!("no {name} in reference"));
+        let want = expected[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {name} in reference"));
         for (s, w) in want.iter().enumerate() {
             let got = res.results[s][m];
             let ctx = format!("{name}, system {s}");
@@ -73,15 +92,19 @@ fn check_paired(res: &PairedResults, expected: &Value) {
 #[test]
 fn significance_matches_sacrebleu() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(reference) = runner::run_reference("significance_sacrebleu.py", &[dir.path().to_str().unwrap()], &[])
-    else {
+    let Some(reference) = runner::run_reference(
+        "significance_sacrebleu.py",
+        &[dir.path().to_str().unwrap()],
+        &[],
+    ) else {
         return;
     };
     let metrics = metrics();
     let systems = system_stats(&reference, &metrics, None);
 
     for (m, (key, metric)) in metrics.iter().enumerate() {
-        let conf = bootstrap_ci(metric.as_ref(), &systems[0].stats[m], 1000, Seed::default()).unwrap();
+        let conf =
+            bootstrap_ci(metric.as_ref(), &systems[0].stats[m], 1000, Seed::default()).unwrap();
         let want = &reference["ci"][*key];
         assert_eq!(Some(conf.mean), num(&want["mean"]), "{key}: -ci mean");
         assert_eq!(Some(conf.ci), num(&want["ci"]), "{key}: -ci half-interval");
@@ -91,15 +114,25 @@ fn significance_matches_sacrebleu() {
     let bs = paired_test(&refs, &systems, PairedMethod::Bootstrap, 0, Seed::default()).unwrap();
     assert_eq!(bs.n, 1000);
     check_paired(&bs, &reference["paired"]["bs"]);
-    let ar = paired_test(&refs, &systems, PairedMethod::ApproxRandomization, 2000, Seed::default()).unwrap();
+    let ar = paired_test(
+        &refs,
+        &systems,
+        PairedMethod::ApproxRandomization,
+        2000,
+        Seed::default(),
+    )
+    .unwrap();
     check_paired(&ar, &reference["paired"]["ar"]);
 }
 
 #[test]
 fn paired_output_matches_sacrebleu_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(reference) = runner::run_reference("significance_sacrebleu.py", &[dir.path().to_str().unwrap()], &[])
-    else {
+    let Some(reference) = runner::run_reference(
+        "significance_sacrebleu.py",
+        &[dir.path().to_str().unwrap()],
+        &[],
+    ) else {
         return;
     };
     let metrics = metrics();
@@ -108,19 +141,35 @@ fn paired_output_matches_sacrebleu_cli() {
     let cli = &reference["cli"];
     let sacrebleu_version = |s: String| s.replace(SIGNATURE_VERSION, "2.6.0");
 
-    let bs = paired_test(&[bleu], &systems, PairedMethod::Bootstrap, 1000, Seed::default()).unwrap();
-    assert_eq!(format!("{}\n", paired_json(&bs)), cli["bs_json"].as_str().unwrap());
+    let bs = paired_test(
+        &[bleu],
+        &systems,
+        PairedMethod::Bootstrap,
+        1000,
+        Seed::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        format!("{}\n", paired_json(&bs)),
+        cli["bs_json"].as_str().unwrap()
+    );
     let mut sig = Signature::new(bleu, NRefs::Fixed(1));
     sig.bs = Some(1000);
     sig.seed = Some(Seed::default().label());
     let text = paired_text(&bs, 4, &[("BLEU".into(), sig.format(false))]);
     assert_eq!(sacrebleu_version(text), cli["bs_text"].as_str().unwrap());
 
-    let ar = paired_test(&[bleu], &systems, PairedMethod::ApproxRandomization, 2000, Seed::default()).unwrap();
+    let ar = paired_test(
+        &[bleu],
+        &systems,
+        PairedMethod::ApproxRandomization,
+        2000,
+        Seed::default(),
+    )
+    .unwrap();
     let mut sig = Signature::new(bleu, NRefs::Fixed(1));
     sig.ar = Some(2000);
     sig.seed = Some(Seed::default().label());
     let text = paired_text(&ar, 4, &[("BLEU".into(), sig.format(false))]);
     assert_eq!(sacrebleu_version(text), cli["ar_text"].as_str().unwrap());
 }
-

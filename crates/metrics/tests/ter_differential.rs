@@ -21,7 +21,11 @@ fn options(v: &Value) -> TerOptions {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -31,17 +35,37 @@ fn ter_matches_sacrebleu_on_gettext_text() {
     };
     let hyps = strings(&reference["hyps"]);
     let cases = reference["cases"].as_array().unwrap();
-    assert!(cases.len() >= 7 && hyps.len() > 100, "reference corpus too small");
+    assert!(
+        cases.len() >= 7 && hyps.len() > 100,
+        "reference corpus too small"
+    );
     for case in cases {
         let opts = options(&case["opts"]);
         let ter = Ter::new(opts);
-        let ref_sets: Vec<Vec<String>> = case["refs"].as_array().unwrap().iter().map(strings).collect();
+        let ref_sets: Vec<Vec<String>> = case["refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(strings)
+            .collect();
         let mut stats = Vec::new();
-        for (i, (hyp, expected)) in hyps.iter().zip(case["seg_stats"].as_array().unwrap()).enumerate() {
+        for (i, (hyp, expected)) in hyps
+            .iter()
+            .zip(case["seg_stats"].as_array().unwrap())
+            .enumerate()
+        {
             let refs: Vec<&str> = ref_sets.iter().map(|r| r[i].as_str()).collect();
             let got = ter.segment_stats(hyp, &refs);
-            let want: Vec<f64> = expected.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            assert_eq!(got, want, "{opts:?}, segment {i}: hyp {hyp:?} refs {refs:?}");
+            let want: Vec<f64> = expected
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(
+                got, want,
+                "{opts:?}, segment {i}: hyp {hyp:?} refs {refs:?}"
+            );
             stats.push(got);
         }
         let score = ter.compute(&sum_stats(&stats)).score;
@@ -50,7 +74,11 @@ fn ter_matches_sacrebleu_on_gettext_text() {
         assert_eq!(score, want, "{opts:?}");
         let sig = Signature::new(&ter, NRefs::Fixed(ref_sets.len())).format(false);
         let (ours, _) = sig.rsplit_once("|version:").unwrap();
-        let (theirs, _) = case["signature"].as_str().unwrap().rsplit_once("|version:").unwrap();
+        let (theirs, _) = case["signature"]
+            .as_str()
+            .unwrap()
+            .rsplit_once("|version:")
+            .unwrap();
         assert_eq!(ours, theirs);
     }
 }

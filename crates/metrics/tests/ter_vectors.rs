@@ -2,23 +2,34 @@
 //! acceptance vectors of `shared/notes/metrics.md` §1.8 (all from sacrebleu 2.6.0).
 
 use datm_metrics::ter::{Ter, TerOptions, TercomTokenizer};
-use datm_metrics::{corpus_score, Metric, Signature, NRefs, SIGNATURE_VERSION};
+use datm_metrics::{corpus_score, Metric, NRefs, Signature, SIGNATURE_VERSION};
 
 fn ter() -> Ter {
     Ter::new(TerOptions::default())
 }
 
 fn corpus_ter(hyps: &[&str], refs: &[&[&str]]) -> f64 {
-    let refs: Vec<Vec<&str>> = (0..hyps.len()).map(|i| refs.iter().map(|r| r[i]).collect()).collect();
+    let refs: Vec<Vec<&str>> = (0..hyps.len())
+        .map(|i| refs.iter().map(|r| r[i]).collect())
+        .collect();
     corpus_score(&ter(), hyps, &refs).unwrap().score
 }
 
 #[test]
 fn sacrebleu_test_ter_cases() {
-    assert_eq!(corpus_ter(&["aaaa bbbb cccc dddd"], &[&["aaaa bbbb cccc dddd"]]), 0.0);
-    assert_eq!(corpus_ter(&["dddd eeee ffff"], &[&["aaaa bbbb cccc"]]), 100.0);
+    assert_eq!(
+        corpus_ter(&["aaaa bbbb cccc dddd"], &[&["aaaa bbbb cccc dddd"]]),
+        0.0
+    );
+    assert_eq!(
+        corpus_ter(&["dddd eeee ffff"], &[&["aaaa bbbb cccc"]]),
+        100.0
+    );
     assert_eq!(corpus_ter(&[""], &[&["a"]]), 100.0);
-    assert_eq!(corpus_ter(&["d e f g h a b c"], &[&["a b c d e f g h"]]), 12.5);
+    assert_eq!(
+        corpus_ter(&["d e f g h a b c"], &[&["a b c d e f g h"]]),
+        12.5
+    );
 }
 
 #[test]
@@ -38,15 +49,31 @@ fn sacrebleu_test_ter_wmt_example() {
         "wählen Sie im Dialogfeld \" Neu aus Vorlage \" eine Vorlage aus und klicken Sie auf \" Neu . \"",
     ];
     let m = ter();
-    let stats: Vec<_> = hyps.iter().zip(refs).map(|(h, r)| m.segment_stats(h, &[r])).collect();
+    let stats: Vec<_> = hyps
+        .iter()
+        .zip(refs)
+        .map(|(h, r)| m.segment_stats(h, &[r]))
+        .collect();
     let sum = datm_metrics::sum_stats(&stats);
     assert_eq!(sum, vec![17.0, 125.0]);
     assert_eq!(m.compute(&sum).score, 13.600000000000001);
 }
 
-const H: [&str; 3] = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."];
-const R1: [&str; 3] = ["The dog bit the man.", "It was not unexpected.", "The man bit him first."];
-const R2: [&str; 3] = ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."];
+const H: [&str; 3] = [
+    "The dog bit the man.",
+    "It wasn't surprising.",
+    "The man had just bitten him.",
+];
+const R1: [&str; 3] = [
+    "The dog bit the man.",
+    "It was not unexpected.",
+    "The man bit him first.",
+];
+const R2: [&str; 3] = [
+    "The dog had bit the man.",
+    "No one was surprised.",
+    "The man had bitten the dog.",
+];
 
 #[test]
 fn readme_corpus() {
@@ -66,11 +93,25 @@ fn zero_reference_rules() {
 fn signature_fields() {
     let v = SIGNATURE_VERSION;
     let sig = Signature::new(&ter(), NRefs::Fixed(1));
-    assert_eq!(sig.format(false), format!("nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:{v}"));
-    let all = Ter::new(TerOptions { normalized: true, no_punct: true, asian_support: true, case_sensitive: true });
+    assert_eq!(
+        sig.format(false),
+        format!("nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:{v}")
+    );
+    let all = Ter::new(TerOptions {
+        normalized: true,
+        no_punct: true,
+        asian_support: true,
+        case_sensitive: true,
+    });
     let sig = Signature::new(&all, NRefs::Fixed(2));
-    assert_eq!(sig.format(false), format!("nrefs:2|case:mixed|tok:tercom|norm:yes|punct:no|asian:yes|version:{v}"));
-    assert_eq!(sig.format(true), format!("#:2|c:mixed|t:tercom|nr:yes|pn:no|as:yes|v:{v}"));
+    assert_eq!(
+        sig.format(false),
+        format!("nrefs:2|case:mixed|tok:tercom|norm:yes|punct:no|asian:yes|version:{v}")
+    );
+    assert_eq!(
+        sig.format(true),
+        format!("#:2|c:mixed|t:tercom|nr:yes|pn:no|as:yes|v:{v}")
+    );
     assert!(all.lower_is_better());
     assert_eq!(all.name(), "TER");
 }
@@ -82,28 +123,56 @@ fn tok(opts: TerOptions, s: &str) -> String {
 #[test]
 fn sacrebleu_tokenizer_cases() {
     let default = TerOptions::default();
-    for (input, expected) in [("a b c d", "a b c d"), ("", ""), ("a b c d.", "a b c d."), ("A B C D.", "a b c d.")] {
+    for (input, expected) in [
+        ("a b c d", "a b c d"),
+        ("", ""),
+        ("a b c d.", "a b c d."),
+        ("A B C D.", "a b c d."),
+    ] {
         assert_eq!(tok(default, input), expected);
     }
-    let no_punct = TerOptions { no_punct: true, ..default };
+    let no_punct = TerOptions {
+        no_punct: true,
+        ..default
+    };
     assert_eq!(tok(no_punct, "a b c d."), "a b c d");
     assert_eq!(tok(no_punct, "A ; B ) C : D."), "a b c d");
-    let norm = TerOptions { normalized: true, ..default };
+    let norm = TerOptions {
+        normalized: true,
+        ..default
+    };
     assert_eq!(tok(norm, "a b (c) d."), "a b ( c ) d .");
     assert_eq!(tok(norm, "Jim's car."), "jim 's car .");
     assert_eq!(tok(norm, "4.2"), "4.2");
-    let asian = TerOptions { normalized: true, asian_support: true, ..default };
+    let asian = TerOptions {
+        normalized: true,
+        asian_support: true,
+        ..default
+    };
     assert_eq!(tok(asian, "美众院公布对特"), "美 众 院 公 布 对 特");
     assert_eq!(tok(asian, "りの拳銃を持"), "りの 拳 銃 を 持");
 }
 
 #[test]
 fn tokenizer_details() {
-    let norm = TerOptions { normalized: true, ..TerOptions::default() };
-    assert_eq!(tok(norm, "a&amp;b &quot;x&quot;\nline-\n-end"), "a & b \" x \" line-end");
+    let norm = TerOptions {
+        normalized: true,
+        ..TerOptions::default()
+    };
+    assert_eq!(
+        tok(norm, "a&amp;b &quot;x&quot;\nline-\n-end"),
+        "a & b \" x \" line-end"
+    );
     assert_eq!(tok(norm, "3-4 a-b 1,000.5 x,y"), "3 - 4 a-b 1,000.5 x , y");
-    let cased = TerOptions { case_sensitive: true, ..norm };
+    let cased = TerOptions {
+        case_sensitive: true,
+        ..norm
+    };
     assert_eq!(tok(cased, "Jim's Car"), "Jim 's Car");
-    let asian_punct = TerOptions { no_punct: true, asian_support: true, ..TerOptions::default() };
+    let asian_punct = TerOptions {
+        no_punct: true,
+        asian_support: true,
+        ..TerOptions::default()
+    };
     assert_eq!(tok(asian_punct, "你好。世界！(x)"), "你好世界x");
 }

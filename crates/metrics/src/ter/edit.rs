@@ -496,16 +496,20 @@ mod tests {
     #[test]
     fn matches_sacrebleu_on_synthetic_pairs() {
         for (seed, n_ref, n_hyp, vocab, expected) in [
-            (1, 120, 110, 8, 83),  // 1000 candidates
-            (2, 80, 90, 5, 52),    // 1001
-            (3, 150, 2, 4, 148),   // 0
-            (4, 3, 160, 3, 157),   // 0
-            (5, 60, 60, 30, 49),   // 1001
-            (6, 40, 45, 12, 26),   // 578
+            (1, 120, 110, 8, 83),   // 1000 candidates
+            (2, 80, 90, 5, 52),     // 1001
+            (3, 150, 2, 4, 148),    // 0
+            (4, 3, 160, 3, 157),    // 0
+            (5, 60, 60, 30, 49),    // 1001
+            (6, 40, 45, 12, 26),    // 578
             (7, 400, 380, 50, 367), // 1001
         ] {
             let (hyp, reference) = lcg_pair(seed, n_ref, n_hyp, vocab);
-            assert_eq!(translation_edit_rate(&hyp, &reference), (expected, n_ref), "seed {seed}");
+            assert_eq!(
+                translation_edit_rate(&hyp, &reference),
+                (expected, n_ref),
+                "seed {seed}"
+            );
         }
     }
 }

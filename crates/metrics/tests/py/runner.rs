@@ -12,20 +12,28 @@ fn python() -> String {
 
 /// Runs `tests/py/{script}` with `args` and parses its JSON output, or returns `None`
 /// (after printing why) when sacrebleu is not importable.
-pub fn run_reference(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Option<serde_json::Value> {
+pub fn run_reference(
+    script: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Option<serde_json::Value> {
     let py = python();
     let probe = Command::new(&py).args(["-c", "import sacrebleu"]).output();
     if !matches!(&probe, Ok(o) if o.status.success()) {
         eprintln!("SKIPPED: `{py} -c 'import sacrebleu'` failed; set DATM_PYTHON to an interpreter with sacrebleu");
         return None;
     }
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "py", script].iter().collect();
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "py", script]
+        .iter()
+        .collect();
     let mut cmd = Command::new(&py);
     cmd.arg(&path).args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
     assert!(
         out.status.success(),
         "{} failed:\n{}",
