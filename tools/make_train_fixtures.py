@@ -169,6 +169,12 @@ def lora_fixture(arch, out):
                 p.copy_(torch.randn_like(p) * 0.1)
     peft_model.save_pretrained(f"{out}/adapter_init")
     os.remove(f"{out}/adapter_init/README.md")
+    cfg_path = f"{out}/adapter_init/adapter_config.json"
+    with open(cfg_path) as f:  # PEFT writes target_modules in set order; sort for stable output
+        acfg = json.load(f)
+    acfg["target_modules"] = sorted(acfg["target_modules"])
+    with open(cfg_path, "w") as f:
+        json.dump(acfg, f, indent=2, sort_keys=True)
     os.remove(f"{out}/model/generation_config.json")
     seqs, prompt_lens = make_batch(cfg.vocab_size, cfg.pad_token_id, cfg.bos_token_id,
                                    cfg.eos_token_id)
@@ -214,11 +220,39 @@ def lora_fixture(arch, out):
         json.dump(expected, f, indent=1)
 
 
+PAIRS = [  # (German, English), ASCII only so the tiny character tokenizer covers them
+    ("Datei oeffnen", "Open file"), ("Datei speichern", "Save file"),
+    ("Fenster schliessen", "Close window"), ("Neues Fenster", "New window"),
+    ("Einstellungen", "Settings"), ("Hilfe anzeigen", "Show help"),
+    ("Programm beenden", "Quit program"), ("Bild drucken", "Print image"),
+    ("Seite neu laden", "Reload page"), ("Text kopieren", "Copy text"),
+    ("Text einfuegen", "Paste text"), ("Auswahl loeschen", "Delete selection"),
+    ("Alles auswaehlen", "Select all"), ("Rueckgaengig", "Undo"),
+    ("Wiederholen", "Redo"), ("Suchen und ersetzen", "Find and replace"),
+    ("Datei umbenennen", "Rename file"), ("Ordner erstellen", "Create folder"),
+    ("Verbindung trennen", "Disconnect"), ("Passwort eingeben", "Enter password"),
+    ("Benutzer wechseln", "Switch user"), ("Bildschirm sperren", "Lock screen"),
+    ("Lautstaerke erhoehen", "Raise volume"), ("Ton aus", "Mute"),
+]
+
+
+def write_text_data(out):
+    """De-En pairs as a JSONL file and as an ALMA layout (train + valid)."""
+    os.makedirs(f"{out}/data/alma/deen", exist_ok=True)
+    with open(f"{out}/data/train.de-en.jsonl", "w") as f:
+        for de, en in PAIRS:
+            f.write(json.dumps({"translation": {"de": de, "en": en}}) + "\n")
+    for split, rows in [("train", PAIRS[:20]), ("valid", PAIRS[20:])]:
+        with open(f"{out}/data/alma/deen/{split}.de-en.json", "w") as f:
+            json.dump([{"translation": {"de": de, "en": en}} for de, en in rows], f)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/train"
     os.makedirs(out, exist_ok=True)
     with open(f"{out}/optim.json", "w") as f:
         json.dump(optim_fixture(), f)
+    write_text_data(out)
     for arch in ["llama", "gemma3"]:
         lora_fixture(arch, f"{out}/{arch}")
 
