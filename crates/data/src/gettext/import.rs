@@ -8,8 +8,11 @@
 //!    Plural messages give `msgid ↔ msgstr[i]` with `i` the form for n = 1 under the
 //!    catalog's `Plural-Forms`, and also `msgid_plural ↔ msgstr[j]` with `j` the form for
 //!    n = 5 when `j ≠ i` (languages with one form, like Chinese, give only the singular).
-//!    Untranslated, identical-to-source, too-short (English words) and too-long pairs are
-//!    dropped and counted. A catalog that fails to parse is reported and skipped whole.
+//!    If the `Plural-Forms` header is unusable (real catalogs have typos such as
+//!    `nulurals=1`), the plural messages are skipped and the catalog is listed with a
+//!    warning; its other messages are used. Untranslated, identical-to-source, too-short
+//!    (English words) and too-long pairs are dropped and counted. A catalog that fails to
+//!    parse is reported and skipped whole.
 //! 3. Merge: per language and English sentence, the translation from the most preferred
 //!    locale (see [`super::locale`]), then the most frequent, ties to the smallest string.
 //! 4. Split: by SHA-256 of the sentence's [`split_key`], a function of the English side only,
@@ -129,6 +132,8 @@ pub struct DropCounts {
     pub too_long: usize,
     /// Plural message whose needed form is missing.
     pub missing_plural_form: usize,
+    /// Plural message in a catalog whose `Plural-Forms` header is unusable.
+    pub bad_plural_rule: usize,
 }
 
 impl DropCounts {
@@ -140,6 +145,7 @@ impl DropCounts {
         self.too_short += o.too_short;
         self.too_long += o.too_long;
         self.missing_plural_form += o.missing_plural_form;
+        self.bad_plural_rule += o.bad_plural_rule;
     }
 }
 
@@ -152,7 +158,8 @@ pub struct LangSummary {
     pub locales: Vec<String>,
     /// Pairs extracted before merging duplicates.
     pub extracted: usize,
-    /// English sentences that had more than one distinct translation.
+    /// English sentences with more than one distinct translation in the preferred locale
+    /// (resolved by frequency, then by the smallest string).
     pub conflicts: usize,
     /// Training pairs.
     pub train: usize,
@@ -181,6 +188,8 @@ pub struct ImportReport {
     pub catalogs_read: usize,
     /// Catalogs reported and skipped.
     pub failed: Vec<FailedCatalog>,
+    /// Catalogs used, but with a problem reported (an unusable `Plural-Forms` header).
+    pub warnings: Vec<FailedCatalog>,
     /// `iso_*` code lists skipped.
     pub code_lists_skipped: usize,
     /// Catalogs of languages not asked for.
@@ -269,28 +278,39 @@ pub struct Filters {
     pub max_chars: usize,
 }
 
-/// The cleaned `(en, xx)` pairs of one catalog, and what was dropped.
-///
-/// Fails (with the reason) only if the catalog's `Plural-Forms` header is unusable.
-pub fn extract(
-    catalog: &Catalog,
-    filters: Filters,
-) -> std::result::Result<(Vec<(String, String)>, DropCounts), String> {
-    let plural = catalog
-        .plural_forms()
-        .map_err(|e| format!("bad Plural-Forms header: {e}"))?;
-    let (one, many) = (plural.index(1), plural.index(5));
-    let mut drops = DropCounts::default();
-    let mut out = Vec::new();
+/// What [`extract`] gets from one catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// Cleaned `(en, xx)` pairs, in catalog order.
+    pub pairs: Vec<(String, String)>,
+    /// Entries dropped, by reason.
+    pub drops: DropCounts,
+    /// A problem that did not stop extraction (an unusable `Plural-Forms` header).
+    pub warning: Option<String>,
+}
+
+/// The cleaned `(en, xx)` pairs of one catalog, what was dropped, and any warning.
+pub fn extract(catalog: &Catalog, filters: Filters) -> Extracted {
+    let mut ex = Extracted::default();
+    let forms = match catalog.plural_forms() {
+        Ok(p) => Some((p.index(1), p.index(5))),
+        Err(e) => {
+            ex.warning = Some(format!(
+                "bad Plural-Forms header ({e}); plural messages skipped"
+            ));
+            None
+        }
+    };
     for m in catalog.messages.iter().filter(|m| !m.is_header()) {
         if m.fuzzy {
-            drops.fuzzy += 1;
+            ex.drops.fuzzy += 1;
             continue;
         }
         let mut candidates: Vec<(&str, Option<&String>)> = Vec::new();
-        match &m.msgid_plural {
-            None => candidates.push((&m.msgid, m.msgstr.first())),
-            Some(p) => {
+        match (&m.msgid_plural, forms) {
+            (None, _) => candidates.push((&m.msgid, m.msgstr.first())),
+            (Some(_), None) => ex.drops.bad_plural_rule += 1,
+            (Some(p), Some((one, many))) => {
                 candidates.push((&m.msgid, one.and_then(|i| m.msgstr.get(i))));
                 if many != one {
                     candidates.push((p, many.and_then(|i| m.msgstr.get(i))));
@@ -299,16 +319,16 @@ pub fn extract(
         }
         for (en, xx) in candidates {
             let Some(xx) = xx else {
-                drops.missing_plural_form += 1;
+                ex.drops.missing_plural_form += 1;
                 continue;
             };
             match filter_pair(clean_text(en), clean_text(xx), filters) {
-                Ok(pair) => out.push(pair),
-                Err(reason) => *reason.counter(&mut drops) += 1,
+                Ok(pair) => ex.pairs.push(pair),
+                Err(reason) => *reason.counter(&mut ex.drops) += 1,
             }
         }
     }
-    Ok((out, drops))
+    ex
 }
 
 /// Why a pair was dropped by [`filter_pair`].
@@ -372,13 +392,16 @@ pub fn assign_split(english: &str, valid_fraction: f64, test_fraction: f64) -> S
 /// Per language: English sentence → (priority, translation) → count.
 type Tally = BTreeMap<Lang, HashMap<String, BTreeMap<(u8, String), usize>>>;
 
-/// Picks the translation: best priority, then most frequent, then smallest string.
-fn choose(candidates: &BTreeMap<(u8, String), usize>) -> &str {
+/// Picks the translation: best priority, then most frequent, then smallest string. Also
+/// says whether the best priority offered more than one distinct translation.
+fn choose(candidates: &BTreeMap<(u8, String), usize>) -> (&str, bool) {
     let best = candidates
         .iter()
         .min_by(|((pa, xa), ca), ((pb, xb), cb)| pa.cmp(pb).then(cb.cmp(ca)).then(xa.cmp(xb)))
         .expect("at least one candidate");
-    &best.0 .1
+    let priority = best.0 .0;
+    let rivals = candidates.keys().filter(|(p, _)| *p == priority).count();
+    (&best.0 .1, rivals > 1)
 }
 
 /// Imports the catalogs under `root`. `on_catalog` is called once per catalog processed
@@ -408,11 +431,7 @@ pub fn import_catalogs(
         .catalogs
         .par_iter()
         .map(|c| {
-            let r = read_catalog(&c.path)
-                .map_err(|e| e.to_string())
-                .and_then(|cat| {
-                    extract(&cat, filters).map_err(|e| format!("{}: {e}", c.path.display()))
-                });
+            let r = read_catalog(&c.path).map(|cat| extract(&cat, filters));
             on_catalog(&c.path);
             r
         })
@@ -426,13 +445,23 @@ pub fn import_catalogs(
     let mut tally: Tally = BTreeMap::new();
     for (c, r) in found.catalogs.iter().zip(results) {
         match r {
-            Err(reason) => report.failed.push(FailedCatalog {
+            Err(e) => report.failed.push(FailedCatalog {
                 path: c.path.display().to_string(),
-                reason,
+                reason: e.to_string(),
             }),
-            Ok((pairs, drops)) => {
+            Ok(Extracted {
+                pairs,
+                drops,
+                warning,
+            }) => {
                 report.catalogs_read += 1;
                 report.dropped.add(&drops);
+                if let Some(reason) = warning {
+                    report.warnings.push(FailedCatalog {
+                        path: c.path.display().to_string(),
+                        reason,
+                    });
+                }
                 let summary = report.langs.entry(c.lang.code().to_string()).or_default();
                 summary.catalogs += 1;
                 summary.extracted += pairs.len();
@@ -463,10 +492,9 @@ fn build_corpus(tally: &Tally, opts: &ImportOptions, report: &mut ImportReport) 
         let mut rows: Vec<(u64, Pair)> = sentences
             .iter()
             .map(|(en, cands)| {
-                if cands.len() > 1 {
-                    summary.conflicts += 1;
-                }
-                (split_hash(en), Pair::new(choose(cands), en.clone()))
+                let (xx, conflict) = choose(cands);
+                summary.conflicts += usize::from(conflict);
+                (split_hash(en), Pair::new(xx, en.clone()))
             })
             .collect();
         rows.sort();
@@ -542,7 +570,12 @@ mod tests {
                 ),
             ],
         };
-        let (pairs, drops) = extract(&cat, F).unwrap();
+        let Extracted {
+            pairs,
+            drops,
+            warning,
+        } = extract(&cat, F);
+        assert_eq!(warning, None);
         assert_eq!(
             pairs,
             [
@@ -559,12 +592,24 @@ mod tests {
             too_short: 1,
             too_long: 1,
             missing_plural_form: 1,
+            bad_plural_rule: 0,
         };
         assert_eq!(drops, want);
+        // A typo in the header (as in real catalogs): plurals skipped, the rest kept.
         let bad = Catalog {
-            messages: vec![m("", None, &["Plural-Forms: nplurals=2; plural=n +;\n"])],
+            messages: vec![
+                m("", None, &["Plural-Forms: nulurals=1; plural=0;\n"]),
+                m("%d thing was found", Some("%d things were found"), &["x"]),
+                m("One normal message here", None, &["y"]),
+            ],
         };
-        assert!(extract(&bad, F).unwrap_err().contains("Plural-Forms"));
+        let ex = extract(&bad, F);
+        assert!(ex.warning.unwrap().contains("lacks nplurals"));
+        assert_eq!(
+            ex.pairs,
+            [("One normal message here".to_string(), "y".to_string())]
+        );
+        assert_eq!(ex.drops.bad_plural_rule, 1);
     }
 
     #[test]
@@ -574,9 +619,11 @@ mod tests {
         c.insert((0, "c".to_string()), 2);
         c.insert((0, "b".to_string()), 2);
         c.insert((0, "d".to_string()), 1);
-        assert_eq!(choose(&c), "b");
+        assert_eq!(choose(&c), ("b", true));
         c.insert((0, "e".to_string()), 3);
-        assert_eq!(choose(&c), "e");
+        assert_eq!(choose(&c), ("e", true));
+        let single: BTreeMap<_, _> = [((0, "x".to_string()), 1), ((2, "y".to_string()), 9)].into();
+        assert_eq!(choose(&single), ("x", false));
     }
 
     #[test]
