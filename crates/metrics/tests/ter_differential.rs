@@ -28,11 +28,18 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// One run of the (slow) reference script serves both checks.
 #[test]
-fn ter_matches_sacrebleu_on_gettext_text() {
+fn ter_matches_sacrebleu() {
     let Some(reference) = runner::run_reference("ter_sacrebleu.py", &[], &[]) else {
         return;
     };
+    check_corpus_scores(&reference);
+    check_random_sequences(&reference);
+}
+
+/// Every option set, on gettext text: segment statistics, corpus score, signature.
+fn check_corpus_scores(reference: &Value) {
     let hyps = strings(&reference["hyps"]);
     let cases = reference["cases"].as_array().unwrap();
     assert!(
@@ -80,5 +87,19 @@ fn ter_matches_sacrebleu_on_gettext_text() {
             .rsplit_once("|version:")
             .unwrap();
         assert_eq!(ours, theirs);
+    }
+}
+
+/// The edit distance with shifts on random sequences over tiny vocabularies.
+fn check_random_sequences(reference: &Value) {
+    let pairs = reference["fuzz"].as_array().unwrap();
+    assert!(pairs.len() >= 100);
+    for p in pairs {
+        let (hyp, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
+        let want = (
+            p["edits"].as_u64().unwrap() as usize,
+            p["len"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(Ter::edits(hyp, r), want, "hyp {hyp:?} ref {r:?}");
     }
 }

@@ -175,6 +175,20 @@ impl<'a> TerSearch<'a> {
         self.scratch.cost[n * w + w - 1]
     }
 
+    /// A lower bound of the edit distance of any hypothesis that shares its first
+    /// `prefix` words with the current one: every path crosses row `prefix` at a filled
+    /// cell and then needs at least the remaining length difference in edits.
+    fn distance_lower_bound(&self, prefix: usize) -> u32 {
+        let (n_h, n_r) = (self.hyp.len(), self.reference.len());
+        let w = self.base.width;
+        let (lo, hi) = if prefix == 0 { (0, w) } else { self.band[prefix] };
+        let row = &self.base.cost[prefix * w..(prefix + 1) * w];
+        (lo..hi)
+            .map(|j| row[j].saturating_add((n_h - prefix).abs_diff(n_r - j) as u32))
+            .min()
+            .unwrap_or(INF)
+    }
+
     /// Replaces the current hypothesis by the shift `c`.
     fn apply(&mut self, c: Candidate) {
         perform_shift(&self.hyp, c.start, c.length, c.target, &mut self.shifted);
@@ -187,10 +201,15 @@ impl<'a> TerSearch<'a> {
     /// candidates in `checked`.
     fn best_shift(&mut self, checked: &mut usize) -> Option<Candidate> {
         let pre_score = self.distance() as i64;
+        let (n_h, n_r) = (self.hyp.len(), self.reference.len());
+        if pre_score <= n_h.abs_diff(n_r) as i64 {
+            // No shift can gain (the distance never drops below the length difference),
+            // so sacrebleu's search ends this round without shifting either way.
+            return None;
+        }
         let align = self.alignment();
         let hyp_err = prefix_sums(&align.hyp_err);
         let ref_err = prefix_sums(&align.ref_err);
-        let (n_h, n_r) = (self.hyp.len(), self.reference.len());
         let mut best: Option<Candidate> = None;
         for start_h in 0..n_h {
             let r_lo = start_h.saturating_sub(MAX_SHIFT_DIST);
@@ -257,15 +276,19 @@ impl<'a> TerSearch<'a> {
             prev_idx = Some(idx);
             perform_shift(&self.hyp, start_h, length, idx, &mut self.shifted);
             let prefix = common_prefix(&self.hyp, &self.shifted);
-            let cand = Candidate {
-                gain: pre_score - self.candidate_distance(prefix) as i64,
+            *checked += 1;
+            let mut cand = Candidate {
+                gain: pre_score - self.distance_lower_bound(prefix) as i64,
                 length,
                 start: start_h,
                 target: idx,
             };
-            *checked += 1;
+            // Only candidates that could still beat the best one are scored exactly.
             if best.is_none_or(|b| cand.better_than(&b)) {
-                *best = Some(cand);
+                cand.gain = pre_score - self.candidate_distance(prefix) as i64;
+                if best.is_none_or(|b| cand.better_than(&b)) {
+                    *best = Some(cand);
+                }
             }
         }
     }

@@ -5,7 +5,8 @@ read with gettext.GNUTranslations): real translations as references, determinist
 perturbations of them (dropped, duplicated, re-cased and re-punctuated words, moved
 blocks) as hypotheses, a second reference for part of the corpus, and some long
 concatenated segments that exercise the beam and the shift-candidate cap. For each
-option set it prints the segment statistics, the corpus score and the signature as JSON.
+option set it prints the segment statistics, the corpus score and the signature as JSON,
+plus the edit distance of random word sequences over tiny vocabularies (shift-heavy).
 """
 import glob
 import gettext
@@ -14,9 +15,10 @@ import random
 import sys
 
 from sacrebleu.metrics import TER
+from sacrebleu.metrics.lib_ter import translation_edit_rate
 
 LOCALES = ["de", "fr", "ru", "es", "pl", "zh_CN", "ja", "ko", "ar", "el", "tr", "vi"]
-PER_LOCALE = 16
+PER_LOCALE = 12
 
 
 def messages(locale):
@@ -92,6 +94,19 @@ OPTION_SETS = [
 ]
 
 
+def fuzz_pairs(n=150):
+    """Random word sequences over tiny vocabularies: many matches, many shifts."""
+    rng = random.Random(11)
+    pairs = []
+    for _ in range(n):
+        vocab = [f"w{i}" for i in range(rng.randint(2, 9))]
+        ref = [rng.choice(vocab) for _ in range(rng.randint(0, 30))]
+        hyp = [rng.choice(vocab) for _ in range(rng.randint(0, 30))]
+        edits, length = translation_edit_rate(hyp, ref)
+        pairs.append({"hyp": " ".join(hyp), "ref": " ".join(ref), "edits": edits, "len": length})
+    return pairs
+
+
 def main():
     hyps, refs, refs2 = corpus()
     cases = []
@@ -109,7 +124,7 @@ def main():
                 "score": repr(score.score),  # a string: parsed exactly on the Rust side
                 "signature": str(ter.get_signature()),
             })
-    json.dump({"hyps": hyps, "cases": cases}, sys.stdout, ensure_ascii=False)
+    json.dump({"hyps": hyps, "cases": cases, "fuzz": fuzz_pairs()}, sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
