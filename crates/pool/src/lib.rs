@@ -8,10 +8,12 @@
 
 pub mod fsutil;
 pub mod merge;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod router;
 pub mod score;
+pub mod settings;
 pub mod train;
 pub mod trainer;
 pub mod translate;

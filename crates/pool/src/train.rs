@@ -102,8 +102,8 @@ pub fn jobs(
         .collect())
 }
 
-/// Trains the plan's adapters into `pool_dir`, writing the manifest there as `pool.toml`
-/// first. Finished adapters are skipped; failures of some adapters do not stop the others
+/// Trains the plan's adapters into `pool_dir` (the caller saves the manifest). Finished
+/// adapters are skipped; failures of some adapters do not stop the others
 /// and are reported together at the end.
 pub fn train_pool(
     plan: &PoolPlan,
@@ -113,7 +113,6 @@ pub fn train_pool(
     options: &PoolTrainOptions,
 ) -> Result<TrainSummary, PoolError> {
     plan.check_data(data_dir)?;
-    plan.save(&pool_dir.join(crate::router::MANIFEST))?;
     let all = jobs(plan, pool_dir, data_dir, &options.only)?;
     let (done, todo): (Vec<TrainJob>, Vec<TrainJob>) =
         all.into_iter().partition(|j| is_finished(&j.out_dir));

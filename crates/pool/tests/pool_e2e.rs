@@ -94,6 +94,7 @@ fn plan_train_merge_route_translate_all_directions() {
         ..Default::default()
     };
     let summary = train_pool(&dat, &pool, &data, &trainer, &opts).unwrap();
+    dat.save(&pool.join("pool.toml")).unwrap();
     assert_eq!(summary.trained.len(), 5);
     for a in &dat.adapters {
         assert!(is_finished(&pool.join(&a.id)), "{}", a.id);

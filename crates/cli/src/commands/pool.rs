@@ -1,10 +1,344 @@
-//! Placeholder until this subcommand is built.
+//! `datm pool plan|train|merge|route|translate`: direction-aware LoRA pools (paper §3–4).
 
-/// Arguments (none yet).
-#[derive(clap::Args)]
-pub struct PoolArgs {}
+use std::path::{Path, PathBuf};
 
-/// Fails: this subcommand is not built yet.
-pub fn run(_args: PoolArgs) -> anyhow::Result<()> {
-    anyhow::bail!("this subcommand is not implemented yet")
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use datm_data::PromptTemplate;
+use datm_lang::{Direction, Grouping};
+use datm_pool::merge::merge_groupwise;
+use datm_pool::report::Report;
+use datm_pool::router::MANIFEST;
+use datm_pool::score::score_direction;
+use datm_pool::settings::TrainSettings;
+use datm_pool::train::{slurm_script, train_pool, PoolTrainOptions};
+use datm_pool::trainer::LibraryTrainer;
+use datm_pool::translate::{Decoding, Translator};
+use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
+
+/// Arguments of `datm pool`.
+#[derive(Args)]
+pub struct PoolArgs {
+    #[command(subcommand)]
+    command: PoolCommand,
+}
+
+#[derive(Subcommand)]
+enum PoolCommand {
+    /// Write a pool plan (adapters, their directions and data, the routing table).
+    Plan(PlanArgs),
+    /// Train every adapter of a plan (skips finished ones, resumes interrupted ones).
+    Train(TrainArgs),
+    /// DATM: merge the XX→En adapters inside each group and update the routing table.
+    Merge(MergeArgs),
+    /// Print the adapter a pool uses for a direction.
+    Route(RouteArgs),
+    /// Translate and score the test split of every direction of a pool.
+    Translate(TranslateArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// multilingual | group | separate | dat | datm | custom.
+    #[arg(long)]
+    strategy: Strategy,
+    /// Non-English languages, comma-separated (not needed for custom).
+    #[arg(long, default_value = "")]
+    langs: String,
+    /// Grouping TOML (`[groups]` 1 = ["de", …]); default: the X-ALMA groups.
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    /// ALMA-layout data directory: check that every adapter's training files exist.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// For custom: the hand-written manifest to validate.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Output manifest (stdout when absent).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Pool plan.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Base model: HF directory or .gguf.
+    #[arg(long)]
+    model: PathBuf,
+    /// ALMA-layout data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Pool directory (adapters go to OUT/<id>, the manifest to OUT/pool.toml).
+    #[arg(long)]
+    out: PathBuf,
+    /// Adapters trained at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Memory budget for concurrent jobs, GiB.
+    #[arg(long)]
+    memory_gb: Option<f64>,
+    /// Train only these adapter ids (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Instead of training, print a job script: `slurm` (one adapter per array task).
+    #[arg(long, value_parser = ["slurm"])]
+    emit: Option<String>,
+    /// Extra `#SBATCH` option for --emit slurm (repeatable), e.g. --sbatch=--gres=gpu:1.
+    #[arg(long, allow_hyphen_values = true)]
+    sbatch: Vec<String>,
+    /// Progress line every N steps.
+    #[arg(long, default_value_t = 10)]
+    log_every: usize,
+    #[command(flatten)]
+    settings: TrainSettings,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Merge the XX→En adapters inside each group (DATM); the only mode so far.
+    #[arg(long)]
+    groupwise: bool,
+    /// The trained (DAT) plan; default: POOL/pool.toml.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Pool directory holding the trained adapters; merged ones are written there too.
+    #[arg(long)]
+    pool: PathBuf,
+    /// linear | ties | dare_linear | dare_ties | magnitude_prune.
+    #[arg(long, default_value = "ties")]
+    method: String,
+    /// Fraction of entries kept by trimming methods.
+    #[arg(long, default_value_t = 0.2)]
+    density: f64,
+    /// delta (exact ΔW merge + SVD) or factors (PEFT-compatible A/B merge).
+    #[arg(long, default_value = "delta", value_parser = ["delta", "factors"])]
+    space: String,
+    /// New manifest; default POOL/datm.toml.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RouteArgs {
+    /// Pool directory (with pool.toml) or manifest file.
+    #[arg(long)]
+    pool: PathBuf,
+    /// Source language.
+    #[arg(long)]
+    src: String,
+    /// Target language.
+    #[arg(long)]
+    tgt: String,
+}
+
+#[derive(Args)]
+struct TranslateArgs {
+    /// Pool directory (with pool.toml) or manifest file.
+    #[arg(long)]
+    pool: PathBuf,
+    /// Base model: HF directory or .gguf.
+    #[arg(long)]
+    model: PathBuf,
+    /// ALMA-layout data directory with test splits.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output directory: hypotheses, scores.json, report.md.
+    #[arg(long)]
+    out: PathBuf,
+    /// Directions (default: all of the pool).
+    #[arg(long)]
+    directions: Option<String>,
+    /// Test sentences per direction at most.
+    #[arg(long)]
+    test_size: Option<usize>,
+    /// Beams.
+    #[arg(long, default_value_t = 5)]
+    num_beams: usize,
+    /// Generated tokens at most.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Prompts decoded together.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Prompt template: alma or xalma-chat.
+    #[arg(long, default_value = "alma")]
+    template: String,
+}
+
+/// Runs `datm pool …`.
+pub fn run(args: PoolArgs) -> Result<()> {
+    match args.command {
+        PoolCommand::Plan(a) => plan(a),
+        PoolCommand::Train(a) => train(a),
+        PoolCommand::Merge(a) => merge(a),
+        PoolCommand::Route(a) => route(a),
+        PoolCommand::Translate(a) => translate(a),
+    }
+}
+
+fn plan(a: PlanArgs) -> Result<()> {
+    let plan = if a.strategy == Strategy::Custom {
+        let path = a
+            .plan
+            .context("--strategy custom needs --plan FILE (a hand-written manifest)")?;
+        PoolPlan::load(&path)?
+    } else {
+        let langs = datm_lang::parse_list(&a.langs)?;
+        let grouping = match &a.groups {
+            Some(p) => Grouping::from_file(p)?,
+            None => Grouping::default(),
+        };
+        PoolPlan::build(a.strategy, &langs, &grouping)?
+    };
+    if let Some(d) = &a.data {
+        plan.check_data(d)?;
+    }
+    match &a.output {
+        Some(p) => {
+            plan.save(p)?;
+            eprintln!(
+                "{} plan: {} adapters, {} directions → {}",
+                plan.strategy,
+                plan.adapters.len(),
+                plan.routes.len(),
+                p.display()
+            );
+        }
+        None => print!("{}", plan.to_toml()),
+    }
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let plan = PoolPlan::load(&a.plan)?;
+    if a.emit.is_some() {
+        let mut args = vec![
+            "--model".to_string(),
+            abs(&a.model),
+            "--data".into(),
+            abs(&a.data),
+            "--out".into(),
+            abs(&a.out),
+            "--log-every".into(),
+            a.log_every.to_string(),
+        ];
+        args.extend(a.settings.to_args());
+        print!(
+            "{}",
+            slurm_script(&plan, Path::new(&abs(&a.plan)), &args, &a.sbatch)?
+        );
+        return Ok(());
+    }
+    plan.save(&a.out.join(MANIFEST))?;
+    let trainer = LibraryTrainer::new(a.settings.config(a.model.clone())?, a.log_every);
+    let opts = PoolTrainOptions {
+        jobs: a.jobs,
+        memory_budget: a.memory_gb.map(|g| (g * (1u64 << 30) as f64) as u64),
+        only: a.only,
+    };
+    let sum = train_pool(&plan, &a.out, &a.data, &trainer, &opts)?;
+    eprintln!(
+        "pool {}: {} adapters trained, {} already finished",
+        a.out.display(),
+        sum.trained.len(),
+        sum.skipped.len()
+    );
+    Ok(())
+}
+
+fn abs(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    if !a.groupwise {
+        bail!("pass --groupwise (DATM); to merge arbitrary adapters use `datm merge`");
+    }
+    let plan_path = a.plan.unwrap_or_else(|| a.pool.join(MANIFEST));
+    let plan = PoolPlan::load(&plan_path)?;
+    let settings = MergeSettings {
+        method: a.method,
+        density: Some(a.density),
+        space: a.space,
+    };
+    let merged = merge_groupwise(&plan, &a.pool, &settings)?;
+    let out = a.output.unwrap_or_else(|| a.pool.join("datm.toml"));
+    merged.save(&out)?;
+    eprintln!(
+        "DATM pool: {} adapters ({} before) → {}",
+        merged.adapters.len(),
+        plan.adapters.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn route(a: RouteArgs) -> Result<()> {
+    let router = Router::open(&a.pool)?;
+    let d: Direction = format!("{}-{}", a.src, a.tgt).parse()?;
+    let r = router.adapter_for(d)?;
+    println!("{}\t{}", r.id, r.path.display());
+    Ok(())
+}
+
+fn translate(a: TranslateArgs) -> Result<()> {
+    let router = Router::open(&a.pool)?;
+    router.verify_files()?;
+    let directions = match &a.directions {
+        Some(list) => Direction::parse_list(list)?,
+        None => router.plan().directions(),
+    };
+    let template = PromptTemplate::from_name(&a.template)
+        .with_context(|| format!("unknown template {:?}", a.template))?;
+    let decoding = Decoding {
+        num_beams: a.num_beams,
+        max_new_tokens: a.max_new_tokens,
+        batch_size: a.batch_size,
+        ..Decoding::default()
+    };
+    let mut tr = Translator::load(&a.model, template, decoding)?;
+    let corpus = datm_data::read_layout(&a.data)?;
+    let system = router.plan().strategy.to_string();
+    let mut scores = Vec::new();
+    for d in directions {
+        let adapter = router.adapter_for(d)?;
+        let pairs = corpus.pairs(d, datm_data::Split::Test);
+        if pairs.is_empty() {
+            bail!("{}: no test pairs for {d}", a.data.display());
+        }
+        let n = a.test_size.unwrap_or(pairs.len()).min(pairs.len());
+        let (src, refs): (Vec<String>, Vec<String>) = pairs[..n]
+            .iter()
+            .map(|p| {
+                let (s, t) = p.oriented(d);
+                (s.to_string(), t.to_string())
+            })
+            .unzip();
+        let hyps = tr.translate(Some(adapter), d, &src, &mut |_| {})?;
+        std::fs::create_dir_all(&a.out)?;
+        std::fs::write(a.out.join(format!("{d}.txt")), hyps.join("\n") + "\n")?;
+        let s = score_direction(&system, d, &hyps, &refs)?;
+        eprintln!(
+            "{d} via {}: chrF {:.1} BLEU {:.1} ({n} sentences)",
+            adapter.id, s.chrf, s.bleu
+        );
+        scores.push(s);
+    }
+    std::fs::write(
+        a.out.join("scores.json"),
+        serde_json::to_string_pretty(&scores)?,
+    )?;
+    let report = Report::build(
+        &format!("{system} pool"),
+        &scores,
+        &router.plan().grouping()?,
+    );
+    std::fs::write(a.out.join("report.md"), report.to_markdown())?;
+    print!("{}", report.to_markdown());
+    Ok(())
 }

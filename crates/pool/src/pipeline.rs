@@ -1,0 +1,521 @@
+//! `datm pipeline experiment.toml`: import data → plan → train → merge → translate the
+//! test splits → score → report, with the state of each stage kept in the output
+//! directory so an interrupted run resumes where it stopped.
+//!
+//! Output directory:
+//! ```text
+//! experiment.toml        copy of the experiment (a different one is refused on resume)
+//! data/                  imported ALMA layout (gettext source only)
+//! pool/<strategy>.toml   one manifest per strategy; pool/<adapter id>/ the adapters
+//! hyps/<system>/<dir>.txt  hypotheses, one per line
+//! scores/<system>.json   per-direction scores of a finished system
+//! stages/<stage>.done    stage markers (written atomically when a stage completes)
+//! report.md, report.json
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use datm_data::gettext::import::{import_gettext, split_hash, ImportOptions};
+use datm_data::{Corpus, Format, PromptTemplate, Split};
+use datm_lang::{Direction, Grouping, Lang};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::merge::merge_groupwise;
+use crate::report::{DirectionScore, Report, BASE_SYSTEM};
+use crate::score::score_direction;
+use crate::settings::TrainSettings;
+use crate::train::{train_pool, PoolTrainOptions};
+use crate::trainer::LibraryTrainer;
+use crate::translate::{Decoding, Translator};
+use crate::{MergeSettings, PoolPlan, Router, Strategy};
+
+/// An experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Title of the report.
+    pub name: String,
+    /// Base model: HF directory or `.gguf` (relative paths are relative to the file).
+    pub model: PathBuf,
+    /// Non-English languages.
+    pub languages: Vec<Lang>,
+    /// Strategies to compare (`multilingual`, `group`, `separate`, `dat`, `datm`).
+    pub strategies: Vec<Strategy>,
+    /// Also translate with the untuned base model (system `base`).
+    #[serde(default = "yes")]
+    pub baseline: bool,
+    /// Language groups; default: the X-ALMA grouping restricted to `languages`.
+    #[serde(default)]
+    pub groups: Option<BTreeMap<String, Vec<Lang>>>,
+    /// Where the data comes from.
+    pub data: DataSource,
+    /// Test sentences per direction at most (all when absent).
+    #[serde(default)]
+    pub test_size: Option<usize>,
+    /// Prompt template (`alma` or `xalma-chat`).
+    #[serde(default = "alma")]
+    pub template: String,
+    /// Trainer overrides.
+    #[serde(default)]
+    pub train: TrainSettings,
+    /// DATM merge settings.
+    #[serde(default)]
+    pub merge: MergeConfig,
+    /// Decoding settings.
+    #[serde(default)]
+    pub decoding: Decoding,
+    /// Adapters trained at once.
+    #[serde(default = "one")]
+    pub jobs: usize,
+    /// Memory budget for concurrent training, in GiB.
+    #[serde(default)]
+    pub memory_gb: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn alma() -> String {
+    "alma".into()
+}
+
+/// The `[data]` table: an existing ALMA layout or a gettext import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// An existing ALMA-layout directory.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Import the machine's gettext catalogs.
+    #[serde(default)]
+    pub gettext: Option<GettextSource>,
+}
+
+/// Gettext import settings (`[data.gettext]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GettextSource {
+    /// Catalog root.
+    pub root: PathBuf,
+    /// Minimum English words per message.
+    pub min_words: usize,
+    /// Maximum characters per side.
+    pub max_chars: usize,
+    /// Hash-zone fraction for validation.
+    pub valid_fraction: f64,
+    /// Hash-zone fraction for test.
+    pub test_fraction: f64,
+    /// Training pairs per language at most (a hash-ordered sample; all when absent).
+    pub max_train: Option<usize>,
+    /// Validation pairs per language at most.
+    pub max_valid: Option<usize>,
+    /// Test pairs per language at most.
+    pub max_test: Option<usize>,
+}
+
+impl Default for GettextSource {
+    fn default() -> Self {
+        let d = ImportOptions::default();
+        GettextSource {
+            root: PathBuf::from("/usr/share/locale"),
+            min_words: d.min_words,
+            max_chars: d.max_chars,
+            valid_fraction: d.valid_fraction,
+            test_fraction: d.test_fraction,
+            max_train: None,
+            max_valid: None,
+            max_test: None,
+        }
+    }
+}
+
+/// The `[merge]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Merge method (paper: TIES).
+    pub method: String,
+    /// Density of trimming methods.
+    pub density: Option<f64>,
+    /// `delta` or `factors`.
+    pub space: String,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        let d = MergeSettings::default();
+        MergeConfig {
+            method: d.method,
+            density: d.density,
+            space: d.space,
+        }
+    }
+}
+
+impl Experiment {
+    /// Reads an experiment file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Experiment> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading experiment {}", path.display()))?;
+        let mut e: Experiment = toml::from_str(&text)
+            .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.to_string().trim()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        e.model = base.join(&e.model);
+        if let Some(dir) = &mut e.data.dir {
+            *dir = base.join(&*dir);
+        }
+        e.validate()
+            .with_context(|| format!("experiment {}", path.display()))?;
+        Ok(e)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.strategies.is_empty() {
+            bail!("`strategies` is empty");
+        }
+        if self.strategies.contains(&Strategy::Custom) {
+            bail!("the custom strategy needs a hand-written plan; use `datm pool` commands for it");
+        }
+        if self.data.dir.is_some() == self.data.gettext.is_some() {
+            bail!("[data] needs exactly one of `dir` or `[data.gettext]`");
+        }
+        self.template()?;
+        self.grouping()?;
+        Ok(())
+    }
+
+    /// The prompt template.
+    pub fn template(&self) -> Result<PromptTemplate> {
+        PromptTemplate::from_name(&self.template)
+            .with_context(|| format!("unknown template {:?}", self.template))
+    }
+
+    /// The grouping of the experiment's languages.
+    pub fn grouping(&self) -> Result<Grouping> {
+        let g = match &self.groups {
+            None => Grouping::default(),
+            Some(map) => {
+                let mut groups = BTreeMap::new();
+                for (id, langs) in map {
+                    let g: u8 = id
+                        .parse()
+                        .with_context(|| format!("group id {id:?} is not a number"))?;
+                    groups.insert(g, langs.clone());
+                }
+                Grouping::new(groups, "[groups]")?
+            }
+        };
+        Ok(g.restricted_to(&self.languages))
+    }
+
+    /// The systems in report order: `base` (when asked), then the strategies.
+    pub fn systems(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        if self.baseline {
+            v.push(BASE_SYSTEM.into());
+        }
+        v.extend(self.strategies.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+/// A pipeline run over one output directory.
+pub struct Pipeline {
+    exp: Experiment,
+    out: PathBuf,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// Prepares `out`, refusing one that holds a different experiment.
+    pub fn new(exp: Experiment, out: &Path) -> Result<Pipeline> {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let copy = out.join("experiment.toml");
+        let text = toml::to_string(&exp)?;
+        match std::fs::read_to_string(&copy) {
+            Ok(old) if old != text => bail!(
+                "{} holds a different experiment ({}); choose another --out or delete it",
+                out.display(),
+                copy.display()
+            ),
+            Ok(_) => {}
+            Err(_) => write_atomic(&copy, text.as_bytes())?,
+        }
+        Ok(Pipeline {
+            exp,
+            out: out.to_path_buf(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Runs every stage not yet done and returns the report.
+    pub fn run(&self) -> Result<Report> {
+        let data = self.stage("import", || self.import())?;
+        let data = data.map_or_else(|| self.data_dir(), Ok)?;
+        self.stage("plan", || self.plan().map(|_| PathBuf::new()))?;
+        self.stage("train", || self.train(&data).map(|_| PathBuf::new()))?;
+        if self.exp.strategies.contains(&Strategy::Datm) {
+            self.stage("merge", || self.merge().map(|_| PathBuf::new()))?;
+        }
+        let mut translator = None;
+        for system in self.exp.systems() {
+            self.stage(&format!("translate-{system}"), || {
+                self.translate(&system, &data, &mut translator)
+                    .map(|_| PathBuf::new())
+            })?;
+        }
+        let report = self.report()?;
+        self.log("report written");
+        Ok(report)
+    }
+
+    fn pool_dir(&self) -> PathBuf {
+        self.out.join("pool")
+    }
+
+    fn manifest(&self, strategy: Strategy) -> PathBuf {
+        self.pool_dir().join(format!("{strategy}.toml"))
+    }
+
+    fn data_dir(&self) -> Result<PathBuf> {
+        Ok(match &self.exp.data.dir {
+            Some(d) => d.clone(),
+            None => self.out.join("data"),
+        })
+    }
+
+    fn log(&self, msg: &str) {
+        eprintln!(
+            "[pipeline {:>6.1}s] {msg}",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Runs `f` unless its marker exists; the marker records what `f` returned.
+    fn stage(&self, name: &str, f: impl FnOnce() -> Result<PathBuf>) -> Result<Option<PathBuf>> {
+        let marker = self.out.join("stages").join(format!("{name}.done"));
+        if marker.is_file() {
+            self.log(&format!("{name}: done before, skipped"));
+            return Ok(None);
+        }
+        self.log(&format!("{name}: starting"));
+        let t = Instant::now();
+        let out = f().with_context(|| format!("pipeline stage {name}"))?;
+        let record =
+            serde_json::json!({"stage": name, "seconds": t.elapsed().as_secs_f64(), "output": out});
+        write_atomic(&marker, serde_json::to_string_pretty(&record)?.as_bytes())?;
+        self.log(&format!(
+            "{name}: done in {:.1}s",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(Some(out))
+    }
+
+    fn import(&self) -> Result<PathBuf> {
+        let Some(src) = &self.exp.data.gettext else {
+            let dir = self.data_dir()?;
+            if !dir.is_dir() {
+                bail!("data directory {} does not exist", dir.display());
+            }
+            return Ok(dir);
+        };
+        let opts = ImportOptions {
+            langs: Some(self.exp.languages.clone()),
+            min_words: src.min_words,
+            max_chars: src.max_chars,
+            valid_fraction: src.valid_fraction,
+            test_fraction: src.test_fraction,
+            max_valid: src.max_valid,
+            max_test: src.max_test,
+        };
+        let (mut corpus, report) = import_gettext(&src.root, &opts, &|_| {})?;
+        if let Some(n) = src.max_train {
+            cap_train(&mut corpus, &self.exp.languages, n)?;
+        }
+        let dir = self.out.join("data");
+        datm_data::write_layout(&corpus, &dir, Format::Json)?;
+        write_atomic(
+            &dir.join("import.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+        for s in corpus.stats() {
+            self.log(&format!(
+                "data {}: train {} valid {} test {}",
+                s.direction, s.train, s.valid, s.test
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// Writes the manifest of every trained strategy (DATM's source, DAT, included).
+    fn plan(&self) -> Result<()> {
+        let grouping = self.exp.grouping()?;
+        for s in self.trained_strategies() {
+            let plan = PoolPlan::build(s, &self.exp.languages, &grouping)?;
+            plan.save(&self.manifest(s))?;
+            self.log(&format!("plan {s}: {} adapters", plan.adapters.len()));
+        }
+        Ok(())
+    }
+
+    fn trained_strategies(&self) -> Vec<Strategy> {
+        let mut v: Vec<Strategy> = Vec::new();
+        for &s in &self.exp.strategies {
+            let s = if s == Strategy::Datm {
+                Strategy::Dat
+            } else {
+                s
+            };
+            if !v.contains(&s) {
+                v.push(s);
+            }
+        }
+        v
+    }
+
+    fn train(&self, data: &Path) -> Result<()> {
+        let base = self.exp.train.config(self.exp.model.clone())?;
+        let trainer = LibraryTrainer::new(base, 10);
+        let opts = PoolTrainOptions {
+            jobs: self.exp.jobs,
+            memory_budget: self.exp.memory_gb.map(|g| (g * (1u64 << 30) as f64) as u64),
+            only: Vec::new(),
+        };
+        for s in self.trained_strategies() {
+            let plan = PoolPlan::load(&self.manifest(s))?;
+            let t = Instant::now();
+            let sum = train_pool(&plan, &self.pool_dir(), data, &trainer, &opts)?;
+            self.log(&format!(
+                "train {s}: {} trained, {} already done, {:.1}s",
+                sum.trained.len(),
+                sum.skipped.len(),
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+
+    fn merge(&self) -> Result<()> {
+        let dat = PoolPlan::load(&self.manifest(Strategy::Dat))?;
+        let m = &self.exp.merge;
+        let settings = MergeSettings {
+            method: m.method.clone(),
+            density: m.density,
+            space: m.space.clone(),
+        };
+        let datm = merge_groupwise(&dat, &self.pool_dir(), &settings)?;
+        datm.save(&self.manifest(Strategy::Datm))?;
+        self.log(&format!(
+            "merge: DATM pool of {} adapters",
+            datm.adapters.len()
+        ));
+        Ok(())
+    }
+
+    fn translate(
+        &self,
+        system: &str,
+        data: &Path,
+        translator: &mut Option<Translator>,
+    ) -> Result<()> {
+        let router = match system {
+            BASE_SYSTEM => None,
+            s => Some(Router::open(&self.manifest(s.parse()?))?),
+        };
+        if let Some(r) = &router {
+            r.verify_files()?;
+        }
+        if translator.is_none() {
+            *translator = Some(Translator::load(
+                &self.exp.model,
+                self.exp.template()?,
+                self.exp.decoding.clone(),
+            )?);
+        }
+        let tr = translator.as_mut().expect("loaded above");
+        let corpus = datm_data::read_layout(data)?;
+        let mut scores = Vec::new();
+        for d in Direction::english_centric(&self.exp.languages) {
+            let (src, refs) = test_set(&corpus, d, self.exp.test_size)?;
+            let adapter = router.as_ref().map(|r| r.adapter_for(d)).transpose()?;
+            let t = Instant::now();
+            let hyps = tr.translate(adapter, d, &src, &mut |_| {})?;
+            let path = self.out.join("hyps").join(system).join(format!("{d}.txt"));
+            let mut text = hyps.join("\n");
+            text.push('\n');
+            write_atomic(&path, text.as_bytes())?;
+            let score = score_direction(system, d, &hyps, &refs)?;
+            self.log(&format!(
+                "{system} {d} ({}): chrF {:.1} BLEU {:.1}, {} sentences in {:.1}s",
+                adapter.map_or("base model", |a| a.id.as_str()),
+                score.chrf,
+                score.bleu,
+                src.len(),
+                t.elapsed().as_secs_f64()
+            ));
+            scores.push(score);
+        }
+        write_atomic(
+            &self.out.join("scores").join(format!("{system}.json")),
+            serde_json::to_string_pretty(&scores)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    fn report(&self) -> Result<Report> {
+        let mut scores: Vec<DirectionScore> = Vec::new();
+        for system in self.exp.systems() {
+            let path = self.out.join("scores").join(format!("{system}.json"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut rows: Vec<DirectionScore> = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            scores.append(&mut rows);
+        }
+        let report = Report::build(&self.exp.name, &scores, &self.exp.grouping()?);
+        write_atomic(&self.out.join("report.md"), report.to_markdown().as_bytes())?;
+        write_atomic(&self.out.join("report.json"), report.to_json().as_bytes())?;
+        Ok(report)
+    }
+}
+
+/// Keeps at most `n` training pairs per language: those with the smallest hash of the
+/// English side (a deterministic, content-independent sample).
+fn cap_train(corpus: &mut Corpus, langs: &[Lang], n: usize) -> Result<()> {
+    for &l in langs {
+        if let Some(pairs) = corpus.shared(l, Split::Train) {
+            let mut pairs = pairs.to_vec();
+            pairs.sort_by_key(|p| (split_hash(&p.en), p.clone()));
+            pairs.truncate(n);
+            corpus.set(l, Split::Train, pairs)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sources and references of a direction's test split, the first `limit` pairs.
+fn test_set(
+    corpus: &Corpus,
+    d: Direction,
+    limit: Option<usize>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let pairs = corpus.pairs(d, Split::Test);
+    if pairs.is_empty() {
+        bail!("no test pairs for {d}");
+    }
+    let n = limit.unwrap_or(pairs.len()).min(pairs.len());
+    Ok(pairs[..n]
+        .iter()
+        .map(|p| {
+            let (s, t) = p.oriented(d);
+            (s.to_string(), t.to_string())
+        })
+        .unzip())
+}

@@ -1,0 +1,143 @@
+//! The pipeline on the tiny LLaMA fixture: every stage, markers, resume, report.
+
+use std::path::{Path, PathBuf};
+
+use datm_pool::pipeline::{Experiment, Pipeline};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn write_data(root: &Path) {
+    let pairs = [
+        ("Datei öffnen", "Open file"),
+        ("Datei speichern", "Save file"),
+        ("Fenster schließen", "Close window"),
+        ("Neues Dokument", "New document"),
+        ("Hilfe anzeigen", "Show help"),
+    ];
+    for lang in ["de", "nl", "fr"] {
+        let dir = root.join(format!("{lang}en"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = |r: &[(&str, &str)]| {
+            let v: Vec<_> = r.iter().map(|(x, en)| serde_json::json!({"translation": {lang: format!("{x} {lang}"), "en": en}})).collect();
+            serde_json::to_string(&v).unwrap()
+        };
+        std::fs::write(dir.join(format!("train.{lang}-en.json")), rows(&pairs[..4])).unwrap();
+        std::fs::write(dir.join(format!("test.{lang}-en.json")), rows(&pairs[3..])).unwrap();
+        std::fs::write(dir.join(format!("test.en-{lang}.json")), rows(&pairs[3..])).unwrap();
+    }
+}
+
+fn experiment(dir: &Path) -> PathBuf {
+    let model = repo().join("tests/fixtures/model/tiny-llama");
+    let text = format!(
+        r#"
+name = "tiny"
+model = "{}"
+languages = ["de", "nl", "fr"]
+strategies = ["multilingual", "dat", "datm"]
+test_size = 2
+
+[data]
+dir = "data"
+
+[train]
+batch_size = 2
+rank = 4
+dropout = 0.0
+
+[merge]
+method = "ties"
+density = 0.5
+
+[decoding]
+num_beams = 2
+max_new_tokens = 5
+"#,
+        model.display()
+    );
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn pipeline_runs_every_stage_and_resumes() {
+    let work = tempfile::tempdir().unwrap();
+    write_data(&work.path().join("data"));
+    let exp = Experiment::load(&experiment(work.path())).unwrap();
+    assert_eq!(exp.systems(), ["base", "multilingual", "dat", "datm"]);
+    let out = work.path().join("out");
+    let report = Pipeline::new(exp.clone(), &out).unwrap().run().unwrap();
+    assert_eq!(report.systems.len(), 4);
+    for s in &report.systems {
+        assert_eq!(s.directions.len(), 6, "{}", s.system);
+    }
+    assert_eq!(report.deltas.len(), 2, "dat and datm against multilingual");
+    for stage in [
+        "import",
+        "plan",
+        "train",
+        "merge",
+        "translate-base",
+        "translate-datm",
+    ] {
+        assert!(
+            out.join("stages").join(format!("{stage}.done")).is_file(),
+            "{stage}"
+        );
+    }
+    assert!(out.join("pool/datm.toml").is_file() && out.join("pool/xx-en.g1").is_dir());
+    assert!(out.join("hyps/dat/en-fr.txt").is_file());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Table 1 view") && md.contains("| datm |"),
+        "{md}"
+    );
+
+    // resume: only the missing system is redone
+    std::fs::remove_file(out.join("stages/translate-datm.done")).unwrap();
+    let before = std::fs::metadata(out.join("scores/dat.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = Pipeline::new(exp.clone(), &out).unwrap().run().unwrap();
+    assert_eq!(again, report, "deterministic");
+    assert_eq!(
+        before,
+        std::fs::metadata(out.join("scores/dat.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
+
+    // a different experiment in the same directory is refused
+    let mut other = exp;
+    other.test_size = Some(1);
+    let err = Pipeline::new(other, &out).err().unwrap().to_string();
+    assert!(err.contains("holds a different experiment"), "{err}");
+}
+
+#[test]
+fn experiment_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\nmodel = \"m\"\nlanguages = [\"de\"]\nstrategies = []\n[data]\ndir = \"d\"\n",
+    )
+    .unwrap();
+    let err = format!("{:#}", Experiment::load(&path).unwrap_err());
+    assert!(err.contains("`strategies` is empty"), "{err}");
+    std::fs::write(
+        &path,
+        "name = \"x\"\nmodel = \"m\"\nlanguages = [\"de\"]\nstrategies = [\"dat\"]\n[data]\n",
+    )
+    .unwrap();
+    let err = format!("{:#}", Experiment::load(&path).unwrap_err());
+    assert!(err.contains("exactly one of `dir`"), "{err}");
+    std::fs::write(&path, "name = \"x\"\nmodel = \"m\"\nlanguages = [\"de\"]\nstrategies = [\"dat\"]\nbogus = 1\n[data]\ndir = \"d\"\n").unwrap();
+    let err = format!("{:#}", Experiment::load(&path).unwrap_err());
+    assert!(err.contains("bogus"), "{err}");
+}
