@@ -392,6 +392,33 @@ def build(name, arch, tok_arrays, make_model, seed, lora):
     print(f"{name}: runs ending in EOS {eos_runs}, smallest greedy top-2 logit gap {min(gaps):.3g}")
 
 
+def llama_spm_tokenizer(tok):
+    """A tokenizer-only GGUF of architecture llama with a SentencePiece vocabulary (LLaMA-2 style:
+    merges from scores, first-word Metaspace), and HF's ids for it."""
+    name = "tiny-llama-spm-tokenizer"
+    path = os.path.join(OUT, f"{name}.gguf")
+    w = GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tok["tokens"])
+    w.add_token_scores(tok["scores"])
+    w.add_token_types(tok["types"])
+    w.add_bos_token_id(tok["bos"])
+    w.add_eos_token_id(tok["eos"])
+    w.add_unk_token_id(tok["unk"])
+    w.add_add_space_prefix(False)  # HF ignores it for llama: LlamaTokenizer always prepends "▁"
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    hf_tok = AutoTokenizer.from_pretrained(OUT, gguf_file=f"{name}.gguf")
+    cases = gguf_tokenizer_cases(hf_tok)
+    for c in cases:
+        c["decoded"] = hf_tok.decode(c["ids_no_special"], skip_special_tokens=True)
+    with open(os.path.join(OUT, f"{name}.json"), "w") as fh:
+        json.dump({"gguf": f"{name}.gguf", "cases": cases}, fh, ensure_ascii=False, indent=1)
+
+
 def main():
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
@@ -399,6 +426,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         gemma_tok = spm_vocab(sentences, tmp)
     llama_tok = bpe_vocab(sentences)
+    llama_spm_tokenizer(gemma_tok)
+    if "--tokenizer-only" in sys.argv:
+        return
     build("tiny-llama", "llama", llama_tok, llama_model, 1234, (8, 16, False))
     build("tiny-gemma3", "gemma3", gemma_tok, gemma_model, 4321, (4, 8, True))
 
