@@ -313,6 +313,18 @@ fn check_shapes(n_metrics: usize, systems: &[SystemStats]) -> Result<usize> {
             );
         }
     }
+    for m in 0..n_metrics {
+        let width = systems[0].stats[m][0].len();
+        for s in systems {
+            if let Some(i) = s.stats[m].iter().position(|row| row.len() != width) {
+                bail!(
+                    "system {:?}, metric {m}, segment {i}: {} statistics, expected {width}",
+                    s.name,
+                    s.stats[m][i].len()
+                );
+            }
+        }
+    }
     Ok(n_segments)
 }
 
@@ -459,4 +471,119 @@ fn add_into(acc: &mut [f64], v: &[f64]) {
 /// sacrebleu's `_compute_p_value`: `(count + 1) / (n + 1)`.
 fn p_value(count: usize, n: usize) -> f64 {
     (count as f64 + 1.0) / (n as f64 + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ter::{Ter, TerOptions};
+
+    /// TER statistics `[i % 4, 3 + 7i % 11]` (baseline) and `[3i % 5, 3 + 7i % 11]`
+    /// (system) for 25 segments.
+    fn toy_stats() -> (Vec<Stats>, Vec<Stats>) {
+        let ref_len = |i: usize| (3 + (i * 7) % 11) as f64;
+        let bl = (0..25).map(|i| vec![(i % 4) as f64, ref_len(i)]).collect();
+        let sys = (0..25)
+            .map(|i| vec![((i * 3) % 5) as f64, ref_len(i)])
+            .collect();
+        (bl, sys)
+    }
+
+    /// Expected values from sacrebleu 2.6.0 / numpy 2.4.6 on the same statistics:
+    /// `_bootstrap_resample(stats, TER(), 200)` then `Score.estimate_ci`, and
+    /// `PairedTest(..., test_type='bs', n_samples=200)` / `('ar', 500)` with the metric's
+    /// `_extract_corpus_statistics` returning these statistics.
+    #[test]
+    fn toy_example_matches_sacrebleu() {
+        let ter = Ter::new(TerOptions::default());
+        let (bl, sys) = toy_stats();
+        let conf = bootstrap_ci(&ter, &bl, 200, Seed::default()).unwrap();
+        assert_eq!((conf.mean, conf.ci), (18.298954010009766, 5.65482234954834));
+
+        let systems = [
+            SystemStats {
+                name: "Baseline: b".into(),
+                stats: vec![bl],
+            },
+            SystemStats {
+                name: "s".into(),
+                stats: vec![sys],
+            },
+        ];
+        let bs = paired_test(
+            &[&ter],
+            &systems,
+            PairedMethod::Bootstrap,
+            200,
+            Seed::default(),
+        )
+        .unwrap();
+        let want_bl = PairedResult {
+            score: 18.461538461538463,
+            p_value: None,
+            mean: Some(18.298954010009766),
+            ci: Some(5.65482234954834),
+        };
+        let want_sys = PairedResult {
+            score: 25.64102564102564,
+            p_value: Some(0.05472636815920398),
+            mean: Some(25.933637619018555),
+            ci: Some(7.444516181945801),
+        };
+        assert_eq!(bs.results, vec![vec![want_bl], vec![want_sys]]);
+
+        let ar = paired_test(
+            &[&ter],
+            &systems,
+            PairedMethod::ApproxRandomization,
+            500,
+            Seed::default(),
+        )
+        .unwrap();
+        assert_eq!(ar.results[0][0].p_value, None);
+        assert_eq!(ar.results[0][0].mean, None);
+        assert_eq!(ar.results[1][0].p_value, Some(0.09780439121756487));
+    }
+
+    #[test]
+    fn seeds_follow_sacrebleu_seed_semantics() {
+        assert_eq!(Seed::parse("12345").unwrap(), Seed::Fixed(12345));
+        assert_eq!(Seed::parse("None").unwrap(), Seed::Os);
+        assert_eq!(Seed::Os.label(), "none");
+        assert_eq!(Seed::default().label(), "12345");
+        assert!(Seed::parse("-3").is_err());
+        assert!(Seed::parse("abc").is_err());
+        assert_eq!(Seed::Fixed(0).for_systems(), Seed::Os);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let ter = Ter::new(TerOptions::default());
+        assert!(bootstrap_ci(&ter, &[], 100, Seed::default()).is_err());
+        assert!(bootstrap_ci(&ter, &[vec![1.0, 2.0], vec![1.0]], 100, Seed::default()).is_err());
+        let one = SystemStats {
+            name: "Baseline: b".into(),
+            stats: vec![vec![vec![1.0, 2.0]]],
+        };
+        assert!(paired_test(
+            &[&ter],
+            &[one.clone()],
+            PairedMethod::Bootstrap,
+            10,
+            Seed::default()
+        )
+        .is_err());
+        let short = SystemStats {
+            name: "s".into(),
+            stats: vec![vec![]],
+        };
+        assert!(paired_test(
+            &[&ter],
+            &[one, short],
+            PairedMethod::Bootstrap,
+            10,
+            Seed::default()
+        )
+        .is_err());
+    }
 }
