@@ -567,7 +567,7 @@ mod tests {
         };
         assert!(paired_test(
             &[&ter],
-            &[one.clone()],
+            std::slice::from_ref(&one),
             PairedMethod::Bootstrap,
             10,
             Seed::default()
