@@ -206,6 +206,13 @@ fn build_tree(root: &Path) {
         b"\xde\x12\x04\x95 truncated",
     )
     .unwrap();
+    // A copy under another locale category is not read twice.
+    std::fs::create_dir_all(root.join("de/LC_TIME")).unwrap();
+    std::fs::copy(
+        root.join("de/LC_MESSAGES/b.mo"),
+        root.join("de/LC_TIME/b.mo"),
+    )
+    .unwrap();
     // A .po catalog in the tree.
     std::fs::create_dir_all(root.join("ru/LC_MESSAGES")).unwrap();
     std::fs::copy(
@@ -241,6 +248,7 @@ fn import_tree() {
         report.failed[0].reason
     );
     assert_eq!(report.code_lists_skipped, 1);
+    assert_eq!(report.other_categories_skipped, 1);
     assert_eq!(
         report.unmapped_locales["sr@latin"].reason,
         Unmapped::Variant

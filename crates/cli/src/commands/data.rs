@@ -1,10 +1,275 @@
-//! Placeholder until this subcommand is built.
+//! `datm data`: import, convert and inspect parallel corpora.
+//!
+//! - `datm data import-gettext --out DIR`: English-centric corpora from gettext catalogs.
+//! - `datm data stats DIR`: pairs per direction and split (`--json` for machines).
+//! - `datm data convert IN OUT --to jsonl`: rewrite a corpus layout in another format.
 
-/// Arguments (none yet).
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use datm_data::gettext::import::{discover, import_catalogs, ImportOptions, ImportReport};
+use datm_data::{read_layout, write_layout, Corpus, DirectionStats, Format};
+use datm_lang::Lang;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Import, convert and inspect parallel corpora.
 #[derive(clap::Args)]
-pub struct DataArgs {}
+pub struct DataArgs {
+    #[command(subcommand)]
+    command: DataCommand,
+}
 
-/// Fails: this subcommand is not built yet.
-pub fn run(_args: DataArgs) -> anyhow::Result<()> {
-    anyhow::bail!("this subcommand is not implemented yet")
+#[derive(clap::Subcommand)]
+enum DataCommand {
+    /// Build English-centric corpora (ALMA layout) from a tree of gettext .mo/.po catalogs.
+    ImportGettext(ImportArgs),
+    /// Print pairs per direction and split of a corpus directory.
+    Stats(StatsArgs),
+    /// Rewrite a corpus directory in another format (json, jsonl, tsv, text).
+    Convert(ConvertArgs),
+}
+
+/// The size of a held-out split: a fraction of English sentences, or a per-language count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SplitSize {
+    /// Hash zone as a fraction of English sentences, e.g. 0.05.
+    Fraction(f64),
+    /// At most N pairs per language, taken from the default 5% zone.
+    Count(usize),
+}
+
+impl FromStr for SplitSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(n) = s.parse::<usize>() {
+            if n >= 1 {
+                return Ok(SplitSize::Count(n));
+            }
+        }
+        match s.parse::<f64>() {
+            Ok(f) if (0.0..1.0).contains(&f) => Ok(SplitSize::Fraction(f)),
+            _ => Err(format!(
+                "{s:?}: expected a fraction in [0, 1) such as 0.05, or a count such as 500"
+            )),
+        }
+    }
+}
+
+impl SplitSize {
+    /// Default hash-zone fraction when a count is given.
+    const DEFAULT_FRACTION: f64 = 0.05;
+
+    /// The zone fraction and the optional cap.
+    fn zone_and_cap(self) -> (f64, Option<usize>) {
+        match self {
+            SplitSize::Fraction(f) => (f, None),
+            SplitSize::Count(n) => (Self::DEFAULT_FRACTION, Some(n)),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Root of the locale tree ({locale}/LC_MESSAGES/*.mo|.po, or {locale}.po files).
+    #[arg(long, default_value = "/usr/share/locale")]
+    locale_dir: PathBuf,
+    /// Only these languages (comma-separated paper codes); default: all 49.
+    #[arg(long)]
+    langs: Option<String>,
+    /// Output directory (ALMA layout: {xx}en/train.{xx}-en.json, …).
+    #[arg(long)]
+    out: PathBuf,
+    /// Minimum English words per pair (placeholders do not count).
+    #[arg(long, default_value_t = 3)]
+    min_words: usize,
+    /// Maximum characters on either side.
+    #[arg(long, default_value_t = 400)]
+    max_chars: usize,
+    /// Validation split: a fraction of English sentences (0.05) or a per-language cap (500).
+    #[arg(long, default_value = "0.05")]
+    valid: SplitSize,
+    /// Test split: a fraction of English sentences (0.05) or a per-language cap (500).
+    #[arg(long, default_value = "0.05")]
+    test: SplitSize,
+    /// Output format: json (ALMA), jsonl, tsv or text.
+    #[arg(long, default_value = "json")]
+    format: String,
+}
+
+#[derive(clap::Args)]
+struct StatsArgs {
+    /// Corpus directory (ALMA layout).
+    dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Input corpus directory (any supported format).
+    input: PathBuf,
+    /// Output directory.
+    output: PathBuf,
+    /// Output format: json, jsonl, tsv or text.
+    #[arg(long)]
+    to: String,
+}
+
+/// Runs `datm data`.
+pub fn run(args: DataArgs) -> anyhow::Result<()> {
+    match args.command {
+        DataCommand::ImportGettext(a) => import(a),
+        DataCommand::Stats(a) => stats(a),
+        DataCommand::Convert(a) => convert(a),
+    }
+}
+
+/// The name of the import report written next to the corpus.
+const REPORT_FILE: &str = "import-report.json";
+
+fn import(a: ImportArgs) -> anyhow::Result<()> {
+    let format = Format::from_name(&a.format)?;
+    let langs = a.langs.as_deref().map(datm_lang::parse_list).transpose()?;
+    let (valid_fraction, max_valid) = a.valid.zone_and_cap();
+    let (test_fraction, max_test) = a.test.zone_and_cap();
+    let opts = ImportOptions {
+        langs,
+        min_words: a.min_words,
+        max_chars: a.max_chars,
+        valid_fraction,
+        test_fraction,
+        max_valid,
+        max_test,
+    };
+    let found = discover(&a.locale_dir, opts.langs.as_deref())?;
+    let bar = ProgressBar::new(found.catalogs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} catalogs {elapsed} {wide_msg}")
+            .expect("valid template"),
+    );
+    let (corpus, report) = import_catalogs(&found, &opts, &|p: &Path| {
+        bar.inc(1);
+        bar.set_message(p.display().to_string());
+    })?;
+    bar.finish_and_clear();
+    write_layout(&corpus, &a.out, format)?;
+    let report_path = a.out.join(REPORT_FILE);
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    std::fs::write(&report_path, json).with_context(|| report_path.display().to_string())?;
+    print_import_summary(&report, &corpus);
+    print!("{}", stats_table(&corpus.stats()));
+    println!("wrote {} ({REPORT_FILE} has the details)", a.out.display());
+    Ok(())
+}
+
+/// The human-readable summary of an import.
+fn print_import_summary(report: &ImportReport, corpus: &Corpus) {
+    println!(
+        "catalogs: {} read, {} failed; skipped {} iso_* code lists, {} outside LC_MESSAGES, {} of other languages",
+        report.catalogs_read,
+        report.failed.len(),
+        report.code_lists_skipped,
+        report.other_categories_skipped,
+        report.other_langs_skipped
+    );
+    for f in &report.failed {
+        println!("  skipped {}: {}", f.path, f.reason);
+    }
+    for w in &report.warnings {
+        println!("  warning {}: {}", w.path, w.reason);
+    }
+    let unmapped: Vec<&str> = report.unmapped_locales.keys().map(String::as_str).collect();
+    println!(
+        "locales not used: {} ({})",
+        unmapped.len(),
+        unmapped.join(" ")
+    );
+    let d = &report.dropped;
+    println!(
+        "entries dropped: {} fuzzy, {} untranslated, {} identical to English, {} too short, {} too long, {} missing plural form, {} under a bad plural rule",
+        d.fuzzy, d.untranslated, d.identical, d.too_short, d.too_long, d.missing_plural_form, d.bad_plural_rule
+    );
+    let with_train: Vec<Lang> = datm_lang::non_english()
+        .filter(|&l| {
+            !corpus
+                .pairs(datm_lang::Direction::to_english(l), datm_data::Split::Train)
+                .is_empty()
+        })
+        .collect();
+    let missing: Vec<&str> = datm_lang::non_english()
+        .filter(|l| !with_train.contains(l))
+        .map(|l| l.code())
+        .collect();
+    println!(
+        "languages with training pairs: {} of 49 (+ English){}",
+        with_train.len(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!("; missing: {}", missing.join(" "))
+        }
+    );
+}
+
+/// Pairs per direction and split as an aligned text table with a total row.
+fn stats_table(rows: &[DirectionStats]) -> String {
+    let mut out = format!(
+        "{:<10} {:>8} {:>8} {:>8}\n",
+        "direction", "train", "valid", "test"
+    );
+    let (mut tr, mut va, mut te) = (0, 0, 0);
+    for r in rows {
+        out += &format!(
+            "{:<10} {:>8} {:>8} {:>8}\n",
+            r.direction.to_string(),
+            r.train,
+            r.valid,
+            r.test
+        );
+        (tr, va, te) = (tr + r.train, va + r.valid, te + r.test);
+    }
+    out += &format!("{:<10} {:>8} {:>8} {:>8}\n", "total", tr, va, te);
+    out
+}
+
+fn stats(a: StatsArgs) -> anyhow::Result<()> {
+    let corpus = read_layout(&a.dir)?;
+    if corpus.is_empty() {
+        anyhow::bail!(
+            "{}: no corpus found (expected {{xx}}en/{{split}}.{{src}}-{{tgt}}.json folders)",
+            a.dir.display()
+        );
+    }
+    let rows = corpus.stats();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", stats_table(&rows));
+    }
+    Ok(())
+}
+
+fn convert(a: ConvertArgs) -> anyhow::Result<()> {
+    let format = Format::from_name(&a.to)?;
+    let corpus = read_layout(&a.input)?;
+    let written = write_layout(&corpus, &a.output, format)?;
+    println!("wrote {} files under {}", written.len(), a.output.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_sizes() {
+        assert_eq!("0.05".parse::<SplitSize>(), Ok(SplitSize::Fraction(0.05)));
+        assert_eq!("0".parse::<SplitSize>(), Ok(SplitSize::Fraction(0.0)));
+        assert_eq!("500".parse::<SplitSize>(), Ok(SplitSize::Count(500)));
+        assert!("1.5".parse::<SplitSize>().is_err());
+        assert!("x".parse::<SplitSize>().is_err());
+        assert_eq!(SplitSize::Count(7).zone_and_cap(), (0.05, Some(7)));
+    }
 }

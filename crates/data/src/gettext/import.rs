@@ -111,6 +111,9 @@ pub struct Discovery {
     pub catalogs: Vec<CatalogFile>,
     /// `iso_*` code-list catalogs skipped.
     pub code_lists: usize,
+    /// Catalogs under a locale category other than `LC_MESSAGES` (coreutils installs copies
+    /// under `LC_TIME`), skipped so they do not count twice.
+    pub other_categories: usize,
     /// Catalogs of other languages (not asked for with `--langs`) skipped.
     pub other_langs: usize,
     /// Locales not used, by name.
@@ -192,6 +195,8 @@ pub struct ImportReport {
     pub warnings: Vec<FailedCatalog>,
     /// `iso_*` code lists skipped.
     pub code_lists_skipped: usize,
+    /// Catalogs under `LC_*` categories other than `LC_MESSAGES`, skipped.
+    pub other_categories_skipped: usize,
     /// Catalogs of languages not asked for.
     pub other_langs_skipped: usize,
     /// Locales not used.
@@ -209,13 +214,28 @@ fn is_code_list(path: &Path) -> bool {
         .any(|c| c.starts_with("iso_") || c.starts_with("iso-"))
 }
 
-/// The locale a catalog path belongs to: `{locale}/LC_MESSAGES/x.mo` or `{locale}.po`.
-fn locale_of(path: &Path) -> Option<String> {
+/// Where a catalog file sits in the tree.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    /// A message catalog of this locale: `{locale}/LC_MESSAGES/x.mo` or `{locale}.po`.
+    Locale(String),
+    /// Under another locale category (`{locale}/LC_TIME/x.mo`).
+    OtherCategory,
+}
+
+/// The locale a catalog path belongs to.
+fn place_of(path: &Path) -> Option<Place> {
     let parent = path.parent()?;
-    if parent.file_name()? == "LC_MESSAGES" {
-        return Some(parent.parent()?.file_name()?.to_str()?.to_string());
+    let parent_name = parent.file_name()?.to_str()?;
+    if parent_name == "LC_MESSAGES" {
+        return Some(Place::Locale(
+            parent.parent()?.file_name()?.to_str()?.to_string(),
+        ));
     }
-    Some(path.file_stem()?.to_str()?.to_string())
+    if parent_name.starts_with("LC_") {
+        return Some(Place::OtherCategory);
+    }
+    Some(Place::Locale(path.file_stem()?.to_str()?.to_string()))
 }
 
 /// Finds the catalogs under `root` (sorted by path) and maps their locales.
@@ -244,8 +264,13 @@ pub fn discover(root: &Path, langs: Option<&[Lang]>) -> Result<Discovery> {
             found.code_lists += 1;
             continue;
         }
-        let Some(locale) = locale_of(path) else {
-            continue;
+        let locale = match place_of(path) {
+            Some(Place::Locale(l)) => l,
+            Some(Place::OtherCategory) => {
+                found.other_categories += 1;
+                continue;
+            }
+            None => continue,
         };
         match map_locale(&locale) {
             Ok(m) if langs.is_none_or(|l| l.contains(&m.lang)) => {
@@ -438,6 +463,7 @@ pub fn import_catalogs(
         .collect();
     let mut report = ImportReport {
         code_lists_skipped: found.code_lists,
+        other_categories_skipped: found.other_categories,
         other_langs_skipped: found.other_langs,
         unmapped_locales: found.unmapped.clone(),
         ..ImportReport::default()
