@@ -68,6 +68,17 @@ pub enum Space {
     Factors,
 }
 
+impl Space {
+    /// Parses the CLI name (`delta`, `factors`).
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "delta" => Space::Delta,
+            "factors" => Space::Factors,
+            _ => bail!("unknown merge space {name:?} (delta, factors)"),
+        })
+    }
+}
+
 /// Options of [`merge`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeOptions {

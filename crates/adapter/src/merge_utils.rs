@@ -17,6 +17,17 @@ pub enum MajoritySign {
     Frequency,
 }
 
+impl MajoritySign {
+    /// Parses PEFT's name (`total`, `frequency`).
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "total" => MajoritySign::Total,
+            "frequency" => MajoritySign::Frequency,
+            _ => bail!("unknown majority-sign method {name:?} (total, frequency)"),
+        })
+    }
+}
+
 /// Checks a pruning density: negative is an error; ≥ 1 means "no pruning" (as in PEFT).
 pub fn check_density(density: f64) -> Result<()> {
     if !(density >= 0.0) {
