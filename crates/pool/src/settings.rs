@@ -56,6 +56,9 @@ pub struct TrainSettings {
     /// Target tokens at most, EOS included (paper: 256).
     #[arg(long)]
     pub max_target_length: Option<usize>,
+    /// Validation sequences used for the validation loss (0: no validation).
+    #[arg(long)]
+    pub eval_examples: Option<usize>,
 }
 
 impl TrainSettings {
@@ -85,6 +88,7 @@ impl TrainSettings {
         set(&mut c.save_steps, self.save_steps);
         set(&mut c.limits.max_source_length, self.max_source_length);
         set(&mut c.limits.max_target_length, self.max_target_length);
+        set(&mut c.max_eval_examples, self.eval_examples);
         if c.batch.micro_batch_size > c.batch.batch_size {
             c.batch.micro_batch_size = c.batch.batch_size;
         }

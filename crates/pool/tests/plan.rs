@@ -227,3 +227,20 @@ fn data_check_names_direction_and_file() {
     .unwrap();
     p.check_data(dir.path()).unwrap();
 }
+
+#[test]
+fn example_files_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let p = PoolPlan::load(&root.join("custom-plan.toml")).unwrap();
+    assert_eq!((p.adapters.len(), p.routes.len()), (5, 8));
+    let g = Grouping::from_file(&root.join("groups.toml")).unwrap();
+    assert_eq!(g.groups().count(), 2);
+    for name in ["quickstart.toml", "full-50.toml"] {
+        let e = datm_pool::pipeline::Experiment::load(&root.join(name)).unwrap();
+        assert!(e.strategies.contains(&Strategy::Datm), "{name}");
+    }
+    let full = datm_pool::pipeline::Experiment::load(&root.join("full-50.toml")).unwrap();
+    assert_eq!(full.languages.len(), 49);
+    let dat = PoolPlan::build(Strategy::Dat, &full.languages, &full.grouping().unwrap()).unwrap();
+    assert_eq!(dat.adapters.len(), 57);
+}
