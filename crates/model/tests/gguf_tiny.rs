@@ -303,3 +303,37 @@ fn unsupported_architecture_lists_supported() {
         "{err}"
     );
 }
+
+#[test]
+fn gguf_models_give_hf_logits() {
+    // The whole GGUF path (config, unpermuted/offset weights, tokenizer) through the model code.
+    let opts = datm_model::LoadOptions {
+        dtype: Some(DType::F32),
+        device: Device::Cpu,
+        quantized: false,
+    };
+    for model in ["tiny-llama", "tiny-gemma3"] {
+        let loaded =
+            datm_model::Model::load(&fixtures().join(format!("{model}.gguf")), &opts).unwrap();
+        let logits_file = fixtures().join(format!("{model}-logits.safetensors"));
+        let logits = candle_core::safetensors::load(logits_file, &Device::Cpu).unwrap();
+        for case in expected(model)["base"].as_array().unwrap() {
+            let prompt = ids(&case["prompt_ids"]);
+            assert_eq!(
+                loaded
+                    .tokenizer()
+                    .unwrap()
+                    .encode(case["prompt"].as_str().unwrap(), true)
+                    .unwrap(),
+                prompt
+            );
+            let want = &logits[case["logits_key"].as_str().unwrap()];
+            let got = loaded.logits(&prompt, None).unwrap();
+            let diff = max_abs_diff(&got, want);
+            assert!(
+                diff <= 1e-4 * max_abs(want).max(1.0),
+                "{model}: max |Δlogit| {diff}"
+            );
+        }
+    }
+}
