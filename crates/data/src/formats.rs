@@ -308,6 +308,102 @@ fn to_text_side(pairs: &[Pair], english: bool, path: &Path) -> Result<String> {
     Ok(out)
 }
 
+// ---------------------------------------------------------------- Flores-style folders
+
+/// The FLORES-200 file code of a language (`deu_Latn`, `zho_Hans`, `nob_Latn`).
+pub fn flores200_code(lang: Lang) -> &'static str {
+    match lang.code() {
+        "en" => "eng_Latn",
+        "da" => "dan_Latn",
+        "nl" => "nld_Latn",
+        "de" => "deu_Latn",
+        "is" => "isl_Latn",
+        "no" => "nob_Latn",
+        "sv" => "swe_Latn",
+        "af" => "afr_Latn",
+        "ca" => "cat_Latn",
+        "ro" => "ron_Latn",
+        "gl" => "glg_Latn",
+        "it" => "ita_Latn",
+        "pt" => "por_Latn",
+        "es" => "spa_Latn",
+        "bg" => "bul_Cyrl",
+        "mk" => "mkd_Cyrl",
+        "sr" => "srp_Cyrl",
+        "uk" => "ukr_Cyrl",
+        "ru" => "rus_Cyrl",
+        "id" => "ind_Latn",
+        "ms" => "zsm_Latn",
+        "th" => "tha_Thai",
+        "vi" => "vie_Latn",
+        "mg" => "plt_Latn",
+        "fr" => "fra_Latn",
+        "hu" => "hun_Latn",
+        "el" => "ell_Grek",
+        "cs" => "ces_Latn",
+        "pl" => "pol_Latn",
+        "lt" => "lit_Latn",
+        "lv" => "lvs_Latn",
+        "ka" => "kat_Geor",
+        "zh" => "zho_Hans",
+        "ja" => "jpn_Jpan",
+        "ko" => "kor_Hang",
+        "fi" => "fin_Latn",
+        "et" => "est_Latn",
+        "gu" => "guj_Gujr",
+        "hi" => "hin_Deva",
+        "mr" => "mar_Deva",
+        "ne" => "npi_Deva",
+        "ur" => "urd_Arab",
+        "az" => "azj_Latn",
+        "kk" => "kaz_Cyrl",
+        "ky" => "kir_Cyrl",
+        "tr" => "tur_Latn",
+        "uz" => "uzn_Latn",
+        "ar" => "arb_Arab",
+        "he" => "heb_Hebr",
+        "fa" => "pes_Arab",
+        other => unreachable!("every paper language has a FLORES-200 code; {other} missing"),
+    }
+}
+
+/// Finds a language's file of a Flores-style folder: `{dir}/{code}.{split}`, or with the
+/// FLORES-200 code (`{dir}/deu_Latn.devtest`), or either inside `{dir}/{split}/`.
+pub fn find_flores_file(dir: &Path, lang: Lang, split_name: &str) -> Result<PathBuf> {
+    let names = [lang.code(), flores200_code(lang)].map(|c| format!("{c}.{split_name}"));
+    let candidates: Vec<PathBuf> = [dir.to_path_buf(), dir.join(split_name)]
+        .iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            DataError::invalid(
+                dir,
+                Location::File,
+                format!(
+                    "no {} file for {lang}; looked for {}",
+                    split_name,
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+}
+
+/// Reads the English-centric pairs of `lang` from a Flores-style folder (its file aligned
+/// with English's).
+pub fn read_flores(dir: &Path, lang: Lang, split_name: &str) -> Result<Vec<Pair>> {
+    let xx = find_flores_file(dir, lang, split_name)?;
+    let en = find_flores_file(dir, Lang::ENGLISH, split_name)?;
+    read_aligned(&xx, &en, Direction::to_english(lang))
+}
+
 // ---------------------------------------------------------------- sets and layouts
 
 /// Reads one set in `format` from `paths` (one path, or source then target for text).
@@ -506,6 +602,38 @@ mod tests {
             e.starts_with("t.json:1:") && e.contains("expected a string"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn flores_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("devtest");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("eng_Latn.devtest"), "One.\nTwo.\n").unwrap();
+        std::fs::write(sub.join("deu_Latn.devtest"), "Eins.\nZwei.\n").unwrap();
+        std::fs::write(dir.path().join("fr.devtest"), "Un.\n").unwrap();
+        let de = Lang::from_code("de").unwrap();
+        let pairs = read_flores(dir.path(), de, "devtest").unwrap();
+        assert_eq!(
+            pairs,
+            [Pair::new("Eins.", "One."), Pair::new("Zwei.", "Two.")]
+        );
+        let fr = Lang::from_code("fr").unwrap();
+        let e = read_flores(dir.path(), fr, "devtest")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has 2 lines but") && e.contains("fr.devtest has 1"),
+            "{e}"
+        );
+        let e = read_flores(dir.path(), Lang::from_code("ja").unwrap(), "devtest")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no devtest file for ja") && e.contains("jpn_Jpan.devtest"),
+            "{e}"
+        );
+        assert!(datm_lang::all().all(|l| flores200_code(l).len() == 8));
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod prompt;
 
 pub use corpus::{Corpus, DirectionStats, Pair, Split};
 pub use error::{DataError, Location, Result};
-pub use formats::{read_layout, read_set, write_layout, write_set, Format};
+pub use formats::{read_flores, read_layout, read_set, write_layout, write_set, Format};
 pub use prompt::{Example, PromptTemplate};

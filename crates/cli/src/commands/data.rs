@@ -1,16 +1,22 @@
 //! `datm data`: import, convert and inspect parallel corpora.
 //!
 //! - `datm data import-gettext --out DIR`: English-centric corpora from gettext catalogs.
+//! - `datm data import-text --out DIR --split test --direction de-en a.de a.en` (or
+//!   `--flores FLORES_DIR --flores-split devtest`): add a set to a corpus directory.
 //! - `datm data stats DIR`: pairs per direction and split (`--json` for machines).
 //! - `datm data convert IN OUT --to jsonl`: rewrite a corpus layout in another format.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Context;
+use datm_data::corpus::english_centric;
 use datm_data::gettext::import::{discover, import_catalogs, ImportOptions, ImportReport};
-use datm_data::{read_layout, write_layout, Corpus, DirectionStats, Format};
-use datm_lang::Lang;
+use datm_data::{
+    read_flores, read_layout, read_set, write_layout, Corpus, DirectionStats, Format, Split,
+};
+use datm_lang::Direction;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Import, convert and inspect parallel corpora.
@@ -24,6 +30,9 @@ pub struct DataArgs {
 enum DataCommand {
     /// Build English-centric corpora (ALMA layout) from a tree of gettext .mo/.po catalogs.
     ImportGettext(ImportArgs),
+    /// Add a set from aligned text, TSV, JSON or JSONL files, or a Flores-style folder, to a
+    /// corpus directory (ALMA layout, created if missing).
+    ImportText(ImportTextArgs),
     /// Print pairs per direction and split of a corpus directory.
     Stats(StatsArgs),
     /// Rewrite a corpus directory in another format (json, jsonl, tsv, text).
@@ -98,6 +107,36 @@ struct ImportArgs {
 }
 
 #[derive(clap::Args)]
+struct ImportTextArgs {
+    /// Corpus directory to add to (ALMA layout, JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Split the set becomes: train, valid or test.
+    #[arg(long)]
+    split: String,
+    /// Direction of the input files (source first), e.g. de-en.
+    #[arg(long)]
+    direction: Option<Direction>,
+    /// Input format: text (two files: source, target), tsv, json or jsonl.
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// Keep the set for this direction only (default: it serves both directions).
+    #[arg(long)]
+    directed: bool,
+    /// A Flores-style folder ({code}.{split} or deu_Latn.devtest files) instead of files.
+    #[arg(long, conflicts_with = "direction")]
+    flores: Option<PathBuf>,
+    /// File suffix in the Flores folder (default: the --split value), e.g. devtest.
+    #[arg(long)]
+    flores_split: Option<String>,
+    /// Languages to take from the Flores folder (default: all 49).
+    #[arg(long)]
+    langs: Option<String>,
+    /// Input files.
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct StatsArgs {
     /// Corpus directory (ALMA layout).
     dir: PathBuf,
@@ -121,8 +160,18 @@ struct ConvertArgs {
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
         DataCommand::ImportGettext(a) => import(a),
+        DataCommand::ImportText(a) => import_text(a),
         DataCommand::Stats(a) => stats(a),
         DataCommand::Convert(a) => convert(a),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`datm data stats | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -158,16 +207,18 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     let report_path = a.out.join(REPORT_FILE);
     let json = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(&report_path, json).with_context(|| report_path.display().to_string())?;
-    print_import_summary(&report, &corpus);
-    print!("{}", stats_table(&corpus.stats()));
-    println!("wrote {} ({REPORT_FILE} has the details)", a.out.display());
-    Ok(())
+    emit(&format!(
+        "{}{}wrote {} ({REPORT_FILE} has the details)\n",
+        import_summary(&report, &corpus),
+        stats_table(&corpus.stats()),
+        a.out.display()
+    ))
 }
 
 /// The human-readable summary of an import.
-fn print_import_summary(report: &ImportReport, corpus: &Corpus) {
-    println!(
-        "catalogs: {} read, {} failed; skipped {} iso_* code lists, {} outside LC_MESSAGES, {} of other languages",
+fn import_summary(report: &ImportReport, corpus: &Corpus) -> String {
+    let mut out = format!(
+        "catalogs: {} read, {} failed; skipped {} iso_* code lists, {} outside LC_MESSAGES, {} of other languages\n",
         report.catalogs_read,
         report.failed.len(),
         report.code_lists_skipped,
@@ -175,42 +226,40 @@ fn print_import_summary(report: &ImportReport, corpus: &Corpus) {
         report.other_langs_skipped
     );
     for f in &report.failed {
-        println!("  skipped {}: {}", f.path, f.reason);
+        out += &format!("  skipped {}: {}\n", f.path, f.reason);
     }
     for w in &report.warnings {
-        println!("  warning {}: {}", w.path, w.reason);
+        out += &format!("  warning {}: {}\n", w.path, w.reason);
     }
     let unmapped: Vec<&str> = report.unmapped_locales.keys().map(String::as_str).collect();
-    println!(
-        "locales not used: {} ({})",
+    out += &format!(
+        "locales not used: {} ({})\n",
         unmapped.len(),
         unmapped.join(" ")
     );
     let d = &report.dropped;
-    println!(
-        "entries dropped: {} fuzzy, {} untranslated, {} identical to English, {} too short, {} too long, {} missing plural form, {} under a bad plural rule",
+    out += &format!(
+        "entries dropped: {} fuzzy, {} untranslated, {} identical to English, {} too short, {} too long, {} missing plural form, {} under a bad plural rule\n",
         d.fuzzy, d.untranslated, d.identical, d.too_short, d.too_long, d.missing_plural_form, d.bad_plural_rule
     );
-    let with_train: Vec<Lang> = datm_lang::non_english()
+    let missing: Vec<&str> = datm_lang::non_english()
         .filter(|&l| {
-            !corpus
-                .pairs(datm_lang::Direction::to_english(l), datm_data::Split::Train)
+            corpus
+                .pairs(Direction::to_english(l), Split::Train)
                 .is_empty()
         })
-        .collect();
-    let missing: Vec<&str> = datm_lang::non_english()
-        .filter(|l| !with_train.contains(l))
         .map(|l| l.code())
         .collect();
-    println!(
-        "languages with training pairs: {} of 49 (+ English){}",
-        with_train.len(),
+    out += &format!(
+        "languages with training pairs: {} of 49 (+ English){}\n",
+        49 - missing.len(),
         if missing.is_empty() {
             String::new()
         } else {
             format!("; missing: {}", missing.join(" "))
         }
     );
+    out
 }
 
 /// Pairs per direction and split as an aligned text table with a total row.
@@ -234,6 +283,44 @@ fn stats_table(rows: &[DirectionStats]) -> String {
     out
 }
 
+fn import_text(a: ImportTextArgs) -> anyhow::Result<()> {
+    let split: Split = a.split.parse()?;
+    let mut corpus = if a.out.is_dir() {
+        read_layout(&a.out)?
+    } else {
+        Corpus::new()
+    };
+    match (&a.flores, a.direction) {
+        (Some(dir), None) => {
+            let langs = match &a.langs {
+                Some(l) => datm_lang::parse_list(l)?,
+                None => datm_lang::non_english().collect(),
+            };
+            let name = a.flores_split.as_deref().unwrap_or(&a.split);
+            for lang in langs {
+                corpus.set(lang, split, read_flores(dir, lang, name)?)?;
+            }
+        }
+        (None, Some(direction)) => {
+            let format = Format::from_name(&a.format)?;
+            let lang = english_centric(direction)?;
+            let pairs = read_set(format, &a.files, direction)?;
+            if a.directed {
+                corpus.set_directed(direction, split, pairs)?;
+            } else {
+                corpus.set(lang, split, pairs)?;
+            }
+        }
+        _ => anyhow::bail!("give either --flores DIR or --direction with input files"),
+    }
+    let written = write_layout(&corpus, &a.out, Format::Json)?;
+    emit(&format!(
+        "wrote {} files under {}\n",
+        written.len(),
+        a.out.display()
+    ))
+}
+
 fn stats(a: StatsArgs) -> anyhow::Result<()> {
     let corpus = read_layout(&a.dir)?;
     if corpus.is_empty() {
@@ -244,19 +331,21 @@ fn stats(a: StatsArgs) -> anyhow::Result<()> {
     }
     let rows = corpus.stats();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        emit(&(serde_json::to_string_pretty(&rows)? + "\n"))
     } else {
-        print!("{}", stats_table(&rows));
+        emit(&stats_table(&rows))
     }
-    Ok(())
 }
 
 fn convert(a: ConvertArgs) -> anyhow::Result<()> {
     let format = Format::from_name(&a.to)?;
     let corpus = read_layout(&a.input)?;
     let written = write_layout(&corpus, &a.output, format)?;
-    println!("wrote {} files under {}", written.len(), a.output.display());
-    Ok(())
+    emit(&format!(
+        "wrote {} files under {}\n",
+        written.len(),
+        a.output.display()
+    ))
 }
 
 #[cfg(test)]
