@@ -222,16 +222,8 @@ impl Pcg64 {
     /// `Generator.integers(2, size=count, dtype=bool)`: one bit per value, 32 values per
     /// 32-bit draw, least significant bit first.
     pub fn bools(&mut self, count: usize) -> Vec<bool> {
-        let mut out = Vec::with_capacity(count);
-        let mut buf = 0u32;
-        for i in 0..count {
-            if i % 32 == 0 {
-                buf = self.next_u32();
-            } else {
-                buf >>= 1;
-            }
-            out.push(buf & 1 != 0);
-        }
+        let mut out = vec![false; count];
+        BoolFill::default().fill(self, &mut out);
         out
     }
 
@@ -242,6 +234,30 @@ impl Pcg64 {
             .into_iter()
             .map(|v| v as usize)
             .collect()
+    }
+}
+
+/// The state of one `integers(2, size=…, dtype=bool)` call, so that a large call can be
+/// produced in consecutive pieces (numpy keeps the partly used 32-bit draw across rows).
+#[derive(Debug, Clone, Default)]
+pub struct BoolFill {
+    buf: u32,
+    bits_left: u32,
+}
+
+impl BoolFill {
+    /// The next `out.len()` values of the call.
+    pub fn fill(&mut self, rng: &mut Pcg64, out: &mut [bool]) {
+        for o in out {
+            if self.bits_left == 0 {
+                self.buf = rng.next_u32();
+                self.bits_left = 31;
+            } else {
+                self.buf >>= 1;
+                self.bits_left -= 1;
+            }
+            *o = self.buf & 1 != 0;
+        }
     }
 }
 
@@ -301,6 +317,18 @@ mod tests {
             ]
         );
         assert_eq!(r.integers(-5, 5, 9), [2, -4, -1, -4, 1, -1, -2, -3, 0]);
+    }
+
+    #[test]
+    fn bool_fill_in_pieces_is_one_call() {
+        let whole = Pcg64::new(7).bools(100);
+        let mut rng = Pcg64::new(7);
+        let mut fill = BoolFill::default();
+        let mut pieces = vec![false; 100];
+        for chunk in pieces.chunks_mut(13) {
+            fill.fill(&mut rng, chunk);
+        }
+        assert_eq!(pieces, whole);
     }
 
     /// `SeedSequence(2**70 + 5)`: `.pool` and `.generate_state(3)`; `default_rng(0)`'s

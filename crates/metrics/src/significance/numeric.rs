@@ -38,13 +38,6 @@ impl Scores {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Scores::F32(v) => v.len(),
-            Scores::F64(v) => v.len(),
-        }
-    }
-
     pub(crate) fn as_f64(&self) -> Vec<f64> {
         match self {
             Scores::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),

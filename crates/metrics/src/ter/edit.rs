@@ -181,7 +181,11 @@ impl<'a> TerSearch<'a> {
     fn distance_lower_bound(&self, prefix: usize) -> u32 {
         let (n_h, n_r) = (self.hyp.len(), self.reference.len());
         let w = self.base.width;
-        let (lo, hi) = if prefix == 0 { (0, w) } else { self.band[prefix] };
+        let (lo, hi) = if prefix == 0 {
+            (0, w)
+        } else {
+            self.band[prefix]
+        };
         let row = &self.base.cost[prefix * w..(prefix + 1) * w];
         (lo..hi)
             .map(|j| row[j].saturating_add((n_h - prefix).abs_diff(n_r - j) as u32))
