@@ -29,6 +29,9 @@ pub trait Architecture: Send + Sync {
     /// The LM head.
     fn head(&self) -> &LmHead;
 
+    /// Mutable access to the LM head.
+    fn head_mut(&mut self) -> &mut LmHead;
+
     /// The LoRA-capable linear layers by HF module path (`model.layers.0.self_attn.q_proj`).
     fn linears(&self) -> Vec<(String, &LoraLinear)>;
 
@@ -85,6 +88,11 @@ impl LmHead {
     /// The projection layer.
     pub fn linear(&self) -> &LoraLinear {
         &self.proj
+    }
+
+    /// Mutable access to the projection layer.
+    pub fn linear_mut(&mut self) -> &mut LoraLinear {
+        &mut self.proj
     }
 }
 

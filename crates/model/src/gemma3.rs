@@ -130,6 +130,10 @@ impl Architecture for Gemma3 {
         &self.head
     }
 
+    fn head_mut(&mut self) -> &mut LmHead {
+        &mut self.head
+    }
+
     fn linears(&self) -> Vec<(String, &LoraLinear)> {
         let mut out = Vec::new();
         for (i, b) in self.layers.iter().enumerate() {

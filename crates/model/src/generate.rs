@@ -279,14 +279,13 @@ fn single_step(
     step: usize,
     rng: &mut rand::rngs::StdRng,
 ) -> Continuations {
-    let lp = log_softmax(logits);
     let tok = if cfg.do_sample {
         sample(logits, cfg, rng)
     } else {
         argmax(logits)
     };
     s.tokens.push(tok);
-    s.score += lp[tok as usize] as f64;
+    s.score += log_prob(logits[tok as usize], log_softmax_shift(logits)) as f64;
     s.done = eos.contains(&tok) || step >= cfg.max_new_tokens;
     if s.done {
         Vec::new()
@@ -310,10 +309,11 @@ fn beam_step(
     // Candidates: (accumulated score, beam, token), best first.
     let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(keep * nb);
     for (beam, row) in rows.iter().enumerate() {
-        let lp = log_softmax(row);
+        // log_softmax is a per-row shift, so the row's top-k can be taken on raw logits.
+        let shift = log_softmax_shift(row);
         let base = b.running[beam].score;
-        for (tok, v) in top_k(&lp, keep) {
-            cands.push((v + base, beam, tok));
+        for (tok, v) in top_k(row, keep) {
+            cands.push((log_prob(v, shift) + base, beam, tok));
         }
     }
     // Ties: lower flattened index (beam·vocab + token) first.
@@ -393,12 +393,16 @@ fn beam_step(
     }
 }
 
-/// `log_softmax` in f32, as torch computes it (x − max − log Σ exp(x − max)).
-fn log_softmax(x: &[f32]) -> Vec<f32> {
+/// `(max, log Σ exp(x − max))` of a row, in f32.
+fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
-    let lse = sum.ln();
-    x.iter().map(|v| v - max - lse).collect()
+    (max, sum.ln())
+}
+
+/// One entry of torch's `log_softmax`: `(v − max) − log Σ exp(x − max)`.
+fn log_prob(v: f32, (max, lse): (f32, f32)) -> f32 {
+    (v - max) - lse
 }
 
 /// First index of the maximum (torch.argmax semantics).
@@ -483,9 +487,10 @@ mod tests {
     }
 
     #[test]
-    fn log_softmax_sums_to_one() {
-        let lp = log_softmax(&[1.0, 2.0, 3.0]);
-        let s: f32 = lp.iter().map(|v| v.exp()).sum();
+    fn log_probs_normalise() {
+        let x = [1.0f32, 2.0, 3.0];
+        let shift = log_softmax_shift(&x);
+        let s: f32 = x.iter().map(|&v| log_prob(v, shift).exp()).sum();
         assert!((s - 1.0).abs() < 1e-6);
     }
 }

@@ -16,6 +16,7 @@ pub mod gemma3;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
+pub mod kernels;
 pub mod llama;
 pub mod lora;
 pub mod merge;

@@ -134,6 +134,10 @@ impl Architecture for Llama {
         &self.head
     }
 
+    fn head_mut(&mut self) -> &mut LmHead {
+        &mut self.head
+    }
+
     fn linears(&self) -> Vec<(String, &LoraLinear)> {
         let mut out = Vec::new();
         for (i, b) in self.layers.iter().enumerate() {

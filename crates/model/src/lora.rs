@@ -9,6 +9,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Tensor, Var};
 use std::sync::Arc;
 
+use crate::kernels::Bf16Matrix;
 use crate::weights::Weight;
 
 /// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapter.
@@ -40,6 +41,7 @@ pub struct LoraWeights {
 enum Base {
     Dense(Tensor),
     Quantized(QMatMul, Arc<QTensor>),
+    Bf16(Arc<Bf16Matrix>),
 }
 
 /// A linear layer (`[out, in]` weight, optional bias) with any number of resident LoRA adapters.
@@ -87,7 +89,22 @@ impl LoraLinear {
         Ok(match &self.base {
             Base::Dense(t) => t.clone(),
             Base::Quantized(_, q) => q.dequantize(&q.device())?,
+            Base::Bf16(m) => m.to_tensor()?,
         })
+    }
+
+    /// Re-stores the base weight for the AVX512-BF16 kernel (inference only: the kernel has
+    /// no backward pass). Returns false, leaving the layer as it is, when the CPU lacks the
+    /// instructions, the weight is not on the CPU or its input size is not a multiple of 32.
+    pub fn pack_bf16(&mut self) -> Result<bool> {
+        let w = self.dense_weight()?;
+        if !crate::kernels::supported() || !w.device().is_cpu() || !self.in_dim.is_multiple_of(32) {
+            return Ok(false);
+        }
+        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let m = Bf16Matrix::from_f32(&data, self.out_dim, self.in_dim)?;
+        self.base = Base::Bf16(Arc::new(m));
+        Ok(true)
     }
 
     /// The bias, if any.
@@ -178,6 +195,15 @@ impl LoraLinear {
                 Ok(q.forward(&x32)
                     .context("quantized matmul")?
                     .to_dtype(x.dtype())?)
+            }
+            Base::Bf16(m) => {
+                let dims = x.dims();
+                let rows = dims[..dims.len() - 1].iter().product();
+                let flat = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let y = m.matmul_t(&flat, rows)?;
+                let mut out = dims.to_vec();
+                *out.last_mut().expect("rank >= 1") = self.out_dim;
+                Ok(Tensor::from_vec(y, out, x.device())?.to_dtype(x.dtype())?)
             }
         }
     }

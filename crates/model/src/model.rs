@@ -116,8 +116,13 @@ impl Model {
         let origin = source.join("config.json").display().to_string();
         let cfg = ModelConfig::from_json(&parts.config, &origin)?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
+        let from_quantized = parts.weights.has_quantized();
         let weights = prepare_weights(parts.weights, opts.quantized, dtype)?;
-        let arch = load_architecture(&cfg, &weights, dtype)?;
+        let mut arch = load_architecture(&cfg, &weights, dtype)?;
+        drop(weights);
+        if opts.quantized && from_quantized {
+            pack_for_inference(arch.as_mut())?;
+        }
         let eos_token_ids = match &parts.tokenizer {
             Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
             _ => cfg.eos_token_ids.clone(),
@@ -414,6 +419,17 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// Default weights of a quantized (GGUF) model: every linear layer and the LM head go to the
+/// AVX512-BF16 kernel where the CPU has it (faster than candle's f32 and k-quant CPU matmuls
+/// at beam-search batch sizes); otherwise they stay as loaded.
+fn pack_for_inference(arch: &mut dyn Architecture) -> Result<()> {
+    for (_, lin) in arch.linears_mut() {
+        lin.pack_bf16()?;
+    }
+    arch.head_mut().linear_mut().pack_bf16()?;
+    Ok(())
 }
 
 /// Dequantizes what should not stay quantized and casts dense weights to `dtype`.

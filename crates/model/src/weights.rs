@@ -65,6 +65,13 @@ impl WeightMap {
         self.tensors.keys().map(String::as_str)
     }
 
+    /// Whether any weight is quantized.
+    pub fn has_quantized(&self) -> bool {
+        self.tensors
+            .values()
+            .any(|w| matches!(w, Weight::Quantized(_)))
+    }
+
     /// Consumes the map, yielding every weight with its name.
     pub fn into_weights(self) -> impl Iterator<Item = (String, Weight)> {
         self.tensors.into_iter()

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Benchmark: 5-beam ALMA translation with Gemma-3-270M (GGUF), `datm generate` vs HF transformers.
+
+Both decode the same real prompts (German gettext messages from this machine's catalogs, ALMA
+de→en prompts) in the same run, on the same cores:
+
+* HF transformers: `AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)` (dequantized to f32),
+  `generate(num_beams=5, do_sample=False)`, prompts in batches of `--batch-size`, left-padded.
+* datm: the release binary, default weights (GGUF k-quants/Q8_0 kept quantized) and `--dtype f32`.
+
+Reports generation wall time (model loading excluded for HF; datm's time is the whole process,
+loading included, and its load time is reported separately), new tokens per second, peak RSS,
+the fraction of the machine's f32 matmul throughput achieved (model FLOPs / time / measured
+torch f32 GEMM FLOP/s), and how many outputs equal HF's token for token.
+
+    /work/venv/bin/python bench/generate/bench.py [--datm target/release/datm] [--n 12]
+        [--max-new-tokens 64] [--batch-size 8] [--threads 2]
+"""
+
+import argparse
+import gettext
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ALMA = "Translate this from German to English:\nGerman: {}\nEnglish:"
+
+
+def german_sentences(n):
+    """The first `n` German messages (5–25 words, one line) of the sorted de catalogs."""
+    out = []
+    for path in sorted(glob.glob("/usr/share/locale/de/LC_MESSAGES/*.mo")):
+        try:
+            with open(path, "rb") as fh:
+                cat = gettext.GNUTranslations(fh)._catalog
+        except Exception:
+            continue
+        for k, v in sorted((k, v) for k, v in cat.items() if isinstance(k, str) and isinstance(v, str)):
+            if k and v and "\n" not in v and "%" not in v and 5 <= len(v.split()) <= 25 and v not in out:
+                out.append(v.strip())
+            if len(out) == n:
+                return out
+    return out
+
+
+def hf_run(model_path, prompts, args):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    d, f = os.path.split(model_path)
+    t0 = time.time()
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    load = time.time() - t0
+    eos = model.generation_config.eos_token_id
+    eos = eos if isinstance(eos, list) else [eos]
+    outs = []
+    t0 = time.time()
+    for i in range(0, len(prompts), args.batch_size):
+        batch = tok(prompts[i : i + args.batch_size], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            seq = model.generate(**batch, do_sample=False, num_beams=5, max_new_tokens=args.max_new_tokens,
+                                 pad_token_id=tok.pad_token_id)
+        width = batch.input_ids.shape[1]
+        for row in seq[:, width:].tolist():
+            new = []
+            for t in row:
+                new.append(t)
+                if t in eos:
+                    break
+            outs.append(new)
+    gen = time.time() - t0
+    # f32 GEMM throughput of this machine under torch (MKL/oneDNN), for the utilisation figure.
+    a = torch.randn(2048, 2048)
+    torch.mm(a, a)
+    t1 = time.time()
+    for _ in range(5):
+        torch.mm(a, a)
+    gemm = 5 * 2 * 2048**3 / (time.time() - t1)
+    flops_per_token = 2 * sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    flops_per_token += 2 * model.config.vocab_size * model.config.hidden_size  # LM head
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(load_s=load, gen_s=gen, outputs=outs, peak_mb=peak, gemm_gflops=gemm / 1e9,
+                flops_per_token=flops_per_token)
+
+
+def datm_run(binary, model_path, prompts, args, dtype):
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = os.path.join(tmp, "p.jsonl")
+        out = os.path.join(tmp, "o.jsonl")
+        with open(inp, "w") as fh:
+            for p in prompts:
+                fh.write(json.dumps({"prompt": p}, ensure_ascii=False) + "\n")
+        cmd = ["/usr/bin/time", "-f", "%M", binary, "generate", "--model", model_path, "--input", inp, "-o", out,
+               "--num-beams", "5", "--max-new-tokens", str(args.max_new_tokens), "--batch-size", str(args.batch_size)]
+        if dtype:
+            cmd += ["--dtype", dtype]
+        env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+        t0 = time.time()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        wall = time.time() - t0
+        if r.returncode != 0:
+            sys.exit(f"datm failed: {r.stderr}")
+        peak = int(r.stderr.strip().splitlines()[-1]) / 1024
+        with open(out) as fh:
+            outs = [json.loads(l)["token_ids"] for l in fh]
+        # Load time alone: the same command on zero prompts.
+        open(inp, "w").close()
+        t0 = time.time()
+        subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        load = time.time() - t0
+    return dict(wall_s=wall, load_s=load, gen_s=wall - load, outputs=outs, peak_mb=peak)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datm", default="target/release/datm")
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="write the numbers here")
+    args = ap.parse_args()
+    if not os.path.exists(args.model):
+        print(f"skip: {args.model} not present")
+        return 77
+    prompts = [ALMA.format(s) for s in german_sentences(args.n)]
+    res = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
+    res["datm_default"] = datm_run(args.datm, args.model, prompts, args, None)
+    res["datm_f32"] = datm_run(args.datm, args.model, prompts, args, "f32")
+    res["hf"] = hf_run(args.model, prompts, args)
+    hf = res["hf"]
+    print(f"prompts {len(prompts)}, 5 beams, max_new_tokens {args.max_new_tokens}, batch {args.batch_size}, "
+          f"threads {args.threads}; torch f32 GEMM {hf['gemm_gflops']:.0f} GFLOP/s")
+    for name in ["hf", "datm_default", "datm_f32"]:
+        r = res[name]
+        toks = sum(len(o) for o in r["outputs"])
+        same = sum(a == b for a, b in zip(r["outputs"], hf["outputs"]))
+        util = toks * 5 * hf["flops_per_token"] / r["gen_s"] / (hf["gemm_gflops"] * 1e9)
+        speed = hf["gen_s"] / r["gen_s"]
+        print(f"{name:13s} load {r['load_s']:6.1f}s  generate {r['gen_s']:7.1f}s  {toks / r['gen_s']:6.1f} tok/s  "
+              f"x{speed:4.1f} vs HF  peak {r['peak_mb']:6.0f} MB  ~{100 * util:4.1f}% of f32 GEMM peak  "
+              f"same tokens as HF {same}/{len(prompts)}")
+    if args.json:
+        for r in res.values():
+            if isinstance(r, dict):
+                r.pop("outputs", None)
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
