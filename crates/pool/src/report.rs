@@ -109,15 +109,21 @@ pub struct SystemSummary {
     pub resources: BTreeMap<String, SplitAverage>,
 }
 
+/// A (chrF, BLEU) difference, system − reference.
+pub type ScoreDiff = (f64, f64);
+
+/// XX→En and En→XX differences of one group's averages.
+pub type GroupDiff = (Option<ScoreDiff>, Option<ScoreDiff>);
+
 /// Differences of one system from the reference (multilingual) system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     /// The system compared (`separate`, `dat`, …).
     pub system: String,
     /// Per direction: (chrF difference, BLEU difference), system − reference.
-    pub directions: BTreeMap<Direction, (f64, f64)>,
+    pub directions: BTreeMap<Direction, ScoreDiff>,
     /// Per group: XX→En and En→XX differences of the group averages.
-    pub groups: BTreeMap<GroupId, (Option<(f64, f64)>, Option<(f64, f64)>)>,
+    pub groups: BTreeMap<GroupId, GroupDiff>,
 }
 
 /// A full report over several systems.
@@ -393,7 +399,7 @@ fn cell(avg: Option<Average>) -> String {
     avg.map_or("–".to_string(), |a| a.cell())
 }
 
-fn delta_cell(d: Option<(f64, f64)>, system: &str) -> String {
+fn delta_cell(d: Option<ScoreDiff>, system: &str) -> String {
     let Some((c, b)) = d else {
         return "–".to_string();
     };
