@@ -28,7 +28,7 @@ enum PoolCommand {
     /// Write a pool plan (adapters, their directions and data, the routing table).
     Plan(PlanArgs),
     /// Train every adapter of a plan (skips finished ones, resumes interrupted ones).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// DATM: merge the XX→En adapters inside each group and update the routing table.
     Merge(MergeArgs),
     /// Print the adapter a pool uses for a direction.
@@ -171,7 +171,7 @@ struct TranslateArgs {
 pub fn run(args: PoolArgs) -> Result<()> {
     match args.command {
         PoolCommand::Plan(a) => plan(a),
-        PoolCommand::Train(a) => train(a),
+        PoolCommand::Train(a) => train(*a),
         PoolCommand::Merge(a) => merge(a),
         PoolCommand::Route(a) => route(a),
         PoolCommand::Translate(a) => translate(a),
