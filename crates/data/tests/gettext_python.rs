@@ -1,0 +1,96 @@
+//! Differential test: the .mo parser against Python's `gettext.GNUTranslations` on the
+//! machine's real catalogs (a deterministic sample of /usr/share/locale). Skips, saying
+//! why, when Python or the catalogs are missing. `DATM_PYTHON` names the interpreter.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datm_data::gettext::read_catalog;
+use serde_json::Value;
+
+/// Every catalog under the locale tree's LC_MESSAGES folders, sorted.
+fn system_catalogs() -> Vec<PathBuf> {
+    let Ok(locales) = std::fs::read_dir("/usr/share/locale") else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = locales
+        .flatten()
+        .filter_map(|l| std::fs::read_dir(l.path().join("LC_MESSAGES")).ok())
+        .flat_map(|d| d.flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mo"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// One catalog entry as Python keys it: `("ctx\x04msgid", plural index or -1, text)`.
+type Row = (String, i64, String);
+
+/// Our parse in Python's shape, sorted.
+fn ours(path: &Path) -> Vec<Row> {
+    let cat = read_catalog(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut rows = Vec::new();
+    for m in cat.messages {
+        let key = match &m.context {
+            Some(c) => format!("{c}\u{4}{}", m.msgid),
+            None => m.msgid.clone(),
+        };
+        if m.msgid_plural.is_some() {
+            for (i, s) in m.msgstr.iter().enumerate() {
+                rows.push((key.clone(), i as i64, s.clone()));
+            }
+        } else {
+            rows.push((key, -1, m.msgstr.join("\0")));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn mo_parser_matches_python_gettext() {
+    let all = system_catalogs();
+    if all.is_empty() {
+        eprintln!("SKIP: no catalogs under /usr/share/locale/*/LC_MESSAGES");
+        return;
+    }
+    // Every 7th catalog: a few hundred files across languages, charsets and byte orders.
+    let sample: Vec<&PathBuf> = all.iter().step_by(7).collect();
+    let python = std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data/dump_mo.py");
+    let output = match Command::new(&python).arg(&script).args(&sample).output() {
+        Ok(o) if o.status.success() => o.stdout,
+        Ok(o) => panic!(
+            "{python} {}: {}",
+            script.display(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            eprintln!("SKIP: cannot run {python}: {e}");
+            return;
+        }
+    };
+    let reference: serde_json::Map<String, Value> = serde_json::from_slice(&output).unwrap();
+    let mut compared = 0;
+    for path in sample {
+        let rows = match &reference[&path.display().to_string()] {
+            Value::Array(rows) => rows,
+            other => {
+                eprintln!("python refused {}: {other}", path.display());
+                continue;
+            }
+        };
+        let mut theirs: Vec<Row> = rows
+            .iter()
+            .map(|r| {
+                let text = |v: &Value| v.as_str().unwrap().to_string();
+                (text(&r[0]), r[1].as_i64().unwrap_or(-1), text(&r[2]))
+            })
+            .collect();
+        theirs.sort();
+        assert_eq!(ours(path), theirs, "{}", path.display());
+        compared += 1;
+    }
+    assert!(compared > 0);
+    eprintln!("compared {compared} catalogs with Python's gettext");
+}
