@@ -7,6 +7,8 @@
 //!   TSV, and the ALMA directory layout ([`read_layout`], [`write_layout`]).
 //! - [`gettext`]: `.mo`/`.po` parsing and [`gettext::import::import_gettext`].
 
+#![warn(missing_docs)]
+
 pub mod corpus;
 pub mod error;
 pub mod formats;

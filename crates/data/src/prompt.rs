@@ -6,7 +6,7 @@
 //! Translate this from {Src} to {Tgt}:\n{Src}: {text}\n{Tgt}:
 //! ```
 //!
-//! with `{Src}`/`{Tgt}` the English language names ([`Lang::name`]). The training text is
+//! with `{Src}`/`{Tgt}` the English language names ([`datm_lang::Lang::name`]). The training text is
 //! the prompt followed directly by the target (no space is inserted after `{Tgt}:`; ALMA's
 //! data carries whatever leading space the target has, usually none). End-of-sequence tokens
 //! are the tokenizer's business, not part of the text.
