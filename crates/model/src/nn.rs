@@ -196,14 +196,73 @@ fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
 }
 
-/// Per-layer key/value cache, `[rows, kv_heads, keys, head_dim]` each.
-#[derive(Debug, Clone, Default)]
+/// Keys are stored with room for this many more positions, so that decoding appends in place.
+const CACHE_CHUNK: usize = 64;
+
+/// Per-layer key/value cache: buffers `[rows, kv_heads, capacity, head_dim]` of which the
+/// first `len` positions are used.
+#[derive(Debug, Default)]
 pub struct LayerCache {
     kv: Option<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl LayerCache {
+    /// The used part of the buffers.
+    fn view(&self) -> Result<Option<(Tensor, Tensor)>> {
+        match &self.kv {
+            Some((k, v)) => Ok(Some((k.narrow(2, 0, self.len)?, v.narrow(2, 0, self.len)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends `k`, `v` (`[rows, kv_heads, q, head_dim]`) and returns all keys and values.
+    /// In training mode the result is built by concatenation so that gradients flow;
+    /// otherwise it is written in place into buffers grown in chunks.
+    fn append(&mut self, k: Tensor, v: Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let q = k.dim(2)?;
+        if train {
+            let (k, v) = match self.view()? {
+                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                None => (k, v),
+            };
+            self.len = k.dim(2)?;
+            self.kv = Some((k.clone(), v.clone()));
+            return Ok((k, v));
+        }
+        let cap = self.kv.as_ref().map_or(Ok(0), |(k, _)| k.dim(2))?;
+        if self.len + q > cap {
+            let grown = with_capacity(self.view()?, &k, self.len + q + CACHE_CHUNK)?;
+            self.kv = Some(grown);
+        }
+        let (bk, bv) = self.kv.as_ref().expect("allocated above");
+        bk.slice_set(&k.contiguous()?, 2, self.len)?;
+        bv.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len += q;
+        Ok(self.view()?.expect("allocated above"))
+    }
+}
+
+/// New zeroed buffers shaped like `like` with `cap` positions, holding `old` at the start.
+fn with_capacity(
+    old: Option<(Tensor, Tensor)>,
+    like: &Tensor,
+    cap: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (r, h, _, d) = like.dims4()?;
+    let k = Tensor::zeros((r, h, cap, d), like.dtype(), like.device())?;
+    let v = Tensor::zeros((r, h, cap, d), like.dtype(), like.device())?;
+    if let Some((ok, ov)) = old {
+        k.slice_set(&ok.contiguous()?, 2, 0)?;
+        v.slice_set(&ov.contiguous()?, 2, 0)?;
+    }
+    Ok((k, v))
 }
 
 /// The KV cache of a batch: per-layer tensors plus the key positions of each row.
-#[derive(Debug, Clone)]
+///
+/// Not `Clone`: inference appends write into the buffers in place.
+#[derive(Debug)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
     /// Per row, the position of each cached key (`None` = left padding).
@@ -214,7 +273,7 @@ impl KvCache {
     /// An empty cache for `layers` layers and `rows` rows.
     pub fn new(layers: usize, rows: usize) -> Self {
         KvCache {
-            layers: vec![LayerCache::default(); layers],
+            layers: (0..layers).map(|_| LayerCache::default()).collect(),
             k_pos: vec![Vec::new(); rows],
         }
     }
@@ -236,33 +295,21 @@ impl KvCache {
 
     /// Keeps (and reorders, duplicates) rows by index: beam expansion and reordering.
     pub fn select_rows(&self, idx: &[usize]) -> Result<KvCache> {
-        let dev = self
+        let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        let layers = self
             .layers
             .iter()
-            .find_map(|l| l.kv.as_ref())
-            .map(|(k, _)| k.device().clone());
-        let layers = match dev {
-            Some(dev) => {
-                let ids = Tensor::from_vec(
-                    idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                    idx.len(),
-                    &dev,
-                )?;
-                self.layers
-                    .iter()
-                    .map(|l| {
-                        let kv = match &l.kv {
-                            Some((k, v)) => {
-                                Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?))
-                            }
-                            None => None,
-                        };
-                        Ok(LayerCache { kv })
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-            None => self.layers.clone(),
-        };
+            .map(|l| {
+                let kv = match &l.kv {
+                    Some((k, v)) => {
+                        let ids = Tensor::from_vec(ids.clone(), ids.len(), k.device())?;
+                        Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?))
+                    }
+                    None => None,
+                };
+                Ok(LayerCache { kv, len: l.len })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(KvCache {
             layers,
             k_pos: idx.iter().map(|&i| self.k_pos[i].clone()).collect(),
@@ -278,19 +325,21 @@ impl KvCache {
             let mut ks = Vec::new();
             let mut vs = Vec::new();
             for c in caches {
-                let Some((k, v)) = &c.layers[li].kv else {
+                let Some((k, v)) = c.layers[li].view()? else {
                     continue;
                 };
                 let pad = max - c.len();
-                ks.push(left_pad(k, pad)?);
-                vs.push(left_pad(v, pad)?);
+                ks.push(pad_keys(&k, pad, 0)?);
+                vs.push(pad_keys(&v, pad, 0)?);
             }
             let kv = if ks.is_empty() {
                 None
             } else {
-                Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?))
+                let k = pad_keys(&Tensor::cat(&ks, 0)?, 0, CACHE_CHUNK)?;
+                let v = pad_keys(&Tensor::cat(&vs, 0)?, 0, CACHE_CHUNK)?;
+                Some((k, v))
             };
-            layers.push(LayerCache { kv });
+            layers.push(LayerCache { kv, len: max });
         }
         let k_pos = caches
             .iter()
@@ -317,12 +366,12 @@ impl KvCache {
             return Ok(());
         }
         for l in &mut self.layers {
-            if let Some((k, v)) = &l.kv {
-                let n = k.dim(2)? - common;
-                l.kv = Some((
-                    k.narrow(2, common, n)?.contiguous()?,
-                    v.narrow(2, common, n)?.contiguous()?,
-                ));
+            if let Some((k, v)) = l.view()? {
+                let n = l.len - common;
+                let k = pad_keys(&k.narrow(2, common, n)?, 0, CACHE_CHUNK)?;
+                let v = pad_keys(&v.narrow(2, common, n)?, 0, CACHE_CHUNK)?;
+                l.kv = Some((k, v));
+                l.len = n;
             }
         }
         for kp in &mut self.k_pos {
@@ -357,13 +406,21 @@ impl KvCache {
     }
 }
 
-fn left_pad(t: &Tensor, pad: usize) -> Result<Tensor> {
-    if pad == 0 {
+/// `t` (`[rows, heads, keys, dim]`) with `before` zero keys in front and `after` behind.
+fn pad_keys(t: &Tensor, before: usize, after: usize) -> Result<Tensor> {
+    if before == 0 && after == 0 {
         return Ok(t.clone());
     }
     let (r, h, _, d) = t.dims4()?;
-    let zeros = Tensor::zeros((r, h, pad, d), t.dtype(), t.device())?;
-    Ok(Tensor::cat(&[&zeros, t], 2)?)
+    let mut parts = Vec::with_capacity(3);
+    if before > 0 {
+        parts.push(Tensor::zeros((r, h, before, d), t.dtype(), t.device())?);
+    }
+    parts.push(t.clone());
+    if after > 0 {
+        parts.push(Tensor::zeros((r, h, after, d), t.dtype(), t.device())?);
+    }
+    Ok(Tensor::cat(&parts, 2)?)
 }
 
 /// Multi-head attention with GQA, optional q/k norms, soft-capping and a sliding window.
@@ -472,12 +529,7 @@ impl Attention {
         let q = apply_rope(&q, cos, sin)?;
         let k = apply_rope(&k, cos, sin)?.contiguous()?;
         let v = v.contiguous()?;
-        let lc = cache.layer(self.layer);
-        let (k, v) = match &lc.kv {
-            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-            None => (k, v),
-        };
-        lc.kv = Some((k.clone(), v.clone()));
+        let (k, v) = cache.layer(self.layer).append(k, v, ctx.train)?;
         let keys = k.dim(2)?;
         let rep = h / kvh;
         // Group query heads by their kv head: [rows, kvh, rep*q, d], no copy of k/v.
