@@ -1,7 +1,7 @@
 //! The KV cache: decoding token by token (buffers growing past their chunk, rows reordered
 //! and padded) gives the logits of a full forward pass.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use datm_model::{KvCache, LoadOptions, Model};
@@ -15,7 +15,7 @@ fn model(name: &str) -> Model {
         device: Device::Cpu,
         quantized: false,
     };
-    Model::load(&PathBuf::from(dir), &opts).unwrap()
+    Model::load(&dir, &opts).unwrap()
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
