@@ -118,6 +118,8 @@ pub struct Discovery {
     pub other_langs: usize,
     /// Locales not used, by name.
     pub unmapped: BTreeMap<String, UnmappedLocale>,
+    /// Tree entries that could not be read (broken links, permissions), with the reason.
+    pub unreadable: Vec<FailedCatalog>,
 }
 
 /// Entries dropped during extraction, by reason.
@@ -251,10 +253,16 @@ pub fn discover(root: &Path, langs: Option<&[Lang]>) -> Result<Discovery> {
         .follow_links(true)
         .sort_by_file_name();
     for entry in walker {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_path_buf();
-            DataError::io(&path, e.into())
-        })?;
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                found.unreadable.push(FailedCatalog {
+                    path: e.path().unwrap_or(root).display().to_string(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
         let path = entry.path();
         let ext = path.extension().and_then(|e| e.to_str());
         if !entry.file_type().is_file() || !matches!(ext, Some("mo" | "po" | "gmo")) {
@@ -466,6 +474,7 @@ pub fn import_catalogs(
         other_categories_skipped: found.other_categories,
         other_langs_skipped: found.other_langs,
         unmapped_locales: found.unmapped.clone(),
+        failed: found.unreadable.clone(),
         ..ImportReport::default()
     };
     let mut tally: Tally = BTreeMap::new();
