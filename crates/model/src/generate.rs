@@ -98,6 +98,7 @@ pub fn generate(
     on_done: &mut dyn FnMut(usize),
 ) -> Result<Vec<Generation>> {
     ensure!(cfg.num_beams >= 1, "num_beams must be at least 1");
+    ensure!(cfg.max_new_tokens >= 1, "max_new_tokens must be at least 1");
     ensure!(cfg.batch_size >= 1, "batch_size must be at least 1");
     if cfg.do_sample && cfg.num_beams > 1 {
         bail!("beam sampling (do_sample with num_beams > 1) is not supported");

@@ -162,7 +162,7 @@ fn build_mask(layout: &Layout, window: Option<usize>, device: &Device) -> Result
     Ok(Tensor::from_vec(data, (rows, 1, 1, q, k), device)?)
 }
 
-/// cos/sin tables `[rows, 1, q, head_dim]` (f32) for the query positions.
+/// cos/sin tables `[rows, q, head_dim / 2]` (f32) for the query positions.
 fn rope_tables(
     layout: &Layout,
     rope: &RopeConfig,
@@ -172,28 +172,34 @@ fn rope_tables(
     let inv = rope.inv_freq(head_dim);
     let rows = layout.q_pos.len();
     let q = layout.q_pos.first().map_or(0, Vec::len);
-    let mut freqs = Vec::with_capacity(rows * q * head_dim);
+    let mut freqs = Vec::with_capacity(rows * q * head_dim / 2);
     for qp in &layout.q_pos {
         for &p in qp {
-            // HF: (inv_freq[None] @ position[:, None]) in f32, then cat(freqs, freqs).
-            let half: Vec<f32> = inv.iter().map(|f| f * p as f32).collect();
-            freqs.extend_from_slice(&half);
-            freqs.extend_from_slice(&half);
+            // HF: inv_freq[None] @ position[:, None] in f32.
+            freqs.extend(inv.iter().map(|f| f * p as f32));
         }
     }
-    let f = Tensor::from_vec(freqs, (rows, 1, q, head_dim), device)?;
+    let f = Tensor::from_vec(freqs, (rows, q, head_dim / 2), device)?;
     Ok((f.cos()?, f.sin()?))
 }
 
-/// Applies rotate-half RoPE to `x` `[rows, heads, q, d]`.
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+/// Applies rotate-half RoPE to `x` `[rows, heads, q, d]` with half tables `[rows, q, d/2]`:
+/// candle's fused kernel at inference in f32, the differentiable formula otherwise.
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     let dtype = x.dtype();
+    if !train && dtype == DType::F32 {
+        return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
+    }
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
     let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    let (cos, sin) = (cos.to_dtype(dtype)?, sin.to_dtype(dtype)?);
-    Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
+    let full = |t: &Tensor| -> Result<Tensor> {
+        Ok(Tensor::cat(&[t, t], D::Minus1)?
+            .unsqueeze(1)?
+            .to_dtype(dtype)?)
+    };
+    Ok((x.broadcast_mul(&full(cos)?)? + rotated.broadcast_mul(&full(sin)?)?)?)
 }
 
 /// Keys are stored with room for this many more positions, so that decoding appends in place.
@@ -526,8 +532,8 @@ impl Attention {
             k = kn.forward(&k.contiguous()?, ctx)?;
         }
         let (cos, sin) = step.rope(self.layer);
-        let q = apply_rope(&q, cos, sin)?;
-        let k = apply_rope(&k, cos, sin)?.contiguous()?;
+        let q = apply_rope(&q, cos, sin, ctx.train)?;
+        let k = apply_rope(&k, cos, sin, ctx.train)?.contiguous()?;
         let v = v.contiguous()?;
         let (k, v) = cache.layer(self.layer).append(k, v, ctx.train)?;
         let keys = k.dim(2)?;
