@@ -412,7 +412,12 @@ pub fn split_hash(english: &str) -> u64 {
 /// The split an English sentence belongs to, for given valid and test fractions: the hash,
 /// read as a fraction of 2^64, below `test` is test, below `test + valid` is valid.
 pub fn assign_split(english: &str, valid_fraction: f64, test_fraction: f64) -> Split {
-    let u = split_hash(english) as f64 / 18_446_744_073_709_551_616.0; // 2^64
+    split_for_hash(split_hash(english), valid_fraction, test_fraction)
+}
+
+/// The split for a [`split_hash`] value (see [`assign_split`]).
+fn split_for_hash(hash: u64, valid_fraction: f64, test_fraction: f64) -> Split {
+    let u = hash as f64 / 18_446_744_073_709_551_616.0; // 2^64
     if u < test_fraction {
         Split::Test
     } else if u < test_fraction + valid_fraction {
@@ -535,8 +540,8 @@ fn build_corpus(tally: &Tally, opts: &ImportOptions, report: &mut ImportReport) 
         rows.sort();
         let mut sets: BTreeMap<Split, Vec<Pair>> =
             Split::ALL.iter().map(|&s| (s, Vec::new())).collect();
-        for (_, pair) in rows {
-            let split = assign_split(&pair.en, opts.valid_fraction, opts.test_fraction);
+        for (hash, pair) in rows {
+            let split = split_for_hash(hash, opts.valid_fraction, opts.test_fraction);
             sets.get_mut(&split).expect("all splits present").push(pair);
         }
         for (split, cap) in [(Split::Valid, opts.max_valid), (Split::Test, opts.max_test)] {
