@@ -113,7 +113,12 @@ impl Model {
 
     /// Builds a model from loaded parts; `source` names it in messages.
     pub fn from_parts(parts: ModelParts, opts: &LoadOptions, source: &Path) -> Result<Model> {
-        let origin = source.join("config.json").display().to_string();
+        let origin = if source.is_dir() {
+            source.join("config.json")
+        } else {
+            source.to_path_buf()
+        };
+        let origin = origin.display().to_string();
         let cfg = ModelConfig::from_json(&parts.config, &origin)?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let from_quantized = parts.weights.has_quantized();
