@@ -82,7 +82,19 @@ impl PromptTemplate {
     /// );
     /// ```
     pub fn prompt(self, direction: Direction, src_text: &str) -> String {
-        let alma = alma_prompt(direction, src_text);
+        self.prompt_with_shots(direction, &[], src_text)
+    }
+
+    /// A few-shot prompt (ALMA's `get_prompt_few_shot`): each `(source, target)` shot as
+    /// `\n{Src}: source\n{Tgt}: target` between the instruction and the text. With no shots
+    /// this is [`PromptTemplate::prompt`].
+    pub fn prompt_with_shots(
+        self,
+        direction: Direction,
+        shots: &[(&str, &str)],
+        src_text: &str,
+    ) -> String {
+        let alma = alma_prompt(direction, shots, src_text);
         match self {
             PromptTemplate::Alma => alma,
             PromptTemplate::XAlmaChat => format!("{INST_OPEN}{}{INST_CLOSE}", py_strip(&alma)),
@@ -122,17 +134,23 @@ impl PromptTemplate {
         clean_outputstring(&full, &self.key_word(direction), 1)
     }
 
-    /// Cleans a full decoded sequence (prompt + generation), as ALMA does with `split_idx = 1`.
-    pub fn clean_decoded(self, direction: Direction, decoded: &str) -> String {
-        clean_outputstring(decoded, &self.key_word(direction), 1)
+    /// Cleans a full decoded sequence (prompt + generation) of a prompt with `shots`
+    /// examples, as ALMA does (`split_idx = shots + 1`).
+    pub fn clean_decoded(self, direction: Direction, shots: usize, decoded: &str) -> String {
+        clean_outputstring(decoded, &self.key_word(direction), shots + 1)
     }
 }
 
 /// ALMA's zero-shot prompt text.
-fn alma_prompt(direction: Direction, src_text: &str) -> String {
+fn alma_prompt(direction: Direction, shots: &[(&str, &str)], src_text: &str) -> String {
     let src = direction.src.name();
     let tgt = direction.tgt.name();
-    format!("Translate this from {src} to {tgt}:\n{src}: {src_text}\n{tgt}:")
+    let mut out = format!("Translate this from {src} to {tgt}:");
+    for (s, t) in shots {
+        out.push_str(&format!("\n{src}: {s}\n{tgt}: {t}"));
+    }
+    out.push_str(&format!("\n{src}: {src_text}\n{tgt}:"));
+    out
 }
 
 /// Exact port of ALMA's `clean_outputstring(output, key_word, logger, split_idx)`.
@@ -249,7 +267,14 @@ mod tests {
         let t = PromptTemplate::Alma;
         let d = dir("en-de");
         let full = t.prompt(d, "Hello") + " Hallo\nEnglish: Hello";
-        assert_eq!(t.clean_decoded(d, &full), "Hallo");
+        assert_eq!(t.clean_decoded(d, 0, &full), "Hallo");
+        let shots = [("Good day", "Guten Tag"), ("Thanks", "Danke")];
+        let p = t.prompt_with_shots(d, &shots, "Hello");
+        assert_eq!(
+            p,
+            "Translate this from English to German:\nEnglish: Good day\nGerman: Guten Tag\nEnglish: Thanks\nGerman: Danke\nEnglish: Hello\nGerman:"
+        );
+        assert_eq!(t.clean_decoded(d, 2, &(p + " Hallo\nEnglish: x")), "Hallo");
         assert_eq!(clean_outputstring("no key here", "\nGerman:", 1), "");
         assert_eq!(clean_outputstring("a\nX:\nX: b\nc", "\nX:", 1), "b");
     }
