@@ -95,10 +95,12 @@ struct ImportArgs {
     /// Maximum characters on either side.
     #[arg(long, default_value_t = 400)]
     max_chars: usize,
-    /// Validation split: a fraction of English sentences (0.05) or a per-language cap (500).
+    /// Validation split: a fraction of English sentences (0.05), or a per-language cap (500) on a
+    /// 5% zone whose excess is left out (never moved to train).
     #[arg(long, default_value = "0.05")]
     valid: SplitSize,
-    /// Test split: a fraction of English sentences (0.05) or a per-language cap (500).
+    /// Test split: a fraction of English sentences (0.05), or a per-language cap (500) on a
+    /// 5% zone whose excess is left out (never moved to train).
     #[arg(long, default_value = "0.05")]
     test: SplitSize,
     /// Output format: json (ALMA), jsonl, tsv or text.
