@@ -88,3 +88,26 @@ fn missing_tokenizer_is_a_clear_error() {
         "{err:#}"
     );
 }
+
+#[test]
+fn tokenizer_json_post_processor_wins_over_config_flags() {
+    // transformers 5.24 keeps tokenizer.json's post-processor even when tokenizer_config.json
+    // sets add_bos_token/add_eos_token (checked: "Hello world" → the ids below, BOS kept).
+    let dir = std::env::temp_dir().join(format!("datm-tok-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["tokenizer.json", "config.json", "generation_config.json"] {
+        std::fs::copy(fixtures().join("tiny-gemma3").join(f), dir.join(f)).unwrap();
+    }
+    let config = fixtures().join("tiny-gemma3/tokenizer_config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    config["add_bos_token"] = Value::Bool(false);
+    config["add_eos_token"] = Value::Bool(true);
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+    let tok = Tokenizer::from_hf_dir(&dir).unwrap();
+    assert_eq!(
+        tok.encode("Hello world", true).unwrap(),
+        [2, 78, 360, 324, 368, 274, 422, 423]
+    );
+    assert!(tok.adds_bos());
+}
