@@ -9,8 +9,10 @@ the outputs skip when the models are absent):
     /work/venv/bin/python tools/make_real_model_expectations.py
 
 Writes to tests/fixtures/model/:
-  real-<name>-tokenizer.json  [{text, ids, ids_no_special, decoded}] from
+  real-<name>-tokenizer.json  {structure: digest of HF's tokenizer.json, cases: [{text, ids,
+                              ids_no_special, decoded}]} from
                               AutoTokenizer.from_pretrained(dir, gguf_file=...)
+                              (--tokenizers-only: skip the weights)
   real-<name>-weights.json    {file_sha256_prefix, tensors: {hf_name: {shape, sum, abs_sum, head,
                               rows: {row: first 8 values}}}} from the f32 model HF dequantizes
 """
@@ -87,10 +89,26 @@ def sha256_prefix(path):
     return h.hexdigest()[:16]
 
 
+def tokenizer_structure(tok):
+    """A small digest of HF's whole tokenizer.json: pipeline stages verbatim, vocabulary and merges
+    sampled (the full files are tens of MB)."""
+    j = json.loads(tok.backend_tokenizer.to_str())
+    model = j["model"]
+    vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
+    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
+    return {
+        "normalizer": j["normalizer"], "pre_tokenizer": j["pre_tokenizer"], "post_processor": j["post_processor"],
+        "decoder": j["decoder"], "model_options": {k: v for k, v in model.items() if k not in ("vocab", "merges")},
+        "vocab_len": len(vocab), "vocab_sample": vocab[::997],
+        "merges_len": len(merges), "merges_head": merges[:200], "merges_sample": merges[::1009],
+        "added_tokens_len": len(j["added_tokens"]), "added_tokens_sample": j["added_tokens"][::53],
+    }
+
+
 def tokenizer_cases(path):
     d, f = os.path.split(path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    return [{"text": t, "ids": tok(t).input_ids, "ids_no_special": tok(t, add_special_tokens=False).input_ids,
+    return tokenizer_structure(tok), [{"text": t, "ids": tok(t).input_ids, "ids_no_special": tok(t, add_special_tokens=False).input_ids,
              "decoded": tok.decode(tok(t, add_special_tokens=False).input_ids, skip_special_tokens=True)}
             for t in PROMPTS]
 
@@ -118,8 +136,12 @@ def main():
             print(f"skipping {name}: {path} not found")
             continue
         sha = sha256_prefix(path)
+        structure, cases = tokenizer_cases(path)
         with open(os.path.join(OUT, f"real-{name}-tokenizer.json"), "w") as fh:
-            json.dump({"file_sha256_prefix": sha, "cases": tokenizer_cases(path)}, fh, ensure_ascii=False, indent=1)
+            json.dump({"file_sha256_prefix": sha, "structure": structure, "cases": cases}, fh,
+                      ensure_ascii=False, indent=1)
+        if "--tokenizers-only" in sys.argv:
+            continue
         with open(os.path.join(OUT, f"real-{name}-weights.json"), "w") as fh:
             json.dump({"file_sha256_prefix": sha, "tensors": weight_stats(path, TENSORS[name])}, fh, indent=1)
         print(f"wrote real-{name}-*.json")

@@ -25,6 +25,41 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
+/// The digest tools/make_real_model_expectations.py takes of HF's tokenizer.json, of ours.
+fn structure(tok: &datm_model::tokenizer::Tokenizer) -> Value {
+    let j = serde_json::to_value(tok.inner()).unwrap();
+    let model = j["model"].as_object().unwrap();
+    let mut vocab: Vec<(&String, &Value)> = model["vocab"].as_object().unwrap().iter().collect();
+    vocab.sort_by_key(|(_, id)| id.as_u64().unwrap());
+    let merges: Vec<String> = model["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            Value::Array(pair) => format!(
+                "{} {}",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ),
+            other => other.as_str().unwrap().to_string(),
+        })
+        .collect();
+    let options: serde_json::Map<String, Value> = model
+        .iter()
+        .filter(|(k, _)| *k != "vocab" && *k != "merges")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let added = j["added_tokens"].as_array().unwrap();
+    serde_json::json!({
+        "normalizer": j["normalizer"], "pre_tokenizer": j["pre_tokenizer"],
+        "post_processor": j["post_processor"], "decoder": j["decoder"], "model_options": options,
+        "vocab_len": vocab.len(), "vocab_sample": vocab.iter().step_by(997).collect::<Vec<_>>(),
+        "merges_len": merges.len(), "merges_head": &merges[..200.min(merges.len())],
+        "merges_sample": merges.iter().step_by(1009).collect::<Vec<_>>(),
+        "added_tokens_len": added.len(), "added_tokens_sample": added.iter().step_by(53).collect::<Vec<_>>(),
+    })
+}
+
 fn check(var: &str, default: &str, fixture: &str) {
     let Some(path) = model_path(var, default) else {
         return;
@@ -34,6 +69,13 @@ fn check(var: &str, default: &str, fixture: &str) {
         .join("../../tests/fixtures/model")
         .join(fixture);
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let ours = structure(&tok);
+    for (key, want) in expected["structure"].as_object().unwrap() {
+        assert_eq!(
+            &ours[key], want,
+            "{fixture}: tokenizer.json {key} differs from HF's"
+        );
+    }
     let cases = expected["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);
     for case in cases {
