@@ -337,3 +337,24 @@ fn gguf_models_give_hf_logits() {
         }
     }
 }
+
+#[test]
+fn gguf_tokenizer_serializes_to_hf_tokenizer_json() {
+    // The HF dirs' tokenizer.json files were written by HF from these GGUFs: whole-file equality.
+    for model in ["tiny-llama", "tiny-gemma3"] {
+        let tok = gguf::load_tokenizer(&fixtures().join(format!("{model}.gguf"))).unwrap();
+        let ours = serde_json::to_value(tok.inner()).unwrap();
+        let text = std::fs::read_to_string(fixtures().join(model).join("tokenizer.json")).unwrap();
+        let hf: Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "added_tokens",
+            "normalizer",
+            "pre_tokenizer",
+            "post_processor",
+            "decoder",
+            "model",
+        ] {
+            assert_eq!(ours[key], hf[key], "{model}: {key}");
+        }
+    }
+}
