@@ -148,7 +148,12 @@ fn architecture(md: &HashMap<String, Value>) -> Result<String> {
 
 /// Bytes a tensor occupies in the file.
 fn byte_len(info: &TensorInfo) -> Result<u64> {
-    let elems = info.shape.elem_count();
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| anyhow!("shape {:?} overflows", info.shape.dims()))?;
     let block = info.ggml_dtype.block_size();
     if !elems.is_multiple_of(block) {
         bail!(
@@ -156,20 +161,23 @@ fn byte_len(info: &TensorInfo) -> Result<u64> {
             info.ggml_dtype
         );
     }
-    Ok((elems / block * info.ggml_dtype.type_size()) as u64)
+    (elems / block)
+        .checked_mul(info.ggml_dtype.type_size())
+        .map(|n| n as u64)
+        .ok_or_else(|| anyhow!("shape {:?} overflows", info.shape.dims()))
 }
 
 /// Every tensor must lie inside the file: a truncated download fails here, naming the tensor.
 fn check_extents(content: &Content, file_len: u64) -> Result<()> {
     for (name, info) in &content.tensor_infos {
-        let start = content.tensor_data_offset + info.offset;
+        let start = content.tensor_data_offset.saturating_add(info.offset);
         let len = byte_len(info).with_context(|| format!("tensor {name}"))?;
-        if start + len > file_len {
+        let end = start.saturating_add(len);
+        if end > file_len {
             bail!(
-                "truncated file: tensor {name} ({:?}, shape {:?}) needs bytes {start}..{} but the file has {file_len}",
+                "truncated file: tensor {name} ({:?}, shape {:?}) needs bytes {start}..{end} but the file has {file_len}",
                 info.ggml_dtype,
                 info.shape.dims(),
-                start + len
             );
         }
     }
