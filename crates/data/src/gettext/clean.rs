@@ -19,11 +19,12 @@ use regex::Regex;
 static PAREN_MNEMONIC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[ \t]*[(（][_&][\p{L}\p{N}][)）]").expect("valid regex"));
 
-/// Format placeholders: printf (`%s`, `%1$d`, `%-5.2lf`, `%%`), Python (`%(name)s`),
+/// Format placeholders: printf (`%s`, `%1$d`, `%-5.2lf`, `%%`, gettext's `%<PRIuMAX>`),
+/// Python (`%(name)s`),
 /// braces (`{0}`, `{name}`) and shell-style variables (`$VAR`, `${VAR}`).
 pub static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"%(?:\([^)\s]+\))?(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcspnm%]|\{[\w.:\-]*\}|\$\{?\w+\}?",
+        r"%<\w+>|%(?:\([^)\s]+\))?(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcspnm%]|\{[\w.:\-]*\}|\$\{?\w+\}?",
     )
     .expect("valid regex")
 });
@@ -234,6 +235,7 @@ mod tests {
         assert_eq!(clean_text("\n_Open the\n  file\n"), "Open the file");
         assert_eq!(word_count("Copy %s to %s"), 2);
         assert_eq!(word_count("%s: %s %d"), 0);
+        assert_eq!(word_count("%<PRIuMAX> of %s"), 1);
         assert_eq!(word_count("Open the file"), 3);
         assert_eq!(split_key("Open File…"), split_key("open  file"));
         assert_ne!(split_key("Open file"), split_key("Open files"));

@@ -4,17 +4,24 @@
 //! `0x950412de`, revision, string count N, offset of the original-string table, offset of the
 //! translation table, hash table size and offset), two tables of N `(length, offset)` pairs,
 //! then the NUL-terminated strings. A context is stored as `ctx\x04msgid`; a plural message as
-//! `msgid\0msgid_plural` with translations `msgstr[0]\0msgstr[1]…`.
+//! `msgid\0msgid_plural` with translations `msgstr[0]\0msgstr[1]…`. Revision 1 files may
+//! add system-dependent strings (`%<PRIuMAX>` placeholders), read here as `msgunfmt` shows them.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::{decode, encoding_for, header_charset, Catalog, Message};
 use crate::error::{DataError, Location, Result};
 
+/// Marks the last segment of a system-dependent string.
+const SEGMENTS_END: u32 = u32::MAX;
 /// The magic number, as read in the file's own byte order.
 const MAGIC: u32 = 0x9504_12de;
 /// Size of the fixed header.
 const HEADER_LEN: usize = 28;
+
+/// An (original, translation) pair of undecoded strings.
+type RawEntry<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// Reads `u32`s in one byte order.
 #[derive(Clone, Copy)]
@@ -40,6 +47,71 @@ impl<'a> Reader<'a> {
         let len = self.u32(entry)? as usize;
         let off = self.u32(entry + 4)? as usize;
         self.bytes.get(off..off.checked_add(len)?)
+    }
+
+    /// The system-dependent string whose `sysdep_string` record is at byte `at`: its static
+    /// pieces with each segment reference written `<NAME>` (`%<PRIuMAX>`), or bare if one
+    /// letter (`%Id`), as `msgunfmt` shows it. `segments` is the segment table, `n_segments` its length.
+    fn sysdep_string(self, at: usize, segments: usize, n_segments: usize) -> Option<Vec<u8>> {
+        let mut pos = self.u32(at)? as usize;
+        let mut out = Vec::new();
+        let mut pair = at.checked_add(4)?;
+        loop {
+            let size = self.u32(pair)? as usize;
+            let reference = self.u32(pair.checked_add(4)?)?;
+            out.extend_from_slice(self.bytes.get(pos..pos.checked_add(size)?)?);
+            pos += size;
+            if reference == SEGMENTS_END {
+                break;
+            }
+            if reference as usize >= n_segments {
+                return None;
+            }
+            let name = self.string(segments, reference as usize)?;
+            let name = name.strip_suffix(&[0]).unwrap_or(name);
+            // msgunfmt writes one-letter segments (glibc's `I` flag, `%Id`) bare.
+            if name.len() > 1 {
+                out.push(b'<');
+                out.extend_from_slice(name);
+                out.push(b'>');
+            } else {
+                out.extend_from_slice(name);
+            }
+            pair = pair.checked_add(8)?;
+        }
+        if out.last() == Some(&0) {
+            out.pop();
+        }
+        Some(out)
+    }
+
+    /// The system-dependent strings of a revision-1 file (header fields at bytes 28–47),
+    /// as (original, translation) pairs; none for revision 0.
+    fn sysdep_strings(self, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let minor = self.u32(4).unwrap_or(0) & 0xffff;
+        let fields: Option<Vec<usize>> = (7..12)
+            .map(|k| self.u32(4 * k).map(|v| v as usize))
+            .collect();
+        let (Some(f), true) = (fields, minor >= 1) else {
+            return Ok(Vec::new());
+        };
+        let (n_segments, segments, n_strings, orig, trans) = (f[0], f[1], f[2], f[3], f[4]);
+        (0..n_strings)
+            .map(|i| {
+                let one = |table: usize| {
+                    let at = self.u32(table.checked_add(i.checked_mul(4)?)?)? as usize;
+                    self.sysdep_string(at, segments, n_segments)
+                };
+                match (one(orig), one(trans)) {
+                    (Some(o), Some(t)) => Ok((o, t)),
+                    _ => Err(DataError::invalid(
+                        path,
+                        Location::Entry(i),
+                        "system-dependent string points outside the file or to an unknown segment",
+                    )),
+                }
+            })
+            .collect()
     }
 }
 
@@ -77,9 +149,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Catalog> {
     }
     let count = header_u32(8) as usize;
     let (orig, trans) = (header_u32(12) as usize, header_u32(16) as usize);
-    let raw: Vec<(&[u8], &[u8])> = (0..count)
+    let mut raw: Vec<RawEntry> = (0..count)
         .map(|i| match (r.string(orig, i), r.string(trans, i)) {
-            (Some(o), Some(t)) => Ok((o, t)),
+            (Some(o), Some(t)) => Ok((Cow::Borrowed(o), Cow::Borrowed(t))),
             _ => Err(bad(
                 Location::Entry(i),
                 format!(
@@ -89,6 +161,11 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Catalog> {
             )),
         })
         .collect::<Result<_>>()?;
+    raw.extend(
+        r.sysdep_strings(path)?
+            .into_iter()
+            .map(|(o, t)| (Cow::Owned(o), Cow::Owned(t))),
+    );
     let header = raw
         .iter()
         .find(|(o, _)| o.is_empty())
@@ -125,6 +202,18 @@ fn message(original: &str, translation: &str) -> Message {
     }
 }
 
+/// A header with its `charset=` value replaced by `UTF-8`.
+fn utf8_header(header: &str) -> String {
+    match header_charset(header) {
+        Some(cs) => {
+            // `cs` is a slice of `header`, so its offset is exact.
+            let at = cs.as_ptr() as usize - header.as_ptr() as usize;
+            format!("{}UTF-8{}", &header[..at], &header[at + cs.len()..])
+        }
+        None => header.to_string(),
+    }
+}
+
 /// The original string of `m` as stored in a `.mo` file.
 fn original_of(m: &Message) -> String {
     let mut s = m
@@ -140,13 +229,22 @@ fn original_of(m: &Message) -> String {
 }
 
 /// Encodes messages as a UTF-8 `.mo` file in either byte order (sorted by original, no hash
-/// table), as `msgfmt` would lay them out. Fuzzy messages are left out, as `msgfmt` does.
-/// Used to build test catalogs and to compile `.po` files.
+/// table), as `msgfmt` would lay them out. Fuzzy messages are left out, as `msgfmt` does; a
+/// header's declared charset becomes UTF-8 (the text is written in UTF-8 whatever it was
+/// read from). Used to build test catalogs and to compile `.po` files.
 pub fn encode(messages: &[Message], big_endian: bool) -> Vec<u8> {
     let mut entries: Vec<(String, String)> = messages
         .iter()
         .filter(|m| !m.fuzzy)
-        .map(|m| (original_of(m), m.msgstr.join("\0")))
+        .map(|m| {
+            let text = m.msgstr.join("\0");
+            let text = if m.is_header() {
+                utf8_header(&text)
+            } else {
+                text
+            };
+            (original_of(m), text)
+        })
         .collect();
     entries.sort();
     let n = entries.len();
@@ -227,6 +325,17 @@ mod tests {
     }
 
     #[test]
+    fn encode_declares_utf8() {
+        let header = "Project-Id-Version: x\nContent-Type: text/plain; charset=EUC-KR\n";
+        let bytes = encode(&[msg(None, "", None, &[header])], true);
+        let cat = parse(&bytes, Path::new("h.mo")).unwrap();
+        assert_eq!(
+            cat.header(),
+            Some("Project-Id-Version: x\nContent-Type: text/plain; charset=UTF-8\n")
+        );
+    }
+
+    #[test]
     fn malformed_files_are_reported() {
         let p = Path::new("bad.mo");
         let e = parse(b"short", p).unwrap_err().to_string();
@@ -256,7 +365,13 @@ mod tests {
             ],
             false,
         );
-        // Replace the placeholder with Latin-1 "Café" padded to the same length.
+        // encode writes UTF-8 and says so in the header; declare a Latin-1 label of the
+        // same length instead and put Latin-1 "Café" in place of the placeholder.
+        let at = bytes
+            .windows(13)
+            .position(|w| w == b"charset=UTF-8")
+            .unwrap();
+        bytes[at + 8..at + 13].copy_from_slice(b"cp819");
         let at = bytes.windows(9).position(|w| w == b"CAFE_MARK").unwrap();
         bytes[at..at + 9].copy_from_slice(b"Caf\xe9     ");
         let cat = parse(&bytes, Path::new("l1.mo")).unwrap();
