@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::ngrams::{clipped_matches, sorted_ngrams};
+use crate::ngrams::{clipped_matches, id_bits, intern, sorted_ngrams, Ngrams, Vocab};
 use crate::npnum::Num;
 use crate::significance::SampleScore;
 use crate::text::{py_lower, py_rstrip, py_split};
@@ -285,16 +285,25 @@ impl Metric for Bleu {
     fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Stats {
         let n = self.opts.max_ngram_order;
         let hyp = self.preprocess(hyp);
-        let hyp_toks: Vec<&str> = py_split(&hyp).collect();
         let refs: Vec<String> = refs.iter().map(|r| self.preprocess(r)).collect();
-        let ref_toks: Vec<Vec<&str>> = refs.iter().map(|r| py_split(r).collect()).collect();
-        let ref_lens: Vec<usize> = ref_toks.iter().map(Vec::len).collect();
+        let mut vocab = Vocab::default();
+        let hyp_ids = intern(&mut vocab, py_split(&hyp));
+        let ref_ids: Vec<Vec<u32>> = refs
+            .iter()
+            .map(|r| intern(&mut vocab, py_split(r)))
+            .collect();
+        let bits = id_bits(vocab.len().saturating_sub(1) as u32);
+        let ref_lens: Vec<usize> = ref_ids.iter().map(Vec::len).collect();
         let mut stats = vec![0.0; 2 + 2 * n];
-        stats[0] = hyp_toks.len() as f64;
-        stats[1] = closest_ref_len(hyp_toks.len(), &ref_lens) as f64;
+        stats[0] = hyp_ids.len() as f64;
+        stats[1] = closest_ref_len(hyp_ids.len(), &ref_lens) as f64;
         for order in 1..=n {
-            let h = sorted_ngrams(&hyp_toks, order);
-            let r: Vec<Vec<&[&str]>> = ref_toks.iter().map(|t| sorted_ngrams(t, order)).collect();
+            let h = sorted_ngrams(&hyp_ids, order, bits);
+            let r: Vec<Ngrams> = ref_ids
+                .iter()
+                .map(|t| sorted_ngrams(t, order, bits))
+                .collect();
+            let r: Vec<&Ngrams> = r.iter().collect();
             stats[1 + order] = clipped_matches(&h, &r) as f64;
             stats[1 + n + order] = h.len() as f64;
         }

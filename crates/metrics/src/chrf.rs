@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::ngrams::{clipped_matches, sorted_ngrams};
+use crate::ngrams::{clipped_matches, id_bits, intern, sorted_ngrams, Ngrams, Vocab, CHAR_BITS};
 use crate::npnum::Num;
 use crate::significance::SampleScore;
 use crate::text::{is_py_space, py_lower, py_split};
@@ -63,8 +63,8 @@ pub struct Chrf {
 
 /// A segment's n-grams, sorted per order: character orders first, then word orders.
 struct SegmentNgrams<'a> {
-    chars: Vec<Vec<&'a [char]>>,
-    words: Vec<Vec<&'a [&'a str]>>,
+    chars: Vec<Ngrams<'a>>,
+    words: Vec<Ngrams<'a>>,
 }
 
 impl Chrf {
@@ -85,22 +85,19 @@ impl Chrf {
         self.opts.char_order + self.opts.word_order
     }
 
-    /// The characters n-grams are taken from (whitespace removed unless kept).
-    fn chars(&self, s: &str) -> Vec<char> {
-        if self.opts.whitespace {
-            s.chars().collect()
-        } else {
-            s.chars().filter(|&c| !is_py_space(c)).collect()
-        }
+    /// The code points n-grams are taken from (whitespace removed unless kept).
+    fn chars(&self, s: &str) -> Vec<u32> {
+        let keep = |c: &char| self.opts.whitespace || !is_py_space(*c);
+        s.chars().filter(keep).map(u32::from).collect()
     }
 
-    fn ngrams<'a>(&self, chars: &'a [char], words: &'a [&'a str]) -> SegmentNgrams<'a> {
+    fn ngrams<'a>(&self, chars: &'a [u32], words: &'a [u32], word_bits: u32) -> SegmentNgrams<'a> {
         SegmentNgrams {
             chars: (1..=self.opts.char_order)
-                .map(|n| sorted_ngrams(chars, n))
+                .map(|n| sorted_ngrams(chars, n, CHAR_BITS))
                 .collect(),
             words: (1..=self.opts.word_order)
-                .map(|n| sorted_ngrams(words, n))
+                .map(|n| sorted_ngrams(words, n, word_bits))
                 .collect(),
         }
     }
@@ -185,9 +182,9 @@ fn split_punctuation(s: &str) -> Vec<&str> {
 }
 
 /// `[hyp, ref, match]` for one order; `hyp` is 0 when the reference has no n-gram.
-fn order_stats<T: Ord>(hyp: &[&[T]], reference: &[&[T]], out: &mut Stats) {
+fn order_stats(hyp: &Ngrams, reference: &Ngrams, out: &mut Stats) {
     let matches = clipped_matches(hyp, &[reference]);
-    let n_hyp = if reference.is_empty() { 0 } else { hyp.len() };
+    let n_hyp = if reference.len() == 0 { 0 } else { hyp.len() };
     out.extend([n_hyp as f64, reference.len() as f64, matches as f64]);
 }
 
@@ -205,20 +202,28 @@ impl Metric for Chrf {
             }
         };
         let hyp = prep(hyp);
+        let refs: Vec<String> = refs.iter().map(|r| prep(r)).collect();
+        let mut vocab = Vocab::default();
+        let hyp_words = intern(&mut vocab, split_punctuation(&hyp).into_iter());
+        let ref_words: Vec<Vec<u32>> = refs
+            .iter()
+            .map(|r| intern(&mut vocab, split_punctuation(r).into_iter()))
+            .collect();
+        let word_bits = id_bits(vocab.len().saturating_sub(1) as u32);
         let hyp_chars = self.chars(&hyp);
-        let hyp_words = split_punctuation(&hyp);
-        let h = self.ngrams(&hyp_chars, &hyp_words);
+        let h = self.ngrams(&hyp_chars, &hyp_words, word_bits);
         let (mut best, mut best_f) = (Stats::new(), -1.0);
-        for r in refs {
-            let r = prep(r);
-            let (ref_chars, ref_words) = (self.chars(&r), split_punctuation(&r));
-            let rn = self.ngrams(&ref_chars, &ref_words);
+        for (r, words) in refs.iter().zip(&ref_words) {
+            let ref_chars = self.chars(r);
+            let rn = self.ngrams(&ref_chars, words, word_bits);
             let mut stats = Stats::with_capacity(3 * self.order());
-            for (hc, rc) in h.chars.iter().zip(&rn.chars) {
-                order_stats(hc, rc, &mut stats);
-            }
-            for (hw, rw) in h.words.iter().zip(&rn.words) {
-                order_stats(hw, rw, &mut stats);
+            for (hn, rn) in h
+                .chars
+                .iter()
+                .zip(&rn.chars)
+                .chain(h.words.iter().zip(&rn.words))
+            {
+                order_stats(hn, rn, &mut stats);
             }
             let f = self.f_score(&stats);
             if f > best_f {
