@@ -191,3 +191,20 @@ fn too_small_source_limit_is_reported_with_the_example() {
         "{err}"
     );
 }
+
+#[test]
+fn bf16_base_trains_with_f32_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(&tmp.path().join("run"));
+    cfg.precision = datm_train::Precision::Bf16;
+    cfg.save_steps = 0;
+    let done = train(&cfg, &mut Silent).unwrap();
+    let (first, last) = (
+        done.metrics.first_loss.unwrap(),
+        done.metrics.last_loss.unwrap(),
+    );
+    assert!(last < first, "bf16 loss did not fall: {first} -> {last}");
+    let adapter = datm_adapter::Adapter::load(&cfg.out).unwrap();
+    let a = &adapter.modules.values().next().unwrap().a;
+    assert_eq!(a.dtype(), candle_core::DType::F32);
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Benchmark: LoRA training throughput on Gemma-3-270M (GGUF), `datm train` vs PyTorch + PEFT.
+
+Same run, same machine, same threads, same data, same batch shape:
+
+* data: the first `--n` English→German pairs of an ALMA layout made from this machine's gettext
+  catalogs (`datm data import-gettext --langs de --out DIR`), as ALMA prompts
+  (`[BOS] prompt` masked, `target [EOS]` in the loss);
+* LoRA r 16, α 32, dropout 0.05 on q/k/v/o/gate/up/down, AdamW lr 2e-3, inverse-sqrt schedule,
+  clipping 1.0, effective batch `--batch-size` in micro-batches of `--micro-batch-size`, one
+  epoch, f32, both on `--threads` threads;
+* PyTorch + PEFT: `AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)` (dequantized to f32),
+  `get_peft_model`, a hand-written HF-Trainer-equivalent loop (loss summed over the target tokens
+  and divided by the step's target-token count, `clip_grad_norm_`, `AdamW`,
+  `get_inverse_sqrt_schedule`); each step's sequences are sorted by length before being cut into
+  micro-batches, as datm does, so both pad alike;
+* datm: the release binary, `datm train` with the same options.
+
+Throughput is real (non-padding) tokens per second of training steps, model loading excluded,
+first step excluded (warm-up) for both. Peak memory is each process's maximum RSS (loading
+included, for both).
+
+    /work/venv/bin/python bench/train/bench.py --data DIR [--datm target/release/datm]
+        [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2]
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ALMA = "Translate this from English to German:\nEnglish: {}\nGerman:"
+
+
+def pairs(data_dir, n):
+    with open(os.path.join(data_dir, "deen", "train.de-en.json")) as f:
+        rows = json.load(f)
+    return [(r["translation"]["en"], r["translation"]["de"]) for r in rows[:n]]
+
+
+def write_layout(rows, out):
+    os.makedirs(os.path.join(out, "deen"), exist_ok=True)
+    with open(os.path.join(out, "deen", "train.de-en.json"), "w") as f:
+        json.dump([{"translation": {"de": de, "en": en}} for en, de in rows], f, ensure_ascii=False)
+
+
+def torch_run(args):
+    """The PyTorch + PEFT side (runs in its own process)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.optimization import get_inverse_sqrt_schedule
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(42)
+    d, f = os.path.split(os.path.abspath(args.model))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM",
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                     "up_proj", "down_proj"])
+    model = get_peft_model(model, cfg)
+    model.train()
+    seqs = []
+    for en, de in pairs(args.data, args.n):
+        p = [tok.bos_token_id] + tok(ALMA.format(en), add_special_tokens=False)["input_ids"]
+        t = tok(de, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        seqs.append((p + t, len(p)))
+    steps = [seqs[i: i + args.batch_size] for i in range(0, len(seqs), args.batch_size)]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
+    sched = get_inverse_sqrt_schedule(opt, num_warmup_steps=math.ceil(0.01 * len(steps)))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    log = []
+    for step in steps:
+        t0 = time.perf_counter()
+        step = sorted(step, key=lambda s: -len(s[0]))
+        n_items = sum(len(ids) - p for ids, p in step)
+        tokens = sum(len(ids) for ids, _ in step)
+        loss_sum = 0.0
+        for i in range(0, len(step), args.micro_batch_size):
+            mb = step[i: i + args.micro_batch_size]
+            width = max(len(ids) for ids, _ in mb)
+            ids = torch.full((len(mb), width), pad)
+            mask = torch.zeros((len(mb), width), dtype=torch.long)
+            labels = torch.full((len(mb), width), -100)
+            for r, (s, p) in enumerate(mb):
+                ids[r, : len(s)] = torch.tensor(s)
+                mask[r, : len(s)] = 1
+                labels[r, p: len(s)] = torch.tensor(s[p:])
+            out = model(input_ids=ids, attention_mask=mask, labels=labels,
+                        num_items_in_batch=torch.tensor(n_items))
+            out.loss.backward()
+            loss_sum += out.loss.item()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        log.append({"tokens": tokens, "seconds": time.perf_counter() - t0, "loss": loss_sum})
+        print(f"torch step {len(log)}: loss {loss_sum:.4f} {log[-1]['seconds']:.1f}s", file=sys.stderr)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"steps": log, "peak_rss": peak}))
+
+
+def throughput(steps):
+    rest = steps[1:] or steps
+    return sum(s["tokens"] for s in rest) / sum(s["seconds"] for s in rest)
+
+
+def peak_rss_of(cmd):
+    """Runs `cmd` under /usr/bin/time -v; returns (stdout, peak RSS in bytes)."""
+    res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"{cmd[0]} failed:\n{res.stderr[-3000:]}")
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr).group(1))
+    return res.stdout, kb * 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True, help="ALMA layout with deen/train.de-en.json")
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF",
+                                                      "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--datm", default="target/release/datm")
+    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--micro-batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_child:
+        return torch_run(args)
+
+    common = ["--data", args.data, "--model", args.model, "--n", str(args.n),
+              "--batch-size", str(args.batch_size), "--micro-batch-size",
+              str(args.micro_batch_size), "--threads", str(args.threads)]
+    out, torch_peak = peak_rss_of([sys.executable, __file__, "--torch-child"] + common)
+    torch_steps = json.loads(out.strip().splitlines()[-1])["steps"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_layout(pairs(args.data, args.n), os.path.join(tmp, "data"))
+        cmd = [args.datm, "train", "--model", args.model, "--data", os.path.join(tmp, "data"),
+               "--directions", "en-de", "--out", os.path.join(tmp, "out"),
+               "--batch-size", str(args.batch_size),
+               "--micro-batch-size", str(args.micro_batch_size), "--dtype", "f32"]
+        env_threads = {"RAYON_NUM_THREADS": str(args.threads)}
+        os.environ.update(env_threads)
+        _, datm_peak = peak_rss_of(cmd)
+        with open(os.path.join(tmp, "out", "train_log.jsonl")) as f:
+            datm_steps = [json.loads(l) for l in f]
+
+    t_tps, d_tps = throughput(torch_steps), throughput(datm_steps)
+    result = {
+        "sequences": args.n, "batch_size": args.batch_size,
+        "micro_batch_size": args.micro_batch_size, "threads": args.threads,
+        "torch_tokens_per_s": round(t_tps, 1), "datm_tokens_per_s": round(d_tps, 1),
+        "speedup": round(d_tps / t_tps, 2),
+        "torch_peak_rss_mb": torch_peak // 2**20, "datm_peak_rss_mb": datm_peak // 2**20,
+        "torch_losses": [round(s["loss"], 4) for s in torch_steps],
+        "datm_losses": [round(s["loss"], 4) for s in datm_steps],
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
