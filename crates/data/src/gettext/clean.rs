@@ -24,7 +24,7 @@ static PAREN_MNEMONIC: LazyLock<Regex> =
 /// braces (`{0}`, `{name}`) and shell-style variables (`$VAR`, `${VAR}`).
 pub static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"%<\w+>|%(?:\([^)\s]+\))?(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcspnm%]|\{[\w.:\-]*\}|\$\{?\w+\}?",
+        r"%<\w+>|%(?:\([^)\s]+\))?(?:\d+\$)?[-+ #0'I]*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcspnm%]|\{[\w.:\-]*\}|\$\{?\w+\}?",
     )
     .expect("valid regex")
 });
@@ -224,6 +224,7 @@ mod tests {
             assert_eq!(placeholders(&cleaned), placeholders(s), "{s}");
         }
         assert_eq!(placeholders("%1$s of %2$d, %%"), ["%1$s", "%2$d", "%%"]);
+        assert_eq!(placeholders("%Id and %'Iu"), ["%Id", "%'Iu"]);
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Catalog> {
 pub fn parse_text(text: &str, path: &Path) -> Result<Catalog> {
     let mut out = Vec::new();
     let mut b = Builder::default();
+    // A byte-order mark some editors write is not part of the first keyword.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = raw.trim();
@@ -338,6 +340,12 @@ msgstr "Letzte"
             !m[5].fuzzy,
             "fuzzy flag of the obsolete entry must not leak"
         );
+    }
+
+    #[test]
+    fn bom_and_crlf() {
+        let cat = parse_str("\u{feff}msgid \"a b c\"\r\nmsgstr \"x y z\"\r\n").unwrap();
+        assert_eq!(cat.messages[0].msgstr, ["x y z"]);
     }
 
     #[test]
