@@ -12,6 +12,7 @@
 use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use crate::model::Model;
 use crate::nn::KvCache;
@@ -209,6 +210,12 @@ fn decode_batch(
     loop {
         step += 1;
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let k = if width == 1 {
+            1
+        } else {
+            (1 + eos.len()).max(2) * width
+        };
+        let summaries: Vec<RowSummary> = rows.par_iter().map(|r| RowSummary::new(r, k)).collect();
         let mut next_idx = Vec::new();
         let mut next_tok = Vec::new();
         let mut next_owner = Vec::new();
@@ -220,11 +227,11 @@ fn decode_batch(
                 (Search::Beam(_), 1) | (Search::Single(_), _) => 1,
                 (Search::Beam(_), _) => width,
             };
-            let group: Vec<&[f32]> = (r..r + n).map(|i| rows[i].as_slice()).collect();
             let conts = match &mut states[prompt] {
-                Search::Single(s) => single_step(s, group[0], cfg, eos, step, rng),
+                Search::Single(s) => single_step(s, &rows[r], &summaries[r], cfg, eos, step, rng),
                 Search::Beam(b) => {
-                    let group = if n == 1 { vec![group[0]; width] } else { group };
+                    let group: Vec<&RowSummary> =
+                        (0..width).map(|i| &summaries[r + i.min(n - 1)]).collect();
                     beam_step(b, &group, cfg, eos, step)
                 }
             };
@@ -275,6 +282,7 @@ fn decode_batch(
 fn single_step(
     s: &mut SingleState,
     logits: &[f32],
+    summary: &RowSummary,
     cfg: &GenerationConfig,
     eos: &[u32],
     step: usize,
@@ -283,10 +291,10 @@ fn single_step(
     let tok = if cfg.do_sample {
         sample(logits, cfg, rng)
     } else {
-        argmax(logits)
+        summary.top[0].0
     };
     s.tokens.push(tok);
-    s.score += log_prob(logits[tok as usize], log_softmax_shift(logits)) as f64;
+    s.score += log_prob(logits[tok as usize], summary.shift) as f64;
     s.done = eos.contains(&tok) || step >= cfg.max_new_tokens;
     if s.done {
         Vec::new()
@@ -299,7 +307,7 @@ fn single_step(
 /// (source beam, token), or nothing once the prompt is done.
 fn beam_step(
     b: &mut BeamState,
-    rows: &[&[f32]],
+    rows: &[&RowSummary],
     cfg: &GenerationConfig,
     eos: &[u32],
     step: usize,
@@ -310,11 +318,9 @@ fn beam_step(
     // Candidates: (accumulated score, beam, token), best first.
     let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(keep * nb);
     for (beam, row) in rows.iter().enumerate() {
-        // log_softmax is a per-row shift, so the row's top-k can be taken on raw logits.
-        let shift = log_softmax_shift(row);
         let base = b.running[beam].score;
-        for (tok, v) in top_k(row, keep) {
-            cands.push((log_prob(v, shift) + base, beam, tok));
+        for &(tok, v) in &row.top {
+            cands.push((log_prob(v, row.shift) + base, beam, tok));
         }
     }
     // Ties: lower flattened index (beam·vocab + token) first.
@@ -394,6 +400,24 @@ fn beam_step(
     }
 }
 
+/// What decoding needs from one row of logits, computed for all rows in parallel.
+struct RowSummary {
+    /// [`log_softmax_shift`] of the row.
+    shift: (f32, f32),
+    /// The row's best tokens with their raw logits, best first. `log_softmax` is a per-row
+    /// shift, so these are also the best log-probabilities.
+    top: Vec<(u32, f32)>,
+}
+
+impl RowSummary {
+    fn new(row: &[f32], k: usize) -> Self {
+        RowSummary {
+            shift: log_softmax_shift(row),
+            top: top_k(row, k),
+        }
+    }
+}
+
 /// `(max, log Σ exp(x − max))` of a row, in f32.
 fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -404,17 +428,6 @@ fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
 /// One entry of torch's `log_softmax`: `(v − max) − log Σ exp(x − max)`.
 fn log_prob(v: f32, (max, lse): (f32, f32)) -> f32 {
     (v - max) - lse
-}
-
-/// First index of the maximum (torch.argmax semantics).
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, v) in x.iter().enumerate() {
-        if *v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// The `k` largest values with their indices, best first (lower index first on ties).

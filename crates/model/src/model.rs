@@ -430,9 +430,8 @@ impl Model {
 /// AVX512-BF16 kernel where the CPU has it (faster than candle's f32 and k-quant CPU matmuls
 /// at beam-search batch sizes); otherwise they stay as loaded.
 fn pack_for_inference(arch: &mut dyn Architecture) -> Result<()> {
-    for (_, lin) in arch.linears_mut() {
-        lin.pack_bf16()?;
-    }
+    use rayon::prelude::*;
+    arch.linears_mut().into_par_iter().try_for_each(|(_, lin)| lin.pack_bf16().map(|_| ()))?;
     arch.head_mut().linear_mut().pack_bf16()?;
     Ok(())
 }
