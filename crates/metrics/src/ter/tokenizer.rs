@@ -1,73 +1,167 @@
 //! The tercom tokenizer of sacrebleu (`tokenizers/tokenizer_ter.py`), a port of tercom's
 //! `Normalizer.java`: lowercasing, optional normalization (western punctuation splitting,
 //! XML unescaping, CJK splitting) and optional punctuation removal.
+//!
+//! sacrebleu's single-character rules (`re.sub(r"([class])", r" \1 ", s)`) only add
+//! spaces around characters, and the result is finally re-joined on whitespace, so they
+//! are applied here as one pass per group of rules; its two-character rules are applied
+//! by [`pair_rule`] with the same leftmost, non-overlapping matching as `re.sub`.
 
 use fancy_regex::Regex as FancyRegex;
-use regex::Regex;
 
 use super::TerOptions;
 use crate::text::{py_join_split, py_lower};
 
-/// Western punctuation split by tercom's normalization (R1): every ASCII punctuation mark
-/// except `'`, `-`, `,` and `.`, plus the space itself.
-const WESTERN_PUNCT: &str = r"([\x20-\x26\x28-\x2B\x2F\x3A-\x40\x5B-\x60\x7B-\x7E])";
-/// CJK ideographs and related blocks, each split into its own token.
-const CJK_BLOCKS: [&str; 4] = [
-    r"([\x{4e00}-\x{9fff}\x{3400}-\x{4dbf}])",
-    r"([\x{31c0}-\x{31ef}\x{2e80}-\x{2eff}])",
-    r"([\x{3300}-\x{33ff}\x{f900}-\x{faff}\x{fe30}-\x{fe4f}])",
-    r"([\x{3200}-\x{3f22}])",
-];
-/// Hiragana, Katakana and Katakana Phonetic Extensions runs (split only when the whole
-/// text is such a run, exactly as sacrebleu's anchored lookahead patterns behave).
-const KANA_RANGES: [&str; 3] = [
-    r"\x{3040}-\x{309f}",
-    r"\x{30a0}-\x{30ff}",
-    r"\x{31f0}-\x{31ff}",
-];
-/// CJK punctuation.
-const ASIAN_PUNCT: &str =
-    r"([\x{3001}\x{3002}\x{3008}-\x{3011}\x{3014}-\x{301f}\x{ff61}-\x{ff65}\x{30fb}])";
-/// Full-width punctuation.
-const FULL_WIDTH_PUNCT: &str =
-    r"([\x{ff0e}\x{ff0c}\x{ff1f}\x{ff1a}\x{ff1b}\x{ff01}\x{ff02}\x{ff08}\x{ff09}])";
-
-/// Compiled regular expressions of the tercom tokenizer.
-struct Patterns {
-    western_punct: Regex,
-    period_comma_after_non_digit: Regex,
-    period_comma_before_non_digit: Regex,
-    dash_after_digit: Regex,
-    cjk_blocks: Vec<Regex>,
-    kana_runs: Vec<FancyRegex>,
-    asian_punct: Regex,
-    full_width_punct: Regex,
+/// Western punctuation split by tercom's normalization: every ASCII punctuation mark
+/// except `'`, `-`, `,` and `.`, plus the space itself (`[{-~[-\` -&(-+:-@/]`).
+fn is_western_punct(c: char) -> bool {
+    matches!(c, ' '..='&' | '('..='+' | '/' | ':'..='@' | '['..='`' | '{'..='~')
 }
 
-impl Patterns {
-    fn new() -> Self {
-        let re = |p: &str| Regex::new(p).expect("valid built-in regex");
-        let kana = |r: &str| {
-            FancyRegex::new(&format!("(^|^[{r}])([{r}]+)(?=$|^[{r}])"))
-                .expect("valid built-in regex")
-        };
-        Patterns {
-            western_punct: re(WESTERN_PUNCT),
-            period_comma_after_non_digit: re(r"([^0-9])([\.,])"),
-            period_comma_before_non_digit: re(r"([\.,])([^0-9])"),
-            dash_after_digit: re(r"([0-9])(-)"),
-            cjk_blocks: CJK_BLOCKS.iter().map(|p| re(p)).collect(),
-            kana_runs: KANA_RANGES.iter().map(|r| kana(r)).collect(),
-            asian_punct: re(ASIAN_PUNCT),
-            full_width_punct: re(FULL_WIDTH_PUNCT),
+/// CJK ideographs, strokes, radicals, compatibility forms and enclosed letters: the
+/// union of sacrebleu's four block rules, each character its own token.
+fn is_cjk_block(c: char) -> bool {
+    matches!(c,
+        '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}'
+        | '\u{31c0}'..='\u{31ef}' | '\u{2e80}'..='\u{2eff}'
+        | '\u{3300}'..='\u{33ff}' | '\u{f900}'..='\u{faff}' | '\u{fe30}'..='\u{fe4f}'
+        | '\u{3200}'..='\u{3f22}')
+}
+
+/// CJK punctuation (`ASIAN_PUNCT`) and full-width punctuation (`FULL_WIDTH_PUNCT`).
+fn is_asian_punct(c: char) -> bool {
+    matches!(c,
+        '\u{3001}' | '\u{3002}' | '\u{3008}'..='\u{3011}' | '\u{3014}'..='\u{301f}'
+        | '\u{ff61}'..='\u{ff65}' | '\u{30fb}'
+        | '\u{ff0e}' | '\u{ff0c}' | '\u{ff1f}' | '\u{ff1a}' | '\u{ff1b}' | '\u{ff01}'
+        | '\u{ff02}' | '\u{ff08}' | '\u{ff09}')
+}
+
+/// Hiragana, Katakana and Katakana Phonetic Extensions.
+const KANA_RANGES: [(char, char); 3] = [
+    ('\u{3040}', '\u{309f}'),
+    ('\u{30a0}', '\u{30ff}'),
+    ('\u{31f0}', '\u{31ff}'),
+];
+
+/// `s` with a space on each side of every character matching `pred`.
+fn pad_chars(s: &str, pred: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if pred(c) {
+            out.push(' ');
+            out.push(c);
+            out.push(' ');
+        } else {
+            out.push(c);
         }
+    }
+    out
+}
+
+/// `re.sub(r"(A)(B)", replacement, s)` for single-character classes `A` and `B`: scanning
+/// left to right, every non-overlapping pair `a b` is replaced by `emit(a, b)`.
+fn pair_rule(
+    s: &str,
+    first: impl Fn(char) -> bool,
+    second: impl Fn(char) -> bool,
+    emit: impl Fn(&mut String, char, char),
+) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut chars = s.chars().peekable();
+    while let Some(a) = chars.next() {
+        match chars.peek() {
+            Some(&b) if first(a) && second(b) => {
+                chars.next();
+                emit(&mut out, a, b);
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// `re.sub(r"([^0-9])([\.,])", r"\1 \2 ", s)`: a period or comma after a non-digit.
+fn split_period_comma_after_non_digit(s: &str) -> String {
+    pair_rule(
+        s,
+        |a| !a.is_ascii_digit(),
+        |b| matches!(b, '.' | ','),
+        |out, a, b| {
+            out.push(a);
+            out.push(' ');
+            out.push(b);
+            out.push(' ');
+        },
+    )
+}
+
+/// `re.sub(r"([\.,])([^0-9])", r" \1 \2", s)`: a period or comma before a non-digit.
+fn split_period_comma_before_non_digit(s: &str) -> String {
+    pair_rule(
+        s,
+        |a| matches!(a, '.' | ','),
+        |b| !b.is_ascii_digit(),
+        |out, a, b| {
+            out.push(' ');
+            out.push(a);
+            out.push(' ');
+            out.push(b);
+        },
+    )
+}
+
+/// `re.sub(r"([0-9])(-)", r"\1 \2 ", s)`: a dash after a digit.
+fn split_dash_after_digit(s: &str) -> String {
+    pair_rule(
+        s,
+        |a| a.is_ascii_digit(),
+        |b| b == '-',
+        |out, a, b| {
+            out.push(a);
+            out.push(' ');
+            out.push(b);
+            out.push(' ');
+        },
+    )
+}
+
+/// sacrebleu's kana rules, `(^|^[K])([K]+)(?=$|^[K])` for each kana range: anchored at
+/// the start, they only fire when the text starts with kana.
+struct KanaRules(Vec<(char, char, FancyRegex)>);
+
+impl KanaRules {
+    fn new() -> Self {
+        KanaRules(
+            KANA_RANGES
+                .iter()
+                .map(|&(lo, hi)| {
+                    let r = format!("\\x{{{:x}}}-\\x{{{:x}}}", lo as u32, hi as u32);
+                    let pattern = format!("(^|^[{r}])([{r}]+)(?=$|^[{r}])");
+                    (
+                        lo,
+                        hi,
+                        FancyRegex::new(&pattern).expect("valid built-in regex"),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn apply(&self, mut s: String) -> String {
+        for (lo, hi, re) in &self.0 {
+            if s.starts_with(|c: char| (*lo..=*hi).contains(&c)) {
+                s = re.replace_all(&s, "${1} ${2} ").into_owned();
+            }
+        }
+        s
     }
 }
 
 /// sacrebleu's `TercomTokenizer`: returns the tokens of a segment joined by single spaces.
 pub struct TercomTokenizer {
     opts: TerOptions,
-    patterns: Patterns,
+    kana: KanaRules,
 }
 
 impl TercomTokenizer {
@@ -75,7 +169,7 @@ impl TercomTokenizer {
     pub fn new(opts: TerOptions) -> Self {
         TercomTokenizer {
             opts,
-            patterns: Patterns::new(),
+            kana: KanaRules::new(),
         }
     }
 
@@ -92,25 +186,19 @@ impl TercomTokenizer {
         if self.opts.normalized {
             s = self.normalize_general_and_western(&s);
             if self.opts.asian_support {
-                s = self.normalize_asian(s);
+                s = self.normalize_asian(&s);
             }
         }
         if self.opts.no_punct {
             s.retain(|c| !matches!(c, '.' | ',' | '?' | ':' | ';' | '!' | '"' | '(' | ')'));
             if self.opts.asian_support {
-                s = self.patterns.asian_punct.replace_all(&s, "").into_owned();
-                s = self
-                    .patterns
-                    .full_width_punct
-                    .replace_all(&s, "")
-                    .into_owned();
+                s.retain(|c| !is_asian_punct(c));
             }
         }
         py_join_split(&s)
     }
 
     fn normalize_general_and_western(&self, sent: &str) -> String {
-        let p = &self.patterns;
         let s = sent
             .replace("\n-", "")
             .replace('\n', " ")
@@ -118,32 +206,95 @@ impl TercomTokenizer {
             .replace("&amp;", "&")
             .replace("&lt;", "<")
             .replace("&gt;", ">");
-        let s = format!(" {s} ");
-        let s = p.western_punct.replace_all(&s, " ${1} ");
+        let s = pad_chars(&format!(" {s} "), is_western_punct);
         let mut s = s.replace("'s ", " 's ");
         // `'s$`: the text always ends with the padding space here, but keep the rule.
         if s.ends_with("'s") {
             s.truncate(s.len() - 2);
             s.push_str(" 's");
         }
-        let s = p.period_comma_after_non_digit.replace_all(&s, "${1} ${2} ");
-        let s = p
-            .period_comma_before_non_digit
-            .replace_all(&s, " ${1} ${2}");
-        p.dash_after_digit
-            .replace_all(&s, "${1} ${2} ")
-            .into_owned()
+        let s = split_period_comma_after_non_digit(&s);
+        let s = split_period_comma_before_non_digit(&s);
+        split_dash_after_digit(&s)
     }
 
-    fn normalize_asian(&self, mut s: String) -> String {
-        let p = &self.patterns;
-        for re in &p.cjk_blocks {
-            s = re.replace_all(&s, " ${1} ").into_owned();
+    fn normalize_asian(&self, s: &str) -> String {
+        let s = self.kana.apply(pad_chars(s, is_cjk_block));
+        pad_chars(&s, is_asian_punct)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+
+    use super::*;
+
+    /// The character predicates against sacrebleu's regular-expression classes.
+    #[test]
+    fn predicates_match_sacrebleu_classes() {
+        let class = |p: &str| Regex::new(&format!("^{p}$")).unwrap();
+        let western = class(r"[{-~\[-` -&(-+:-@/]");
+        let cjk = class(
+            r"[\x{4e00}-\x{9fff}\x{3400}-\x{4dbf}\x{31c0}-\x{31ef}\x{2e80}-\x{2eff}\x{3300}-\x{33ff}\x{f900}-\x{faff}\x{fe30}-\x{fe4f}\x{3200}-\x{3f22}]",
+        );
+        let punct = class(
+            r"[\x{3001}\x{3002}\x{3008}-\x{3011}\x{3014}-\x{301f}\x{ff61}-\x{ff65}\x{30fb}\x{ff0e}\x{ff0c}\x{ff1f}\x{ff1a}\x{ff1b}\x{ff01}\x{ff02}\x{ff08}\x{ff09}]",
+        );
+        for c in (0..0x11000u32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(is_western_punct(c), western.is_match(&s), "{c:?}");
+            assert_eq!(is_cjk_block(c), cjk.is_match(&s), "{c:?}");
+            assert_eq!(is_asian_punct(c), punct.is_match(&s), "{c:?}");
         }
-        for re in &p.kana_runs {
-            s = re.replace_all(&s, "${1} ${2} ").into_owned();
+    }
+
+    /// The two-character rules against sacrebleu's regular expressions, on every string
+    /// of up to five characters over an alphabet that exercises them.
+    #[test]
+    fn pair_rules_match_sacrebleu_regexes() {
+        type Rule = fn(&str) -> String;
+        let rules: [(&str, &str, Rule); 3] = [
+            (
+                r"([^0-9])([\.,])",
+                "${1} ${2} ",
+                split_period_comma_after_non_digit,
+            ),
+            (
+                r"([\.,])([^0-9])",
+                " ${1} ${2}",
+                split_period_comma_before_non_digit,
+            ),
+            (r"([0-9])(-)", "${1} ${2} ", split_dash_after_digit),
+        ];
+        let alphabet = ['a', '1', '.', ',', '-', ' '];
+        let mut strings = vec![String::new()];
+        let mut level = strings.clone();
+        for _ in 0..5 {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(level.iter().cloned());
         }
-        s = p.asian_punct.replace_all(&s, " ${1} ").into_owned();
-        p.full_width_punct.replace_all(&s, " ${1} ").into_owned()
+        for (pattern, replacement, rule) in rules {
+            let re = Regex::new(pattern).unwrap();
+            for s in &strings {
+                assert_eq!(
+                    rule(s),
+                    re.replace_all(s, replacement),
+                    "{pattern} on {s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kana_rule_fires_only_on_leading_kana() {
+        let k = KanaRules::new();
+        let (_, _, hira) = &k.0[0];
+        assert_eq!(hira.replace_all("ひらがな", "${1} ${2} "), " ひらがな ");
+        assert_eq!(hira.replace_all(" ひらがな", "${1} ${2} "), " ひらがな");
+        assert_eq!(hira.replace_all("ひらaがな", "${1} ${2} "), "ひらaがな");
     }
 }
