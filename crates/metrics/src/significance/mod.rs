@@ -197,6 +197,23 @@ mod tests {
         assert_eq!(ar.results[1][0].p_value, Some(0.09780439121756487));
     }
 
+    /// Three-reference TER averages (thirds) are inexact in float32, so this checks that
+    /// resampled sums accumulate in numpy's order. Expected: sacrebleu 2.6.0,
+    /// `_bootstrap_resample([[i % 7, (9 + 7i % 50) / 3] for i in range(300)], TER(), 1000)`
+    /// then `Score.estimate_ci`.
+    #[test]
+    fn float32_sums_follow_numpy_order() {
+        let ter = Ter::new(TerOptions::default());
+        let stats: Vec<Stats> = (0..300)
+            .map(|i| vec![(i % 7) as f64, (9 + (i * 7) % 50) as f64 / 3.0])
+            .collect();
+        let conf = bootstrap_ci(&ter, &stats, 1000, Seed::default()).unwrap();
+        assert_eq!(
+            (conf.mean, conf.ci),
+            (26.795413970947266, 2.438488006591797)
+        );
+    }
+
     #[test]
     fn seeds_follow_sacrebleu_seed_semantics() {
         assert_eq!(Seed::parse("12345").unwrap(), Seed::Fixed(12345));
