@@ -469,7 +469,12 @@ mod tests {
         y.modules.insert("m.v_proj".into(), pair);
         let err = merge(&[x.clone(), y], &[1.0, 1.0], &MergeOptions::default()).unwrap_err();
         assert!(err.to_string().contains("different module sets"), "{err}");
-        let err = merge(&[x.clone()], &[1.0, 1.0], &MergeOptions::default()).unwrap_err();
+        let err = merge(
+            std::slice::from_ref(&x),
+            &[1.0, 1.0],
+            &MergeOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("2 weights for 1 adapters"));
         let bad = MergeOptions {
             density: 1.5,

@@ -28,13 +28,10 @@ impl MajoritySign {
     }
 }
 
-/// Checks a pruning density: negative is an error; ≥ 1 means "no pruning" (as in PEFT).
+/// Checks a pruning density: it must lie in [0, 1]; 1 means "no pruning" (as in PEFT).
 pub fn check_density(density: f64) -> Result<()> {
-    if !(density >= 0.0) {
-        bail!("density must be in [0, 1], got {density}");
-    }
-    if density > 1.0 {
-        bail!("density must be in [0, 1], got {density} (1 keeps every entry)");
+    if !(0.0..=1.0).contains(&density) {
+        bail!("density must be in [0, 1] (1 keeps every entry), got {density}");
     }
     Ok(())
 }
