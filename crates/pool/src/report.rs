@@ -190,6 +190,7 @@ impl Report {
         self.write_table1(&mut md);
         self.write_resources(&mut md);
         self.write_deltas(&mut md);
+        self.write_base_check(&mut md);
         self.write_directions(&mut md);
         md
     }
@@ -280,6 +281,35 @@ impl Report {
                     delta_cell(*e, &d.system)
                 );
             }
+        }
+        md.push('\n');
+    }
+
+    fn write_base_check(&self, md: &mut String) {
+        let rows: Vec<(String, usize, Vec<Direction>)> = self
+            .systems
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.system.clone(),
+                    s.directions.len(),
+                    self.not_above_base(&s.system)?,
+                ))
+            })
+            .filter(|(name, _, _)| name != BASE_SYSTEM)
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        md.push_str("## Fine-tuned vs base model (chrF)\n\n| system | directions above base | not above base |\n|---|---|---|\n");
+        for (name, total, worse) in rows {
+            let list: Vec<String> = worse.iter().map(|d| d.to_string()).collect();
+            let list = if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            };
+            let _ = writeln!(md, "| {name} | {}/{total} | {list} |", total - worse.len());
         }
         md.push('\n');
     }
@@ -502,6 +532,9 @@ mod tests {
             vec!["en-fr".parse::<Direction>().unwrap()]
         );
         assert!(r.not_above_base("dat").is_none());
+        let md = r.to_markdown();
+        assert!(md.contains("| multilingual | 5/6 | en-fr |"), "{md}");
+        assert!(md.contains("| separate | 5/6 | en-fr |"), "{md}");
         let back: Report = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(back, r);
     }
