@@ -74,25 +74,95 @@ impl Candidate {
     }
 }
 
-/// Edit distance matrix in row-major order, `(n_hyp + 1) × (n_ref + 1)`.
+/// Where each row's band of cells `[lo, hi)` lies in a flat matrix. Row 0 (the initial
+/// row) is complete; the other rows hold only sacrebleu's beam, so memory grows with
+/// `n_hyp × beam` rather than `n_hyp × n_ref`.
+struct Bands {
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    /// Offset of row `i` in the flat storage; `start[rows]` is the total size.
+    start: Vec<usize>,
+}
+
+impl Bands {
+    /// The bands sacrebleu derives from the length ratio.
+    fn new(n_hyp: usize, n_ref: usize) -> Self {
+        let ratio = if n_hyp > 0 {
+            n_ref as f64 / n_hyp as f64
+        } else {
+            1.0
+        };
+        let beam = if (BEAM_WIDTH as f64) < ratio / 2.0 {
+            (ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
+        } else {
+            BEAM_WIDTH as i64
+        };
+        let mut b = Bands {
+            lo: vec![0],
+            hi: vec![n_ref + 1],
+            start: vec![0, n_ref + 1],
+        };
+        for i in 1..=n_hyp {
+            let diag = (i as f64 * ratio).floor() as i64;
+            let lo = (diag - beam).max(0) as usize;
+            let hi = if i == n_hyp {
+                n_ref + 1
+            } else {
+                (diag + beam).clamp(0, n_ref as i64 + 1) as usize
+            };
+            let hi = hi.max(lo);
+            b.lo.push(lo);
+            b.hi.push(hi);
+            b.start.push(b.start[i] + hi - lo);
+        }
+        b
+    }
+
+    /// The flat index of cell `(i, j)`, if it is in row `i`'s band.
+    fn index(&self, i: usize, j: usize) -> Option<usize> {
+        (self.lo[i] <= j && j < self.hi[i]).then(|| self.start[i] + j - self.lo[i])
+    }
+
+    /// Flat range of row `i`.
+    fn row(&self, i: usize) -> std::ops::Range<usize> {
+        self.start[i]..self.start[i + 1]
+    }
+}
+
+/// Banded edit distance matrix (costs and operations), laid out by [`Bands`].
 struct Matrix {
     cost: Vec<u32>,
     op: Vec<Op>,
-    width: usize,
 }
 
 impl Matrix {
-    fn new(rows: usize, width: usize) -> Self {
+    fn new(bands: &Bands) -> Self {
+        let size = *bands.start.last().expect("bands have row 0");
         let mut m = Matrix {
-            cost: vec![INF; rows * width],
-            op: vec![Op::Undef; rows * width],
-            width,
+            cost: vec![INF; size],
+            op: vec![Op::Undef; size],
         };
-        for j in 0..width {
+        for j in bands.row(0) {
             m.cost[j] = j as u32;
             m.op[j] = Op::Ins;
         }
         m
+    }
+}
+
+/// A band of the previous row, read as sacrebleu's full row (infinite outside the band).
+#[derive(Clone, Copy)]
+struct PrevRow<'a> {
+    lo: usize,
+    cost: &'a [u32],
+}
+
+impl PrevRow<'_> {
+    fn at(&self, j: usize) -> u32 {
+        j.checked_sub(self.lo)
+            .and_then(|k| self.cost.get(k))
+            .copied()
+            .unwrap_or(INF)
     }
 }
 
@@ -101,8 +171,7 @@ struct TerSearch<'a> {
     reference: &'a [u32],
     /// Current (shifted) hypothesis.
     hyp: Vec<u32>,
-    /// Band `[min_j, max_j)` of every row `i` (index 0 unused).
-    band: Vec<(usize, usize)>,
+    bands: Bands,
     /// Matrix of the current hypothesis, complete with operations.
     base: Matrix,
     /// Matrix rows of the candidate being scored.
@@ -113,14 +182,13 @@ struct TerSearch<'a> {
 
 impl<'a> TerSearch<'a> {
     fn new(hyp: &[u32], reference: &'a [u32]) -> Self {
-        let width = reference.len() + 1;
-        let rows = hyp.len() + 1;
+        let bands = Bands::new(hyp.len(), reference.len());
         let mut search = TerSearch {
             reference,
             hyp: hyp.to_vec(),
-            band: beam_bands(hyp.len(), reference.len()),
-            base: Matrix::new(rows, width),
-            scratch: Matrix::new(rows, width),
+            base: Matrix::new(&bands),
+            scratch: Matrix::new(&bands),
+            bands,
             shifted: Vec::with_capacity(hyp.len()),
         };
         search.recompute_base(0);
@@ -134,16 +202,21 @@ impl<'a> TerSearch<'a> {
 
     /// Recomputes the rows of the current hypothesis below row `from`.
     fn recompute_base(&mut self, from: usize) {
-        let w = self.base.width;
+        let b = &self.bands;
         for i in from + 1..=self.hyp.len() {
-            let (prev, cur) = self.base.cost.split_at_mut(i * w);
+            let (prev, cur) = self.base.cost.split_at_mut(b.start[i]);
+            let prev = PrevRow {
+                lo: b.lo[i - 1],
+                cost: &prev[b.start[i - 1]..],
+            };
+            let len = b.hi[i] - b.lo[i];
             fill_row(
                 self.hyp[i - 1],
                 self.reference,
-                self.band[i],
-                &prev[(i - 1) * w..],
-                &mut cur[..w],
-                &mut self.base.op[i * w..(i + 1) * w],
+                b.lo[i],
+                prev,
+                &mut cur[..len],
+                &mut self.base.op[b.row(i)],
             );
         }
     }
@@ -155,24 +228,28 @@ impl<'a> TerSearch<'a> {
         if prefix == n {
             return self.distance();
         }
-        let w = self.base.width;
+        let b = &self.bands;
         for i in prefix + 1..=n {
-            let (prev_rows, cur) = self.scratch.cost.split_at_mut(i * w);
-            let prev = if i == prefix + 1 {
-                &self.base.cost[(i - 1) * w..i * w]
-            } else {
-                &prev_rows[(i - 1) * w..]
+            let (prev_rows, cur) = self.scratch.cost.split_at_mut(b.start[i]);
+            let prev = PrevRow {
+                lo: b.lo[i - 1],
+                cost: if i == prefix + 1 {
+                    &self.base.cost[b.row(i - 1)]
+                } else {
+                    &prev_rows[b.start[i - 1]..]
+                },
             };
+            let len = b.hi[i] - b.lo[i];
             fill_row(
                 self.shifted[i - 1],
                 self.reference,
-                self.band[i],
+                b.lo[i],
                 prev,
-                &mut cur[..w],
-                &mut self.scratch.op[i * w..(i + 1) * w],
+                &mut cur[..len],
+                &mut self.scratch.op[b.row(i)],
             );
         }
-        self.scratch.cost[n * w + w - 1]
+        *self.scratch.cost.last().expect("matrix has cells")
     }
 
     /// A lower bound of the edit distance of any hypothesis that shares its first
@@ -180,15 +257,11 @@ impl<'a> TerSearch<'a> {
     /// cell and then needs at least the remaining length difference in edits.
     fn distance_lower_bound(&self, prefix: usize) -> u32 {
         let (n_h, n_r) = (self.hyp.len(), self.reference.len());
-        let w = self.base.width;
-        let (lo, hi) = if prefix == 0 {
-            (0, w)
-        } else {
-            self.band[prefix]
-        };
-        let row = &self.base.cost[prefix * w..(prefix + 1) * w];
-        (lo..hi)
-            .map(|j| row[j].saturating_add((n_h - prefix).abs_diff(n_r - j) as u32))
+        let b = &self.bands;
+        let row = &self.base.cost[b.row(prefix)];
+        (b.lo[prefix]..b.hi[prefix])
+            .zip(row)
+            .map(|(j, &c)| c.saturating_add((n_h - prefix).abs_diff(n_r - j) as u32))
             .min()
             .unwrap_or(INF)
     }
@@ -300,11 +373,13 @@ impl<'a> TerSearch<'a> {
     /// sacrebleu's flipped trace turned into an alignment: for every reference position,
     /// the hypothesis position it aligns to, and the error flags of both sides.
     fn alignment(&self) -> Alignment {
-        let w = self.base.width;
         let (mut i, mut j) = (self.hyp.len(), self.reference.len());
         let mut trace = Vec::with_capacity(i + j);
         while i > 0 || j > 0 {
-            let op = self.base.op[i * w + j];
+            let op = self
+                .bands
+                .index(i, j)
+                .map_or(Op::Undef, |k| self.base.op[k]);
             trace.push(op);
             match op {
                 Op::Nop | Op::Sub => {
@@ -374,45 +449,20 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// The band `[min_j, max_j)` of every row, as sacrebleu derives it from the length ratio.
-fn beam_bands(n_hyp: usize, n_ref: usize) -> Vec<(usize, usize)> {
-    let ratio = if n_hyp > 0 {
-        n_ref as f64 / n_hyp as f64
-    } else {
-        1.0
-    };
-    let beam = if (BEAM_WIDTH as f64) < ratio / 2.0 {
-        (ratio / 2.0 + BEAM_WIDTH as f64).ceil() as i64
-    } else {
-        BEAM_WIDTH as i64
-    };
-    let mut bands = vec![(0, 0); n_hyp + 1];
-    for (i, band) in bands.iter_mut().enumerate().skip(1) {
-        let diag = (i as f64 * ratio).floor() as i64;
-        let min_j = (diag - beam).max(0) as usize;
-        let max_j = if i == n_hyp {
-            n_ref + 1
-        } else {
-            (diag + beam).clamp(0, n_ref as i64 + 1) as usize
-        };
-        *band = (min_j, max_j);
-    }
-    bands
-}
-
-/// Fills the band of one matrix row for hypothesis word `word`. Cells outside the band are
-/// never written and stay infinite.
+/// Fills the band of one matrix row (columns `lo..lo + cost.len()`) for hypothesis word
+/// `word`; cells outside the band are infinite, as in sacrebleu's pre-filled rows.
 fn fill_row(
     word: u32,
     reference: &[u32],
-    (min_j, max_j): (usize, usize),
-    prev: &[u32],
+    lo: usize,
+    prev: PrevRow,
     cost: &mut [u32],
     op: &mut [Op],
 ) {
-    for j in min_j..max_j {
+    for k in 0..cost.len() {
+        let j = lo + k;
         if j == 0 {
-            cost[0] = prev[0] + 1;
+            cost[0] = prev.at(0) + 1;
             op[0] = Op::Del;
             continue;
         }
@@ -421,19 +471,20 @@ fn fill_row(
         } else {
             (1, Op::Sub)
         };
+        let left = if k > 0 { cost[k - 1] } else { INF };
         // sacrebleu's preference order: match/substitution, deletion, insertion.
         let mut best = (INF, Op::Undef);
         for (c, o) in [
-            (prev[j - 1] + sub_cost, sub_op),
-            (prev[j] + 1, Op::Del),
-            (cost[j - 1] + 1, Op::Ins),
+            (prev.at(j - 1) + sub_cost, sub_op),
+            (prev.at(j) + 1, Op::Del),
+            (left + 1, Op::Ins),
         ] {
             if best.0 > c {
                 best = (c, o);
             }
         }
-        cost[j] = best.0;
-        op[j] = best.1;
+        cost[k] = best.0;
+        op[k] = best.1;
     }
 }
 
