@@ -89,13 +89,15 @@ impl AdamW {
         let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
         let step_size = lr / bias1;
         for (((_, var), grad), m) in params.iter().zip(grads).zip(self.moments.iter_mut()) {
-            let g = grad.to_dtype(DType::F32)?;
+            // Detached inputs keep the moments and parameters free of autograd graphs, which
+            // would otherwise chain every step's forward pass to the next.
+            let g = grad.detach().to_dtype(DType::F32)?;
             // exp_avg.lerp_(grad, 1 − β₁)
             m.exp_avg = (&m.exp_avg + ((&g - &m.exp_avg)? * (1.0 - c.beta1))?)?;
             // exp_avg_sq.mul_(β₂).addcmul_(grad, grad, 1 − β₂)
             m.exp_avg_sq = ((&m.exp_avg_sq * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let denom = ((m.exp_avg_sq.sqrt()? / bias2_sqrt)? + c.eps)?;
-            let theta = var.as_tensor().to_dtype(DType::F32)?;
+            let theta = var.as_tensor().detach().to_dtype(DType::F32)?;
             let decayed = (theta * (1.0 - lr * c.weight_decay))?;
             let updated = (decayed - ((&m.exp_avg / denom)? * step_size)?)?;
             var.set(&updated.to_dtype(var.dtype())?)?;
@@ -153,7 +155,8 @@ impl AdamW {
 /// Returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     let mut sum_sq = 0f64;
-    for g in grads.iter() {
+    for g in grads.iter_mut() {
+        *g = g.detach();
         let n = g
             .to_dtype(DType::F32)?
             .sqr()?

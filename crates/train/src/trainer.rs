@@ -396,12 +396,15 @@ impl StepRunner<'_> {
             loss_sum += sum.to_scalar::<f32>()? as f64;
             let store = (sum / norm)?.backward()?;
             for ((name, var), acc) in self.vars.iter().zip(grads.iter_mut()) {
+                // Gradients carry the op graph that made them (and through it the whole
+                // forward pass); detach so that nothing outlives the micro-batch.
                 let g = store
                     .get(var)
-                    .with_context(|| format!("no gradient reached {name}"))?;
+                    .with_context(|| format!("no gradient reached {name}"))?
+                    .detach();
                 *acc = Some(match acc.take() {
                     Some(a) => (a + g)?,
-                    None => g.clone(),
+                    None => g,
                 });
             }
             tokens += mb.tokens;

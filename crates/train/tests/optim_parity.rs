@@ -122,3 +122,23 @@ fn optimizer_state_round_trips() {
         .unwrap();
     assert!(err.to_string().contains("w.exp_avg"), "{err}");
 }
+
+/// Moments built from a gradient that carries an autograd graph must not keep that graph
+/// (it would chain every step's forward pass to the next and grow memory without bound).
+#[test]
+fn optimizer_state_holds_no_autograd_graph() {
+    let dev = Device::Cpu;
+    let v = Var::from_tensor(&Tensor::new(&[1f32, -2.0], &dev).unwrap()).unwrap();
+    let params = vec![("w".to_string(), v.clone())];
+    let graph_grad = (v.as_tensor() * 2.0).unwrap();
+    assert!(graph_grad.track_op());
+    let mut grads = vec![graph_grad];
+    clip_grad_norm(&mut grads, 1.0).unwrap();
+    assert!(!grads[0].track_op());
+    let mut opt = AdamW::new(AdamWConfig::default(), &params).unwrap();
+    opt.step(&params, &[(v.as_tensor() * 2.0).unwrap()], 1e-2)
+        .unwrap();
+    for (name, t) in opt.state_tensors().unwrap() {
+        assert!(!t.track_op(), "{name} keeps an autograd graph");
+    }
+}
