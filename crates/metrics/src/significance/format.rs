@@ -175,3 +175,58 @@ pub fn fancy_grid(headers: &[String], rows: &[Vec<String>]) -> String {
     out.push(rule("╘", "═", "╧", "╛"));
     out.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ar_results() -> PairedResults {
+        let r = |score, p_value| PairedResult {
+            score,
+            p_value,
+            mean: None,
+            ci: None,
+        };
+        PairedResults {
+            method: PairedMethod::ApproxRandomization,
+            n: 10000,
+            metric_names: vec!["BLEU".into(), "TER".into()],
+            system_names: vec!["Baseline: a.txt".into(), "b.txt".into()],
+            results: vec![
+                vec![r(66.734, None), r(18.8988, None)],
+                vec![r(47.592, Some(9.999e-5)), r(30.357, Some(0.3))],
+            ],
+        }
+    }
+
+    /// The grid sacrebleu 2.6.0 printed (tabulate 0.10 `fancy_grid`) for
+    /// `-m bleu ter --paired-ar -w 2 -f text`, with the second p-value changed to 0.3
+    /// (no star).
+    #[test]
+    fn text_table_matches_tabulate() {
+        let text = paired_text(&ar_results(), 2, &[]);
+        let table = "\
+╒═════════════════╤═══════════════╤══════════════╕
+│          System │     BLEU      │     TER      │
+╞═════════════════╪═══════════════╪══════════════╡
+│ Baseline: a.txt │     66.73     │    18.90     │
+├─────────────────┼───────────────┼──────────────┤
+│           b.txt │     47.59     │    30.36     │
+│                 │ (p = 0.0001)* │ (p = 0.3000) │
+╘═════════════════╧═══════════════╧══════════════╛
+
+-------------------------------------------------------
+Paired approximate randomization test with 10000 trials
+-------------------------------------------------------
+";
+        assert!(text.starts_with(table), "{text}");
+    }
+
+    #[test]
+    fn json_writes_absent_values_as_null() {
+        let json = paired_json(&ar_results());
+        assert!(json.starts_with("[\n    {\n        \"system\": \"Baseline: a.txt\",\n        \"BLEU\": {\n            \"score\": 66.734,\n            \"p_value\": null,\n            \"mean\": null,"));
+        assert!(json.contains("\"p_value\": 9.999e-05,"));
+        assert!(json.ends_with("    }\n]"));
+    }
+}
