@@ -310,7 +310,10 @@ fn paired_ar(
 struct ArTrials<'a> {
     metric: &'a dyn Metric,
     width: usize,
-    /// Per-segment `bl − sys`, flat.
+    /// Segments whose statistics differ between baseline and system (swapping the
+    /// others changes nothing).
+    segments: Vec<usize>,
+    /// Their `bl − sys`, flat.
     delta: Vec<f64>,
     bl_total: Stats,
     sys_total: Stats,
@@ -318,14 +321,18 @@ struct ArTrials<'a> {
 
 impl<'a> ArTrials<'a> {
     fn new(metric: &'a dyn Metric, bl: &[Stats], sys: &[Stats]) -> Self {
-        let delta = bl
-            .iter()
-            .zip(sys)
-            .flat_map(|(b, s)| b.iter().zip(s).map(|(x, y)| x - y))
-            .collect();
+        let mut segments = Vec::new();
+        let mut delta = Vec::new();
+        for (i, (b, s)) in bl.iter().zip(sys).enumerate() {
+            if b != s {
+                segments.push(i);
+                delta.extend(b.iter().zip(s).map(|(x, y)| x - y));
+            }
+        }
         ArTrials {
             metric,
             width: bl[0].len(),
+            segments,
             delta,
             bl_total: sum_stats(bl),
             sys_total: sum_stats(sys),
@@ -335,14 +342,15 @@ impl<'a> ArTrials<'a> {
     /// `|score(A) − score(B)|` of the trial with swap mask `sel`.
     fn difference(&self, sel: &[bool], acc: &mut Stats) -> f64 {
         acc.fill(0.0);
-        for (d, _) in self
-            .delta
-            .chunks_exact(self.width)
-            .zip(sel)
-            .filter(|(_, &s)| s)
+        for (&i, d) in self
+            .segments
+            .iter()
+            .zip(self.delta.chunks_exact(self.width))
         {
-            for (a, x) in acc.iter_mut().zip(d) {
-                *a += x;
+            if sel[i] {
+                for (a, x) in acc.iter_mut().zip(d) {
+                    *a += x;
+                }
             }
         }
         let a: Stats = self
