@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::ngrams::{clipped_matches, id_bits, intern, sorted_ngrams, Ngrams, Vocab};
+use crate::ngrams::{clipped_matches, count, id_bits, intern, Grams, Vocab};
 use crate::npnum::Num;
 use crate::significance::SampleScore;
 use crate::text::{py_lower, py_rstrip, py_split};
@@ -292,20 +292,17 @@ impl Metric for Bleu {
             .iter()
             .map(|r| intern(&mut vocab, py_split(r)))
             .collect();
-        let bits = id_bits(vocab.len().saturating_sub(1) as u32);
+        let bits = id_bits(vocab.len() as u32);
         let ref_lens: Vec<usize> = ref_ids.iter().map(Vec::len).collect();
         let mut stats = vec![0.0; 2 + 2 * n];
         stats[0] = hyp_ids.len() as f64;
         stats[1] = closest_ref_len(hyp_ids.len(), &ref_lens) as f64;
+        let h = Grams::new(&hyp_ids, n, bits);
+        let r: Vec<Grams> = ref_ids.iter().map(|t| Grams::new(t, n, bits)).collect();
+        let r: Vec<&Grams> = r.iter().collect();
         for order in 1..=n {
-            let h = sorted_ngrams(&hyp_ids, order, bits);
-            let r: Vec<Ngrams> = ref_ids
-                .iter()
-                .map(|t| sorted_ngrams(t, order, bits))
-                .collect();
-            let r: Vec<&Ngrams> = r.iter().collect();
-            stats[1 + order] = clipped_matches(&h, &r) as f64;
-            stats[1 + n + order] = h.len() as f64;
+            stats[1 + order] = clipped_matches(&h, &r, order) as f64;
+            stats[1 + n + order] = count(hyp_ids.len(), order) as f64;
         }
         stats
     }

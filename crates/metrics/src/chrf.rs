@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::ngrams::{clipped_matches, id_bits, intern, sorted_ngrams, Ngrams, Vocab, CHAR_BITS};
+use crate::ngrams::{clipped_matches, count, id_bits, intern, Grams, Vocab, CHAR_BITS};
 use crate::npnum::Num;
 use crate::significance::SampleScore;
 use crate::text::{is_py_space, py_lower, py_split};
@@ -63,8 +63,10 @@ pub struct Chrf {
 
 /// A segment's n-grams, sorted per order: character orders first, then word orders.
 struct SegmentNgrams<'a> {
-    chars: Vec<Ngrams<'a>>,
-    words: Vec<Ngrams<'a>>,
+    chars: Grams<'a>,
+    n_chars: usize,
+    words: Grams<'a>,
+    n_words: usize,
 }
 
 impl Chrf {
@@ -93,13 +95,42 @@ impl Chrf {
 
     fn ngrams<'a>(&self, chars: &'a [u32], words: &'a [u32], word_bits: u32) -> SegmentNgrams<'a> {
         SegmentNgrams {
-            chars: (1..=self.opts.char_order)
-                .map(|n| sorted_ngrams(chars, n, CHAR_BITS))
-                .collect(),
-            words: (1..=self.opts.word_order)
-                .map(|n| sorted_ngrams(words, n, word_bits))
-                .collect(),
+            chars: Grams::new(chars, self.opts.char_order, CHAR_BITS),
+            n_chars: chars.len(),
+            words: Grams::new(words, self.opts.word_order, word_bits),
+            n_words: words.len(),
         }
+    }
+
+    /// `[hyp, ref, match]` per order against one reference (characters, then words).
+    fn match_stats(&self, h: &SegmentNgrams, r: &SegmentNgrams) -> Stats {
+        let mut stats = Stats::with_capacity(3 * self.order());
+        let sides = [
+            (
+                &h.chars,
+                h.n_chars,
+                &r.chars,
+                r.n_chars,
+                self.opts.char_order,
+            ),
+            (
+                &h.words,
+                h.n_words,
+                &r.words,
+                r.n_words,
+                self.opts.word_order,
+            ),
+        ];
+        for (hg, hn, rg, rn, max_order) in sides {
+            for k in 1..=max_order {
+                let (n_hyp, n_ref) = (count(hn, k), count(rn, k));
+                let matches = clipped_matches(hg, &[rg], k);
+                // sacrebleu counts no hypothesis n-grams when the reference has none.
+                let n_hyp = if n_ref == 0 { 0 } else { n_hyp };
+                stats.extend([n_hyp as f64, n_ref as f64, matches as f64]);
+            }
+        }
+        stats
     }
 
     /// The f-score of (summed) statistics, in percent (sacrebleu's `_compute_f_score`).
@@ -181,13 +212,6 @@ fn split_punctuation(s: &str) -> Vec<&str> {
     out
 }
 
-/// `[hyp, ref, match]` for one order; `hyp` is 0 when the reference has no n-gram.
-fn order_stats(hyp: &Ngrams, reference: &Ngrams, out: &mut Stats) {
-    let matches = clipped_matches(hyp, &[reference]);
-    let n_hyp = if reference.len() == 0 { 0 } else { hyp.len() };
-    out.extend([n_hyp as f64, reference.len() as f64, matches as f64]);
-}
-
 impl Metric for Chrf {
     fn name(&self) -> String {
         format!("chrF{}{}", self.opts.beta, "+".repeat(self.opts.word_order))
@@ -209,22 +233,14 @@ impl Metric for Chrf {
             .iter()
             .map(|r| intern(&mut vocab, split_punctuation(r).into_iter()))
             .collect();
-        let word_bits = id_bits(vocab.len().saturating_sub(1) as u32);
+        let word_bits = id_bits(vocab.len() as u32);
         let hyp_chars = self.chars(&hyp);
         let h = self.ngrams(&hyp_chars, &hyp_words, word_bits);
         let (mut best, mut best_f) = (Stats::new(), -1.0);
         for (r, words) in refs.iter().zip(&ref_words) {
             let ref_chars = self.chars(r);
             let rn = self.ngrams(&ref_chars, words, word_bits);
-            let mut stats = Stats::with_capacity(3 * self.order());
-            for (hn, rn) in h
-                .chars
-                .iter()
-                .zip(&rn.chars)
-                .chain(h.words.iter().zip(&rn.words))
-            {
-                order_stats(hn, rn, &mut stats);
-            }
+            let stats = self.match_stats(&h, &rn);
             let f = self.f_score(&stats);
             if f > best_f {
                 (best, best_f) = (stats, f);
