@@ -18,7 +18,6 @@ DATM=${DATM_BIN:-target/release/datm}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=$W/results.jsonl
 mkdir -p "$W"
-: > "$RES"
 [ -f "$W/pool22/adapter_7/adapter_config.json" ] || "$PY" "$HERE/make_pool.py" "$W/pool22" --layers 22 --adapters 8
 [ -f "$W/pool2/adapter_7/adapter_config.json" ] || "$PY" "$HERE/make_pool.py" "$W/pool2" --layers 2 --adapters 8
 
@@ -40,11 +39,20 @@ bench_case() {  # CASE POOL SPACE PEFT_COMBINATION|-
   timed datm "$case" "$DATM" merge -o "$W/datm-$case" --space "$space" --method ties --density 0.2 "$pool"/adapter_*
   [ "$comb" = - ] && return
   timed peft "$case" "$PY" "$HERE/peft_merge.py" "$pool" "$W/peft-$case" --combination "$comb" --density 0.2
-  local flag=""; [ "$space" = factors ] && flag=--factors
-  "$PY" "$HERE/compare.py" "$W/datm-$case" "$W/peft-$case/merged" $flag | sed "s/^/{\"compare\":\"$case\",\"result\":/; s/\$/}/" | tee -a "$RES"
+  local flag=""; [ "$space" = factors ] && flag="--factors --pool $pool --density 0.2"
+  local verdict
+  verdict=$("$PY" "$HERE/compare.py" "$W/datm-$case" "$W/peft-$case/merged" $flag) && status=equal || status=DIFFERENT
+  printf '{"compare":"%s","status":"%s","result":%s}\n' "$case" "$status" "$verdict" | tee -a "$RES"
 }
 
-bench_case factors-22L pool22 factors ties
-bench_case delta-2L pool2 delta ties_svd
-bench_case delta-22L pool22 delta -
+# CASES selects a subset, e.g. CASES="delta-2L delta-22L".
+CASES=${CASES:-factors-22L delta-2L delta-22L}
+for c in $CASES; do
+  case $c in
+    factors-22L) bench_case factors-22L pool22 factors ties ;;
+    delta-2L) bench_case delta-2L pool2 delta ties_svd ;;
+    delta-22L) bench_case delta-22L pool22 delta - ;;
+    *) echo "unknown case $c"; exit 2 ;;
+  esac
+done
 echo "results in $RES"

@@ -197,7 +197,9 @@ fn check_compatible(adapters: &[Adapter], weights: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// One module in the delta space: merge the ΔWᵢ, then truncated SVD to `rank`.
+/// One module in the delta space: merge the ΔWᵢ, then truncated SVD to `rank`. Merges that are
+/// linear in the ΔWᵢ (linear; magnitude_prune/dare_linear at density 1) skip forming ΔW: the result is
+/// the product of the stacked factors `[w₁s₁B₁ … wₙsₙBₙ]·[A₁; …; Aₙ]`, truncated exactly via QR.
 fn merge_delta(
     adapters: &[Adapter],
     weights: &[f64],
@@ -206,17 +208,52 @@ fn merge_delta(
     opts: &MergeOptions,
 ) -> Result<LoraPair> {
     let (m, n) = adapters[0].modules[name].base_shape();
-    let deltas = adapters
-        .iter()
-        .map(|a| flat(&a.delta_weight(name)?))
-        .collect::<Result<Vec<_>>>()?;
-    let w32: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-    let merged = combine(deltas, &w32, opts, name, 0);
-    let lr = svd::truncate(&merged, m, n, rank);
+    let lr = if is_linear(opts) {
+        let (b, a, k) = stacked_factors(adapters, weights, name)?;
+        svd::truncate_product(&b, &a, m, k, n, rank)
+    } else {
+        let deltas = adapters
+            .iter()
+            .map(|a| flat(&a.delta_weight(name)?))
+            .collect::<Result<Vec<_>>>()?;
+        let w32: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+        svd::truncate(&combine(deltas, &w32, opts, name, 0), m, n, rank)
+    };
     Ok(LoraPair {
         a: Tensor::from_vec(lr.a, (rank, n), &Device::Cpu)?,
         b: Tensor::from_vec(lr.b, (m, rank), &Device::Cpu)?,
     })
+}
+
+/// Whether the merge is Σ wᵢTᵢ (no pruning takes effect).
+fn is_linear(opts: &MergeOptions) -> bool {
+    match opts.method {
+        Method::Linear => true,
+        Method::DareLinear | Method::MagnitudePrune => opts.density >= 1.0,
+        Method::Ties | Method::DareTies => false,
+    }
+}
+
+/// `[w₁s₁B₁ | … | wₙsₙBₙ]` (row-major `[m, k]`), `[A₁; …; Aₙ]` (row-major `[k, n]`) and `k = Σrᵢ`.
+fn stacked_factors(
+    adapters: &[Adapter],
+    weights: &[f64],
+    name: &str,
+) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    let pairs: Vec<&LoraPair> = adapters.iter().map(|a| &a.modules[name]).collect();
+    let b_parts = adapters
+        .iter()
+        .zip(weights)
+        .map(|(a, &w)| Ok((a.modules[name].b.to_dtype(DType::F32)? * (w * a.scaling_for(name)))?))
+        .collect::<Result<Vec<_>>>()?;
+    let b = flat(&Tensor::cat(&b_parts, 1)?)?;
+    let a_parts = pairs
+        .iter()
+        .map(|p| p.a.to_dtype(DType::F32))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let a = flat(&Tensor::cat(&a_parts, 0)?)?;
+    let k = pairs.iter().map(|p| p.rank()).sum();
+    Ok((b, a, k))
 }
 
 /// One module in the factors space, as PEFT's `_generalized_task_arithmetic_weighted_adapter`.

@@ -40,6 +40,52 @@ pub fn truncate(data: &[f32], m: usize, n: usize, rank: usize) -> LowRank {
         let us = Mat::from_fn(m, keep, |i, k| u[(i, k)] * s[k]);
         (us, vh)
     };
+    pack(&u_s, &vh, rank)
+}
+
+/// The best rank-`rank` factors of the product `B·A` of a row-major `[m, k]` matrix `b` and a
+/// row-major `[k, n]` matrix `a`, without forming it: thin QR of B and of Aᵀ, then the SVD of the
+/// small `k×k` core `R_B·R_Aᵀ`. Exact and cheap (O((m+n)·k²)) when `k ≪ min(m, n)`, e.g. for a
+/// linear merge, whose ΔW is the product of the stacked factors.
+pub fn truncate_product(
+    b: &[f32],
+    a: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    rank: usize,
+) -> LowRank {
+    let bm = Mat::<f64>::from_fn(m, k, |i, c| b[i * k + c] as f64);
+    let at = Mat::<f64>::from_fn(n, k, |j, c| a[c * n + j] as f64);
+    let (qb, qa) = (bm.qr(), at.qr());
+    let core = qb.thin_R() * qa.thin_R().transpose();
+    let keep = rank.min(core.nrows()).min(core.ncols());
+    let (u_s, vh) = match core.thin_svd() {
+        Ok(svd) => {
+            let (u, s, v) = (svd.U(), svd.S(), svd.V());
+            let us = qb.compute_thin_Q() * Mat::from_fn(u.nrows(), keep, |i, c| u[(i, c)] * s[c]);
+            let vh = (qa.compute_thin_Q() * v.subcols(0, keep))
+                .transpose()
+                .to_owned();
+            (us, vh)
+        }
+        // A k×k SVD of finite numbers converges; should it not, fall back to the dense path.
+        Err(_) => return truncate(&dense_product(b, a, m, k, n), m, n, rank),
+    };
+    pack(&u_s, &vh, rank)
+}
+
+fn dense_product(b: &[f32], a: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let bm = Mat::<f64>::from_fn(m, k, |i, c| b[i * k + c] as f64);
+    let am = Mat::<f64>::from_fn(k, n, |c, j| a[c * n + j] as f64);
+    let p = bm * am;
+    (0..m * n).map(|idx| p[(idx / n, idx % n)] as f32).collect()
+}
+
+/// Row-major f32 factors `[m, rank]` and `[rank, n]` from `u_s` (`m×keep`) and `vh` (`keep×n`),
+/// zero-padded when `keep < rank`.
+fn pack(u_s: &Mat<f64>, vh: &Mat<f64>, rank: usize) -> LowRank {
+    let (m, keep, n) = (u_s.nrows(), u_s.ncols(), vh.ncols());
     let b = (0..m * rank)
         .map(|idx| {
             let (i, k) = (idx / rank, idx % rank);
@@ -151,6 +197,23 @@ mod tests {
             col(0) >= col(1) && col(1) >= col(2),
             "descending singular values"
         );
+    }
+
+    #[test]
+    fn product_path_equals_dense_path() {
+        let (m, k, n, r) = (30, 7, 22, 5);
+        let b = pseudo_random(m, k, 3);
+        let a = pseudo_random(k, n, 4);
+        let fast = truncate_product(&b, &a, m, k, n, r);
+        let dense = dense_product(&b, &a, m, k, n);
+        let err = rel_err(&product(&fast, m, n, r), &reference(&dense, m, n, r));
+        assert!(err < 1e-6, "{err}");
+        let full = truncate_product(&b, &a, m, k, n, 9);
+        let err = rel_err(
+            &product(&full, m, n, 9),
+            &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        );
+        assert!(err < 1e-6, "rank ≥ k reproduces the product: {err}");
     }
 
     #[test]
