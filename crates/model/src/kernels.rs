@@ -126,17 +126,26 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// Dot products of 4 bf16 rows of `x` with 4 bf16 rows of `w`, each `k` long.
+///
+/// No closures in here: they would not inherit the target features and would not be inlined.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile_4x4(x: [*const u16; 4], w: [*const u16; 4], k: usize) -> [[f32; 4]; 4] {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-    let load =
-        |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p as *const _)) };
+    let zero = _mm512_setzero_ps();
+    let mut acc = [[zero; 4]; 4];
     let mut kk = 0;
     while kk < k {
-        let xv = x.map(|p| load(p.add(kk)));
-        let wv = w.map(|p| load(p.add(kk)));
+        let mut xv: [__m512bh; 4] = std::mem::zeroed();
+        let mut wv: [__m512bh; 4] = std::mem::zeroed();
+        for i in 0..4 {
+            xv[i] = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                x[i].add(kk) as *const _
+            ));
+            wv[i] = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                w[i].add(kk) as *const _
+            ));
+        }
         for i in 0..4 {
             for j in 0..4 {
                 acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], wv[j]);
@@ -144,7 +153,13 @@ unsafe fn tile_4x4(x: [*const u16; 4], w: [*const u16; 4], k: usize) -> [[f32; 4
         }
         kk += 32;
     }
-    acc.map(|row| row.map(|a| _mm512_reduce_add_ps(a)))
+    let mut out = [[0f32; 4]; 4];
+    for i in 0..4 {
+        for j in 0..4 {
+            out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -23,8 +23,10 @@ pub struct LoadOptions {
     pub dtype: Option<DType>,
     /// Where the weights live.
     pub device: Device,
-    /// Keep GGUF quantized weights quantized (fast `QMatMul`); `false` dequantizes them to
-    /// `dtype` for exact work (and for training).
+    /// Inference-speed weights for quantized (GGUF) sources: k-quant/Q8_0 tensors stay
+    /// quantized and every linear layer and the LM head are re-stored for the AVX512-BF16
+    /// kernel where the CPU has it. These paths have no backward pass: for training, and for
+    /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
 }
 
@@ -431,7 +433,9 @@ impl Model {
 /// at beam-search batch sizes); otherwise they stay as loaded.
 fn pack_for_inference(arch: &mut dyn Architecture) -> Result<()> {
     use rayon::prelude::*;
-    arch.linears_mut().into_par_iter().try_for_each(|(_, lin)| lin.pack_bf16().map(|_| ()))?;
+    arch.linears_mut()
+        .into_par_iter()
+        .try_for_each(|(_, lin)| lin.pack_bf16().map(|_| ()))?;
     arch.head_mut().linear_mut().pack_bf16()?;
     Ok(())
 }
