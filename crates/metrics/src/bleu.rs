@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::ngrams::{clipped_matches, count, id_bits, intern, Grams, Vocab};
 use crate::npnum::Num;
@@ -159,7 +159,16 @@ impl Bleu {
             Some(t) => t.as_str(),
             None => default_tokenizer_name(opts.trg_lang.as_deref().unwrap_or("")),
         };
-        let tokenizer = Tokenizer::new(name, opts.tok_model.as_deref())?;
+        let tokenizer =
+            Tokenizer::new(name, opts.tok_model.as_deref()).with_context(|| {
+                match (&opts.tokenize, &opts.trg_lang) {
+                    (None, Some(lang)) => format!(
+                        "{name:?} is sacrebleu's default tokenizer for target language {lang:?}; \
+                     choose another with -tok"
+                    ),
+                    _ => format!("BLEU tokenizer {name:?}"),
+                }
+            })?;
         Ok(Bleu { opts, tokenizer })
     }
 

@@ -211,9 +211,10 @@ pub fn rewrite_sacrebleu_flags(argv: Vec<OsString>) -> Vec<OsString> {
         .collect()
 }
 
-/// Exits like sacrebleu's `sys.exit(code)` after logging `msg`.
+/// Exits with sacrebleu's exit code for this error (1, or 17 for malformed tab-separated
+/// input) after printing sacrebleu's message.
 fn fatal(code: i32, msg: &str) -> ! {
-    eprintln!("sacreBLEU: {msg}");
+    eprintln!("datm: error: {msg}");
     std::process::exit(code);
 }
 
@@ -487,9 +488,9 @@ fn warn_tokenized(args: &ScoreArgs, hyps: &[String]) {
     if args.quiet || hyps.iter().filter(|h| h.ends_with(" .")).count() < 100 {
         return;
     }
-    eprintln!("sacreBLEU: That's 100 lines that end in a tokenized period ('.')");
-    eprintln!("sacreBLEU: It looks like you forgot to detokenize your test data, which may hurt your score.");
-    eprintln!("sacreBLEU: If you insist your data is detokenized, or don't care, you can suppress this message with the `force` parameter.");
+    eprintln!("datm: warning: That's 100 lines that end in a tokenized period ('.')");
+    eprintln!("datm: warning: It looks like you forgot to detokenize your test data, which may hurt your score.");
+    eprintln!("datm: warning: If you insist your data is detokenized, or don't care, you can suppress this message with the `force` parameter.");
 }
 
 /// `-sl`: one text line per segment.
