@@ -36,6 +36,20 @@ def random_text(rng, max_len=40):
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, max_len)))
 
 
+def unicode_sweep(rng):
+    """Segments that contain every punctuation, symbol and number code point (Python `regex`
+    categories P, S, N) once, between letters and digits, for the `intl` tokenizer."""
+    import regex
+    cat = regex.compile(r"[\p{P}\p{S}\p{N}]")
+    cps = [chr(c) for c in range(0x110000)
+           if not 0xD800 <= c <= 0xDFFF and cat.match(chr(c))]
+    fill = list("ab1 2x.")
+    segs = []
+    for i in range(0, len(cps), 25):
+        segs.append("".join(c + rng.choice(fill) for c in cps[i:i + 25]))
+    return segs
+
+
 def datasets():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
     rng = random.Random(7)
@@ -52,10 +66,12 @@ def datasets():
     rand_ref2 = [random_text(rng) if rng.random() < 0.5 else perturb(r, rng) for r in rand_refs]
     var_ref2 = [None if i % 3 == 0 else r for i, r in enumerate(rand_ref2)]
     cjk = sample_pairs(pool, 400, seed=5, locales={"zh", "ja", "ko"})
+    uni = unicode_sweep(rng)
     sets = {
         "gettext": {"hyps": hyps, "refs": [refs]},
         "gettext2": {"hyps": hyps, "refs": [refs, ref2]},
         "random": {"hyps": rand_hyps, "refs": [rand_refs]},
+        "unicode": {"hyps": uni, "refs": [[perturb(u, rng) for u in uni]]},
         "random2": {"hyps": rand_hyps, "refs": [rand_refs, rand_ref2]},
         "random_var": {"hyps": rand_hyps, "refs": [rand_refs, var_ref2]},
         "cjk": {"hyps": [h for _, h, _ in cjk], "refs": [[r for r, _, _ in cjk]]},
@@ -67,8 +83,8 @@ def datasets():
     return {k: v for k, v in sets.items() if v["hyps"]}
 
 
-BLEU_SETS = ["gettext", "gettext2", "random", "random2", "random_var", "cjk"]
-CHRF_SETS = ["gettext", "gettext2", "random", "random_var", "cjk"]
+BLEU_SETS = ["gettext", "gettext2", "random", "random2", "random_var", "cjk", "unicode"]
+CHRF_SETS = ["gettext", "gettext2", "random", "random_var", "cjk", "unicode"]
 TER_SETS = ["ter_small", "ter_small2", "cjk_small"]
 
 CONFIGS = (

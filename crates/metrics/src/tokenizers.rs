@@ -29,6 +29,25 @@ pub const TOKENIZER_NAMES: &[&str] = &[
     "spBLEU-1K",
 ];
 
+/// Code points Unicode 17 added to categories P, S and N (the `intl` tokenizer's
+/// classes): Python's `regex` module has them, the Rust `regex` crate (Unicode 16) not yet.
+const P_UNICODE17: &str = concat!(r"\x{2E60}-\x{2E63}\x{10ED0}",);
+const S_UNICODE17: &str = concat!(
+    r"\x{20C1}-\x{20C4}\x{2B96}\x{FBC3}-\x{FBD2}\x{FD90}-\x{FD91}",
+    r"\x{FDC8}-\x{FDCE}\x{10EC9}-\x{10ECA}\x{10ED1}-\x{10ED8}",
+    r"\x{1CCFA}-\x{1CCFC}\x{1CEBA}-\x{1CED0}\x{1CED2}-\x{1CED4}",
+    r"\x{1CEDD}-\x{1CEFD}\x{1D1EB}-\x{1D1FF}\x{1D253}-\x{1D25A}",
+    r"\x{1D25D}-\x{1D25E}\x{1D260}-\x{1D27F}\x{1DB00}-\x{1DB1C}\x{1F1AE}",
+    r"\x{1F6D8}-\x{1F6D9}\x{1F777}-\x{1F77A}\x{1F7DA}-\x{1F7DB}",
+    r"\x{1F7F1}-\x{1F7FF}\x{1F8D0}-\x{1F8D8}\x{1FA54}-\x{1FA57}",
+    r"\x{1FA8A}-\x{1FA8E}\x{1FAC8}\x{1FACC}-\x{1FACD}\x{1FADD}",
+    r"\x{1FAEA}-\x{1FAEB}\x{1FAEF}\x{1FAF9}-\x{1FAFA}\x{1FBFA}",
+);
+const N_UNICODE17: &str = concat!(
+    r"\x{11DE0}-\x{11DE9}\x{1246F}\x{12475}-\x{1247F}\x{12550}-\x{12686}",
+    r"\x{16FF4}-\x{16FF6}",
+);
+
 /// An ordered list of regex substitutions followed by `' '.join(split())`.
 #[derive(Debug, Clone)]
 struct Rules {
@@ -36,20 +55,26 @@ struct Rules {
 }
 
 impl Rules {
-    fn compile(rules: &[(&str, &'static str)]) -> Self {
+    fn compile_owned(rules: Vec<(String, &'static str)>) -> Self {
         let rules = rules
-            .iter()
-            .map(|&(p, rep)| (Regex::new(p).expect("tokenizer regex is valid"), rep))
+            .into_iter()
+            .map(|(p, rep)| (Regex::new(&p).expect("tokenizer regex is valid"), rep))
             .collect();
         Rules { rules }
     }
 
-    /// The `intl` rules (mteval-v14 international tokenization).
+    /// The `intl` rules (mteval-v14 international tokenization) with Python `regex`
+    /// semantics. The Rust `regex` crate's tables are Unicode 16; the `regex` module that
+    /// `pip install sacrebleu` brings (2026.11) has Unicode 17, so the code points Unicode 17
+    /// added to P, S and N (found by comparing both engines over all code points) are added.
     fn intl() -> Self {
-        Self::compile(&[
-            (r"(\P{N})(\p{P})", "${1} ${2} "),
-            (r"(\p{P})(\P{N})", " ${1} ${2}"),
-            (r"(\p{S})", " ${1} "),
+        let p = format!(r"[\p{{P}}{P_UNICODE17}]");
+        let s = format!(r"[\p{{S}}{S_UNICODE17}]");
+        let n = format!(r"\p{{N}}{N_UNICODE17}");
+        Self::compile_owned(vec![
+            (format!("([^{n}])({p})"), "${1} ${2} "),
+            (format!("({p})([^{n}])"), " ${1} ${2}"),
+            (format!("({s})"), " ${1} "),
         ])
     }
 
@@ -336,11 +361,11 @@ mod tests {
     /// The hand-written 13a rules agree with sacrebleu's regexes on tricky text.
     #[test]
     fn v13a_scan_equals_regexes() {
-        let oracle = Rules::compile(&[
-            (r"([\{-\~\[-\` -\&\(-\+\:-\@/])", " ${1} "),
-            (r"([^0-9])([\.,])", "${1} ${2} "),
-            (r"([\.,])([^0-9])", " ${1} ${2}"),
-            (r"([0-9])(-)", "${1} ${2} "),
+        let oracle = Rules::compile_owned(vec![
+            (r"([\{-\~\[-\` -\&\(-\+\:-\@/])".into(), " ${1} "),
+            (r"([^0-9])([\.,])".into(), "${1} ${2} "),
+            (r"([\.,])([^0-9])".into(), " ${1} ${2}"),
+            (r"([0-9])(-)".into(), "${1} ${2} "),
         ]);
         let pieces = [
             "a", "1", ".", ",", "-", " ", "..", "9-", "-1", ",.", "é", "\n", "(", "x.y", "3.1",
@@ -365,6 +390,8 @@ mod tests {
         assert!(t.contains("It ' s"), "{t}");
         assert!(t.ends_with("in 2019."), "{t}");
         assert!(tok("intl", "5-3=2 ... wait...").starts_with("5-3"));
+        // Unicode 17 additions, as the `regex` module sees them: U+20C1 is a symbol.
+        assert_eq!(tok("intl", "a\u{20C1}b"), "a \u{20C1} b");
     }
 
     #[test]
