@@ -31,7 +31,7 @@ pub const TOKENIZER_NAMES: &[&str] = &[
 
 /// Code points Unicode 17 added to categories P, S and N (the `intl` tokenizer's
 /// classes): Python's `regex` module has them, the Rust `regex` crate (Unicode 16) not yet.
-const P_UNICODE17: &str = concat!(r"\x{2E60}-\x{2E63}\x{10ED0}",);
+const P_UNICODE17: &str = r"\x{2E60}-\x{2E63}\x{10ED0}";
 const S_UNICODE17: &str = concat!(
     r"\x{20C1}-\x{20C4}\x{2B96}\x{FBC3}-\x{FBD2}\x{FD90}-\x{FD91}",
     r"\x{FDC8}-\x{FDCE}\x{10EC9}-\x{10ECA}\x{10ED1}-\x{10ED8}",
