@@ -104,7 +104,12 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The library configuration these arguments describe.
     pub fn to_config(&self) -> Result<TrainConfig> {
-        let mut c = TrainConfig::new(self.model.clone(), self.data.clone(), self.directions.clone(), self.out.clone());
+        let mut c = TrainConfig::new(
+            self.model.clone(),
+            self.data.clone(),
+            self.directions.clone(),
+            self.out.clone(),
+        );
         c.init_adapter = self.init_adapter.clone();
         c.lr = self.lr;
         c.warmup_ratio = self.warmup_ratio;
@@ -122,8 +127,12 @@ impl TrainArgs {
         c.lora.rslora = self.rslora;
         c.limits.max_source_length = self.max_source_length;
         c.limits.max_target_length = self.max_target_length;
-        c.template = PromptTemplate::from_name(&self.template)
-            .with_context(|| format!("unknown --template {:?}; expected alma or x-alma-chat", self.template))?;
+        c.template = PromptTemplate::from_name(&self.template).with_context(|| {
+            format!(
+                "unknown --template {:?}; expected alma or x-alma-chat",
+                self.template
+            )
+        })?;
         c.precision = Precision::from_name(&self.dtype)?;
         c.save_steps = self.save_steps;
         c.keep_checkpoints = self.keep_checkpoints;
