@@ -160,7 +160,7 @@ impl TrainConfig {
             save_steps: 0,
             keep_checkpoints: d::KEEP_CHECKPOINTS,
             eval_steps: 0,
-            max_eval_examples: 200,
+            max_eval_examples: d::MAX_EVAL_EXAMPLES,
             resume: false,
         }
     }

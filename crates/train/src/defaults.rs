@@ -50,3 +50,6 @@ pub const MAX_SOURCE_LENGTH: usize = 256;
 pub const MAX_TARGET_LENGTH: usize = 256;
 /// Checkpoints kept on disk (ALMA's `save_total_limit`).
 pub const KEEP_CHECKPOINTS: usize = 1;
+/// Validation sequences scored at most (validation runs full-sequence inference logits, so it
+/// is kept small; datm's own choice, not the paper's).
+pub const MAX_EVAL_EXAMPLES: usize = 64;

@@ -94,7 +94,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub eval_steps: usize,
     /// Validation sequences used at most.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = d::MAX_EVAL_EXAMPLES)]
     pub max_eval_examples: usize,
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]
