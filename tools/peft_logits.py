@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 
 def main() -> None:
     base_dir, adapter_dir, *ids = sys.argv[1:]
-    base = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     with torch.no_grad():
         logits = model(torch.tensor([[int(i) for i in ids]])).logits[0]
