@@ -37,13 +37,23 @@ pub struct TranslateArgs {
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]
     template: String,
+    /// A trained pool (directory holding `pool.toml`, or the manifest itself): the adapter
+    /// is chosen by the pool's routing table for `--src`-`--tgt`.
+    #[arg(long, conflicts_with = "adapter")]
+    pool: Option<PathBuf>,
 }
 
 /// Runs `datm translate`.
-pub fn run(args: TranslateArgs) -> Result<()> {
+pub fn run(mut args: TranslateArgs) -> Result<()> {
     let direction: Direction = format!("{}-{}", args.src, args.tgt)
         .parse()
         .with_context(|| format!("bad direction {}-{}", args.src, args.tgt))?;
+    if let Some(pool) = &args.pool {
+        let router = datm_pool::Router::open(pool)?;
+        let adapter = router.adapter_for(direction)?;
+        eprintln!("datm: {direction} is routed to adapter {}", adapter.id);
+        args.model.adapter = Some(adapter.path.clone());
+    }
     let template = PromptTemplate::from_name(&args.template)
         .with_context(|| format!("unknown --template {:?} (alma, x-alma-chat)", args.template))?;
     let text = std::fs::read_to_string(&args.input)
