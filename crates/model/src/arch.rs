@@ -73,11 +73,18 @@ impl LmHead {
         })
     }
 
-    /// f32 logits for hidden states `[…, hidden]`.
-    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+    /// f32 logits for hidden states `[…, hidden]`; `train` freezes a dense head weight (no
+    /// weight gradient in backward).
+    pub fn forward(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
         let logits = self
             .proj
-            .forward(hidden, &Ctx::default())?
+            .forward(
+                hidden,
+                &Ctx {
+                    train,
+                    ..Ctx::default()
+                },
+            )?
             .to_dtype(DType::F32)?;
         match self.softcap {
             Some(c) => Ok(((logits / c)?.tanh()? * c)?),

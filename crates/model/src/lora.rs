@@ -5,8 +5,11 @@
 //! candle's `QMatMul`); adapters are `Var`s so they can be trained.
 
 use anyhow::{ensure, Context, Result};
+use candle_core::backend::BackendStorage;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::kernels::Bf16Matrix;
@@ -15,10 +18,57 @@ use crate::weights::Weight;
 /// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ctx<'a> {
-    /// Training mode: LoRA dropout is applied and only differentiable ops are used.
+    /// Training mode: LoRA dropout is applied, only differentiable ops are used and dense
+    /// base weights are frozen (no weight gradient is computed, see [`frozen_matmul_t`]).
     pub train: bool,
     /// Name of the adapter to apply, if any.
     pub adapter: Option<&'a str>,
+    /// Source of the LoRA dropout masks in training mode (no dropout when `None`).
+    pub dropout: Option<&'a SeededDropout>,
+}
+
+/// Deterministic dropout masks for one forward pass: the `n`-th dropout call of the pass
+/// draws its mask from a `StdRng` seeded with a mix of the pass seed and `n`. Layers run in
+/// a fixed order, so the masks depend only on the seed, never on thread scheduling.
+#[derive(Debug)]
+pub struct SeededDropout {
+    seed: u64,
+    calls: Cell<u64>,
+}
+
+impl SeededDropout {
+    /// Masks for a forward pass with this seed.
+    pub fn new(seed: u64) -> Self {
+        SeededDropout {
+            seed,
+            calls: Cell::new(0),
+        }
+    }
+
+    /// Zeroes each element of `x` with probability `p` and scales the rest by `1/(1-p)`.
+    pub fn apply(&self, x: &Tensor, p: f32) -> Result<Tensor> {
+        ensure!(
+            (0.0..1.0).contains(&p),
+            "dropout probability {p} not in [0, 1)"
+        );
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(self.seed ^ splitmix64(n)));
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.gen::<f32>() >= p { scale } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        Ok((x * mask)?)
+    }
+}
+
+/// SplitMix64's finaliser: a bijective mix so nearby seeds give unrelated streams.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One resident adapter's matrices on one layer.
@@ -166,7 +216,7 @@ impl LoraLinear {
 
     /// Applies the layer to `x` (`[…, in]`).
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let y = self.forward_base(x)?;
+        let y = self.forward_base(x, ctx.train)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -175,10 +225,9 @@ impl LoraLinear {
             return Ok(y);
         };
         let xin = x.to_dtype(l.a.dtype())?;
-        let xin = if ctx.train && l.dropout > 0.0 {
-            candle_nn::ops::dropout(&xin, l.dropout)?
-        } else {
-            xin
+        let xin = match ctx.dropout {
+            Some(d) if ctx.train && l.dropout > 0.0 => d.apply(&xin, l.dropout)?,
+            _ => xin,
         };
         let low = matmul_t(&xin, l.a.as_tensor())?;
         let up = (matmul_t(&low, l.b.as_tensor())? * l.scaling)?;
@@ -186,8 +235,9 @@ impl LoraLinear {
         Ok((y + up)?)
     }
 
-    fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_base(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.base {
+            Base::Dense(w) if train => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
             Base::Dense(w) => matmul_t(&x.to_dtype(w.dtype())?, w),
             Base::Quantized(q, _) => {
                 use candle_core::Module;
@@ -218,4 +268,51 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let mut out = lead.to_vec();
     out.push(w.dim(0)?);
     Ok(y.reshape(out)?)
+}
+
+/// `x · wᵀ` like [`matmul_t`], but with `w` treated as a frozen constant: the backward pass
+/// computes only `∂x = ∂y · w`, never the (large, unused) gradient of `w`. Runs as a candle
+/// custom op on CPU tensors of any float dtype candle's matmul supports (f32, bf16, f16, f64);
+/// on other devices it falls back to the plain matmul.
+pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if !w.device().is_cpu() {
+        return matmul_t(x, w);
+    }
+    let dims = x.dims();
+    let (lead, k) = dims.split_at(dims.len() - 1);
+    let rows: usize = lead.iter().product();
+    let y = x
+        .reshape((rows, k[0]))?
+        .apply_op1(FrozenMatmulT(w.clone()))?;
+    let mut out = lead.to_vec();
+    out.push(w.dim(0)?);
+    Ok(y.reshape(out)?)
+}
+
+/// The custom op behind [`frozen_matmul_t`]: `[m, k]` input times the captured `[n, k]`
+/// weight, transposed.
+struct FrozenMatmulT(Tensor);
+
+impl CustomOp1 for FrozenMatmulT {
+    fn name(&self) -> &'static str {
+        "frozen-matmul-t"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (m, k) = xl.shape().dims2()?;
+        let (n, wk) = self.0.dims2()?;
+        if wk != k {
+            candle_core::bail!("frozen matmul: input has {k} features, weight [{n}, {wk}]");
+        }
+        let (storage, wl) = self.0.storage_and_layout();
+        let Storage::Cpu(w) = &*storage else {
+            candle_core::bail!("frozen matmul: weight is not on the CPU");
+        };
+        let y = x.matmul(w, (1, m, n, k), xl, &wl.transpose(0, 1)?)?;
+        Ok((y, Shape::from((m, n))))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(dy.matmul(&self.0)?))
+    }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::{load_architecture, Architecture};
 use crate::config::ModelConfig;
-use crate::lora::{Ctx, LoraLinear, LoraWeights};
+use crate::lora::{Ctx, LoraLinear, LoraWeights, SeededDropout};
 use crate::nn::{KvCache, Layout};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{Weight, WeightMap};
@@ -317,8 +317,15 @@ impl Model {
     /// 0 = padding; positions are `0..len` as in an HF forward without `position_ids`).
     /// Returns final hidden states `[batch, len, hidden]` with the active adapter applied,
     /// dropout on and only differentiable ops; apply [`Model::lm_logits`] to the positions
-    /// that need a loss.
-    pub fn forward_train(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+    /// that need a loss. The LoRA dropout masks are a function of `dropout_seed` alone (see
+    /// [`SeededDropout`]), so equal seeds give bit-identical passes; dense base weights are
+    /// frozen (no weight gradients are computed).
+    pub fn forward_train(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
         let (b, l) = input_ids.dims2()?;
         let mask: Vec<Vec<u32>> = attention_mask.to_dtype(DType::U32)?.to_vec2()?;
         ensure!(
@@ -336,18 +343,21 @@ impl Model {
             })
             .collect();
         let layout = Layout { q_pos, k_pos };
+        let dropout = SeededDropout::new(dropout_seed);
         let ctx = Ctx {
             train: true,
             adapter: self.active.as_deref(),
+            dropout: Some(&dropout),
         };
         let mut cache = KvCache::new(self.config().num_layers, b);
         self.arch
             .forward(&input_ids.to_dtype(DType::U32)?, &layout, &mut cache, &ctx)
     }
 
-    /// f32 vocabulary logits for hidden states `[…, hidden]`.
+    /// f32 vocabulary logits for hidden states `[…, hidden]` in training mode: a dense head
+    /// weight is frozen, so backward computes only the gradient of `hidden`.
     pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.arch.head().forward(hidden)
+        self.arch.head().forward(hidden, true)
     }
 
     /// Inference forward of one step for all rows: new tokens `ids[r]` appended to `cache`
@@ -381,12 +391,12 @@ impl Model {
         let flat: Vec<u32> = ids.concat();
         let t = Tensor::from_vec(flat, (rows, q), &self.device)?;
         let ctx = Ctx {
-            train: false,
             adapter,
+            ..Ctx::default()
         };
         let hidden = self.arch.forward(&t, &layout, cache, &ctx)?;
         let last = hidden.narrow(1, q - 1, 1)?.squeeze(1)?;
-        self.lm_logits(&last)
+        self.arch.head().forward(&last, false)
     }
 
     /// Full-sequence logits `[len, vocab]` for one token sequence (inference mode).
@@ -399,11 +409,11 @@ impl Model {
             &layout,
             &mut cache,
             &Ctx {
-                train: false,
                 adapter,
+                ..Ctx::default()
             },
         )?;
-        self.lm_logits(&hidden.squeeze(0)?)
+        self.arch.head().forward(&hidden.squeeze(0)?, false)
     }
 
     /// An empty KV cache with `rows` rows for this model.

@@ -49,7 +49,7 @@ fn all_vars_get_gradients(name: &str) {
     )
     .unwrap();
     let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], &Device::Cpu).unwrap();
-    let hidden = m.forward_train(&ids, &mask).unwrap();
+    let hidden = m.forward_train(&ids, &mask, 0).unwrap();
     let picked = hidden.narrow(1, 3, 3).unwrap();
     let logits = m.lm_logits(&picked).unwrap();
     let loss = candle_nn::ops::log_softmax(&logits, D::Minus1)
@@ -98,7 +98,7 @@ fn train_forward_matches_inference_logits() {
         let ids = Tensor::new(&[seq], &Device::Cpu).unwrap();
         let mask = Tensor::ones((1, seq.len()), DType::U32, &Device::Cpu).unwrap();
         let train = m
-            .lm_logits(&m.forward_train(&ids, &mask).unwrap().squeeze(0).unwrap())
+            .lm_logits(&m.forward_train(&ids, &mask, 0).unwrap().squeeze(0).unwrap())
             .unwrap();
         let infer = m.logits(&seq, Some("a")).unwrap();
         assert!(max_abs_diff(&train, &infer) < 1e-4, "{name}");

@@ -118,6 +118,7 @@ pub fn train_model(
         model,
         vars: &vars,
         seqs: &train,
+        seed: config.batch.seed,
     };
     progress.start(steps.len(), start);
     for (i, step) in steps.iter().enumerate().skip(start) {
@@ -373,6 +374,9 @@ pub struct StepRunner<'a> {
     pub vars: &'a [(String, Var)],
     /// The sequences that steps index into.
     pub seqs: &'a [Sequence],
+    /// The run seed; each micro-batch's dropout seed derives from it, the step index and the
+    /// micro-batch index (see [`dropout_seed`]), so a resumed run redraws the same masks.
+    pub seed: u64,
 }
 
 impl StepRunner<'_> {
@@ -390,9 +394,9 @@ impl StepRunner<'_> {
         let norm = step.target_tokens as f64;
         let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         let (mut loss_sum, mut tokens) = (0f64, 0usize);
-        for rows in &step.micro_batches {
+        for (j, rows) in step.micro_batches.iter().enumerate() {
             let mb = MicroBatch::new(self.seqs, rows, self.model.device())?;
-            let sum = summed_loss(self.model, &mb)?;
+            let sum = summed_loss(self.model, &mb, dropout_seed(self.seed, index, j))?;
             loss_sum += sum.to_scalar::<f32>()? as f64;
             let store = (sum / norm)?.backward()?;
             for ((name, var), acc) in self.vars.iter().zip(grads.iter_mut()) {
@@ -447,9 +451,15 @@ impl StepRunner<'_> {
     }
 }
 
-/// Summed cross-entropy of a micro-batch, with the LM head applied only at labelled positions.
-pub fn summed_loss(model: &Model, mb: &MicroBatch) -> Result<Tensor> {
-    let hidden = model.forward_train(&mb.ids, &mb.mask)?;
+/// The LoRA dropout seed of micro-batch `micro` of step `step` in a run seeded `seed`.
+pub fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((step as u64) << 24) ^ micro as u64
+}
+
+/// Summed cross-entropy of a micro-batch, with the LM head applied only at labelled positions;
+/// `dropout_seed` fixes the LoRA dropout masks.
+pub fn summed_loss(model: &Model, mb: &MicroBatch, dropout_seed: u64) -> Result<Tensor> {
+    let hidden = model.forward_train(&mb.ids, &mb.mask, dropout_seed)?;
     let (rows, width, dim) = hidden.dims3()?;
     let picked = hidden
         .reshape((rows * width, dim))?

@@ -143,7 +143,7 @@ fn parity(arch: &str) {
     let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
     for rows in [[0usize, 1], [2, 3]] {
         let mb = MicroBatch::new(&seqs, &rows, &Device::Cpu).unwrap();
-        let store = (summed_loss(&model, &mb).unwrap() / n_items as f64)
+        let store = (summed_loss(&model, &mb, 0).unwrap() / n_items as f64)
             .unwrap()
             .backward()
             .unwrap();
@@ -179,6 +179,7 @@ fn parity(arch: &str) {
         model: &model,
         vars: &vars,
         seqs: &seqs,
+        seed: 0,
     };
     let step = Step {
         epoch: 0,
