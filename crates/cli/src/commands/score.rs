@@ -777,6 +777,7 @@ mod tests {
             false,
             false,
         );
-        assert_eq!(out, " BLEU|x = 1.0\nchrF2|yy = 2.0\n");
+        // As sacrebleu's print_single_results: left parts right-aligned to the widest.
+        assert_eq!(out, "  BLEU|x = 1.0\nchrF2|yy = 2.0\n");
     }
 }
