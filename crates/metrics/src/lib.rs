@@ -11,7 +11,7 @@
 //! let bleu = Bleu::new(BleuOptions::default()).unwrap();
 //! let hyps = ["The dog bit the man."];
 //! let refs = [vec!["The dog bit the man."]];
-//! assert_eq!(corpus_score(&bleu, &hyps, &refs).score.round(), 100.0);
+//! assert_eq!(corpus_score(&bleu, &hyps, &refs).unwrap().score.round(), 100.0);
 //! ```
 
 pub mod bleu;
