@@ -82,9 +82,9 @@ pub(crate) struct Seek {
     /// First byte not skipped.
     pub pos: usize,
     /// Info of the last character examined (the one that stopped the run, or the last
-    /// skipped one at the end of the text); the caller's value when none was examined.
+    /// skipped one at the end of the text); all zero when none was examined.
     pub fail: CharInfo,
-    /// Byte length of that character; the caller's value when none was examined.
+    /// Byte length of that character; 0 when none was examined.
     pub mblen: usize,
     /// Characters skipped.
     pub clen: usize,
@@ -156,25 +156,24 @@ impl CharProperty {
     }
 
     /// MeCab's `seekToOtherType`: skips characters while each shares a category with the
-    /// previous one (the first with `kind`). `fail` and `mblen` are the values reported
-    /// when no character is examined.
+    /// previous one (the first with `kind`), but at most `max_chars` of them (MeCab has no
+    /// limit; callers pass one only where a longer run cannot change the outcome).
     pub fn seek_to_other_type(
         &self,
         s: &[u8],
         begin: usize,
         end: usize,
         kind: CharInfo,
-        fail: CharInfo,
-        mblen: usize,
+        max_chars: usize,
     ) -> Seek {
         let mut seek = Seek {
             pos: begin,
-            fail,
-            mblen,
+            fail: CharInfo::default(),
+            mblen: 0,
             clen: 0,
         };
         let mut kind = kind;
-        while seek.pos != end {
+        while seek.pos != end && seek.clen < max_chars {
             let (info, len) = self.info_at(s, seek.pos, end);
             seek.fail = info;
             seek.mblen = len;

@@ -66,9 +66,10 @@ impl MeCab {
     fn lookup(&self, s: &[u8], begin: usize, hits: &mut Vec<Hit>, out: &mut Vec<Candidate>) {
         out.clear();
         let end = s.len().min(begin + MAX_LOOKUP_BYTES);
+        // begin < end, so at least one character is examined and `fail`/`mblen` are set.
         let seek = self
             .chars
-            .seek_to_other_type(s, begin, end, self.space, CharInfo::default(), 0);
+            .seek_to_other_type(s, begin, end, self.space, usize::MAX);
         let (begin2, cinfo) = (seek.pos, seek.fail);
         if begin2 == end {
             // Only spaces remain: MeCab's candidates here would end past the sentence,
@@ -92,14 +93,11 @@ impl MeCab {
         let mut begin3 = begin2 + seek.mblen;
         let mut group_end = None;
         if cinfo.group() {
-            let run = self.chars.seek_to_other_type(
-                s,
-                begin3,
-                end,
-                cinfo,
-                CharInfo::default(),
-                seek.mblen,
-            );
+            // MeCab scans the whole run (quadratic on long runs). Past both the grouping
+            // limit and the unknown-word length its end no longer matters: the group word
+            // is too long either way and the loop below never reaches it.
+            let cap = self.max_grouping_size.max(cinfo.length()) + 1;
+            let run = self.chars.seek_to_other_type(s, begin3, end, cinfo, cap);
             if run.clen <= self.max_grouping_size {
                 self.add_unknown(cinfo, (begin, begin2, run.pos), out);
             }

@@ -6,7 +6,8 @@ Usage: mecab_sacrebleu.py ja|ko [MAX_LINES_PER_CATALOG_LANGUAGE]
 Prints JSON {"dicdir", "signature", "lines", "tokens"}: the dictionary folder the
 tokenizer uses, its signature, and the tokenized form of every test line. The lines are
 real gettext messages (ja and ko catalogs of this machine), hand-made edge cases, random
-perturbations of real lines and random strings (seeded, so runs are reproducible).
+perturbations of real lines, random strings (seeded, so runs are reproducible) and a
+few lines longer than 64 KiB.
 """
 
 import glob
@@ -145,7 +146,9 @@ def main():
     randoms = [
         "".join(char_pool(rng) for _ in range(rng.randint(1, 40))) for _ in range(500)
     ]
-    lines = EDGE_CASES + real + perturbed + randoms
+    # Lines past MeCab's 65535-byte look-up window.
+    long_lines = [" ".join(real)[:80000], "漢" * 25000, "😀" * 20000]
+    lines = EDGE_CASES + real + perturbed + randoms + long_lines
     json.dump(
         {
             "dicdir": dicdir,
