@@ -85,7 +85,9 @@ impl Flavor {
     }
 }
 
-/// A loaded MeCab dictionary folder, ready to segment lines.
+/// A loaded MeCab dictionary folder, ready to segment lines. It is `Send + Sync` and
+/// [`MeCab::wakati`] takes `&self`, so one instance (behind an `Arc` where it must be
+/// cloned) can serve many threads.
 pub struct MeCab {
     flavor: Flavor,
     sys: Dictionary,
@@ -173,6 +175,15 @@ impl MeCab {
     }
 }
 
+impl std::fmt::Debug for MeCab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeCab")
+            .field("flavor", &self.flavor)
+            .field("sys", &self.sys.path())
+            .finish_non_exhaustive()
+    }
+}
+
 /// sacrebleu asserts the lexicon size, so a different dictionary is refused here too.
 fn check_flavor(sys: &Dictionary, flavor: Flavor) -> Result<()> {
     let (want, what) = flavor.expected_dictionary();
@@ -229,4 +240,24 @@ fn check_context_ids(dic: &Dictionary, matrix: &Matrix) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavors_name_sacrebleu_tokenizers() {
+        for f in [Flavor::Ja, Flavor::Ko] {
+            assert_eq!(Flavor::from_tokenizer_name(f.tokenizer_name()), Some(f));
+        }
+        assert_eq!(Flavor::from_tokenizer_name("13a"), None);
+        assert_eq!(Flavor::Ko.signature(), "ko-mecab-0.996/ko-0.9.2-KO");
+    }
+
+    #[test]
+    fn shareable_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MeCab>();
+    }
 }
