@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod fused;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;

@@ -1,13 +1,15 @@
 //! Building blocks shared by the architectures: RMSNorm, RoPE, attention with a KV cache
 //! and masks, gated MLPs, embeddings. Every op here has a backward pass (see the candle
-//! notes on fused ops that silently drop gradients); fused kernels are used only when
-//! `Ctx::train` is false.
+//! notes on fused ops that silently drop gradients): candle's fused kernels are used only
+//! when `Ctx::train` is false, and training in f32 on the CPU uses datm's own fused ops
+//! with backward passes ([`crate::fused`]).
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 use std::collections::HashMap;
 
 use crate::config::{LayerAttention, RopeConfig};
+use crate::fused;
 use crate::lora::{Ctx, LoraLinear};
 use crate::weights::{Weight, WeightMap};
 
@@ -39,6 +41,9 @@ impl RmsNorm {
         let dtype = x.dtype();
         if !ctx.train && dtype == DType::F32 && x.is_contiguous() {
             return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)?);
+        }
+        if ctx.train && fused::applies(x) {
+            return Ok(fused::rms_norm(x, &self.weight, self.eps)?);
         }
         let xf = x.to_dtype(DType::F32)?;
         let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
@@ -189,6 +194,9 @@ fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Ten
     let dtype = x.dtype();
     if !train && dtype == DType::F32 {
         return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
+    }
+    if fused::applies(x) {
+        return Ok(fused::rope(x, cos, sin)?);
     }
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
@@ -548,7 +556,9 @@ impl Attention {
         let scores = scores
             .reshape((rows, kvh, rep, q_len, keys))?
             .broadcast_add(step.mask(self.window))?;
-        let probs = if ctx.train {
+        let probs = if ctx.train && fused::applies(&scores) {
+            fused::softmax_last_dim(&scores)?
+        } else if ctx.train {
             candle_nn::ops::softmax(&scores, D::Minus1)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
@@ -609,6 +619,14 @@ impl GatedMlp {
     /// Applies the MLP.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let g = self.gate_proj.forward(x, ctx)?;
+        if ctx.train && fused::applies(&g) {
+            let act = match self.act {
+                Activation::Silu => fused::GateAct::Silu,
+                Activation::GeluTanh => fused::GateAct::GeluTanh,
+            };
+            let h = fused::gated(&g, &self.up_proj.forward(x, ctx)?, act)?;
+            return self.down_proj.forward(&h, ctx);
+        }
         let g = match self.act {
             Activation::Silu => candle_nn::ops::silu(&g)?,
             Activation::GeluTanh => g.gelu()?,

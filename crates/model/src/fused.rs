@@ -1,0 +1,536 @@
+//! Fused f32 CPU ops with hand-written backward passes, for training.
+//!
+//! candle builds RMSNorm, RoPE, softmax and the gated activations out of a dozen
+//! element-wise ops each, and differentiates every one of them: in a LoRA training step of
+//! a small model those passes over the activations cost as much as the matmuls. Each op
+//! here is one pass forward and one pass backward over contiguous f32 rows, parallel over
+//! rows, with the same formulas (and the same f32 rounding of the forward value) as the
+//! composite versions in [`crate::nn`], which remain the path for other dtypes and devices.
+//! Gradients flow to the activations only: norm weights and RoPE tables are constants.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+
+/// Whether the fused ops can run on `x` (f32 on the CPU).
+pub fn applies(x: &Tensor) -> bool {
+    x.dtype() == DType::F32 && x.device().is_cpu()
+}
+
+/// The contiguous f32 data of a CPU storage, or an error naming the op.
+fn f32_slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("{op}: expected f32 data, got {:?}", s.dtype());
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("{op}: input is not contiguous"),
+    }
+}
+
+/// The contiguous f32 data of a tensor (read lock held by the caller's guard).
+fn with_f32<R>(
+    op: &str,
+    t: &Tensor,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let (s, l) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(s) = &*s else {
+        candle_core::bail!("{op}: tensor is not on the CPU");
+    };
+    f(f32_slice(op, s, l)?)
+}
+
+/// Fills `out` row by row (rows of `len` values) with `f(row index, row)`, in parallel on
+/// candle's own CPU worker pool: the element-wise ops around these run there too, and a
+/// second pool (rayon's) would compete with it for the cores.
+fn par_rows(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if len == 0 {
+        return;
+    }
+    let rows = out.len() / len;
+    let base = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        for i in range {
+            // SAFETY: `execute_chunked` hands out disjoint row ranges, so every row slice is
+            // borrowed mutably by exactly one call, and `out` outlives the call.
+            let row =
+                unsafe { std::slice::from_raw_parts_mut((base as *mut f32).add(i * len), len) };
+            f(i, row);
+        }
+    });
+}
+
+fn output(data: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(data), shape.clone())
+}
+
+// ---------------------------------------------------------------- RMSNorm
+
+/// `x / sqrt(mean(x²) + eps) · w` over the last dimension, `w` constant.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(RmsNormOp {
+        weight: weight.to_dtype(DType::F32)?.contiguous()?,
+        eps: eps as f32,
+    })
+}
+
+struct RmsNormOp {
+    weight: Tensor,
+    eps: f32,
+}
+
+/// `1 / sqrt(mean(x²) + eps)` of one row, as the composite op rounds it.
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    1.0 / (ms + eps).sqrt()
+}
+
+impl CustomOp1 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), s, l)?;
+        let y = with_f32(self.name(), &self.weight, |w| {
+            let n = w.len();
+            let mut y = vec![0f32; x.len()];
+            par_rows(&mut y, n, |i, y| {
+                let x = &x[i * n..(i + 1) * n];
+                let denom = 1.0 / inv_rms(x, self.eps);
+                for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+                    *y = x / denom * w;
+                }
+            });
+            Ok(y)
+        })?;
+        Ok(output(y, l.shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let op = RmsNormBwd {
+            weight: self.weight.clone(),
+            eps: self.eps,
+        };
+        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &op)?))
+    }
+}
+
+/// `∂x` of [`RmsNormOp`]: `r·(g∘w) − x·r³·⟨g∘w, x⟩ / n`.
+struct RmsNormBwd {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNormBwd {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sg: &CpuStorage,
+        lg: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), sx, lx)?;
+        let g = f32_slice(self.name(), sg, lg)?;
+        let dx = with_f32(self.name(), &self.weight, |w| {
+            let n = w.len();
+            let mut dx = vec![0f32; x.len()];
+            par_rows(&mut dx, n, |i, dx| {
+                let (x, g) = (&x[i * n..(i + 1) * n], &g[i * n..(i + 1) * n]);
+                let r = inv_rms(x, self.eps);
+                let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
+                let c = r * r * r * dot / n as f32;
+                for (((d, x), g), w) in dx.iter_mut().zip(x).zip(g).zip(w) {
+                    *d = r * g * w - x * c;
+                }
+            });
+            Ok(dx)
+        })?;
+        Ok(output(dx, lx.shape()))
+    }
+}
+
+// ---------------------------------------------------------------- gated activations
+
+/// The activation of a gated MLP, as the fused op computes it.
+#[derive(Debug, Clone, Copy)]
+pub enum GateAct {
+    /// `x · σ(x)`.
+    Silu,
+    /// tanh-approximated GELU.
+    GeluTanh,
+}
+
+const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+
+impl GateAct {
+    /// The activation and its derivative at `x` (candle's forward formulas).
+    fn value_and_slope(self, x: f32) -> (f32, f32) {
+        match self {
+            GateAct::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                (x / (1.0 + (-x).exp()), s * (1.0 + x * (1.0 - s)))
+            }
+            GateAct::GeluTanh => {
+                let t = (SQRT_TWO_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh();
+                let dinner = SQRT_TWO_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+                (
+                    0.5 * x * (1.0 + t),
+                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner,
+                )
+            }
+        }
+    }
+}
+
+/// `act(gate) · up`, element-wise.
+pub fn gated(gate: &Tensor, up: &Tensor, act: GateAct) -> candle_core::Result<Tensor> {
+    gate.contiguous()?
+        .apply_op2(&up.contiguous()?, GatedOp(act))
+}
+
+struct GatedOp(GateAct);
+
+impl CustomOp2 for GatedOp {
+    fn name(&self) -> &'static str {
+        "fused-gated-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sg: &CpuStorage,
+        lg: &Layout,
+        su: &CpuStorage,
+        lu: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = f32_slice(self.name(), sg, lg)?;
+        let u = f32_slice(self.name(), su, lu)?;
+        if lg.shape() != lu.shape() {
+            candle_core::bail!(
+                "{}: gate {:?} vs up {:?}",
+                self.name(),
+                lg.shape(),
+                lu.shape()
+            );
+        }
+        let n = lg.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut y = vec![0f32; g.len()];
+        par_rows(&mut y, n, |i, y| {
+            let (g, u) = (&g[i * n..(i + 1) * n], &u[i * n..(i + 1) * n]);
+            for ((y, g), u) in y.iter_mut().zip(g).zip(u) {
+                *y = self.0.value_and_slope(*g).0 * u;
+            }
+        });
+        Ok(output(y, lg.shape()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = gate.apply_op3_no_bwd(up, &dy.contiguous()?, &GatedBwd(self.0))?;
+        let n = gate.dims().len();
+        let dg = both.narrow(n - 1, 0, gate.dim(n - 1)?)?;
+        let du = both.narrow(n - 1, gate.dim(n - 1)?, gate.dim(n - 1)?)?;
+        Ok((Some(dg), Some(du)))
+    }
+}
+
+/// `(∂gate, ∂up)` of [`GatedOp`], concatenated on the last dimension.
+struct GatedBwd(GateAct);
+
+impl candle_core::CustomOp3 for GatedBwd {
+    fn name(&self) -> &'static str {
+        "fused-gated-activation-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sg: &CpuStorage,
+        lg: &Layout,
+        su: &CpuStorage,
+        lu: &Layout,
+        sd: &CpuStorage,
+        ld: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = f32_slice(self.name(), sg, lg)?;
+        let u = f32_slice(self.name(), su, lu)?;
+        let d = f32_slice(self.name(), sd, ld)?;
+        let dims = lg.shape().dims();
+        let n = dims[dims.len() - 1];
+        let mut out = vec![0f32; 2 * g.len()];
+        par_rows(&mut out, 2 * n, |r, out| {
+            let at = r * n;
+            let (dg, du) = out.split_at_mut(n);
+            for i in 0..n {
+                let (a, slope) = self.0.value_and_slope(g[at + i]);
+                dg[i] = d[at + i] * u[at + i] * slope;
+                du[i] = d[at + i] * a;
+            }
+        });
+        let mut shape = dims.to_vec();
+        shape[dims.len() - 1] = 2 * n;
+        Ok(output(out, &Shape::from(shape)))
+    }
+}
+
+// ---------------------------------------------------------------- RoPE
+
+/// Rotate-half RoPE of `x` `[rows, heads, q, d]` with half tables `[rows, q, d/2]`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(RopeOp {
+        cos: cos.contiguous()?,
+        sin: sin.contiguous()?,
+        inverse: false,
+    })
+}
+
+/// RoPE is a rotation, so its backward pass is the rotation by the opposite angle.
+struct RopeOp {
+    cos: Tensor,
+    sin: Tensor,
+    inverse: bool,
+}
+
+impl CustomOp1 for RopeOp {
+    fn name(&self) -> &'static str {
+        "fused-rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), s, l)?;
+        let (rows, heads, q, d) = l.shape().dims4()?;
+        let half = d / 2;
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let y = with_f32(self.name(), &self.cos, |cos| {
+            with_f32(self.name(), &self.sin, |sin| {
+                if cos.len() != rows * q * half || sin.len() != cos.len() {
+                    candle_core::bail!("fused-rope: tables do not match [{rows}, {q}, {half}]");
+                }
+                let mut y = vec![0f32; x.len()];
+                par_rows(&mut y, d, |i, y| {
+                    let x = &x[i * d..(i + 1) * d];
+                    let (r, t) = (i / (heads * q), i % q);
+                    let at = (r * q + t) * half;
+                    let (c, s) = (&cos[at..at + half], &sin[at..at + half]);
+                    for j in 0..half {
+                        let sj = sign * s[j];
+                        y[j] = x[j] * c[j] - x[j + half] * sj;
+                        y[j + half] = x[j + half] * c[j] + x[j] * sj;
+                    }
+                });
+                Ok(y)
+            })
+        })?;
+        Ok(output(y, l.shape()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let op = RopeOp {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            inverse: !self.inverse,
+        };
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(SoftmaxOp)
+}
+
+struct SoftmaxOp;
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "fused-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), s, l)?;
+        let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut y = vec![0f32; x.len()];
+        par_rows(&mut y, n, |i, y| {
+            let x = &x[i * n..(i + 1) * n];
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = (x - max).exp();
+                sum += *y;
+            }
+            y.iter_mut().for_each(|v| *v /= sum);
+        });
+        Ok(output(y, l.shape()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &SoftmaxBwd)?))
+    }
+}
+
+/// `∂x = y ∘ (∂y − ⟨∂y, y⟩)` per row.
+struct SoftmaxBwd;
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "fused-softmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sy: &CpuStorage,
+        ly: &Layout,
+        sd: &CpuStorage,
+        ld: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = f32_slice(self.name(), sy, ly)?;
+        let d = f32_slice(self.name(), sd, ld)?;
+        let n = ly.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut dx = vec![0f32; y.len()];
+        par_rows(&mut dx, n, |i, dx| {
+            let (y, d) = (&y[i * n..(i + 1) * n], &d[i * n..(i + 1) * n]);
+            let dot: f32 = y.iter().zip(d).map(|(y, d)| y * d).sum();
+            for ((dx, y), d) in dx.iter_mut().zip(y).zip(d) {
+                *dx = y * (d - dot);
+            }
+        });
+        Ok(output(dx, ly.shape()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        diff.to_scalar::<f32>().unwrap() / scale.max(1e-12)
+    }
+
+    /// Value and input gradient (of `Σ y ∘ probe`) of a unary function.
+    fn value_and_grad(
+        f: impl Fn(&Tensor) -> Tensor,
+        x: &Tensor,
+        probe: &Tensor,
+    ) -> (Tensor, Tensor) {
+        let v = Var::from_tensor(x).unwrap();
+        let y = f(v.as_tensor());
+        let grads = (&y * probe).unwrap().sum_all().unwrap().backward().unwrap();
+        (y, grads.get(v.as_tensor()).unwrap().clone())
+    }
+
+    fn check(
+        fused: impl Fn(&Tensor) -> Tensor,
+        reference: impl Fn(&Tensor) -> Tensor,
+        shape: &[usize],
+    ) {
+        let x = rand(shape, 1);
+        let probe = rand(shape, 2);
+        let (y1, g1) = value_and_grad(fused, &x, &probe);
+        let (y2, g2) = value_and_grad(reference, &x, &probe);
+        assert!(max_rel(&y1, &y2) < 1e-6, "value {}", max_rel(&y1, &y2));
+        assert!(max_rel(&g1, &g2) < 1e-5, "gradient {}", max_rel(&g1, &g2));
+    }
+
+    #[test]
+    fn rms_norm_matches_the_composite_formula() {
+        let w = rand(&[48], 3);
+        let reference = |x: &Tensor| {
+            let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+            x.broadcast_div(&(ms + 1e-6).unwrap().sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(&w)
+                .unwrap()
+        };
+        check(|x| rms_norm(x, &w, 1e-6).unwrap(), reference, &[3, 5, 48]);
+    }
+
+    #[test]
+    fn gated_activations_match_candle() {
+        let up = rand(&[4, 6, 40], 4);
+        for act in [GateAct::Silu, GateAct::GeluTanh] {
+            let reference = |g: &Tensor| {
+                let a = match act {
+                    GateAct::Silu => candle_nn::ops::silu(g).unwrap(),
+                    GateAct::GeluTanh => g.gelu().unwrap(),
+                };
+                (a * &up).unwrap()
+            };
+            check(|g| gated(g, &up, act).unwrap(), reference, &[4, 6, 40]);
+            // and the gradient with respect to `up`
+            let g = rand(&[4, 6, 40], 5);
+            let a = reference(&g).div(&up).unwrap();
+            check(
+                |u| gated(&g, u, act).unwrap(),
+                |u| (&a * u).unwrap(),
+                &[4, 6, 40],
+            );
+        }
+    }
+
+    #[test]
+    fn rope_matches_the_rotate_half_formula() {
+        let (rows, heads, q, d) = (2, 3, 5, 8);
+        let cos = rand(&[rows, q, d / 2], 6);
+        let sin = rand(&[rows, q, d / 2], 7);
+        let reference = |x: &Tensor| {
+            let x1 = x.narrow(D::Minus1, 0, d / 2).unwrap();
+            let x2 = x.narrow(D::Minus1, d / 2, d / 2).unwrap();
+            let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
+            let full = |t: &Tensor| {
+                Tensor::cat(&[t, t], D::Minus1)
+                    .unwrap()
+                    .unsqueeze(1)
+                    .unwrap()
+            };
+            (x.broadcast_mul(&full(&cos)).unwrap() + rotated.broadcast_mul(&full(&sin)).unwrap())
+                .unwrap()
+        };
+        check(
+            |x| rope(x, &cos, &sin).unwrap(),
+            reference,
+            &[rows, heads, q, d],
+        );
+    }
+
+    #[test]
+    fn softmax_matches_candle() {
+        check(
+            |x| softmax_last_dim(x).unwrap(),
+            |x| candle_nn::ops::softmax(x, D::Minus1).unwrap(),
+            &[2, 3, 7, 9],
+        );
+    }
+}
