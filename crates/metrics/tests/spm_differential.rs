@@ -1,0 +1,241 @@
+//! Differential test of `datm_metrics::spm` against the C++ SentencePiece library (the
+//! Python `sentencepiece` package) and against sacrebleu's `spm`/`flores101`/`flores200`/
+//! `spBLEU-1K` tokenizers.
+//!
+//! `tools/make_spm_models.py` trains small unigram, BPE, word and char models on the
+//! machine's gettext catalogs in a temporary directory; this test adds variants of them
+//! (unused and user-defined pieces, other whitespace switches), then compares
+//! `EncodeAsPieces` piece for piece on thousands of real, perturbed and random lines.
+//!
+//! Uses the interpreter in `DATM_PYTHON` (default `python3`); skips with a message when
+//! it cannot import `sentencepiece` and `sacrebleu`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datm_metrics::spm::proto::{ModelProto, PieceType};
+use datm_metrics::spm::SentencePiece;
+use prost::Message;
+use serde_json::Value;
+
+fn python() -> String {
+    std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Runs `tools/make_spm_models.py` with `args` and parses the JSON it prints, or returns
+/// `None` (after saying why) when the interpreter lacks sentencepiece or sacrebleu.
+fn reference(args: &[&str]) -> Option<Value> {
+    let py = python();
+    let probe = Command::new(&py)
+        .args(["-c", "import sentencepiece, sacrebleu"])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        eprintln!(
+            "SKIPPED: `{py} -c 'import sentencepiece, sacrebleu'` failed; set DATM_PYTHON to \
+             an interpreter with sentencepiece and sacrebleu"
+        );
+        return None;
+    }
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "..",
+        "tools",
+        "make_spm_models.py",
+    ]
+    .iter()
+    .collect();
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("the reference script prints JSON"))
+}
+
+fn read_proto(path: &Path) -> ModelProto {
+    ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap()
+}
+
+/// Writes `proto` next to the trained models as `{name}.model`.
+fn write_variant(dir: &Path, name: &str, proto: &ModelProto) -> PathBuf {
+    let path = dir.join(format!("{name}.model"));
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    path
+}
+
+/// Marks every `step`-th normal piece of more (`multi_char`) or exactly one character
+/// (other than `▁`) with `kind`.
+fn retype(proto: &mut ModelProto, step: usize, multi_char: bool, kind: PieceType) {
+    let wanted = |p: &datm_metrics::spm::proto::SentencePiece| {
+        p.piece_type() == Some(PieceType::Normal)
+            && (p.piece().chars().count() > 1) == multi_char
+            && p.piece() != "\u{2581}"
+    };
+    for p in proto.pieces.iter_mut().filter(|p| wanted(p)).step_by(step) {
+        p.r#type = Some(kind as i32);
+    }
+}
+
+/// Model variants the trainer cannot produce, made by editing trained models.
+fn variants(dir: &Path) -> Vec<PathBuf> {
+    let unigram = read_proto(&dir.join("unigram_nfkc_1000.model"));
+    let bpe = read_proto(&dir.join("bpe_nfkc_1000.model"));
+    let mut out = Vec::new();
+    for (base, name) in [(&unigram, "unigram"), (&bpe, "bpe")] {
+        let mut unused = base.clone();
+        retype(&mut unused, 3, true, PieceType::Unused);
+        out.push(write_variant(dir, &format!("{name}_unused"), &unused));
+        let mut unused_chars = base.clone();
+        retype(&mut unused_chars, 4, false, PieceType::Unused);
+        out.push(write_variant(
+            dir,
+            &format!("{name}_unused_chars"),
+            &unused_chars,
+        ));
+        let mut user = base.clone();
+        retype(&mut user, 11, true, PieceType::UserDefined);
+        out.push(write_variant(dir, &format!("{name}_user"), &user));
+        let mut spaces = base.clone();
+        let norm = spaces.normalizer_spec.get_or_insert_with(Default::default);
+        norm.escape_whitespaces = Some(false);
+        norm.remove_extra_whitespaces = Some(false);
+        let trainer = spaces.trainer_spec.get_or_insert_with(Default::default);
+        trainer.treat_whitespace_as_suffix = Some(true);
+        out.push(write_variant(dir, &format!("{name}_spaces"), &spaces));
+        let mut identity = base.clone();
+        identity.normalizer_spec = None;
+        out.push(write_variant(
+            dir,
+            &format!("{name}_no_normalizer"),
+            &identity,
+        ));
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn encode_as_pieces_matches_sentencepiece() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let Some(trained) = reference(&["train", dir_s]) else {
+        return;
+    };
+    let lines_json = dir.path().join("lines.json");
+    let lines = strings(&serde_json::from_slice(&std::fs::read(&lines_json).unwrap()).unwrap());
+    let mut models: Vec<PathBuf> = strings(&trained["models"])
+        .iter()
+        .map(|m| dir.path().join(format!("{m}.model")))
+        .collect();
+    models.extend(variants(dir.path()));
+    let mut args = vec!["encode".to_string(), lines_json.display().to_string()];
+    args.extend(models.iter().map(|m| m.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let expected = reference(&args).unwrap();
+
+    let mut report = BTreeMap::new();
+    let mut mismatches = Vec::new();
+    for model in &models {
+        let sp = SentencePiece::load(model).unwrap();
+        let want = expected[model.display().to_string()].as_array().unwrap();
+        let mut pieces = 0;
+        for (line, want) in lines.iter().zip(want) {
+            let got = sp.encode_as_pieces(line);
+            let want = strings(want);
+            pieces += want.len();
+            if got != want {
+                mismatches.push(format!(
+                    "{}: {line:?}\n  sentencepiece {want:?}\n  datm          {got:?}",
+                    model.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+        report.insert(
+            model.file_name().unwrap().to_string_lossy().to_string(),
+            pieces,
+        );
+    }
+    eprintln!(
+        "compared {} lines ({} from gettext catalogs of {} locales) under {} models: {report:?}",
+        lines.len(),
+        trained["catalog_lines"],
+        trained["locales"],
+        models.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} encodings differ; first ones:\n{}",
+        mismatches.len(),
+        lines.len() * models.len(),
+        mismatches[..mismatches.len().min(15)].join("\n")
+    );
+    for model in ["unigram_cf_4000_bytes", "bpe_nfkc_1000"] {
+        check_sacrebleu(
+            dir.path(),
+            &lines_json,
+            &dir.path().join(format!("{model}.model")),
+            &lines,
+        );
+    }
+}
+
+/// sacrebleu's tokenizer name → the `tok:` value of its BLEU signature.
+const SIGNATURE_NAMES: [(&str, &str); 4] = [
+    ("spm", "flores101"),
+    ("flores101", "flores101"),
+    ("flores200", "flores200"),
+    ("spBLEU-1K", "spBLEU-1K"),
+];
+
+/// Installs `model` as every sacrebleu SentencePiece model and checks sacrebleu's
+/// tokenization of `lines` (and its signatures) against ours.
+fn check_sacrebleu(dir: &Path, lines_json: &Path, model: &Path, lines: &[String]) {
+    let work = dir.join(format!(
+        "sacrebleu-{}",
+        model.file_stem().unwrap().to_string_lossy()
+    ));
+    let args = [
+        "sacrebleu",
+        work.to_str().unwrap(),
+        lines_json.to_str().unwrap(),
+        model.to_str().unwrap(),
+    ];
+    let reference = reference(&args).unwrap();
+    let sp = SentencePiece::load(model).unwrap();
+    let ours: Vec<String> = lines.iter().map(|l| sp.tokenize(l)).collect();
+    for (name, tok) in SIGNATURE_NAMES {
+        let got = &reference[name];
+        assert_eq!(
+            got["signature"].as_str().unwrap(),
+            format!("nrefs:1|case:mixed|eff:no|tok:{tok}|smooth:exp|version:2.6.0"),
+            "{name}"
+        );
+        let theirs = strings(&got["tokenized"]);
+        let differ = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ, 0,
+            "sacrebleu's {name} tokenizer disagrees on {differ} lines"
+        );
+        eprintln!(
+            "sacrebleu tokenize={name} ({}): {} lines identical; signature {}",
+            got["file"],
+            theirs.len(),
+            got["signature"]
+        );
+    }
+}
