@@ -84,6 +84,22 @@ fn retype(proto: &mut ModelProto, step: usize, multi_char: bool, kind: PieceType
     }
 }
 
+/// Makes decisions hinge on the rarely exercised rules: scores scaled (far enough for
+/// unigram path scores to pass the ±100000 re-basing threshold) and jittered (into
+/// positive values, where the unknown-character penalty matters), every 4th single
+/// character unused (unknown characters compete with longer pieces) and every 5th
+/// longer piece user-defined (user-defined pieces compete with each other).
+fn stress_scores(proto: &mut ModelProto, scale: f32, jitter: f32) {
+    let mut state = 0x2545_f491_u32;
+    for p in proto.pieces.iter_mut() {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let noise = (state >> 16) as f32 / 65536.0 - 0.5;
+        p.score = Some(p.score() * scale + noise * jitter);
+    }
+    retype(proto, 4, false, PieceType::Unused);
+    retype(proto, 5, true, PieceType::UserDefined);
+}
+
 /// Model variants the trainer cannot produce, made by editing trained models.
 fn variants(dir: &Path) -> Vec<PathBuf> {
     let unigram = read_proto(&dir.join("unigram_nfkc_1000.model"));
@@ -110,6 +126,11 @@ fn variants(dir: &Path) -> Vec<PathBuf> {
         let trainer = spaces.trainer_spec.get_or_insert_with(Default::default);
         trainer.treat_whitespace_as_suffix = Some(true);
         out.push(write_variant(dir, &format!("{name}_spaces"), &spaces));
+        for (suffix, scale, jitter) in [("stress", 3000.0, -20000.0), ("jitter", 1.0, 40.0)] {
+            let mut stress = base.clone();
+            stress_scores(&mut stress, scale, jitter);
+            out.push(write_variant(dir, &format!("{name}_{suffix}"), &stress));
+        }
         let mut identity = base.clone();
         identity.normalizer_spec = None;
         out.push(write_variant(

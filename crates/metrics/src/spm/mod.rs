@@ -168,3 +168,6 @@ impl SentencePiece {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
