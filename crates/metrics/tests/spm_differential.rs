@@ -10,7 +10,7 @@
 //! Uses the interpreter in `DATM_PYTHON` (default `python3`); skips with a message when
 //! it cannot import `sentencepiece` and `sacrebleu`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -100,8 +100,50 @@ fn stress_scores(proto: &mut ModelProto, scale: f32, jitter: f32) {
     retype(proto, 5, true, PieceType::UserDefined);
 }
 
+/// A minimal linear congruential generator, for reproducible variants.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize
+    }
+}
+
+/// Grows a model to a vocabulary of about `size` pieces (flores200's is 256k) with
+/// substrings of the test lines, as `▁`-escaped text, at random low scores.
+fn grow_vocabulary(proto: &mut ModelProto, lines: &[String], size: usize) {
+    let mut seen: HashSet<String> = proto.pieces.iter().map(|p| p.piece().to_string()).collect();
+    let mut rng = Lcg(12345);
+    let escaped: Vec<Vec<char>> = lines
+        .iter()
+        .map(|l| {
+            format!("\u{2581}{}", l.replace(' ', "\u{2581}"))
+                .chars()
+                .collect()
+        })
+        .filter(|l: &Vec<char>| l.len() > 2 && !l.contains(&'\0'))
+        .collect();
+    while proto.pieces.len() < size {
+        let line = &escaped[rng.next() % escaped.len()];
+        let start = rng.next() % (line.len() - 2);
+        let end = (start + 2 + rng.next() % 7).min(line.len());
+        let text: String = line[start..end].iter().collect();
+        if seen.insert(text.clone()) {
+            proto.pieces.push(datm_metrics::spm::proto::SentencePiece {
+                piece: Some(text),
+                score: Some(-5.0 - (rng.next() % 2000) as f32 / 100.0),
+                r#type: None,
+            });
+        }
+    }
+}
+
 /// Model variants the trainer cannot produce, made by editing trained models.
-fn variants(dir: &Path) -> Vec<PathBuf> {
+fn variants(dir: &Path, lines: &[String]) -> Vec<PathBuf> {
     let unigram = read_proto(&dir.join("unigram_nfkc_1000.model"));
     let bpe = read_proto(&dir.join("bpe_nfkc_1000.model"));
     let mut out = Vec::new();
@@ -131,6 +173,9 @@ fn variants(dir: &Path) -> Vec<PathBuf> {
             stress_scores(&mut stress, scale, jitter);
             out.push(write_variant(dir, &format!("{name}_{suffix}"), &stress));
         }
+        let mut big = base.clone();
+        grow_vocabulary(&mut big, lines, 256_000);
+        out.push(write_variant(dir, &format!("{name}_256k"), &big));
         let mut identity = base.clone();
         identity.normalizer_spec = None;
         out.push(write_variant(
@@ -163,7 +208,7 @@ fn encode_as_pieces_matches_sentencepiece() {
         .iter()
         .map(|m| dir.path().join(format!("{m}.model")))
         .collect();
-    models.extend(variants(dir.path()));
+    models.extend(variants(dir.path(), &lines));
     let mut args = vec!["encode".to_string(), lines_json.display().to_string()];
     args.extend(models.iter().map(|m| m.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -3,13 +3,18 @@
 //! SentencePiece model file.
 //!
 //! [`SentencePiece::load`] reads a real `.model` file (a protobuf `ModelProto`) and
-//! [`SentencePiece::encode_as_pieces`] reproduces the C++ library's
-//! `EncodeAsPieces` (sentencepiece 0.2): the precompiled-charsmap normalizer with its
-//! whitespace switches, user-defined symbols, unigram (Viterbi) / BPE (score-ordered
-//! merges) / word / char models, unknown characters (consecutive ones merged into one
-//! piece) and byte fallback (`<0xXX>` pieces). Sampling, n-best and the encode
-//! extra options (`bos`, `eos`, `reverse`, `unk`) are not part of it: sacrebleu uses
-//! none of them.
+//! [`SentencePiece::encode_as_pieces`] reproduces the C++ library's `EncodeAsPieces`
+//! as of sentencepiece 0.2.3 (the reference of `tests/spm_differential.rs`): the
+//! precompiled-charsmap normalizer with its whitespace switches, user-defined symbols,
+//! unigram (Viterbi) / BPE (score-ordered merges) / word / char models, unused pieces,
+//! unknown characters (consecutive ones merged into one piece) and byte fallback
+//! (`<0xXX>` pieces). Sampling, n-best and the encode extra options (`bos`, `eos`,
+//! `reverse`, `unk`) are not part of it: sacrebleu uses none of them.
+//!
+//! sacrebleu loads the models from `$SACREBLEU/models` (default `~/.sacrebleu/models`)
+//! under these file names: `sacrebleu_tokenizer_spm.model` (`spm`, `flores101`),
+//! `flores200sacrebleuspm` (`flores200`; the base name of its tinyurl download
+//! address) and `spbleu-1k_tokenizer_spm.model` (`spBLEU-1K`).
 //!
 //! ```no_run
 //! use datm_metrics::spm::SentencePiece;
