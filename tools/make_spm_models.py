@@ -6,7 +6,8 @@
       byte fallback on/off; user-defined and control symbols) on real multilingual text
       from the gettext catalogs under /usr/share/locale, and writes OUTDIR/<name>.model
       plus OUTDIR/lines.json: test lines (real catalog lines of every locale, perturbed
-      copies, random text and whitespace/edge cases). Prints {"models": [...], "lines": N}.
+      copies, random text and whitespace/edge cases). Prints {"models": [...], "lines": N,
+      "sentencepiece": VERSION, ...}.
 
   make_spm_models.py encode LINES_JSON MODEL...
       Prints {MODEL: [EncodeAsPieces(line) for line in lines]} from the C++ sentencepiece.
@@ -137,7 +138,7 @@ def train(outdir):
     with open(os.path.join(outdir, "lines.json"), "w", encoding="utf-8") as f:
         json.dump(all_lines, f, ensure_ascii=False)
     print(json.dumps({"models": sorted(MODELS), "lines": len(all_lines), "locales": len(by_locale),
-                      "catalog_lines": len(test_lines)}))
+                      "catalog_lines": len(test_lines), "sentencepiece": spm.__version__}))
 
 
 def encode(lines_json, models):

@@ -19,6 +19,9 @@ use datm_metrics::spm::SentencePiece;
 use prost::Message;
 use serde_json::Value;
 
+/// The version of the C++ library whose behaviour `datm_metrics::spm` reproduces.
+const REFERENCE_VERSION: &str = "0.2.3";
+
 fn python() -> String {
     std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
@@ -202,6 +205,14 @@ fn encode_as_pieces_matches_sentencepiece() {
     let Some(trained) = reference(&["train", dir_s]) else {
         return;
     };
+    // Edge cases (unused pieces, user-defined scores, unknown ids) changed in 0.2.x.
+    assert_eq!(
+        trained["sentencepiece"],
+        REFERENCE_VERSION,
+        "datm follows sentencepiece {REFERENCE_VERSION}; install that version (pip install \
+         sentencepiece=={REFERENCE_VERSION}) into {}",
+        python()
+    );
     let lines_json = dir.path().join("lines.json");
     let lines = strings(&serde_json::from_slice(&std::fs::read(&lines_json).unwrap()).unwrap());
     let mut models: Vec<PathBuf> = strings(&trained["models"])
