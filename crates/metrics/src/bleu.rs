@@ -178,7 +178,7 @@ impl Bleu {
     }
 
     /// Lowercases (if asked), right-strips and tokenizes a segment.
-    fn preprocess(&self, s: &str) -> String {
+    fn preprocess(&self, s: &str) -> Result<String> {
         let lowered;
         let s = if self.opts.lowercase {
             lowered = py_lower(s);
@@ -186,7 +186,7 @@ impl Bleu {
         } else {
             s
         };
-        self.tokenizer.tokenize(py_rstrip(s)).into_owned()
+        Ok(self.tokenizer.tokenize(py_rstrip(s))?.into_owned())
     }
 
     /// The full score breakdown from summed statistics (sacrebleu's `compute_bleu`).
@@ -291,10 +291,13 @@ impl Metric for Bleu {
         "BLEU".to_string()
     }
 
-    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Stats {
+    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Result<Stats> {
         let n = self.opts.max_ngram_order;
-        let hyp = self.preprocess(hyp);
-        let refs: Vec<String> = refs.iter().map(|r| self.preprocess(r)).collect();
+        let hyp = self.preprocess(hyp)?;
+        let refs = refs
+            .iter()
+            .map(|r| self.preprocess(r))
+            .collect::<Result<Vec<String>>>()?;
         let mut vocab = Vocab::default();
         let hyp_ids = intern(&mut vocab, py_split(&hyp));
         let ref_ids: Vec<Vec<u32>> = refs
@@ -313,7 +316,7 @@ impl Metric for Bleu {
             stats[1 + order] = clipped_matches(&h, &r, order) as f64;
             stats[1 + n + order] = count(hyp_ids.len(), order) as f64;
         }
-        stats
+        Ok(stats)
     }
 
     fn compute(&self, stats: &[f64]) -> Score {
@@ -461,7 +464,8 @@ mod tests {
             &eff(&|_| {}),
             "The dog bit the man.",
             &["The dog bit the man."],
-        );
+        )
+        .unwrap();
         assert_eq!(same.score, 100.00000000000004);
         let sys = "Producția de zahăr primă va fi exprimată în ceea ce privește zahărul alb;";
         let rf = ["producţia de zahăr brut se exprimă în zahăr alb;"];
@@ -495,12 +499,14 @@ mod tests {
             ),
         ];
         for (b, want) in cases {
-            close(sentence_score(&b, sys, &rf).score, want, 1e-3);
+            close(sentence_score(&b, sys, &rf).unwrap().score, want, 1e-3);
         }
         for (_, m) in SmoothMethod::ALL {
             let b = eff(&|o| o.smooth_method = m);
             assert_eq!(
-                sentence_score(&b, "this is a cat", &["okay thanks"]).score,
+                sentence_score(&b, "this is a cat", &["okay thanks"])
+                    .unwrap()
+                    .score,
                 0.0
             );
         }

@@ -1,7 +1,7 @@
 //! Corpus and sentence scoring shared by all metrics: parallel per-segment statistics,
 //! summed in segment order as sacrebleu does.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::{Metric, NRefs, Score, Stats};
@@ -20,14 +20,16 @@ where
             refs.len()
         );
     }
-    Ok(hyps
-        .par_iter()
+    hyps.par_iter()
         .zip(refs.par_iter())
-        .map(|(h, r)| {
+        .enumerate()
+        .map(|(i, (h, r))| {
             let r: Vec<&str> = r.iter().map(AsRef::as_ref).collect();
-            metric.segment_stats(h.as_ref(), &r)
+            metric
+                .segment_stats(h.as_ref(), &r)
+                .with_context(|| format!("segment {}", i + 1))
         })
-        .collect())
+        .collect()
 }
 
 /// The element-wise sum of segment statistics, added in segment order.
@@ -57,8 +59,8 @@ where
 }
 
 /// The score of one segment against its references (the same path as a corpus of one).
-pub fn sentence_score(metric: &dyn Metric, hyp: &str, refs: &[&str]) -> Score {
-    metric.compute(&metric.segment_stats(hyp, refs))
+pub fn sentence_score(metric: &dyn Metric, hyp: &str, refs: &[&str]) -> Result<Score> {
+    Ok(metric.compute(&metric.segment_stats(hyp, refs)?))
 }
 
 /// The `nrefs` signature value: the common reference count, or `var` if it varies.

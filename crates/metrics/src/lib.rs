@@ -17,11 +17,11 @@
 pub mod bleu;
 pub mod chrf;
 mod corpus;
+pub mod mecab;
 mod ngrams;
 mod npnum;
 pub mod pcg64;
 pub mod pyfmt;
-pub mod mecab;
 pub mod signature;
 pub mod significance;
 pub mod spm;
@@ -29,11 +29,13 @@ pub mod ter;
 pub mod text;
 pub mod tokenizers;
 
+use anyhow::Result;
+
 pub use bleu::{Bleu, BleuOptions, SmoothMethod};
 pub use chrf::{Chrf, ChrfOptions};
 pub use corpus::{corpus_score, corpus_stats, nrefs_of, sentence_score, sum_stats};
 pub use signature::{NRefs, Signature, SIGNATURE_VERSION};
-pub use tokenizers::{paper_tokenizer, Tokenizer};
+pub use tokenizers::Tokenizer;
 
 /// Sufficient statistics of one segment (or the sum over many).
 pub type Stats = Vec<f64>;
@@ -57,7 +59,8 @@ pub trait Metric: Send + Sync {
     fn name(&self) -> String;
 
     /// Statistics of one segment. `refs` holds this segment's references (one or more).
-    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Stats;
+    /// Fails only where the reference tool fails on the text (a MeCab path-cost overflow).
+    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Result<Stats>;
 
     /// The score from statistics summed over segments.
     fn compute(&self, stats: &[f64]) -> Score;

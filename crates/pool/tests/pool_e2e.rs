@@ -138,7 +138,7 @@ fn plan_train_merge_route_translate_all_directions() {
                 .translate(Some(adapter), d, &src, &mut |_| {})
                 .unwrap();
             assert_eq!(hyps.len(), 2);
-            scores.push(score_direction(name, d, &hyps, &refs).unwrap());
+            scores.push(score_direction(name, d, &hyps, &refs, &Default::default()).unwrap());
         }
     }
     assert_eq!(scores.len(), 12);

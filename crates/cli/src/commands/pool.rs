@@ -9,7 +9,7 @@ use datm_lang::{Direction, Grouping};
 use datm_pool::merge::merge_groupwise;
 use datm_pool::report::Report;
 use datm_pool::router::MANIFEST;
-use datm_pool::score::score_direction;
+use datm_pool::score::{score_direction, MecabDicts};
 use datm_pool::settings::TrainSettings;
 use datm_pool::train::{slurm_script, train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
@@ -165,6 +165,12 @@ struct TranslateArgs {
     /// Prompt template: alma or xalma-chat.
     #[arg(long, default_value = "alma")]
     template: String,
+    /// IPA dictionary folder: BLEU on Japanese targets with ja-mecab (else char).
+    #[arg(long, value_name = "DIR")]
+    ja_mecab: Option<PathBuf>,
+    /// mecab-ko-dic folder: BLEU on Korean targets with ko-mecab (else 13a).
+    #[arg(long, value_name = "DIR")]
+    ko_mecab: Option<PathBuf>,
 }
 
 /// Runs `datm pool …`.
@@ -304,6 +310,10 @@ fn translate(a: TranslateArgs) -> Result<()> {
     let mut tr = Translator::load(&a.model, template, decoding)?;
     let corpus = datm_data::read_layout(&a.data)?;
     let system = router.plan().strategy.to_string();
+    let dicts = MecabDicts {
+        ja: a.ja_mecab.clone(),
+        ko: a.ko_mecab.clone(),
+    };
     let mut scores = Vec::new();
     for d in directions {
         let adapter = router.adapter_for(d)?;
@@ -322,7 +332,7 @@ fn translate(a: TranslateArgs) -> Result<()> {
         let hyps = tr.translate(Some(adapter), d, &src, &mut |_| {})?;
         std::fs::create_dir_all(&a.out)?;
         std::fs::write(a.out.join(format!("{d}.txt")), hyps.join("\n") + "\n")?;
-        let s = score_direction(&system, d, &hyps, &refs)?;
+        let s = score_direction(&system, d, &hyps, &refs, &dicts)?;
         eprintln!(
             "{d} via {}: chrF {:.1} BLEU {:.1} ({n} sentences)",
             adapter.id, s.chrf, s.bleu

