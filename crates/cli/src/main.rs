@@ -1,6 +1,7 @@
 //! The `datm` binary: one git-style subcommand per stage of the flow.
 
 mod commands;
+mod runtime;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,7 @@ enum Command {
 }
 
 fn main() {
+    runtime::configure();
     let argv = commands::score::rewrite_sacrebleu_flags(std::env::args_os().collect());
     let cli = Cli::parse_from(argv);
     let result = match cli.command {

@@ -53,15 +53,24 @@ impl SeededDropout {
         );
         let n = self.calls.get();
         self.calls.set(n + 1);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(self.seed ^ splitmix64(n)));
+        let call_seed = splitmix64(self.seed ^ splitmix64(n));
         let scale = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if rng.gen::<f32>() >= p { scale } else { 0.0 })
-            .collect();
+        // Fixed-size chunks, each with its own stream, filled in parallel: the mask depends
+        // on the seed only, not on the number of threads.
+        let mut mask = vec![0f32; x.elem_count()];
+        crate::fused::par_chunks(&mut mask, DROPOUT_CHUNK, |i, chunk| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(call_seed ^ i as u64));
+            for m in chunk {
+                *m = if rng.gen::<f32>() >= p { scale } else { 0.0 };
+            }
+        });
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         Ok((x * mask)?)
     }
 }
+
+/// Mask values drawn from one random stream.
+const DROPOUT_CHUNK: usize = 4096;
 
 /// SplitMix64's finaliser: a bijective mix so nearby seeds give unrelated streams.
 fn splitmix64(mut z: u64) -> u64 {
