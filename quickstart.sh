@@ -4,8 +4,8 @@
 # multilingual adapter and a DAT pool, merges it into DATM, translates every direction's
 # test split with the base model and each pool, and prints the report.
 #
-# Sizes (examples/quickstart.toml): 48 training pairs per language, batch 8, lr 1e-3, rank 16,
-# 16 test sentences per direction, greedy decoding of at most 32 tokens — scaled down to
+# Sizes (examples/quickstart.toml): 80 training pairs per language, batch 8, lr 1e-3, rank 16,
+# 24 test sentences per direction, greedy decoding of at most 32 tokens — scaled down to
 # finish within 15 minutes on 2 CPU cores. The paper's 50-language setting:
 #   target/release/datm pipeline examples/full-50.toml --model MODEL --out runs/full-50
 #
