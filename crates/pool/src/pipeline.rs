@@ -194,6 +194,7 @@ impl Experiment {
         }
         self.template()?;
         self.grouping()?;
+        self.mecab.check().context("[mecab]")?;
         Ok(())
     }
 

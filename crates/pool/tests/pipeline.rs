@@ -140,4 +140,11 @@ fn experiment_errors_are_clear() {
     std::fs::write(&path, "name = \"x\"\nmodel = \"m\"\nlanguages = [\"de\"]\nstrategies = [\"dat\"]\nbogus = 1\n[data]\ndir = \"d\"\n").unwrap();
     let err = format!("{:#}", Experiment::load(&path).unwrap_err());
     assert!(err.contains("bogus"), "{err}");
+    // A MeCab dictionary folder that is not one fails when the experiment is read.
+    std::fs::write(&path, "name = \"x\"\nmodel = \"m\"\nlanguages = [\"ja\"]\nstrategies = [\"dat\"]\n[data]\ndir = \"d\"\n[mecab]\nja = \"no-such-dicdir\"\n").unwrap();
+    let err = format!("{:#}", Experiment::load(&path).unwrap_err());
+    assert!(
+        err.contains("[mecab]") && err.contains("no-such-dicdir"),
+        "{err}"
+    );
 }
