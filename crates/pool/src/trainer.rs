@@ -112,7 +112,7 @@ impl Progress for JobProgress<'_> {
         eprintln!("[{}] training: {total} steps ({done} done)", self.id);
     }
     fn step(&mut self, r: &StepRecord, total: usize) {
-        if self.every > 0 && (r.step % self.every == 0 || r.step == total) {
+        if self.every > 0 && (r.step.is_multiple_of(self.every) || r.step == total) {
             eprintln!(
                 "[{}] step {}/{total} loss {:.4} lr {:.2e} {:.0} tok/s",
                 self.id,
