@@ -2,6 +2,8 @@
 //! tools/make_real_model_expectations.py into tests/fixtures/model/real-*-weights.json).
 //! Skips when the model file is absent (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -161,15 +163,8 @@ fn gemma3_quantized_mode_keeps_fast_types() {
     else {
         panic!()
     };
-    let diff: f32 = (oq.dequantize(&Device::Cpu).unwrap() - od)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap();
-    assert_eq!(diff, 0.0);
+    assert_eq!(
+        common::max_abs_diff(&oq.dequantize(&Device::Cpu).unwrap(), &od),
+        0.0
+    );
 }

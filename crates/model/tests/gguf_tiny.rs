@@ -2,6 +2,8 @@
 //! tools/make_model_fixtures.py): the GGUF-loaded weights, config and tokenizer must equal the
 //! HF safetensors directory HF transformers wrote for the same model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
@@ -32,19 +34,6 @@ fn dense(w: &Weight) -> Tensor {
     }
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 fn max_abs(a: &Tensor) -> f32 {
     a.abs()
         .unwrap()
@@ -68,7 +57,7 @@ fn assert_weights_match(model: &str, gguf_file: &str, mode: LoadMode, tol: f32) 
             continue;
         }
         let got = loaded.weights.get(name, want.dims()).unwrap();
-        let diff = max_abs_diff(&dense(&got), want);
+        let diff = common::max_abs_diff(&dense(&got), want);
         assert!(
             diff <= tol * max_abs(want),
             "{gguf_file}: {name} differs by {diff}"
@@ -329,7 +318,7 @@ fn gguf_models_give_hf_logits() {
             );
             let want = &logits[case["logits_key"].as_str().unwrap()];
             let got = loaded.logits(&prompt, None).unwrap();
-            let diff = max_abs_diff(&got, want);
+            let diff = common::max_abs_diff(&got, want);
             assert!(
                 diff <= 1e-4 * max_abs(want).max(1.0),
                 "{model}: max |Δlogit| {diff}"

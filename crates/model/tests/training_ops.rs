@@ -3,6 +3,8 @@
 //! (`datm_model::fused`) give the values and input gradients of the composite candle ops
 //! they replace.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var, D};
 use datm_model::fused::{gated, rms_norm, rope, softmax_last_dim, GateAct};
 use datm_model::lora::{frozen_matmul_t, SeededDropout};
@@ -52,19 +54,6 @@ fn input_grad(frozen: bool, dtype: DType) -> (Tensor, Tensor) {
     (y.to_dtype(DType::F32).unwrap(), g)
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 #[test]
 fn frozen_matmul_matches_plain_matmul_forward_and_input_gradient() {
     for dtype in [DType::F32, DType::BF16] {
@@ -75,8 +64,8 @@ fn frozen_matmul_matches_plain_matmul_forward_and_input_gradient() {
         let finite = g1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(finite.iter().all(|v| v.is_finite()), "{dtype:?}");
         assert!(finite.iter().any(|v| *v != 0.0), "{dtype:?}");
-        assert!(max_abs_diff(&y0, &y1) <= 1e-5, "{dtype:?} forward");
-        assert!(max_abs_diff(&g0, &g1) <= 1e-5, "{dtype:?} gradient");
+        assert!(common::max_abs_diff(&y0, &y1) <= 1e-5, "{dtype:?} forward");
+        assert!(common::max_abs_diff(&g0, &g1) <= 1e-5, "{dtype:?} gradient");
     }
 }
 
