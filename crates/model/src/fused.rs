@@ -40,14 +40,10 @@ fn with_f32<R>(
     f(f32_slice(op, s, l)?)
 }
 
-/// Fills `out` row by row (rows of `len` values) with `f(row index, row)`, in parallel on
-/// candle's own CPU worker pool: the element-wise ops around these run there too, and a
-/// second pool (rayon's) would compete with it for the cores.
-fn par_rows(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    par_chunks(out, len, f);
-}
-
-/// Like [`par_rows`], but the last chunk may be shorter than `len`.
+/// Fills `out` chunk by chunk (chunks of `len` values, the last possibly shorter) with
+/// `f(chunk index, chunk)`, in parallel on candle's own CPU worker pool: the element-wise
+/// ops around these run there too, and a second pool (rayon's) would compete with it for
+/// the cores.
 pub(crate) fn par_chunks(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if len == 0 {
         return;
@@ -57,7 +53,7 @@ pub(crate) fn par_chunks(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f3
     let base = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
         for i in range {
-            // SAFETY: `execute_chunked` hands out disjoint row ranges, so every row slice is
+            // SAFETY: `execute_chunked` hands out disjoint index ranges, so every chunk is
             // borrowed mutably by exactly one call, and `out` outlives the call.
             let n = len.min(total - i * len);
             let row = unsafe { std::slice::from_raw_parts_mut((base as *mut f32).add(i * len), n) };
@@ -101,7 +97,7 @@ impl CustomOp1 for RmsNormOp {
         let y = with_f32(self.name(), &self.weight, |w| {
             let n = w.len();
             let mut y = vec![0f32; x.len()];
-            par_rows(&mut y, n, |i, y| {
+            par_chunks(&mut y, n, |i, y| {
                 let x = &x[i * n..(i + 1) * n];
                 let denom = 1.0 / inv_rms(x, self.eps);
                 for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
@@ -145,7 +141,7 @@ impl CustomOp2 for RmsNormBwd {
         let dx = with_f32(self.name(), &self.weight, |w| {
             let n = w.len();
             let mut dx = vec![0f32; x.len()];
-            par_rows(&mut dx, n, |i, dx| {
+            par_chunks(&mut dx, n, |i, dx| {
                 let (x, g) = (&x[i * n..(i + 1) * n], &g[i * n..(i + 1) * n]);
                 let r = inv_rms(x, self.eps);
                 let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
@@ -228,7 +224,7 @@ impl CustomOp2 for GatedOp {
         }
         let n = lg.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut y = vec![0f32; g.len()];
-        par_rows(&mut y, n, |i, y| {
+        par_chunks(&mut y, n, |i, y| {
             let (g, u) = (&g[i * n..(i + 1) * n], &u[i * n..(i + 1) * n]);
             for ((y, g), u) in y.iter_mut().zip(g).zip(u) {
                 *y = self.0.value_and_slope(*g).0 * u;
@@ -275,7 +271,7 @@ impl candle_core::CustomOp3 for GatedBwd {
         let dims = lg.shape().dims();
         let n = dims[dims.len() - 1];
         let mut out = vec![0f32; 2 * g.len()];
-        par_rows(&mut out, 2 * n, |r, out| {
+        par_chunks(&mut out, 2 * n, |r, out| {
             let at = r * n;
             let (dg, du) = out.split_at_mut(n);
             for i in 0..n {
@@ -324,7 +320,7 @@ impl CustomOp1 for RopeOp {
                     candle_core::bail!("fused-rope: tables do not match [{rows}, {q}, {half}]");
                 }
                 let mut y = vec![0f32; x.len()];
-                par_rows(&mut y, d, |i, y| {
+                par_chunks(&mut y, d, |i, y| {
                     let x = &x[i * d..(i + 1) * d];
                     let (r, t) = (i / (heads * q), i % q);
                     let at = (r * q + t) * half;
@@ -369,7 +365,7 @@ impl CustomOp1 for SoftmaxOp {
         let x = f32_slice(self.name(), s, l)?;
         let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut y = vec![0f32; x.len()];
-        par_rows(&mut y, n, |i, y| {
+        par_chunks(&mut y, n, |i, y| {
             let x = &x[i * n..(i + 1) * n];
             let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
@@ -406,7 +402,7 @@ impl CustomOp2 for SoftmaxBwd {
         let d = f32_slice(self.name(), sd, ld)?;
         let n = ly.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut dx = vec![0f32; y.len()];
-        par_rows(&mut dx, n, |i, dx| {
+        par_chunks(&mut dx, n, |i, dx| {
             let (y, d) = (&y[i * n..(i + 1) * n], &d[i * n..(i + 1) * n]);
             let dot: f32 = y.iter().zip(d).map(|(y, d)| y * d).sum();
             for ((dx, y), d) in dx.iter_mut().zip(y).zip(d) {
