@@ -120,7 +120,8 @@ impl Tokenizer {
             "intl" => Kind::Intl(Rules::intl()),
             "zh" => Kind::Zh,
             "char" => Kind::Char,
-            "ja-mecab" | "ko-mecab" => Kind::MeCab(Arc::new(load_mecab(name, model)?)),
+            "ja-mecab" => Kind::MeCab(load_mecab(Flavor::Ja, model)?),
+            "ko-mecab" => Kind::MeCab(load_mecab(Flavor::Ko, model)?),
             "spm" | "flores101" => Kind::Spm(load_spm(name, model)?, "flores101"),
             "flores200" => Kind::Spm(load_spm(name, model)?, "flores200"),
             "spBLEU-1K" => Kind::Spm(load_spm(name, model)?, "spBLEU-1K"),
@@ -166,11 +167,10 @@ fn load_spm(name: &str, model: Option<&Path>) -> Result<Arc<SentencePiece>> {
 }
 
 /// Loads the MeCab dictionary folder given for `ja-mecab`/`ko-mecab`.
-fn load_mecab(name: &str, model: Option<&Path>) -> Result<MeCab> {
-    let flavor = Flavor::from_tokenizer_name(name).expect("called for the MeCab tokenizers");
+fn load_mecab(flavor: Flavor, model: Option<&Path>) -> Result<Arc<MeCab>> {
     match model {
-        Some(dir) => MeCab::load(dir, flavor),
-        None => Err(model_tokenizer_error(name)),
+        Some(dir) => Ok(Arc::new(MeCab::load(dir, flavor)?)),
+        None => Err(model_tokenizer_error(flavor.tokenizer_name())),
     }
 }
 
