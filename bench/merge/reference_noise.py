@@ -22,6 +22,7 @@ import peft.utils.merge_utils as merge_utils
 import torch
 from peft.utils.merge_utils import ties
 from safetensors.torch import load_file
+from spectrum import effective  # same folder: the effective ΔW of a saved adapter
 
 
 def pool_factors(pool: Path, module: str):
@@ -66,13 +67,6 @@ def with_prune(prune, deltas, density: float, rank: int) -> torch.Tensor:
         return peft_ties_svd(deltas, density, rank)
     finally:
         merge_utils.prune = original
-
-
-def effective(d: Path, module: str) -> torch.Tensor:
-    t = load_file(d / "adapter_model.safetensors")
-    cfg = json.loads((d / "adapter_config.json").read_text())
-    b, a = t[f"{module}.lora_B.weight"].double(), t[f"{module}.lora_A.weight"].double()
-    return b @ a * cfg["lora_alpha"] / cfg["r"]
 
 
 def rel(x: torch.Tensor, y: torch.Tensor) -> float:
