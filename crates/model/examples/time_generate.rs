@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<()> {
         quantized: dtype.is_none(),
         ..LoadOptions::default()
     };
-    let model = Model::load(std::path::Path::new(&args[1]), &opts)?;
+    let mut model = Model::load(std::path::Path::new(&args[1]), &opts)?;
+    model.pack_for_inference()?;
     eprintln!("load: {:.2}s", t.elapsed().as_secs_f64());
     let tok = model.tokenizer()?;
     let prompts: Vec<Vec<u32>> = std::fs::read_to_string(&args[2])?

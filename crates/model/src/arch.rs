@@ -92,6 +92,27 @@ impl LmHead {
         }
     }
 
+    /// Like [`LmHead::forward`] for hidden states `[rows, hidden]`, writing the logits
+    /// row-major into `out` (resized; a buffer reused across decoding steps keeps its
+    /// allocation).
+    pub fn forward_into(&self, hidden: &Tensor, out: &mut Vec<f32>) -> Result<()> {
+        if !self.proj.forward_packed_into(hidden, out)? {
+            let logits = self
+                .proj
+                .forward(hidden, &Ctx::default())?
+                .to_dtype(DType::F32)?;
+            out.clear();
+            out.extend(logits.flatten_all()?.to_vec1::<f32>()?);
+        }
+        if let Some(c) = self.softcap {
+            let c = c as f32;
+            for v in out.iter_mut() {
+                *v = (*v / c).tanh() * c;
+            }
+        }
+        Ok(())
+    }
+
     /// The projection layer.
     pub fn linear(&self) -> &LoraLinear {
         &self.proj

@@ -11,6 +11,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
+use crate::vmath::{gated_product, Activation};
+
 /// Whether the fused ops can run on `x` (f32 on the CPU).
 pub fn applies(x: &Tensor) -> bool {
     x.dtype() == DType::F32 && x.device().is_cpu()
@@ -158,47 +160,37 @@ impl CustomOp2 for RmsNormBwd {
 
 // ---------------------------------------------------------------- gated activations
 
-/// The activation of a gated MLP, as the fused op computes it.
-#[derive(Debug, Clone, Copy)]
-pub enum GateAct {
-    /// `x · σ(x)`.
-    Silu,
-    /// tanh-approximated GELU.
-    GeluTanh,
-}
-
 const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
 
-impl GateAct {
-    /// The activation and its derivative at `x` (candle's forward formulas).
-    fn value_and_slope(self, x: f32) -> (f32, f32) {
-        match self {
-            GateAct::Silu => {
-                let s = 1.0 / (1.0 + (-x).exp());
-                (x / (1.0 + (-x).exp()), s * (1.0 + x * (1.0 - s)))
-            }
-            GateAct::GeluTanh => {
-                // tanh through one `exp` (libm's tanhf is several times slower); the
-                // absolute error, ~1e-7, is below f32 resolution of `1 + t`.
-                let e = (2.0 * SQRT_TWO_OVER_PI * x * (1.0 + 0.044715 * x * x)).exp();
-                let t = 1.0 - 2.0 / (e + 1.0);
-                let dinner = SQRT_TWO_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
-                (
-                    0.5 * x * (1.0 + t),
-                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner,
-                )
-            }
+/// The gate activation and its derivative at `x` (candle's forward formulas), for the
+/// backward pass.
+fn value_and_slope(act: Activation, x: f32) -> (f32, f32) {
+    match act {
+        Activation::Silu => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            (x / (1.0 + (-x).exp()), s * (1.0 + x * (1.0 - s)))
+        }
+        Activation::GeluTanh => {
+            // tanh through one `exp` (libm's tanhf is several times slower); the
+            // absolute error, ~1e-7, is below f32 resolution of `1 + t`.
+            let e = (2.0 * SQRT_TWO_OVER_PI * x * (1.0 + 0.044715 * x * x)).exp();
+            let t = 1.0 - 2.0 / (e + 1.0);
+            let dinner = SQRT_TWO_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+            (
+                0.5 * x * (1.0 + t),
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner,
+            )
         }
     }
 }
 
 /// `act(gate) · up`, element-wise.
-pub fn gated(gate: &Tensor, up: &Tensor, act: GateAct) -> candle_core::Result<Tensor> {
+pub fn gated(gate: &Tensor, up: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
     gate.contiguous()?
         .apply_op2(&up.contiguous()?, GatedOp(act))
 }
 
-struct GatedOp(GateAct);
+struct GatedOp(Activation);
 
 impl CustomOp2 for GatedOp {
     fn name(&self) -> &'static str {
@@ -225,10 +217,8 @@ impl CustomOp2 for GatedOp {
         let n = lg.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut y = vec![0f32; g.len()];
         par_chunks(&mut y, n, |i, y| {
-            let (g, u) = (&g[i * n..(i + 1) * n], &u[i * n..(i + 1) * n]);
-            for ((y, g), u) in y.iter_mut().zip(g).zip(u) {
-                *y = self.0.value_and_slope(*g).0 * u;
-            }
+            let span = i * n..i * n + y.len();
+            gated_product(self.0, &g[span.clone()], &u[span], y);
         });
         Ok(output(y, lg.shape()))
     }
@@ -249,7 +239,7 @@ impl CustomOp2 for GatedOp {
 }
 
 /// `(∂gate, ∂up)` of [`GatedOp`], concatenated on the last dimension.
-struct GatedBwd(GateAct);
+struct GatedBwd(Activation);
 
 impl candle_core::CustomOp3 for GatedBwd {
     fn name(&self) -> &'static str {
@@ -275,7 +265,7 @@ impl candle_core::CustomOp3 for GatedBwd {
             let at = r * n;
             let (dg, du) = out.split_at_mut(n);
             for i in 0..n {
-                let (a, slope) = self.0.value_and_slope(g[at + i]);
+                let (a, slope) = value_and_slope(self.0, g[at + i]);
                 dg[i] = d[at + i] * u[at + i] * slope;
                 du[i] = d[at + i] * a;
             }

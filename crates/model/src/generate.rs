@@ -167,13 +167,17 @@ fn decode_batch(
     let width = cfg.num_beams;
     // Prefill each prompt alone.
     let mut caches = Vec::with_capacity(prompts.len());
-    let mut first_logits = Vec::with_capacity(prompts.len());
+    let mut last_hidden = Vec::with_capacity(prompts.len());
     for p in prompts {
         let mut cache = model.new_cache(1);
-        let logits = model.step(std::slice::from_ref(p), &mut cache, adapter)?;
+        last_hidden.push(model.step_hidden(std::slice::from_ref(p), &mut cache, adapter)?);
         caches.push(cache);
-        first_logits.push(logits);
     }
+    // Row-major logits of the current rows, one buffer for the whole search; the prompts'
+    // first logits come from one pass over the LM head.
+    let mut logits = Vec::new();
+    model.head_into(&Tensor::cat(&last_hidden, 0)?, &mut logits)?;
+    let vocab = logits.len() / prompts.len();
     let mut states: Vec<Search> = prompts
         .iter()
         .map(|_| {
@@ -205,11 +209,10 @@ fn decode_batch(
     drop(caches);
     // Rows of the current logits: (prompt, beam) pairs.
     let mut row_owner: Vec<usize> = (0..prompts.len()).collect();
-    let mut logits = Tensor::cat(&first_logits, 0)?;
     let mut step = 0usize;
     loop {
         step += 1;
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let rows: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
         let k = if width == 1 {
             1
         } else {
@@ -228,7 +231,7 @@ fn decode_batch(
                 (Search::Beam(_), _) => width,
             };
             let conts = match &mut states[prompt] {
-                Search::Single(s) => single_step(s, &rows[r], &summaries[r], cfg, eos, step, rng),
+                Search::Single(s) => single_step(s, rows[r], &summaries[r], cfg, eos, step, rng),
                 Search::Beam(b) => {
                     let group: Vec<&RowSummary> =
                         (0..width).map(|i| &summaries[r + i.min(n - 1)]).collect();
@@ -248,11 +251,11 @@ fn decode_batch(
         let identity =
             next_idx.len() == row_owner.len() && next_idx.iter().enumerate().all(|(i, &j)| i == j);
         if !identity {
-            cache = cache.select_rows(&next_idx)?;
+            cache.select_rows(&next_idx)?;
             cache.trim_padding()?;
         }
         row_owner = next_owner;
-        logits = model.step(&next_tok, &mut cache, adapter)?;
+        model.step_into(&next_tok, &mut cache, adapter, &mut logits)?;
     }
     Ok(prompts
         .iter()
@@ -402,7 +405,7 @@ fn beam_step(
 
 /// What decoding needs from one row of logits, computed for all rows in parallel.
 struct RowSummary {
-    /// [`log_softmax_shift`] of the row.
+    /// [`crate::vmath::log_softmax_shift`] of the row.
     shift: (f32, f32),
     /// The row's best tokens with their raw logits, best first. `log_softmax` is a per-row
     /// shift, so these are also the best log-probabilities.
@@ -412,17 +415,10 @@ struct RowSummary {
 impl RowSummary {
     fn new(row: &[f32], k: usize) -> Self {
         RowSummary {
-            shift: log_softmax_shift(row),
-            top: top_k(row, k),
+            shift: crate::vmath::log_softmax_shift(row),
+            top: crate::vmath::top_k(row, k),
         }
     }
-}
-
-/// `(max, log Σ exp(x − max))` of a row, in f32.
-fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
-    (max, sum.ln())
 }
 
 /// One entry of torch's `log_softmax`: `(v − max) − log Σ exp(x − max)`.
@@ -430,25 +426,11 @@ fn log_prob(v: f32, (max, lse): (f32, f32)) -> f32 {
     (v - max) - lse
 }
 
-/// The `k` largest values with their indices, best first (lower index first on ties).
-fn top_k(x: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
-    for (i, &v) in x.iter().enumerate() {
-        if top.len() == k && v <= top[k - 1].1 {
-            continue;
-        }
-        let pos = top.partition_point(|&(_, t)| t >= v);
-        top.insert(pos, (i as u32, v));
-        top.truncate(k);
-    }
-    top
-}
-
 /// Samples a token after temperature, top-k and top-p warping (HF's order).
 fn sample(logits: &[f32], cfg: &GenerationConfig, rng: &mut rand::rngs::StdRng) -> u32 {
     let scaled: Vec<f32> = logits.iter().map(|v| v / cfg.temperature as f32).collect();
     let mut order: Vec<(u32, f32)> = if cfg.top_k > 0 {
-        top_k(&scaled, cfg.top_k.min(scaled.len()))
+        crate::vmath::top_k(&scaled, cfg.top_k.min(scaled.len()))
     } else {
         let mut all: Vec<(u32, f32)> = scaled
             .iter()
@@ -495,15 +477,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_k_orders_and_breaks_ties_by_index() {
-        let x = [0.5, 2.0, -1.0, 2.0, 1.0];
-        assert_eq!(top_k(&x, 3), vec![(1, 2.0), (3, 2.0), (4, 1.0)]);
-    }
-
-    #[test]
     fn log_probs_normalise() {
         let x = [1.0f32, 2.0, 3.0];
-        let shift = log_softmax_shift(&x);
+        let shift = crate::vmath::log_softmax_shift(&x);
         let s: f32 = x.iter().map(|&v| log_prob(v, shift).exp()).sum();
         assert!((s - 1.0).abs() < 1e-6);
     }

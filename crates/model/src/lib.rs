@@ -11,6 +11,7 @@
 //! - [`merge::save_merged`] folds an adapter into the base weights and writes an HF directory.
 
 pub mod arch;
+pub mod attend;
 pub mod config;
 pub mod fused;
 pub mod gemma3;
@@ -24,6 +25,7 @@ pub mod merge;
 pub mod model;
 pub mod nn;
 pub mod tokenizer;
+pub mod vmath;
 pub mod weights;
 
 pub use candle_core;

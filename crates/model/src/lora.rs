@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::kernels::Bf16Matrix;
+use crate::kernels::{PackedMatrix, Precision};
 use crate::weights::Weight;
 
 /// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapter.
@@ -100,7 +100,7 @@ pub struct LoraWeights {
 enum Base {
     Dense(Tensor),
     Quantized(QMatMul, Arc<QTensor>),
-    Bf16(Arc<Bf16Matrix>),
+    Packed(Arc<PackedMatrix>),
 }
 
 /// A linear layer (`[out, in]` weight, optional bias) with any number of resident LoRA adapters.
@@ -148,21 +148,39 @@ impl LoraLinear {
         Ok(match &self.base {
             Base::Dense(t) => t.clone(),
             Base::Quantized(_, q) => q.dequantize(&q.device())?,
-            Base::Bf16(m) => m.to_tensor()?,
+            Base::Packed(m) => m.to_tensor()?,
         })
     }
 
-    /// Re-stores the base weight for the AVX512-BF16 kernel (inference only: the kernel has
-    /// no backward pass). Returns false, leaving the layer as it is, when the CPU lacks the
-    /// instructions, the weight is not on the CPU or its input size is not a multiple of 32.
-    pub fn pack_bf16(&mut self) -> Result<bool> {
-        let w = self.dense_weight()?;
-        if !crate::kernels::supported() || !w.device().is_cpu() || !self.in_dim.is_multiple_of(32) {
+    /// Re-stores the base weight for the packed inference kernels of [`crate::kernels`]
+    /// (no backward pass). `Precision::F32` keeps the values exactly and applies only to f32
+    /// weights; `Precision::Bf16` rounds them. Returns false, leaving the layer as it is,
+    /// when the CPU lacks the instructions, the weight is not an f32 or quantized weight on
+    /// the CPU, or (bf16) its input size is odd.
+    pub fn pack(&mut self, precision: Precision) -> Result<bool> {
+        let fits = match &self.base {
+            Base::Dense(t) => {
+                t.device().is_cpu() && (t.dtype() == DType::F32 || precision == Precision::Bf16)
+            }
+            Base::Quantized(_, q) => q.device().is_cpu(),
+            Base::Packed(_) => false,
+        };
+        if !fits
+            || !crate::kernels::supported(precision)
+            || (precision == Precision::Bf16 && !self.in_dim.is_multiple_of(2))
+        {
             return Ok(false);
         }
-        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let m = Bf16Matrix::from_f32(&data, self.out_dim, self.in_dim)?;
-        self.base = Base::Bf16(Arc::new(m));
+        // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
+        let w = self.dense_weight()?.to_dtype(DType::F32)?.contiguous()?;
+        let (storage, layout) = w.storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+            anyhow::bail!("packing expects an f32 CPU weight");
+        };
+        let data = &data[layout.start_offset()..][..self.out_dim * self.in_dim];
+        let m = PackedMatrix::pack(data, self.out_dim, self.in_dim, precision)?;
+        drop(storage);
+        self.base = Base::Packed(Arc::new(m));
         Ok(true)
     }
 
@@ -256,17 +274,40 @@ impl LoraLinear {
                     .context("quantized matmul")?
                     .to_dtype(x.dtype())?)
             }
-            Base::Bf16(m) => {
-                let dims = x.dims();
-                let rows = dims[..dims.len() - 1].iter().product();
-                let flat = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let y = m.matmul_t(&flat, rows)?;
-                let mut out = dims.to_vec();
+            Base::Packed(_) if train => {
+                anyhow::bail!("this layer is packed for inference and cannot be trained")
+            }
+            Base::Packed(m) => {
+                let mut y = Vec::new();
+                packed_matmul_into(m, x, &mut y)?;
+                let mut out = x.dims().to_vec();
                 *out.last_mut().expect("rank >= 1") = self.out_dim;
                 Ok(Tensor::from_vec(y, out, x.device())?.to_dtype(x.dtype())?)
             }
         }
     }
+
+    /// For a packed layer without bias: `x · wᵀ` as f32 values written into `out` (resized,
+    /// its allocation reused), returning true; false, with `out` untouched, for other layers.
+    /// Adapters are not applied.
+    pub fn forward_packed_into(&self, x: &Tensor, out: &mut Vec<f32>) -> Result<bool> {
+        match (&self.base, &self.bias) {
+            (Base::Packed(m), None) => {
+                packed_matmul_into(m, x, out)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// `x` (`[…, in]`, any float dtype) times a packed weight, into `out` as `[rows, out]`.
+fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
+    let dims = x.dims();
+    let rows = dims[..dims.len() - 1].iter().product::<usize>();
+    let flat = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    out.resize(rows * m.n(), 0.0);
+    m.matmul_t_into(&flat, rows, out)
 }
 
 /// `x · wᵀ` for `x` of any rank ≥ 2 and a 2-D `w`, flattening leading dims for one GEMM.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::{load_architecture, Architecture};
 use crate::config::ModelConfig;
+use crate::kernels::Precision;
 use crate::lora::{Ctx, LoraLinear, LoraWeights, SeededDropout};
 use crate::nn::{KvCache, Layout};
 use crate::tokenizer::Tokenizer;
@@ -128,7 +129,7 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            pack_for_inference(arch.as_mut())?;
+            pack_for_inference(arch.as_mut(), Precision::Bf16)?;
         }
         let eos_token_ids = match &parts.tokenizer {
             Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
@@ -145,6 +146,14 @@ impl Model {
             device: opts.device.clone(),
             source: source.to_path_buf(),
         })
+    }
+
+    /// Re-stores the f32 weights of the linear layers and the LM head for the packed f32
+    /// inference kernel of [`crate::kernels`] where the CPU has it: the same values, faster
+    /// decoding, no backward pass (a packed model refuses to train). Other weights are left
+    /// as they are.
+    pub fn pack_for_inference(&mut self) -> Result<()> {
+        pack_for_inference(self.arch.as_mut(), Precision::F32)
     }
 
     /// The normalised configuration.
@@ -368,6 +377,39 @@ impl Model {
         cache: &mut KvCache,
         adapter: Option<&str>,
     ) -> Result<Tensor> {
+        let mut logits = Vec::new();
+        self.step_into(ids, cache, adapter, &mut logits)?;
+        let vocab = logits.len() / ids.len().max(1);
+        Ok(Tensor::from_vec(logits, (ids.len(), vocab), &Device::Cpu)?.to_device(&self.device)?)
+    }
+
+    /// Like [`Model::step`], writing the logits row-major into `logits` (resized; decoding
+    /// reuses one buffer across steps).
+    pub fn step_into(
+        &self,
+        ids: &[Vec<u32>],
+        cache: &mut KvCache,
+        adapter: Option<&str>,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        let hidden = self.step_hidden(ids, cache, adapter)?;
+        self.head_into(&hidden, logits)
+    }
+
+    /// The logits of final hidden states `[rows, hidden]` (as [`Model::step_hidden`] returns
+    /// them), written row-major into `logits` (resized).
+    pub fn head_into(&self, hidden: &Tensor, logits: &mut Vec<f32>) -> Result<()> {
+        self.arch.head().forward_into(hidden, logits)
+    }
+
+    /// [`Model::step`] without the LM head: the last position's final hidden states
+    /// `[rows, hidden]`.
+    pub fn step_hidden(
+        &self,
+        ids: &[Vec<u32>],
+        cache: &mut KvCache,
+        adapter: Option<&str>,
+    ) -> Result<Tensor> {
         let rows = ids.len();
         ensure!(
             rows == cache.rows(),
@@ -395,8 +437,7 @@ impl Model {
             ..Ctx::default()
         };
         let hidden = self.arch.forward(&t, &layout, cache, &ctx)?;
-        let last = hidden.narrow(1, q - 1, 1)?.squeeze(1)?;
-        self.arch.head().forward(&last, false)
+        Ok(hidden.narrow(1, q - 1, 1)?.squeeze(1)?)
     }
 
     /// Full-sequence logits `[len, vocab]` for one token sequence (inference mode).
@@ -438,15 +479,14 @@ impl Model {
     }
 }
 
-/// Default weights of a quantized (GGUF) model: every linear layer and the LM head go to the
-/// AVX512-BF16 kernel where the CPU has it (faster than candle's f32 and k-quant CPU matmuls
-/// at beam-search batch sizes); otherwise they stay as loaded.
-fn pack_for_inference(arch: &mut dyn Architecture) -> Result<()> {
+/// Re-stores every linear layer and the LM head for the packed inference kernels where the
+/// CPU has them (see [`LoraLinear::pack`]); layers that do not fit stay as they are.
+fn pack_for_inference(arch: &mut dyn Architecture, precision: Precision) -> Result<()> {
     use rayon::prelude::*;
     arch.linears_mut()
         .into_par_iter()
-        .try_for_each(|(_, lin)| lin.pack_bf16().map(|_| ()))?;
-    arch.head_mut().linear_mut().pack_bf16()?;
+        .try_for_each(|(_, lin)| lin.pack(precision).map(|_| ()))?;
+    arch.head_mut().linear_mut().pack(precision)?;
     Ok(())
 }
 

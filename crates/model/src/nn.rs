@@ -5,7 +5,7 @@
 //! with backward passes ([`crate::fused`]).
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, Tensor, D};
 use std::collections::HashMap;
 
 use crate::config::{LayerAttention, RopeConfig};
@@ -219,9 +219,40 @@ const CACHE_CHUNK: usize = 64;
 pub struct LayerCache {
     kv: Option<(Tensor, Tensor)>,
     len: usize,
+    /// The buffers of the previous row selection, reused by the next one (CPU only).
+    spare: Option<(Tensor, Tensor)>,
 }
 
 impl LayerCache {
+    /// Keeps (and reorders, duplicates) rows by index. On the CPU the used positions are
+    /// gathered into the spare buffers, which then swap with the current ones: no allocation
+    /// and no copy of unused capacity at each beam-search step.
+    fn select_rows(&mut self, idx: &[usize]) -> Result<()> {
+        let Some((k, v)) = &self.kv else {
+            return Ok(());
+        };
+        if !k.device().is_cpu() {
+            let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let ids = Tensor::from_vec(ids, idx.len(), k.device())?;
+            self.kv = Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?));
+            return Ok(());
+        }
+        let (_, h, cap, d) = k.dims4()?;
+        let shape = (idx.len(), h, cap, d);
+        let (sk, sv) = match self.spare.take() {
+            Some((sk, sv)) if sk.dims4()? == shape => (sk, sv),
+            _ => (
+                Tensor::zeros(shape, k.dtype(), k.device())?,
+                Tensor::zeros(shape, v.dtype(), v.device())?,
+            ),
+        };
+        let op = GatherRows { idx, len: self.len };
+        sk.inplace_op2(k, &op)?;
+        sv.inplace_op2(v, &op)?;
+        self.spare = self.kv.replace((sk, sv));
+        Ok(())
+    }
+
     /// The used part of the buffers.
     fn view(&self) -> Result<Option<(Tensor, Tensor)>> {
         match &self.kv {
@@ -308,26 +339,16 @@ impl KvCache {
     }
 
     /// Keeps (and reorders, duplicates) rows by index: beam expansion and reordering.
-    pub fn select_rows(&self, idx: &[usize]) -> Result<KvCache> {
-        let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                let kv = match &l.kv {
-                    Some((k, v)) => {
-                        let ids = Tensor::from_vec(ids.clone(), ids.len(), k.device())?;
-                        Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?))
-                    }
-                    None => None,
-                };
-                Ok(LayerCache { kv, len: l.len })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache {
-            layers,
-            k_pos: idx.iter().map(|&i| self.k_pos[i].clone()).collect(),
-        })
+    pub fn select_rows(&mut self, idx: &[usize]) -> Result<()> {
+        if let Some(&bad) = idx.iter().find(|&&i| i >= self.rows()) {
+            anyhow::bail!("row {bad} selected from a cache of {} rows", self.rows());
+        }
+        use rayon::prelude::*;
+        self.layers
+            .par_iter_mut()
+            .try_for_each(|l| l.select_rows(idx))?;
+        self.k_pos = idx.iter().map(|&i| self.k_pos[i].clone()).collect();
+        Ok(())
     }
 
     /// Stacks caches row-wise, left-padding shorter ones (padding keys are masked out).
@@ -353,7 +374,11 @@ impl KvCache {
                 let v = pad_keys(&Tensor::cat(&vs, 0)?, 0, CACHE_CHUNK)?;
                 Some((k, v))
             };
-            layers.push(LayerCache { kv, len: max });
+            layers.push(LayerCache {
+                kv,
+                len: max,
+                spare: None,
+            });
         }
         let k_pos = caches
             .iter()
@@ -417,6 +442,58 @@ impl KvCache {
 
     fn layer(&mut self, i: usize) -> &mut LayerCache {
         &mut self.layers[i]
+    }
+}
+
+/// Copies rows `idx` of a `[rows, heads, capacity, dim]` CPU buffer into the destination
+/// `[idx.len(), heads, capacity, dim]`, the first `len` positions of each head.
+struct GatherRows<'a> {
+    idx: &'a [usize],
+    len: usize,
+}
+
+impl GatherRows<'_> {
+    fn copy<T: Copy>(&self, dst: &mut [T], src: &[T], h: usize, cap: usize, d: usize) {
+        let row = h * cap * d;
+        for (to, &from) in self.idx.iter().enumerate() {
+            for head in 0..h {
+                let (o, i) = (to * row + head * cap * d, from * row + head * cap * d);
+                dst[o..o + self.len * d].copy_from_slice(&src[i..i + self.len * d]);
+            }
+        }
+    }
+}
+
+impl candle_core::InplaceOp2 for GatherRows<'_> {
+    fn name(&self) -> &'static str {
+        "kv-gather-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dl: &candle_core::Layout,
+        src: &CpuStorage,
+        sl: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let (rows, h, cap, d) = sl.shape().dims4()?;
+        let contiguous = |l: &candle_core::Layout| l.is_contiguous() && l.start_offset() == 0;
+        if !contiguous(dl)
+            || !contiguous(sl)
+            || dl.shape().dims4()? != (self.idx.len(), h, cap, d)
+            || self.idx.iter().any(|&i| i >= rows)
+            || self.len > cap
+        {
+            candle_core::bail!("{}: mismatched buffers {dl:?} / {sl:?}", self.name());
+        }
+        match (dst, src) {
+            (CpuStorage::F32(o), CpuStorage::F32(i)) => self.copy(o, i, h, cap, d),
+            (CpuStorage::BF16(o), CpuStorage::BF16(i)) => self.copy(o, i, h, cap, d),
+            (CpuStorage::F16(o), CpuStorage::F16(i)) => self.copy(o, i, h, cap, d),
+            (CpuStorage::F64(o), CpuStorage::F64(i)) => self.copy(o, i, h, cap, d),
+            _ => candle_core::bail!("{}: unsupported or mixed dtypes", self.name()),
+        }
+        Ok(())
     }
 }
 
@@ -544,45 +621,56 @@ impl Attention {
         let k = apply_rope(&k, cos, sin, ctx.train)?.contiguous()?;
         let v = v.contiguous()?;
         let (k, v) = cache.layer(self.layer).append(k, v, ctx.train)?;
-        let keys = k.dim(2)?;
         let rep = h / kvh;
         // Group query heads by their kv head: [rows, kvh, rep*q, d], no copy of k/v.
         let q = q.contiguous()?.reshape((rows, kvh, rep * q_len, d))?;
+        let mask = step.mask(self.window);
+        let out = if !ctx.train && crate::attend::applies(&q, &k, &v) {
+            crate::attend::attend(&q, &k, &v, mask, self.scale, self.softcap)?
+        } else {
+            self.attend_composite(&q, &k, &v, mask, ctx.train)?
+        };
+        let out = out
+            .reshape((rows, h, q_len, d))?
+            .transpose(1, 2)?
+            .reshape((rows, q_len, h * d))?;
+        self.o_proj.forward(&out, ctx)
+    }
+
+    /// [`crate::attend::attend`] from differentiable candle ops (training, other dtypes and
+    /// devices): queries `[rows, kvh, rep·q, d]` grouped by kv head, keys and values
+    /// `[rows, kvh, keys, d]`, mask `[rows, 1, 1, q, keys]`.
+    fn attend_composite(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (rows, kvh, n, _) = q.dims4()?;
+        let (keys, q_len) = (k.dim(2)?, mask.dim(3)?);
         let scores = (q.matmul(&k.t()?)? * self.scale)?.to_dtype(DType::F32)?;
         let scores = match self.softcap {
             Some(c) => ((scores / c)?.tanh()? * c)?,
             None => scores,
         };
         let scores = scores
-            .reshape((rows, kvh, rep, q_len, keys))?
-            .broadcast_add(step.mask(self.window))?;
-        let probs = if ctx.train && fused::applies(&scores) {
+            .reshape((rows, kvh, n / q_len, q_len, keys))?
+            .broadcast_add(mask)?;
+        let probs = if train && fused::applies(&scores) {
             fused::softmax_last_dim(&scores)?
-        } else if ctx.train {
+        } else if train {
             candle_nn::ops::softmax(&scores, D::Minus1)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
         };
-        let probs = probs
-            .to_dtype(v.dtype())?
-            .reshape((rows, kvh, rep * q_len, keys))?;
-        let out = probs
-            .matmul(&v)?
-            .reshape((rows, h, q_len, d))?
-            .transpose(1, 2)?
-            .reshape((rows, q_len, h * d))?;
-        self.o_proj.forward(&out, ctx)
+        let probs = probs.to_dtype(v.dtype())?.reshape((rows, kvh, n, keys))?;
+        Ok(probs.matmul(v)?)
     }
 }
 
-/// The activation of a gated MLP.
-#[derive(Debug, Clone, Copy)]
-pub enum Activation {
-    /// SwiGLU (LLaMA).
-    Silu,
-    /// GeGLU with tanh-approximated GELU (Gemma).
-    GeluTanh,
-}
+pub use crate::vmath::Activation;
 
 /// `down(act(gate(x)) · up(x))`.
 #[derive(Debug, Clone)]
@@ -619,20 +707,17 @@ impl GatedMlp {
     /// Applies the MLP.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let g = self.gate_proj.forward(x, ctx)?;
-        if ctx.train && fused::applies(&g) {
-            let act = match self.act {
-                Activation::Silu => fused::GateAct::Silu,
-                Activation::GeluTanh => fused::GateAct::GeluTanh,
+        let u = self.up_proj.forward(x, ctx)?;
+        let h = if fused::applies(&g) && u.dtype() == DType::F32 {
+            fused::gated(&g, &u, self.act)?
+        } else {
+            let g = match self.act {
+                Activation::Silu => candle_nn::ops::silu(&g)?,
+                Activation::GeluTanh => g.gelu()?,
             };
-            let h = fused::gated(&g, &self.up_proj.forward(x, ctx)?, act)?;
-            return self.down_proj.forward(&h, ctx);
-        }
-        let g = match self.act {
-            Activation::Silu => candle_nn::ops::silu(&g)?,
-            Activation::GeluTanh => g.gelu()?,
+            (g * u)?
         };
-        self.down_proj
-            .forward(&(g * self.up_proj.forward(x, ctx)?)?, ctx)
+        self.down_proj.forward(&h, ctx)
     }
 }
 

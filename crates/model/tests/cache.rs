@@ -41,16 +41,21 @@ fn incremental_decoding_matches_full_forward() {
         let mut b = m.new_cache(1);
         m.step(&[seq[..9].to_vec()], &mut b, None).unwrap();
         let mut cache = KvCache::stack(&[a, b]).unwrap();
-        // Swap rows once to exercise reordering.
-        cache = cache.select_rows(&[1, 0]).unwrap();
-        let mut pos = [9usize, 5];
-        while pos[1] < seq.len() {
-            let ids = vec![vec![seq[pos[0].min(seq.len() - 1)]], vec![seq[pos[1]]]];
+        // Swap the rows at every step to exercise reordering (and the reused buffers).
+        let mut pos = [5usize, 9];
+        while pos.iter().any(|&p| p < seq.len()) {
+            cache.select_rows(&[1, 0]).unwrap();
+            pos.swap(0, 1);
+            let ids: Vec<Vec<u32>> = pos
+                .iter()
+                .map(|&p| vec![seq[p.min(seq.len() - 1)]])
+                .collect();
             let logits = m.step(&ids, &mut cache, None).unwrap();
-            let row1 = logits.get(1).unwrap();
-            let want = full.get(pos[1]).unwrap();
-            assert!(max_diff(&row1, &want) < 1e-4, "{name} position {}", pos[1]);
-            pos = [pos[0] + 1, pos[1] + 1];
+            for (r, &p) in pos.iter().enumerate().filter(|(_, &p)| p < seq.len()) {
+                let (row, want) = (logits.get(r).unwrap(), full.get(p).unwrap());
+                assert!(max_diff(&row, &want) < 1e-4, "{name} row {r} position {p}");
+            }
+            pos = pos.map(|p| p + 1);
         }
     }
 }

@@ -18,7 +18,9 @@ fn expected(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
-fn load(name: &str) -> Model {
+/// The fixture with its adapter attached; `packed` re-stores the weights for the packed f32
+/// inference kernel (as `datm generate` does).
+fn load(name: &str, packed: bool) -> Model {
     let opts = LoadOptions {
         dtype: Some(DType::F32),
         device: Device::Cpu,
@@ -27,6 +29,9 @@ fn load(name: &str) -> Model {
     let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
     let adapter = Adapter::load(&fixtures().join(format!("{name}-lora"))).unwrap();
     m.attach_adapter("lora", &adapter).unwrap();
+    if packed {
+        m.pack_for_inference().unwrap();
+    }
     m
 }
 
@@ -54,8 +59,8 @@ fn gen_config(run: &Value, max_new: usize, adapter: Option<&str>) -> GenerationC
     }
 }
 
-fn check_logits(name: &str) {
-    let model = load(name);
+fn check_logits(name: &str, packed: bool) {
+    let model = load(name, packed);
     let exp = expected(name);
     let logits = candle_core::safetensors::load(
         fixtures().join(format!("{name}-logits.safetensors")),
@@ -84,14 +89,14 @@ fn check_logits(name: &str) {
                 .unwrap();
             assert!(
                 diff <= 1e-4 * scale.max(1.0),
-                "{name} {key}: max |Δlogit| {diff} (scale {scale})"
+                "{name} {key} (packed: {packed}): max |Δlogit| {diff} (scale {scale})"
             );
         }
     }
 }
 
-fn check_generation(name: &str, batched: bool) {
-    let model = load(name);
+fn check_generation(name: &str, batched: bool, packed: bool) {
+    let model = load(name, packed);
     let exp = expected(name);
     let max_new = exp["max_new_tokens"].as_u64().unwrap() as usize;
     for (part, adapter) in [("base", None), ("lora", Some("lora"))] {
@@ -108,7 +113,7 @@ fn check_generation(name: &str, batched: bool) {
                 assert_eq!(
                     g.token_ids,
                     ids(&run["token_ids"]),
-                    "{name} {part} prompt {:?} run {run0}",
+                    "{name} {part} (packed: {packed}) prompt {:?} run {run0}",
                     c["prompt"]
                 );
                 if let Some(s) = run["sequence_score"].as_f64() {
@@ -125,26 +130,30 @@ fn check_generation(name: &str, batched: bool) {
 
 #[test]
 fn llama_logits_match_hf() {
-    check_logits("tiny-llama");
+    check_logits("tiny-llama", false);
+    check_logits("tiny-llama", true);
 }
 
 #[test]
 fn gemma3_logits_match_hf() {
-    check_logits("tiny-gemma3");
+    check_logits("tiny-gemma3", false);
+    check_logits("tiny-gemma3", true);
 }
 
 #[test]
 fn llama_generation_matches_hf() {
-    check_generation("tiny-llama", false);
+    check_generation("tiny-llama", false, false);
+    check_generation("tiny-llama", false, true);
 }
 
 #[test]
 fn gemma3_generation_matches_hf() {
-    check_generation("tiny-gemma3", false);
+    check_generation("tiny-gemma3", false, false);
+    check_generation("tiny-gemma3", false, true);
 }
 
 #[test]
 fn batched_generation_equals_unbatched() {
-    check_generation("tiny-llama", true);
-    check_generation("tiny-gemma3", true);
+    check_generation("tiny-llama", true, true);
+    check_generation("tiny-gemma3", true, true);
 }

@@ -6,8 +6,9 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use datm_model::fused::{gated, rms_norm, rope, softmax_last_dim, GateAct};
+use datm_model::fused::{gated, rms_norm, rope, softmax_last_dim};
 use datm_model::lora::{frozen_matmul_t, SeededDropout};
+use datm_model::nn::Activation;
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
@@ -152,11 +153,11 @@ fn rms_norm_matches_the_composite_formula() {
 #[test]
 fn gated_activations_match_candle() {
     let up = wide(&[4, 6, 40], 4);
-    for act in [GateAct::Silu, GateAct::GeluTanh] {
+    for act in [Activation::Silu, Activation::GeluTanh] {
         let reference = |g: &Tensor| {
             let a = match act {
-                GateAct::Silu => candle_nn::ops::silu(g).unwrap(),
-                GateAct::GeluTanh => g.gelu().unwrap(),
+                Activation::Silu => candle_nn::ops::silu(g).unwrap(),
+                Activation::GeluTanh => g.gelu().unwrap(),
             };
             (a * &up).unwrap()
         };

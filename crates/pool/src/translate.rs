@@ -55,8 +55,9 @@ impl Translator {
             quantized: decoding.quantized,
             ..LoadOptions::default()
         };
-        let model = Model::load(model, &opts)
+        let mut model = Model::load(model, &opts)
             .with_context(|| format!("loading base model {}", model.display()))?;
+        model.pack_for_inference()?;
         Ok(Translator {
             model,
             template,

@@ -173,6 +173,7 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
         ..LoadOptions::default()
     };
     let mut model = Model::load(&args.model, &opts)?;
+    model.pack_for_inference()?;
     if let Some(dir) = &args.adapter {
         let adapter = Adapter::load(dir)?;
         model.attach_adapter("adapter", &adapter).with_context(|| {

@@ -1,0 +1,151 @@
+//! Attention at inference on the CPU in one pass per (row, kv head): scores, soft-cap,
+//! mask, softmax and the weighted sum of values, instead of a dozen candle ops and their
+//! intermediate tensors. No backward pass: training uses the composite ops of `nn`.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+
+use crate::vmath::{axpy, dot};
+
+/// Whether [`attend`] can run on these tensors (f32 on the CPU).
+pub fn applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    [q, k, v]
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.device().is_cpu())
+}
+
+/// `softmax(softcap(q·kᵀ·scale) + mask) · v` for queries `q` `[rows, kvh, n, d]` (the `rep`
+/// query heads of each kv head, each with `q_len` positions: `n = rep·q_len`), keys and
+/// values `[rows, kvh, keys, d]` (any strides, contiguous last dimension) and the additive
+/// mask `[rows, 1, 1, q_len, keys]`; returns `[rows, kvh, n, d]`.
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    softcap: Option<f64>,
+) -> candle_core::Result<Tensor> {
+    q.contiguous()?.apply_op3_no_bwd(
+        k,
+        v,
+        &AttendOp {
+            mask: mask.contiguous()?,
+            scale: scale as f32,
+            softcap: softcap.map(|c| c as f32),
+        },
+    )
+}
+
+struct AttendOp {
+    mask: Tensor,
+    scale: f32,
+    softcap: Option<f32>,
+}
+
+/// A `[rows, kvh, keys, d]` operand: its data and where row `r`, head `g`, key `j` starts.
+struct Strided<'a> {
+    data: &'a [f32],
+    offset: usize,
+    stride: [usize; 3],
+    d: usize,
+}
+
+impl<'a> Strided<'a> {
+    fn new(op: &str, s: &'a CpuStorage, l: &Layout, d: usize) -> candle_core::Result<Self> {
+        let CpuStorage::F32(data) = s else {
+            candle_core::bail!("{op}: expected f32 keys/values, got {:?}", s.dtype());
+        };
+        let st = l.stride();
+        if st.len() != 4 || st[3] != 1 {
+            candle_core::bail!("{op}: keys/values need a contiguous last dimension, {l:?}");
+        }
+        Ok(Strided {
+            data,
+            offset: l.start_offset(),
+            stride: [st[0], st[1], st[2]],
+            d,
+        })
+    }
+
+    fn at(&self, r: usize, g: usize, j: usize) -> &'a [f32] {
+        let o = self.offset + r * self.stride[0] + g * self.stride[1] + j * self.stride[2];
+        &self.data[o..o + self.d]
+    }
+}
+
+impl CustomOp3 for AttendOp {
+    fn name(&self) -> &'static str {
+        "attend"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (rows, kvh, n, d) = lq.shape().dims4()?;
+        let keys = lk.shape().dims4()?.2;
+        let (mrows, _, _, q_len, mkeys) = self.mask.dims5()?;
+        if lk.shape() != lv.shape()
+            || lk.shape().dims4()? != (rows, kvh, keys, d)
+            || mrows != rows
+            || mkeys != keys
+            || q_len == 0
+            || n % q_len != 0
+        {
+            candle_core::bail!(
+                "{name}: q {:?}, k {:?}, v {:?}, mask {:?} do not fit",
+                lq.shape(),
+                lk.shape(),
+                lv.shape(),
+                self.mask.shape()
+            );
+        }
+        let CpuStorage::F32(qd) = sq else {
+            candle_core::bail!("{name}: expected f32 queries");
+        };
+        let qd = &qd[lq.start_offset()..];
+        let (kk, vv) = (
+            Strided::new(name, sk, lk, d)?,
+            Strided::new(name, sv, lv, d)?,
+        );
+        let (mask_storage, ml) = self.mask.storage_and_layout();
+        let candle_core::Storage::Cpu(CpuStorage::F32(mask)) = &*mask_storage else {
+            candle_core::bail!("{name}: expected an f32 CPU mask");
+        };
+        let mask = &mask[ml.start_offset()..];
+        let mut out = vec![0f32; rows * kvh * n * d];
+        crate::fused::par_chunks(&mut out, n * d, |task, block| {
+            let (r, g) = (task / kvh, task % kvh);
+            let mut scores = vec![0f32; keys];
+            for (i, o) in block.chunks_exact_mut(d).enumerate() {
+                let qi = &qd[(task * n + i) * d..(task * n + i + 1) * d];
+                let m = &mask[(r * q_len + i % q_len) * keys..][..keys];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let raw = dot(qi, kk.at(r, g, j)) * self.scale;
+                    let capped = match self.softcap {
+                        Some(c) => (raw / c).tanh() * c,
+                        None => raw,
+                    };
+                    *s = capped + m[j];
+                }
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                for (j, s) in scores.iter().enumerate() {
+                    axpy(s / sum, vv.at(r, g, j), o);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((rows, kvh, n, d))))
+    }
+}
