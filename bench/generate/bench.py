@@ -6,16 +6,21 @@ de→en prompts) in the same run, on the same cores:
 
 * HF transformers: `AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)` (dequantized to f32),
   `generate(num_beams=5, do_sample=False)`, prompts in batches of `--batch-size`, left-padded.
-* datm: the release binary, default weights (GGUF weights re-stored for the AVX512-BF16 kernel
-  where the CPU has it) and `--dtype f32`; each run before and after HF, averaged.
+* datm: the release binary, default weights (GGUF weights packed as bf16 for the AVX-512
+  kernels where the CPU has them) and `--dtype f32` (f32 panels, exact); each run before and
+  after HF, averaged.
 
-Reports generation wall time (model loading excluded for HF; datm's time is the whole process,
-loading included, and its load time is reported separately), new tokens per second, peak RSS,
-the fraction of the machine's f32 matmul throughput achieved (model FLOPs / time / measured
-torch f32 GEMM FLOP/s), and how many outputs equal HF's token for token.
+Reports generation wall time (model loading excluded: HF's is timed in-process, datm's is the
+same command on zero prompts, subtracted), new tokens per second, peak RSS, the matmul work
+done per second (model FLOPs: 5 beams × new tokens × 2 · parameters, LM head included) and
+what fraction that is of the machine's throughput: of torch's f32 GEMM rate on 2048² matrices
+and of this CPU's arithmetic peak (`cpu_peak` example: AVX-512 f32 FMA, bf16 dot products for
+datm's default weights), all measured in the same run; and how many outputs equal HF's token
+for token.
 
     /work/venv/bin/python bench/generate/bench.py [--datm target/release/datm] [--n 12]
         [--max-new-tokens 64] [--batch-size 8] [--threads 2]
+        [--cpu-peak target/release/examples/cpu_peak]
 """
 
 import argparse
@@ -121,6 +126,15 @@ def datm_run(binary, model_path, prompts, args, dtype):
     return dict(wall_s=wall, load_s=load, gen_s=wall - load, outputs=outs, peak_mb=peak)
 
 
+def cpu_peak(args):
+    """This CPU's measured f32/bf16 peak on `--threads` threads, or {} without the binary."""
+    if not os.path.exists(args.cpu_peak):
+        print(f"note: {args.cpu_peak} not built; no CPU-peak figures")
+        return {}
+    out = subprocess.run([args.cpu_peak, str(args.threads)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datm", default="target/release/datm")
@@ -129,6 +143,8 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu-peak", default="target/release/examples/cpu_peak",
+                    help="the cpu_peak example binary (`cargo build --release -p datm-model --examples`)")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
     if not os.path.exists(args.model):
@@ -148,17 +164,24 @@ def main():
         r["peak_mb"] = max(r["peak_mb"], after["peak_mb"])
         res[name] = r
     hf = res["hf"]
+    peak = cpu_peak(args)
+    res["cpu_peak"] = peak
     print(f"prompts {len(prompts)}, 5 beams, max_new_tokens {args.max_new_tokens}, batch {args.batch_size}, "
-          f"threads {args.threads}; torch f32 GEMM {hf['gemm_gflops']:.0f} GFLOP/s")
+          f"threads {args.threads}; torch f32 GEMM {hf['gemm_gflops']:.0f} GFLOP/s; CPU peak f32 "
+          f"{peak.get('f32_gflops') or 0:.0f}, bf16 {peak.get('bf16_gflops') or 0:.0f} GFLOP/s")
     for name in ["hf", "datm_default", "datm_f32"]:
         r = res[name]
         toks = sum(len(o) for o in r["outputs"])
         same = sum(a == b for a, b in zip(r["outputs"], hf["outputs"]))
-        util = toks * 5 * hf["flops_per_token"] / r["gen_s"] / (hf["gemm_gflops"] * 1e9)
+        gflops = toks * 5 * hf["flops_per_token"] / r["gen_s"] / 1e9
+        cpu = peak.get("bf16_gflops" if name == "datm_default" else "f32_gflops")
         speed = hf["gen_s"] / r["gen_s"]
-        print(f"{name:13s} load {r['load_s']:6.1f}s  generate {r['gen_s']:7.1f}s  {toks / r['gen_s']:6.1f} tok/s  "
-              f"x{speed:4.1f} vs HF  peak {r['peak_mb']:6.0f} MB  ~{100 * util:4.1f}% of f32 GEMM peak  "
-              f"same tokens as HF {same}/{len(prompts)}")
+        r.update(gflops=gflops, pct_torch_gemm=100 * gflops / hf["gemm_gflops"],
+                 pct_cpu_peak=100 * gflops / cpu if cpu else None)
+        print(f"{name:13s} load {r['load_s']:6.1f}s  generate {r['gen_s']:7.2f}s  {toks / r['gen_s']:6.1f} tok/s  "
+              f"x{speed:4.2f} vs HF  peak {r['peak_mb']:6.0f} MB  {gflops:5.0f} GFLOP/s = "
+              f"{r['pct_torch_gemm']:5.1f}% of torch GEMM, "
+              f"{r['pct_cpu_peak'] or 0:4.1f}% of CPU peak  same tokens as HF {same}/{len(prompts)}")
     if args.json:
         for r in res.values():
             if isinstance(r, dict):

@@ -121,7 +121,7 @@ impl CustomOp3 for AttendOp {
         };
         let mask = &mask[ml.start_offset()..];
         let mut out = vec![0f32; rows * kvh * n * d];
-        crate::fused::par_chunks(&mut out, n * d, |task, block| {
+        crate::pool::par_chunks(&mut out, n * d, |task, block| {
             let (r, g) = (task / kvh, task % kvh);
             let mut scores = vec![0f32; keys];
             for (i, o) in block.chunks_exact_mut(d).enumerate() {

@@ -11,6 +11,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
+use crate::pool::par_chunks;
 use crate::vmath::{gated_product, Activation};
 
 /// Whether the fused ops can run on `x` (f32 on the CPU).
@@ -40,28 +41,6 @@ fn with_f32<R>(
         candle_core::bail!("{op}: tensor is not on the CPU");
     };
     f(f32_slice(op, s, l)?)
-}
-
-/// Fills `out` chunk by chunk (chunks of `len` values, the last possibly shorter) with
-/// `f(chunk index, chunk)`, in parallel on candle's own CPU worker pool: the element-wise
-/// ops around these run there too, and a second pool (rayon's) would compete with it for
-/// the cores.
-pub(crate) fn par_chunks(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if len == 0 {
-        return;
-    }
-    let total = out.len();
-    let rows = total.div_ceil(len);
-    let base = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
-        for i in range {
-            // SAFETY: `execute_chunked` hands out disjoint index ranges, so every chunk is
-            // borrowed mutably by exactly one call, and `out` outlives the call.
-            let n = len.min(total - i * len);
-            let row = unsafe { std::slice::from_raw_parts_mut((base as *mut f32).add(i * len), n) };
-            f(i, row);
-        }
-    });
 }
 
 fn output(data: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {

@@ -12,7 +12,6 @@
 use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 
 use crate::model::Model;
 use crate::nn::KvCache;
@@ -218,7 +217,7 @@ fn decode_batch(
         } else {
             (1 + eos.len()).max(2) * width
         };
-        let summaries: Vec<RowSummary> = rows.par_iter().map(|r| RowSummary::new(r, k)).collect();
+        let summaries = crate::pool::par_map(rows.len(), |r| RowSummary::new(rows[r], k));
         let mut next_idx = Vec::new();
         let mut next_tok = Vec::new();
         let mut next_owner = Vec::new();

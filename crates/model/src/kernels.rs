@@ -189,8 +189,17 @@ impl PackedMatrix {
         let steps = self.k / A::FEATURES_PER_STEP;
         let w = data.as_ptr().add(p * steps * A::W_PER_STEP);
         let cols = self.panel_cols(p);
+        let has_next = (p + 1) * PANEL < self.n;
         for kb in (0..steps).step_by(KC) {
             for i0 in (0..m).step_by(MR) {
+                // Row tiles 1 to 4 read this block from cache; each fetches one of the four
+                // cache lines per step of the next panel's block, spreading its DRAM traffic.
+                let pass = i0 / MR;
+                let next = if has_next && (1..=4).contains(&pass) {
+                    (w.add((steps + kb) * A::W_PER_STEP) as *const i8).add(64 * (pass - 1))
+                } else {
+                    std::ptr::null()
+                };
                 let t = Tile {
                     x: x.as_ptr().add(i0 * steps + kb),
                     ldx: steps,
@@ -200,6 +209,7 @@ impl PackedMatrix {
                     ldo: self.n,
                     cols,
                     accumulate: kb > 0,
+                    next,
                 };
                 match (m - i0).min(MR) {
                     6 => A::tile::<6>(&t),
@@ -241,6 +251,8 @@ struct Tile<X, W> {
     cols: usize,
     /// Add to the partial sums already in `out` (later blocks) instead of starting at 0.
     accumulate: bool,
+    /// A cache line of the next panel's block to prefetch at each step (null: none).
+    next: *const i8,
 }
 
 /// The arithmetic of a packed precision: input and weight element types and the tile kernel.
@@ -415,6 +427,9 @@ impl Arith for F32Arith {
                 _mm512_loadu_ps(wk.add(32)),
                 _mm512_loadu_ps(wk.add(48)),
             ];
+            if !t.next.is_null() {
+                _mm_prefetch::<_MM_HINT_T0>(t.next.add(kk * 256));
+            }
             for (i, row) in acc.iter_mut().enumerate() {
                 let xb = _mm512_set1_ps(*t.x.add(i * t.ldx + kk));
                 for (a, w) in row.iter_mut().zip(&wv) {
@@ -446,6 +461,9 @@ impl Arith for Bf16Arith {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk.add(2))),
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk.add(3))),
             ];
+            if !t.next.is_null() {
+                _mm_prefetch::<_MM_HINT_T0>(t.next.add(p * 256));
+            }
             for (i, row) in acc.iter_mut().enumerate() {
                 let xb = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
                     *t.x.add(i * t.ldx + p) as i32,

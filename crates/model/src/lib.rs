@@ -24,6 +24,7 @@ pub mod lora;
 pub mod merge;
 pub mod model;
 pub mod nn;
+mod pool;
 pub mod tokenizer;
 pub mod vmath;
 pub mod weights;

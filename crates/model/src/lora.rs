@@ -58,7 +58,7 @@ impl SeededDropout {
         // Fixed-size chunks, each with its own stream, filled in parallel: the mask depends
         // on the seed only, not on the number of threads.
         let mut mask = vec![0f32; x.elem_count()];
-        crate::fused::par_chunks(&mut mask, DROPOUT_CHUNK, |i, chunk| {
+        crate::pool::par_chunks(&mut mask, DROPOUT_CHUNK, |i, chunk| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(call_seed ^ i as u64));
             for m in chunk {
                 *m = if rng.gen::<f32>() >= p { scale } else { 0.0 };

@@ -343,10 +343,15 @@ impl KvCache {
         if let Some(&bad) = idx.iter().find(|&&i| i >= self.rows()) {
             anyhow::bail!("row {bad} selected from a cache of {} rows", self.rows());
         }
-        use rayon::prelude::*;
-        self.layers
-            .par_iter_mut()
-            .try_for_each(|l| l.select_rows(idx))?;
+        let failed = std::sync::Mutex::new(None);
+        crate::pool::par_chunks(&mut self.layers, 1, |_, l| {
+            if let Err(e) = l[0].select_rows(idx) {
+                failed.lock().expect("not poisoned").get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed.into_inner().expect("not poisoned") {
+            return Err(e);
+        }
         self.k_pos = idx.iter().map(|&i| self.k_pos[i].clone()).collect();
         Ok(())
     }

@@ -1,0 +1,45 @@
+//! Parallel loops on candle's CPU worker pool. The model's own CPU kernels run there, like
+//! candle's element-wise ops around them: a second pool (rayon's) would compete with it for
+//! the cores and pay thread wake-ups at every switch.
+
+/// Fills `out` chunk by chunk (chunks of `len` values, the last possibly shorter) with
+/// `f(chunk index, chunk)`, in parallel.
+pub(crate) fn par_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if len == 0 {
+        return;
+    }
+    let total = out.len();
+    let rows = total.div_ceil(len);
+    let base = SendPtr(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        for i in range {
+            // SAFETY: `execute_chunked` hands out disjoint index ranges, so every chunk is
+            // borrowed mutably by exactly one call, and `out` outlives the call.
+            let n = len.min(total - i * len);
+            let row = unsafe { std::slice::from_raw_parts_mut(base.at(i * len), n) };
+            f(i, row);
+        }
+    });
+}
+
+/// `(0..n).map(f)` computed in parallel, in order.
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    par_chunks(&mut out, 1, |i, slot| slot[0] = Some(f(i)));
+    out.into_iter().flatten().collect()
+}
+
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    /// The element `i` places further (a method, so closures capture the whole wrapper).
+    ///
+    /// # Safety
+    /// `i` must lie within the slice the pointer came from.
+    unsafe fn at(&self, i: usize) -> *mut T {
+        self.0.add(i)
+    }
+}
+// SAFETY: only used to hand disjoint chunks of one slice to the pool's threads.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
