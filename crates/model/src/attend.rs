@@ -123,26 +123,36 @@ impl CustomOp3 for AttendOp {
         let mut out = vec![0f32; rows * kvh * n * d];
         crate::pool::par_chunks(&mut out, n * d, |task, block| {
             let (r, g) = (task / kvh, task % kvh);
-            let mut scores = vec![0f32; keys];
-            for (i, o) in block.chunks_exact_mut(d).enumerate() {
-                let qi = &qd[(task * n + i) * d..(task * n + i + 1) * d];
-                let m = &mask[(r * q_len + i % q_len) * keys..][..keys];
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let raw = dot(qi, kk.at(r, g, j)) * self.scale;
+            let queries = &qd[task * n * d..(task + 1) * n * d];
+            // Scores of all the kv head's queries, each key read once: `[n, keys]`.
+            let mut scores = vec![0f32; n * keys];
+            for j in 0..keys {
+                let kj = kk.at(r, g, j);
+                for (i, q) in queries.chunks_exact(d).enumerate() {
+                    let raw = dot(q, kj) * self.scale;
                     let capped = match self.softcap {
                         Some(c) => (raw / c).tanh() * c,
                         None => raw,
                     };
-                    *s = capped + m[j];
+                    scores[i * keys + j] = capped + mask[(r * q_len + i % q_len) * keys + j];
                 }
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            }
+            for row in scores.chunks_exact_mut(keys) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
-                for s in scores.iter_mut() {
+                for s in row.iter_mut() {
                     *s = (*s - max).exp();
                     sum += *s;
                 }
-                for (j, s) in scores.iter().enumerate() {
-                    axpy(s / sum, vv.at(r, g, j), o);
+                for s in row.iter_mut() {
+                    *s /= sum;
+                }
+            }
+            // Weighted values, each value read once.
+            for j in 0..keys {
+                let vj = vv.at(r, g, j);
+                for (i, o) in block.chunks_exact_mut(d).enumerate() {
+                    axpy(scores[i * keys + j], vj, o);
                 }
             }
         });

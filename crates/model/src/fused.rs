@@ -62,10 +62,11 @@ struct RmsNormOp {
     eps: f32,
 }
 
-/// `1 / sqrt(mean(x²) + eps)` of one row, as the composite op rounds it.
-fn inv_rms(row: &[f32], eps: f32) -> f32 {
+/// `sqrt(mean(x²) + eps)` of one row, rounded as the composite op and candle's inference
+/// kernel round it.
+fn rms(row: &[f32], eps: f32) -> f32 {
     let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
-    1.0 / (ms + eps).sqrt()
+    (ms + eps).sqrt()
 }
 
 impl CustomOp1 for RmsNormOp {
@@ -80,7 +81,7 @@ impl CustomOp1 for RmsNormOp {
             let mut y = vec![0f32; x.len()];
             par_chunks(&mut y, n, |i, y| {
                 let x = &x[i * n..(i + 1) * n];
-                let denom = 1.0 / inv_rms(x, self.eps);
+                let denom = rms(x, self.eps);
                 for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
                     *y = x / denom * w;
                 }
@@ -124,7 +125,7 @@ impl CustomOp2 for RmsNormBwd {
             let mut dx = vec![0f32; x.len()];
             par_chunks(&mut dx, n, |i, dx| {
                 let (x, g) = (&x[i * n..(i + 1) * n], &g[i * n..(i + 1) * n]);
-                let r = inv_rms(x, self.eps);
+                let r = 1.0 / rms(x, self.eps);
                 let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
                 let c = r * r * r * dot / n as f32;
                 for (((d, x), g), w) in dx.iter_mut().zip(x).zip(g).zip(w) {

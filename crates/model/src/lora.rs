@@ -172,14 +172,9 @@ impl LoraLinear {
             return Ok(false);
         }
         // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
-        let w = self.dense_weight()?.to_dtype(DType::F32)?.contiguous()?;
-        let (storage, layout) = w.storage_and_layout();
-        let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-            anyhow::bail!("packing expects an f32 CPU weight");
-        };
-        let data = &data[layout.start_offset()..][..self.out_dim * self.in_dim];
-        let m = PackedMatrix::pack(data, self.out_dim, self.in_dim, precision)?;
-        drop(storage);
+        let m = with_f32_data(&self.dense_weight()?, |w| {
+            PackedMatrix::pack(w, self.out_dim, self.in_dim, precision)
+        })?;
         self.base = Base::Packed(Arc::new(m));
         Ok(true)
     }
@@ -305,9 +300,19 @@ impl LoraLinear {
 fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
     let dims = x.dims();
     let rows = dims[..dims.len() - 1].iter().product::<usize>();
-    let flat = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     out.resize(rows * m.n(), 0.0);
-    m.matmul_t_into(&flat, rows, out)
+    with_f32_data(x, |flat| m.matmul_t_into(flat, rows, out))
+}
+
+/// `f` applied to the values of a CPU tensor as a row-major f32 slice: borrowed when the
+/// tensor is a contiguous f32 one, converted otherwise.
+fn with_f32_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.to_dtype(DType::F32)?.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+        anyhow::bail!("expected an f32 tensor on the CPU");
+    };
+    f(&data[layout.start_offset()..][..t.elem_count()])
 }
 
 /// `x · wᵀ` for `x` of any rank ≥ 2 and a 2-D `w`, flattening leading dims for one GEMM.

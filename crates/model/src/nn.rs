@@ -39,11 +39,11 @@ impl RmsNorm {
     /// Normalises over the last dimension.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let dtype = x.dtype();
+        if fused::applies(x) {
+            return Ok(fused::rms_norm(x, &self.weight, self.eps)?);
+        }
         if !ctx.train && dtype == DType::F32 && x.is_contiguous() {
             return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)?);
-        }
-        if ctx.train && fused::applies(x) {
-            return Ok(fused::rms_norm(x, &self.weight, self.eps)?);
         }
         let xf = x.to_dtype(DType::F32)?;
         let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
@@ -192,11 +192,11 @@ fn rope_tables(
 /// candle's fused kernel at inference in f32, the differentiable formula otherwise.
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     let dtype = x.dtype();
-    if !train && dtype == DType::F32 {
-        return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
-    }
     if fused::applies(x) {
         return Ok(fused::rope(x, cos, sin)?);
+    }
+    if !train && dtype == DType::F32 {
+        return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
     }
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;

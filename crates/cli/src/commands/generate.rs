@@ -91,7 +91,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         bail!("--input is required (JSONL with one {{\"prompt\": ...}} per line)");
     };
     let prompts = read_prompts(input)?;
+    let started = std::time::Instant::now();
     let model = load_model(&args.model)?;
+    let loaded = started.elapsed().as_secs_f64();
     let cfg = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
         num_beams: args.num_beams,
@@ -106,7 +108,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         adapter: model.active_adapter().map(str::to_string),
         batch_size: args.model.batch_size,
     };
+    let started = std::time::Instant::now();
     let results = decode_texts(&model, &prompts, &cfg)?;
+    let secs = started.elapsed().as_secs_f64();
+    let tokens: usize = results.iter().map(|r| r.token_ids.len()).sum();
+    eprintln!(
+        "datm: model loaded in {loaded:.2} s; {} prompts, {tokens} new tokens generated in {secs:.2} s ({:.1} tokens/s)",
+        prompts.len(),
+        tokens as f64 / secs.max(1e-9)
+    );
     let mut out = open_output(args.output.as_deref())?;
     for (prompt, r) in prompts.iter().zip(results) {
         let line = serde_json::json!({
