@@ -49,50 +49,45 @@ fn rate(threads: usize, flops_per_instr: f64, body: impl Fn() + Sync) -> f64 {
     (0..3).map(|_| once()).fold(0.0, f64::max)
 }
 
-/// Twelve independent accumulator chains: enough to cover the FMA latency on two pipes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fma_loop(iters: u64) {
-    std::arch::asm!(
-        "vxorps xmm30, xmm30, xmm30",
-        "vxorps xmm31, xmm31, xmm31",
-        "2:",
-        "vfmadd231ps zmm0, zmm30, zmm31", "vfmadd231ps zmm1, zmm30, zmm31",
-        "vfmadd231ps zmm2, zmm30, zmm31", "vfmadd231ps zmm3, zmm30, zmm31",
-        "vfmadd231ps zmm4, zmm30, zmm31", "vfmadd231ps zmm5, zmm30, zmm31",
-        "vfmadd231ps zmm6, zmm30, zmm31", "vfmadd231ps zmm7, zmm30, zmm31",
-        "vfmadd231ps zmm8, zmm30, zmm31", "vfmadd231ps zmm9, zmm30, zmm31",
-        "vfmadd231ps zmm10, zmm30, zmm31", "vfmadd231ps zmm11, zmm30, zmm31",
-        "dec {n}",
-        "jnz 2b",
-        n = inout(reg) iters => _,
-        out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-        out("zmm10") _, out("zmm11") _, out("zmm30") _, out("zmm31") _,
-        options(nostack),
-    );
+/// An unsafe fn running `iters` times twelve independent `INSTR zmmN, zmm30, zmm31`
+/// (accumulator chains: enough to cover the latency on two pipes).
+macro_rules! peak_loop {
+    ($(#[$doc:meta])* $name:ident, $instr:literal, $features:literal) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(iters: u64) {
+            std::arch::asm!(
+                "vxorps xmm30, xmm30, xmm30",
+                "vxorps xmm31, xmm31, xmm31",
+                "2:",
+                concat!($instr, " zmm0, zmm30, zmm31"), concat!($instr, " zmm1, zmm30, zmm31"),
+                concat!($instr, " zmm2, zmm30, zmm31"), concat!($instr, " zmm3, zmm30, zmm31"),
+                concat!($instr, " zmm4, zmm30, zmm31"), concat!($instr, " zmm5, zmm30, zmm31"),
+                concat!($instr, " zmm6, zmm30, zmm31"), concat!($instr, " zmm7, zmm30, zmm31"),
+                concat!($instr, " zmm8, zmm30, zmm31"), concat!($instr, " zmm9, zmm30, zmm31"),
+                concat!($instr, " zmm10, zmm30, zmm31"), concat!($instr, " zmm11, zmm30, zmm31"),
+                "dec {n}",
+                "jnz 2b",
+                n = inout(reg) iters => _,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
+                out("zmm10") _, out("zmm11") _, out("zmm30") _, out("zmm31") _,
+                options(nostack),
+            );
+        }
+    };
 }
 
-/// As [`fma_loop`] with `vdpbf16ps`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn dpbf16_loop(iters: u64) {
-    std::arch::asm!(
-        "vxorps xmm30, xmm30, xmm30",
-        "vxorps xmm31, xmm31, xmm31",
-        "2:",
-        "vdpbf16ps zmm0, zmm30, zmm31", "vdpbf16ps zmm1, zmm30, zmm31",
-        "vdpbf16ps zmm2, zmm30, zmm31", "vdpbf16ps zmm3, zmm30, zmm31",
-        "vdpbf16ps zmm4, zmm30, zmm31", "vdpbf16ps zmm5, zmm30, zmm31",
-        "vdpbf16ps zmm6, zmm30, zmm31", "vdpbf16ps zmm7, zmm30, zmm31",
-        "vdpbf16ps zmm8, zmm30, zmm31", "vdpbf16ps zmm9, zmm30, zmm31",
-        "vdpbf16ps zmm10, zmm30, zmm31", "vdpbf16ps zmm11, zmm30, zmm31",
-        "dec {n}",
-        "jnz 2b",
-        n = inout(reg) iters => _,
-        out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-        out("zmm10") _, out("zmm11") _, out("zmm30") _, out("zmm31") _,
-        options(nostack),
-    );
-}
+peak_loop!(
+    /// f32 FMAs.
+    fma_loop,
+    "vfmadd231ps",
+    "avx512f"
+);
+peak_loop!(
+    /// bf16 dot products.
+    dpbf16_loop,
+    "vdpbf16ps",
+    "avx512f,avx512bf16"
+);
