@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use datm_adapter::Adapter;
-use datm_model::candle_core::DType;
+use datm_model::candle_core::{DType, Device};
 use datm_model::{generate, EarlyStopping, GenerationConfig, LoadOptions, Model};
 
 /// Where the model comes from and how to load it (shared with `datm translate`).
@@ -25,6 +25,9 @@ pub struct ModelArgs {
     /// Prompts decoded together.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Where to run: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Arguments of `datm generate`.
@@ -180,7 +183,7 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
     let opts = LoadOptions {
         dtype,
         quantized: dtype.is_none(),
-        ..LoadOptions::default()
+        device: parse_device(&args.device)?,
     };
     let mut model = Model::load(&args.model, &opts)?;
     model.pack_for_inference()?;
@@ -196,6 +199,20 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
         model.set_active_adapter(Some("adapter"))?;
     }
     Ok(model)
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    let ordinal = match s {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => bail!("unknown --device {s:?} (expected cpu, cuda or cuda:N)"),
+        },
+    };
+    Device::new_cuda(ordinal).with_context(|| {
+        format!("--device {s}: no such CUDA device, or datm was built without the `cuda` feature")
+    })
 }
 
 fn parse_dtype(s: Option<&str>) -> Result<Option<DType>> {
