@@ -22,7 +22,7 @@ import peft.utils.merge_utils as merge_utils
 import torch
 from peft.utils.merge_utils import ties
 from safetensors.torch import load_file
-from spectrum import effective  # same folder: the effective ΔW of a saved adapter
+from spectrum import effective, rel  # same folder: a saved adapter's effective ΔW; relative error
 
 
 def pool_factors(pool: Path, module: str):
@@ -67,11 +67,6 @@ def with_prune(prune, deltas, density: float, rank: int) -> torch.Tensor:
         return peft_ties_svd(deltas, density, rank)
     finally:
         merge_utils.prune = original
-
-
-def rel(x: torch.Tensor, y: torch.Tensor) -> float:
-    x, y = x.double(), y.double()
-    return ((x - y).norm() / y.norm()).item()
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ def effective(d: Path, module: str) -> torch.Tensor:
 
 
 def rel(x, y):
+    """‖x − y‖ / ‖y‖ in f64."""
+    x, y = x.double(), y.double()
     return ((x - y).norm() / y.norm()).item()
 
 

@@ -115,11 +115,22 @@ impl CustomOp3 for AttendOp {
             Strided::new(name, sk, lk, d)?,
             Strided::new(name, sv, lv, d)?,
         );
-        let (mask_storage, ml) = self.mask.storage_and_layout();
-        let candle_core::Storage::Cpu(CpuStorage::F32(mask)) = &*mask_storage else {
-            candle_core::bail!("{name}: expected an f32 CPU mask");
-        };
-        let mask = &mask[ml.start_offset()..];
+        crate::fused::with_f32(name, &self.mask, |mask| {
+            self.attend_all(qd, &kk, &vv, mask, (rows, kvh, n, d, keys, q_len))
+        })
+    }
+}
+
+impl AttendOp {
+    /// The output `[rows, kvh, n, d]` from queries, keys, values and the mask's data.
+    fn attend_all(
+        &self,
+        qd: &[f32],
+        kk: &Strided,
+        vv: &Strided,
+        mask: &[f32],
+        (rows, kvh, n, d, keys, q_len): (usize, usize, usize, usize, usize, usize),
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let mut out = vec![0f32; rows * kvh * n * d];
         crate::pool::par_chunks(&mut out, n * d, |task, block| {
             let (r, g) = (task / kvh, task % kvh);

@@ -30,8 +30,9 @@ fn f32_slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result
     }
 }
 
-/// The contiguous f32 data of a tensor (read lock held by the caller's guard).
-fn with_f32<R>(
+/// `f` applied to the contiguous f32 data of a CPU tensor, borrowed (an error naming `op`
+/// for other tensors).
+pub(crate) fn with_f32<R>(
     op: &str,
     t: &Tensor,
     f: impl FnOnce(&[f32]) -> candle_core::Result<R>,

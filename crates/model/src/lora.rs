@@ -308,11 +308,7 @@ fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Resul
 /// tensor is a contiguous f32 one, converted otherwise.
 fn with_f32_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.to_dtype(DType::F32)?.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-        anyhow::bail!("expected an f32 tensor on the CPU");
-    };
-    f(&data[layout.start_offset()..][..t.elem_count()])
+    crate::fused::with_f32("packed weight or input", &t, |data| Ok(f(data)))?
 }
 
 /// `x · wᵀ` for `x` of any rank ≥ 2 and a 2-D `w`, flattening leading dims for one GEMM.

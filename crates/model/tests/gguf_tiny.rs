@@ -34,17 +34,6 @@ fn dense(w: &Weight) -> Tensor {
     }
 }
 
-fn max_abs(a: &Tensor) -> f32 {
-    a.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 /// Every safetensors tensor is in the GGUF map with the same shape and values within `tol`
 /// (relative to the tensor's largest magnitude), and nothing else is.
 fn assert_weights_match(model: &str, gguf_file: &str, mode: LoadMode, tol: f32) {
@@ -59,7 +48,7 @@ fn assert_weights_match(model: &str, gguf_file: &str, mode: LoadMode, tol: f32) 
         let got = loaded.weights.get(name, want.dims()).unwrap();
         let diff = common::max_abs_diff(&dense(&got), want);
         assert!(
-            diff <= tol * max_abs(want),
+            diff <= tol * common::max_abs(want),
             "{gguf_file}: {name} differs by {diff}"
         );
     }
@@ -320,7 +309,7 @@ fn gguf_models_give_hf_logits() {
             let got = loaded.logits(&prompt, None).unwrap();
             let diff = common::max_abs_diff(&got, want);
             assert!(
-                diff <= 1e-4 * max_abs(want).max(1.0),
+                diff <= 1e-4 * common::max_abs(want).max(1.0),
                 "{model}: max |Δlogit| {diff}"
             );
         }

@@ -2,6 +2,8 @@
 //! adapters made for another base are refused, fresh adapters start as the base model,
 //! merged models reproduce the adapter's logits, and exported adapters round-trip.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
@@ -27,17 +29,6 @@ fn with_fixture_adapter(name: &str) -> Model {
     m.attach_adapter("a", &a).unwrap();
     m.set_active_adapter(Some("a")).unwrap();
     m
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn all_vars_get_gradients(name: &str) {
@@ -101,7 +92,7 @@ fn train_forward_matches_inference_logits() {
             .lm_logits(&m.forward_train(&ids, &mask, 0).unwrap().squeeze(0).unwrap())
             .unwrap();
         let infer = m.logits(&seq, Some("a")).unwrap();
-        assert!(max_abs_diff(&train, &infer) < 1e-4, "{name}");
+        assert!(common::max_abs_diff(&train, &infer) < 1e-4, "{name}");
     }
 }
 
@@ -127,7 +118,7 @@ fn fresh_adapter_is_identity_and_exports() {
     let seq = [1u32, 2, 3, 4, 5];
     let base = m.logits(&seq, None).unwrap();
     let fresh = m.logits(&seq, Some("new")).unwrap();
-    assert_eq!(max_abs_diff(&base, &fresh), 0.0);
+    assert_eq!(common::max_abs_diff(&base, &fresh), 0.0);
     let exported = m.export_adapter("new").unwrap();
     assert_eq!(exported.modules.len(), 3 * m.config().num_layers);
 }
@@ -150,13 +141,13 @@ fn merged_model_reproduces_adapter_logits() {
         let want = m.logits(&seq, Some("a")).unwrap();
         let got = merged.logits(&seq, None).unwrap();
         assert!(
-            max_abs_diff(&want, &got) < 1e-3,
+            common::max_abs_diff(&want, &got) < 1e-3,
             "{name}: {}",
-            max_abs_diff(&want, &got)
+            common::max_abs_diff(&want, &got)
         );
         let base = m.logits(&seq, None).unwrap();
         assert!(
-            max_abs_diff(&base, &got) > 1e-2,
+            common::max_abs_diff(&base, &got) > 1e-2,
             "{name}: the merge changed nothing"
         );
     }

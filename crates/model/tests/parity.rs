@@ -2,6 +2,8 @@
 //! `tools/make_model_fixtures.py`: logits, greedy and beam-search outputs, with and without
 //! a LoRA adapter, unbatched and batched.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -72,21 +74,8 @@ fn check_logits(name: &str, packed: bool) {
             let key = case["logits_key"].as_str().unwrap();
             let want: &Tensor = &logits[key];
             let got = model.logits(&ids(&case["prompt_ids"]), adapter).unwrap();
-            let diff = (&got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let scale = want
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = common::max_abs_diff(&got, want);
+            let scale = common::max_abs(want);
             assert!(
                 diff <= 1e-4 * scale.max(1.0),
                 "{name} {key} (packed: {packed}): max |Δlogit| {diff} (scale {scale})"

@@ -1,6 +1,8 @@
 //! Default (quantized) GGUF weights: the fast inference path (Q8_0 weights, AVX512-BF16
 //! kernel where the CPU has it) stays close to the exact f32 path and to HF.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -31,21 +33,8 @@ fn quantized_default_is_close_to_exact_f32() {
         let seq = [1u32, 5, 9, 30, 100, 7, 8, 9, 10, 11, 12, 13, 40, 41, 42];
         let a = fast.logits(&seq, None).unwrap();
         let b = exact.logits(&seq, None).unwrap();
-        let diff = (&a - &b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let scale = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = common::max_abs_diff(&a, &b);
+        let scale = common::max_abs(&b);
         assert!(
             diff < 0.05 * scale,
             "{file}: max |Δlogit| {diff} (scale {scale})"

@@ -105,15 +105,7 @@ fn seeded_dropout_is_deterministic_per_seed_and_call() {
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.max(1e-12)
+    common::max_abs_diff(a, b) / common::max_abs(b).max(1e-12)
 }
 
 /// Value and input gradient (of `Σ y ∘ probe`) of a unary function.
