@@ -105,7 +105,7 @@ def torch_run(args):
         log.append({"tokens": tokens, "seconds": time.perf_counter() - t0, "loss": loss_sum})
         print(f"torch step {len(log)}: loss {loss_sum:.4f} {log[-1]['seconds']:.1f}s", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"steps": log, "peak_rss": peak}))
+    print(json.dumps({"steps": log, "peak_rss": peak, "capability": torch.backends.cpu.get_cpu_capability()}))
 
 
 def throughput(steps):
@@ -132,16 +132,24 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--micro-batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "neon"],
+                    help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
     ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_child:
         return torch_run(args)
+    if args.cpu_path == "avx2":
+        # Inherited by the PyTorch child, which must start with them set.
+        os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2")
+    if args.cpu_path:
+        os.environ["DATM_CPU"] = args.cpu_path
 
     common = ["--data", args.data, "--model", args.model, "--n", str(args.n),
               "--batch-size", str(args.batch_size), "--micro-batch-size",
               str(args.micro_batch_size), "--threads", str(args.threads)]
     out, torch_peak = peak_rss_of([sys.executable, __file__, "--torch-child"] + common)
-    torch_steps = json.loads(out.strip().splitlines()[-1])["steps"]
+    torch_out = json.loads(out.strip().splitlines()[-1])
+    torch_steps = torch_out["steps"]
 
     with tempfile.TemporaryDirectory() as tmp:
         write_layout(pairs(args.data, args.n), os.path.join(tmp, "data"))
@@ -157,6 +165,7 @@ def main():
 
     t_tps, d_tps = throughput(torch_steps), throughput(datm_steps)
     result = {
+        "cpu_path": args.cpu_path or "native", "torch_cpu_capability": torch_out["capability"],
         "sequences": args.n, "batch_size": args.batch_size,
         "micro_batch_size": args.micro_batch_size, "threads": args.threads,
         "torch_tokens_per_s": round(t_tps, 1), "datm_tokens_per_s": round(d_tps, 1),
