@@ -14,6 +14,7 @@ pub mod report;
 pub mod router;
 pub mod score;
 pub mod settings;
+pub mod slurm;
 pub mod train;
 pub mod trainer;
 pub mod translate;

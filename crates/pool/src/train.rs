@@ -1,6 +1,6 @@
 //! Training every adapter of a pool: skip finished adapters, let the trainer resume
-//! interrupted ones, run several at once within `jobs` and a memory budget, or emit a
-//! Slurm array job instead.
+//! interrupted ones, run several at once within `jobs` and a memory budget (a cluster runs
+//! them as a Slurm job array instead: `slurm`).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -211,67 +211,4 @@ fn directions(a: &AdapterSpec) -> String {
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A Slurm array job training one adapter per array task with
-/// `datm pool train --plan PLAN --only ID <train_args…>`. `sbatch_options` are extra
-/// `#SBATCH` lines (without the prefix), e.g. `--gres=gpu:1`.
-pub fn slurm_script(
-    plan: &PoolPlan,
-    plan_path: &Path,
-    train_args: &[String],
-    sbatch_options: &[String],
-) -> Result<String, PoolError> {
-    let ids: Vec<&str> = plan
-        .adapters
-        .iter()
-        .filter(|a| a.is_trained())
-        .map(|a| a.id.as_str())
-        .collect();
-    if ids.is_empty() {
-        return Err(PoolError::Plan("the plan has no adapters to train".into()));
-    }
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#SBATCH --job-name=datm-{}\n", plan.strategy));
-    s.push_str(&format!("#SBATCH --array=0-{}\n", ids.len() - 1));
-    s.push_str("#SBATCH --output=datm-%x-%A_%a.log\n");
-    for opt in sbatch_options {
-        s.push_str(&format!("#SBATCH {opt}\n"));
-    }
-    s.push_str("set -euo pipefail\n");
-    s.push_str(&format!(
-        "# {} adapters of a {} pool, one per array task.\n",
-        ids.len(),
-        plan.strategy
-    ));
-    s.push_str("IDS=(");
-    s.push_str(
-        &ids.iter()
-            .map(|id| shell_quote(id))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    s.push_str(")\nID=\"${IDS[$SLURM_ARRAY_TASK_ID]}\"\n");
-    s.push_str("exec \"${DATM:-datm}\" pool train --plan ");
-    s.push_str(&shell_quote(&plan_path.display().to_string()));
-    s.push_str(" --only \"$ID\"");
-    for a in train_args {
-        s.push(' ');
-        s.push_str(&shell_quote(a));
-    }
-    s.push('\n');
-    Ok(s)
-}
-
-/// Quotes a word for POSIX shells when it holds anything but safe characters.
-pub fn shell_quote(word: &str) -> String {
-    let safe = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if safe {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }

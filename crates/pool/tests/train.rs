@@ -1,15 +1,14 @@
 //! Pool training orchestration with a fake trainer: skipping, resuming, failures,
 //! parallelism within a memory budget, Slurm emission.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use datm_lang::{parse_list, Grouping};
+use datm_pool::slurm::{submit_script, SlurmJobs};
 use datm_pool::train::{
-    is_finished, slurm_script, train_pool, AdapterTrainer, PoolTrainOptions, TrainJob,
-    TRAINING_RECORD,
+    is_finished, train_pool, AdapterTrainer, PoolTrainOptions, TrainJob, TRAINING_RECORD,
 };
 use datm_pool::{PoolPlan, Strategy};
 
@@ -173,32 +172,75 @@ fn only_and_missing_data() {
     assert!(err.to_string().contains("--only \"nope\""));
 }
 
+fn slurm_jobs(merge: bool, evaluate: bool) -> SlurmJobs {
+    SlurmJobs {
+        datm: "/opt/datm/bin/datm".into(),
+        plan: "/runs/plan.toml".into(),
+        pool: "/runs/pool".into(),
+        train_args: vec![
+            "--model".into(),
+            "/m/gemma 3.gguf".into(),
+            "--data".into(),
+            "d".into(),
+        ],
+        sbatch_options: vec!["--gres=gpu:1".into()],
+        throttle: Some(3),
+        merge: merge.then(|| vec!["--density=0.3".into()]),
+        evaluate: evaluate.then(|| vec!["--out".into(), "/runs/eval".into()]),
+    }
+}
+
 #[test]
-fn slurm_array_has_one_task_per_adapter() {
-    let plan = dat_plan();
-    let args = vec![
-        "--model".to_string(),
-        "/m/gemma 3.gguf".to_string(),
-        "--data".into(),
-        "d".into(),
-    ];
-    let s = slurm_script(
-        &plan,
-        Path::new("runs/plan.toml"),
-        &args,
-        &["--gres=gpu:1".into()],
-    )
-    .unwrap();
-    assert!(s.contains("#SBATCH --array=0-6\n"), "{s}");
-    assert!(s.contains("#SBATCH --gres=gpu:1\n"));
+fn slurm_submits_the_array_then_merge_then_evaluation() {
+    let s = submit_script(&dat_plan(), &slurm_jobs(true, true)).unwrap();
+    assert!(s.starts_with("#!/bin/bash\n"), "{s}");
+    assert!(s.contains("DATM=\"${DATM:-/opt/datm/bin/datm}\"\n"), "{s}");
     assert!(
         s.contains("IDS=(xx-en.de xx-en.nl xx-en.fr xx-en.ru en-xx.g1 en-xx.g3 en-xx.g4)"),
         "{s}"
     );
     assert!(
         s.contains(
-            "pool train --plan runs/plan.toml --only \"$ID\" --model '/m/gemma 3.gguf' --data d\n"
+            "pool train --plan /runs/plan.toml --only \"$ID\" --model '/m/gemma 3.gguf' --data d\n"
         ),
         "{s}"
     );
+    // Seven tasks, throttled, split by the cluster's MaxArraySize.
+    assert!(s.contains("for ((OFF = 0; OFF < 7; OFF += MAX))"), "{s}");
+    assert!(s.contains("--array=\"0-$LAST%3\""), "{s}");
+    // GPU options go to training and evaluation, not to the CPU-only merge.
+    assert_eq!(s.matches("#SBATCH --gres=gpu:1\n").count(), 2, "{s}");
+    let merge = s
+        .find("pool merge --groupwise --plan /runs/pool/pool.toml --pool /runs/pool --density=0.3")
+        .unwrap();
+    let eval = s
+        .find("pool translate --pool /runs/pool/datm.toml --out /runs/eval")
+        .unwrap();
+    assert!(merge < eval);
+    assert_eq!(
+        s.matches("--dependency=\"afterok:$AFTER\"").count(),
+        2,
+        "{s}"
+    );
+    for step in ["train: ", "merge: ", "evaluate: "] {
+        assert!(s.contains(&format!("echo \"{step}")), "{s}");
+    }
+}
+
+#[test]
+fn slurm_without_merge_evaluates_the_trained_pool() {
+    let s = submit_script(&dat_plan(), &slurm_jobs(false, true)).unwrap();
+    assert!(!s.contains("pool merge"));
+    assert!(
+        s.contains("pool translate --pool /runs/pool/pool.toml"),
+        "{s}"
+    );
+    let multilingual = PoolPlan::build(
+        Strategy::Multilingual,
+        &parse_list("de,fr").unwrap(),
+        &Grouping::default(),
+    )
+    .unwrap();
+    let err = submit_script(&multilingual, &slurm_jobs(true, false)).unwrap_err();
+    assert!(err.to_string().contains("needs a dat plan"), "{err}");
 }

@@ -11,7 +11,8 @@ use datm_pool::report::Report;
 use datm_pool::router::MANIFEST;
 use datm_pool::score::{score_direction, MecabDicts};
 use datm_pool::settings::TrainSettings;
-use datm_pool::train::{slurm_script, train_pool, PoolTrainOptions};
+use datm_pool::slurm::{submit_script, SlurmJobs};
+use datm_pool::train::{train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
@@ -82,17 +83,42 @@ struct TrainArgs {
     /// Train only these adapter ids (repeatable).
     #[arg(long)]
     only: Vec<String>,
-    /// Instead of training, print a job script: `slurm` (one adapter per array task).
+    /// Instead of training, print a submit script: `slurm` (a job array with one adapter
+    /// per task, then the DATM merge and --evaluate chained with afterok).
     #[arg(long, value_parser = ["slurm"])]
     emit: Option<String>,
-    /// Extra `#SBATCH` option for --emit slurm (repeatable), e.g. --sbatch=--gres=gpu:1.
-    #[arg(long, allow_hyphen_values = true)]
-    sbatch: Vec<String>,
+    #[command(flatten)]
+    slurm: SlurmArgs,
     /// Progress line every N steps.
     #[arg(long, default_value_t = 10)]
     log_every: usize,
     #[command(flatten)]
     settings: TrainSettings,
+}
+
+/// Options of `pool train --emit slurm`.
+#[derive(Args)]
+struct SlurmArgs {
+    /// Extra `#SBATCH` option for the training and evaluation jobs (repeatable), e.g.
+    /// --sbatch=--gres=gpu:1.
+    #[arg(long, allow_hyphen_values = true)]
+    sbatch: Vec<String>,
+    /// Array tasks running at once (`--array=…%N`).
+    #[arg(long, value_name = "N")]
+    throttle: Option<usize>,
+    /// Do not chain the DATM merge after a dat pool's array.
+    #[arg(long)]
+    no_merge: bool,
+    /// Extra `pool merge` option for the merge job (repeatable), e.g. --merge-arg=--density=0.3.
+    #[arg(long, allow_hyphen_values = true)]
+    merge_arg: Vec<String>,
+    /// Chain `pool translate` (translate and score the test splits) into this directory.
+    #[arg(long, value_name = "DIR")]
+    evaluate: Option<PathBuf>,
+    /// Extra `pool translate` option for the evaluation job (repeatable), e.g.
+    /// --evaluate-arg=--test-size=100.
+    #[arg(long, allow_hyphen_values = true)]
+    evaluate_arg: Vec<String>,
 }
 
 #[derive(Args)]
@@ -220,21 +246,7 @@ fn plan(a: PlanArgs) -> Result<()> {
 fn train(a: TrainArgs) -> Result<()> {
     let plan = PoolPlan::load(&a.plan)?;
     if a.emit.is_some() {
-        let mut args = vec![
-            "--model".to_string(),
-            abs(&a.model),
-            "--data".into(),
-            abs(&a.data),
-            "--out".into(),
-            abs(&a.out),
-            "--log-every".into(),
-            a.log_every.to_string(),
-        ];
-        args.extend(a.settings.to_args());
-        print!(
-            "{}",
-            slurm_script(&plan, Path::new(&abs(&a.plan)), &args, &a.sbatch)?
-        );
+        print!("{}", submit_script(&plan, &slurm_jobs(&a, &plan)?)?);
         return Ok(());
     }
     plan.save(&a.out.join(MANIFEST))?;
@@ -252,6 +264,48 @@ fn train(a: TrainArgs) -> Result<()> {
         sum.skipped.len()
     );
     Ok(())
+}
+
+/// The jobs `--emit slurm` submits: every path absolute, the running binary as `$DATM`.
+fn slurm_jobs(a: &TrainArgs, plan: &PoolPlan) -> Result<SlurmJobs> {
+    let mut train_args = vec![
+        "--model".to_string(),
+        abs(&a.model),
+        "--data".into(),
+        abs(&a.data),
+        "--out".into(),
+        abs(&a.out),
+        "--log-every".into(),
+        a.log_every.to_string(),
+    ];
+    train_args.extend(a.settings.to_args());
+    let merge =
+        (plan.strategy == Strategy::Dat && !a.slurm.no_merge).then(|| a.slurm.merge_arg.clone());
+    let evaluate = a.slurm.evaluate.as_ref().map(|dir| {
+        let mut args = vec![
+            "--model".to_string(),
+            abs(&a.model),
+            "--data".into(),
+            abs(&a.data),
+            "--out".into(),
+            abs(dir),
+        ];
+        args.extend(a.slurm.evaluate_arg.iter().cloned());
+        args
+    });
+    Ok(SlurmJobs {
+        datm: std::env::current_exe()
+            .context("cannot tell where the datm binary is")?
+            .display()
+            .to_string(),
+        plan: abs(&a.plan),
+        pool: abs(&a.out),
+        train_args,
+        sbatch_options: a.slurm.sbatch.clone(),
+        throttle: a.slurm.throttle,
+        merge,
+        evaluate,
+    })
 }
 
 fn abs(p: &Path) -> String {
