@@ -400,8 +400,9 @@ impl Pipeline {
             let t = Instant::now();
             let sum = train_pool(&plan, &self.pool_dir(), data, &trainer, &opts)?;
             self.log(&format!(
-                "train {s}: {} trained, {} already done, {:.1}s",
+                "train {s}: {} trained, {} reused (same training as another strategy's), {} already done, {:.1}s",
                 sum.trained.len(),
+                sum.reused.len(),
                 sum.skipped.len(),
                 t.elapsed().as_secs_f64()
             ));

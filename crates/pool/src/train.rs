@@ -2,7 +2,7 @@
 //! interrupted ones, run several at once within `jobs` and a memory budget (a cluster runs
 //! them as a Slurm job array instead: `slurm`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
@@ -11,6 +11,13 @@ use crate::{AdapterSpec, PoolError, PoolPlan};
 /// File the trainer writes next to a finished adapter (its run record); with the adapter
 /// files it marks the adapter as done.
 pub const TRAINING_RECORD: &str = "training.json";
+
+/// File holding a finished adapter's training key ([`AdapterTrainer::training_key`]): an
+/// adapter of another strategy with the same key is copied from it instead of trained.
+pub const TRAINING_KEY: &str = "training-key";
+
+/// The PEFT adapter's files; with [`TRAINING_RECORD`] they make a finished adapter.
+const ADAPTER_FILES: [&str; 2] = ["adapter_config.json", "adapter_model.safetensors"];
 
 /// One adapter to train.
 #[derive(Debug, Clone)]
@@ -33,6 +40,14 @@ pub trait AdapterTrainer: Sync {
     /// Estimated peak memory of one job in bytes, for the memory budget (0: unknown).
     fn memory_bytes(&self, _job: &TrainJob) -> u64 {
         0
+    }
+
+    /// A hash of everything that determines the trained adapter (base model, examples,
+    /// settings, seed; not the adapter's id or folder), or `None` when unknown. Jobs with
+    /// equal keys are trained once: `separate`'s `de-en` and DAT's `xx-en.de` are one
+    /// training.
+    fn training_key(&self, _job: &TrainJob) -> anyhow::Result<Option<String>> {
+        Ok(None)
     }
 }
 
@@ -65,17 +80,17 @@ pub struct TrainSummary {
     pub trained: Vec<String>,
     /// Adapters already finished before the call.
     pub skipped: Vec<String>,
+    /// Adapters copied from an adapter of the pool with the same training key, as
+    /// `(id, copied from)`.
+    pub reused: Vec<(String, String)>,
 }
 
 /// Whether `dir` holds a finished adapter: config, weights and the training record.
 pub fn is_finished(dir: &Path) -> bool {
-    [
-        "adapter_config.json",
-        "adapter_model.safetensors",
-        TRAINING_RECORD,
-    ]
-    .iter()
-    .all(|f| dir.join(f).is_file())
+    ADAPTER_FILES
+        .iter()
+        .chain([&TRAINING_RECORD])
+        .all(|f| dir.join(f).is_file())
 }
 
 /// The jobs of a plan: its trained (not merged) adapters, filtered by `only`.
@@ -116,11 +131,42 @@ pub fn train_pool(
     let all = jobs(plan, pool_dir, data_dir, &options.only)?;
     let (done, todo): (Vec<TrainJob>, Vec<TrainJob>) =
         all.into_iter().partition(|j| is_finished(&j.out_dir));
+    let mut known = finished_keys(pool_dir);
+    let mut train = Vec::new();
+    let mut copies = Vec::new();
+    for job in todo {
+        let key = trainer
+            .training_key(&job)
+            .map_err(|e| PoolError::Plan(format!("{}: {e:#}", job.adapter.id)))?;
+        match key {
+            Some(k) => match known.get(&k) {
+                Some(from) => copies.push((job, from.clone(), k)),
+                None => {
+                    known.insert(k.clone(), job.out_dir.clone());
+                    train.push((job, Some(k)));
+                }
+            },
+            None => train.push((job, None)),
+        }
+    }
     let summary = TrainSummary {
         skipped: done.into_iter().map(|j| j.adapter.id).collect(),
-        trained: todo.iter().map(|j| j.adapter.id.clone()).collect(),
+        trained: train.iter().map(|(j, _)| j.adapter.id.clone()).collect(),
+        reused: copies
+            .iter()
+            .map(|(j, from, _)| (j.adapter.id.clone(), folder_name(from)))
+            .collect(),
     };
-    let failures = run_scheduled(todo, trainer, options);
+    let mut failures = run_scheduled(train, trainer, options);
+    for (job, from, key) in &copies {
+        if let Err(e) = copy_adapter(from, &job.out_dir, key) {
+            failures.push(format!(
+                "{}: reusing {}: {e}",
+                job.adapter.id,
+                from.display()
+            ));
+        }
+    }
     if failures.is_empty() {
         Ok(summary)
     } else {
@@ -130,6 +176,43 @@ pub fn train_pool(
             failures.join("; ")
         )))
     }
+}
+
+/// The training keys of the finished adapters under `pool_dir`, to their folders.
+fn finished_keys(pool_dir: &Path) -> HashMap<String, PathBuf> {
+    let Ok(entries) = std::fs::read_dir(pool_dir) else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|dir| is_finished(dir))
+        .filter_map(|dir| {
+            let key = std::fs::read_to_string(dir.join(TRAINING_KEY)).ok()?;
+            Some((key.trim().to_string(), dir))
+        })
+        .collect()
+}
+
+/// Copies the finished adapter in `from` to `to`, with its training key.
+fn copy_adapter(from: &Path, to: &Path, key: &str) -> std::io::Result<()> {
+    if !is_finished(from) {
+        return Err(std::io::Error::other("it did not finish training"));
+    }
+    std::fs::create_dir_all(to)?;
+    for f in ADAPTER_FILES {
+        std::fs::copy(from.join(f), to.join(f))?;
+    }
+    std::fs::write(to.join(TRAINING_KEY), key)?;
+    // The record goes last: it is what marks the copy as finished.
+    std::fs::copy(from.join(TRAINING_RECORD), to.join(TRAINING_RECORD))?;
+    Ok(())
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A counting budget: holders take `cost` units and wait while the total would exceed it
@@ -160,8 +243,10 @@ impl Budget {
     }
 }
 
+/// Trains the jobs on `options.jobs` workers; a finished job with a key gets its
+/// [`TRAINING_KEY`] file. Returns the failures, sorted.
 fn run_scheduled(
-    todo: Vec<TrainJob>,
+    todo: Vec<(TrainJob, Option<String>)>,
     trainer: &dyn AdapterTrainer,
     options: &PoolTrainOptions,
 ) -> Vec<String> {
@@ -176,7 +261,8 @@ fn run_scheduled(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
-                let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                let Some((job, key)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                else {
                     break;
                 };
                 let cost = trainer.memory_bytes(&job);
@@ -185,7 +271,11 @@ fn run_scheduled(
                 budget.release(cost);
                 let outcome = result.and_then(|()| {
                     if is_finished(&job.out_dir) {
-                        Ok(())
+                        match &key {
+                            Some(k) => std::fs::write(job.out_dir.join(TRAINING_KEY), k)
+                                .map_err(anyhow::Error::from),
+                            None => Ok(()),
+                        }
                     } else {
                         anyhow::bail!(
                             "the trainer returned but {} holds no finished adapter",

@@ -9,6 +9,7 @@ use datm_train::metrics::{EvalRecord, StepRecord};
 use datm_train::progress::Progress;
 use datm_train::trainer::ADAPTER_NAME;
 use datm_train::TrainConfig;
+use sha2::{Digest, Sha256};
 
 use crate::train::{AdapterTrainer, TrainJob};
 
@@ -78,12 +79,49 @@ impl AdapterTrainer for LibraryTrainer {
         result.map(|_| ())
     }
 
+    /// SHA-256 over the run configuration (output folder and data path aside), the base
+    /// model file's identity (path, size, modification time) and the examples themselves.
+    fn training_key(&self, job: &TrainJob) -> Result<Option<String>> {
+        let mut cfg = self.job_config(job);
+        let data = datm_train::data::load(&cfg.data, &cfg.directions)?;
+        cfg.out = Default::default();
+        cfg.data = Default::default();
+        cfg.resume = false;
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&cfg)?);
+        h.update(model_identity(&self.base.model)?);
+        h.update(serde_json::to_vec(&data.train)?);
+        h.update(serde_json::to_vec(&data.valid)?);
+        Ok(Some(format!("{:x}", h.finalize())))
+    }
+
     /// Dequantized weights (4 bytes per parameter, estimated from the file size of a
     /// 4-bit GGUF or the safetensors of an HF directory) plus activations, as a rough
     /// bound: 8 × the model's size on disk.
     fn memory_bytes(&self, _job: &TrainJob) -> u64 {
         8 * disk_size(&self.base.model)
     }
+}
+
+/// The base model's canonical path with the size and modification time of its file (or of
+/// each file of an HF directory).
+fn model_identity(path: &std::path::Path) -> Result<Vec<u8>> {
+    let canonical = std::fs::canonicalize(path)
+        .with_context(|| format!("reading base model {}", path.display()))?;
+    let mut files = vec![canonical.clone()];
+    if canonical.is_dir() {
+        files = std::fs::read_dir(&canonical)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()?;
+        files.sort();
+    }
+    let mut id = Vec::new();
+    for f in files {
+        let meta = std::fs::metadata(&f)?;
+        let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?;
+        id.extend(format!("{}\0{}\0{}\n", f.display(), meta.len(), mtime.as_nanos()).bytes());
+    }
+    Ok(id)
 }
 
 fn disk_size(path: &std::path::Path) -> u64 {

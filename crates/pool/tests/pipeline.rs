@@ -36,7 +36,7 @@ fn experiment(dir: &Path) -> PathBuf {
 name = "tiny"
 model = "{}"
 languages = ["de", "nl", "fr"]
-strategies = ["multilingual", "dat", "datm"]
+strategies = ["multilingual", "separate", "dat", "datm"]
 test_size = 2
 
 [data]
@@ -67,14 +67,42 @@ fn pipeline_runs_every_stage_and_resumes() {
     let work = tempfile::tempdir().unwrap();
     write_data(&work.path().join("data"));
     let exp = Experiment::load(&experiment(work.path())).unwrap();
-    assert_eq!(exp.systems(), ["base", "multilingual", "dat", "datm"]);
+    assert_eq!(
+        exp.systems(),
+        ["base", "multilingual", "separate", "dat", "datm"]
+    );
     let out = work.path().join("out");
     let report = Pipeline::new(exp.clone(), &out).unwrap().run().unwrap();
-    assert_eq!(report.systems.len(), 4);
+    assert_eq!(report.systems.len(), 5);
     for s in &report.systems {
         assert_eq!(s.directions.len(), 6, "{}", s.system);
     }
-    assert_eq!(report.deltas.len(), 2, "dat and datm against multilingual");
+    assert_eq!(
+        report.deltas.len(),
+        3,
+        "separate, dat and datm against multilingual"
+    );
+    // DAT's XX→En adapters are separate's: trained once, copied byte for byte.
+    for lang in ["de", "nl", "fr"] {
+        let (sep, dat) = (
+            out.join(format!("pool/{lang}-en")),
+            out.join(format!("pool/xx-en.{lang}")),
+        );
+        for f in ["training-key", "adapter_model.safetensors"] {
+            assert_eq!(
+                std::fs::read(sep.join(f)).unwrap(),
+                std::fs::read(dat.join(f)).unwrap(),
+                "{lang} {f}"
+            );
+        }
+        // Copied, not trained: no training log of its own.
+        assert!(sep.join("train_log.jsonl").is_file() && !dat.join("train_log.jsonl").exists());
+    }
+    let sep_en = std::fs::read(out.join("pool/en-de/training-key")).unwrap();
+    assert_ne!(
+        sep_en,
+        std::fs::read(out.join("pool/en-xx.g1/training-key")).unwrap()
+    );
     for stage in [
         "import",
         "plan",

@@ -20,6 +20,8 @@ struct FakeTrainer {
     peak: AtomicUsize,
     calls: Mutex<Vec<String>>,
     memory: u64,
+    /// Give each job a training key (its directions), so equal trainings are shared.
+    keyed: bool,
 }
 
 impl AdapterTrainer for FakeTrainer {
@@ -44,6 +46,15 @@ impl AdapterTrainer for FakeTrainer {
     }
     fn memory_bytes(&self, _job: &TrainJob) -> u64 {
         self.memory
+    }
+    fn training_key(&self, job: &TrainJob) -> anyhow::Result<Option<String>> {
+        let dirs: Vec<String> = job
+            .adapter
+            .directions
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        Ok(self.keyed.then(|| dirs.join(",")))
     }
 }
 
@@ -90,6 +101,43 @@ fn trains_all_then_skips_finished() {
     assert_eq!(s.trained, ["xx-en.de"]);
     assert_eq!(s.skipped.len(), 6);
     assert_eq!(*again.calls.lock().unwrap(), ["xx-en.de"]);
+}
+
+#[test]
+fn equal_trainings_of_two_strategies_train_once() {
+    let data = data_dir(&["de", "nl"]);
+    let pool = tempfile::tempdir().unwrap();
+    let langs = parse_list("de,nl").unwrap();
+    let separate = PoolPlan::build(Strategy::Separate, &langs, &Grouping::default()).unwrap();
+    let trainer = FakeTrainer {
+        keyed: true,
+        ..Default::default()
+    };
+    let opts = PoolTrainOptions::default();
+    let s = train_pool(&separate, pool.path(), data.path(), &trainer, &opts).unwrap();
+    assert_eq!(s.trained.len(), 4);
+    // DAT's xx-en.de and xx-en.nl are separate's de-en and nl-en: copied, not trained; its
+    // group adapter en-xx.g1 (en-de + en-nl) is new.
+    let dat = PoolPlan::build(Strategy::Dat, &langs, &Grouping::default()).unwrap();
+    let s = train_pool(&dat, pool.path(), data.path(), &trainer, &opts).unwrap();
+    assert_eq!(s.trained, ["en-xx.g1"]);
+    let mut reused = s.reused.clone();
+    reused.sort();
+    assert_eq!(
+        reused,
+        [
+            ("xx-en.de".to_string(), "de-en".to_string()),
+            ("xx-en.nl".to_string(), "nl-en".to_string())
+        ]
+    );
+    assert!(is_finished(&pool.path().join("xx-en.de")));
+    assert_eq!(trainer.calls.lock().unwrap().len(), 5);
+    // Without keys nothing is shared.
+    let fresh = tempfile::tempdir().unwrap();
+    let plain = FakeTrainer::default();
+    train_pool(&separate, fresh.path(), data.path(), &plain, &opts).unwrap();
+    let s = train_pool(&dat, fresh.path(), data.path(), &plain, &opts).unwrap();
+    assert_eq!((s.trained.len(), s.reused.len()), (3, 0));
 }
 
 #[test]

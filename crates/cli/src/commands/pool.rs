@@ -258,9 +258,10 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let sum = train_pool(&plan, &a.out, &a.data, &trainer, &opts)?;
     eprintln!(
-        "pool {}: {} adapters trained, {} already finished",
+        "pool {}: {} adapters trained, {} copied from an equal training, {} already finished",
         a.out.display(),
         sum.trained.len(),
+        sum.reused.len(),
         sum.skipped.len()
     );
     Ok(())
