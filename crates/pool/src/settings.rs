@@ -131,6 +131,7 @@ impl TrainSettings {
             "max-target-length",
             self.max_target_length.map(|v| v.to_string()),
         );
+        push("eval-examples", self.eval_examples.map(|v| v.to_string()));
         out
     }
 }
@@ -151,6 +152,7 @@ mod tests {
             rank: Some(8),
             batch_size: Some(4),
             max_steps: Some(3),
+            eval_examples: Some(0),
             ..Default::default()
         };
         let c = s.config("m".into()).unwrap();
@@ -162,7 +164,16 @@ mod tests {
         assert_eq!(c.lr, d.lr);
         assert_eq!(
             s.to_args(),
-            ["--batch-size", "4", "--max-steps", "3", "--rank", "8"]
+            [
+                "--batch-size",
+                "4",
+                "--max-steps",
+                "3",
+                "--rank",
+                "8",
+                "--eval-examples",
+                "0"
+            ]
         );
         assert!(TrainSettings {
             dtype: Some("f16".into()),
