@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod attend;
 pub mod config;
+pub mod device;
 pub mod fused;
 pub mod gemma3;
 pub mod generate;
@@ -31,6 +32,7 @@ pub mod weights;
 
 pub use candle_core;
 pub use config::{Arch, ModelConfig};
+pub use device::parse_device;
 pub use generate::{generate, EarlyStopping, Generation, GenerationConfig};
 pub use lora::{Ctx, LoraLinear};
 pub use model::{load_parts, LoadOptions, Model, ModelParts};

@@ -393,7 +393,7 @@ impl Pipeline {
         let opts = PoolTrainOptions {
             jobs: self.exp.jobs,
             memory_budget: self.exp.memory_gb.map(|g| (g * (1u64 << 30) as f64) as u64),
-            only: Vec::new(),
+            ..PoolTrainOptions::default()
         };
         for s in self.trained_strategies() {
             let plan = PoolPlan::load(&self.manifest(s))?;

@@ -28,6 +28,8 @@ pub struct TrainJob {
     pub out_dir: PathBuf,
     /// The ALMA-layout data directory.
     pub data_dir: PathBuf,
+    /// The device the scheduler gave this job (`cuda:1`), or `None` for the trainer's own.
+    pub device: Option<String>,
 }
 
 /// Something that trains one adapter (the datm-train library in the binary; a fake in
@@ -61,6 +63,11 @@ pub struct PoolTrainOptions {
     pub memory_budget: Option<u64>,
     /// Train only these adapter ids (all trained adapters when empty).
     pub only: Vec<String>,
+    /// One worker per device (`cuda:0`, `cuda:1`, …), each training one adapter at a time
+    /// from the shared queue; replaces `jobs` when not empty.
+    pub devices: Vec<String>,
+    /// Times a failed adapter goes back to the queue before it is reported.
+    pub retries: usize,
 }
 
 impl Default for PoolTrainOptions {
@@ -69,6 +76,8 @@ impl Default for PoolTrainOptions {
             jobs: 1,
             memory_budget: None,
             only: Vec::new(),
+            devices: Vec::new(),
+            retries: 1,
         }
     }
 }
@@ -113,6 +122,7 @@ pub fn jobs(
             adapter: a.clone(),
             out_dir: pool_dir.join(&a.id),
             data_dir: data_dir.to_path_buf(),
+            device: None,
         })
         .collect())
 }
@@ -243,15 +253,24 @@ impl Budget {
     }
 }
 
-/// Trains the jobs on `options.jobs` workers; a finished job with a key gets its
-/// [`TRAINING_KEY`] file. Returns the failures, sorted.
+/// A job in the queue: the job, its training key, and the attempts it has had.
+type Queued = (TrainJob, Option<String>, usize);
+
+/// Trains the jobs on one worker per device (or `options.jobs` workers); a finished job
+/// with a key gets its [`TRAINING_KEY`] file, a failed one goes back to the queue until it
+/// has had `1 + retries` attempts. Returns the failures, sorted.
 fn run_scheduled(
     todo: Vec<(TrainJob, Option<String>)>,
     trainer: &dyn AdapterTrainer,
     options: &PoolTrainOptions,
 ) -> Vec<String> {
-    let workers = options.jobs.max(1).min(todo.len().max(1));
-    let queue = Mutex::new(VecDeque::from(todo));
+    let devices: Vec<Option<&str>> = if options.devices.is_empty() {
+        vec![None; options.jobs.max(1).min(todo.len().max(1))]
+    } else {
+        options.devices.iter().map(|d| Some(d.as_str())).collect()
+    };
+    let queue: Mutex<VecDeque<Queued>> =
+        Mutex::new(todo.into_iter().map(|(j, k)| (j, k, 0)).collect());
     let budget = Budget {
         limit: options.memory_budget,
         used: Mutex::new(0),
@@ -259,32 +278,32 @@ fn run_scheduled(
     };
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let Some((job, key)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        for device in devices {
+            let (queue, budget, failures) = (&queue, &budget, &failures);
+            scope.spawn(move || loop {
+                let Some((mut job, key, attempts)) =
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
                 else {
                     break;
                 };
+                job.device = device.map(str::to_string);
                 let cost = trainer.memory_bytes(&job);
                 budget.acquire(cost);
-                let result = trainer.train(&job);
+                let outcome = train_one(trainer, &job, key.as_deref());
                 budget.release(cost);
-                let outcome = result.and_then(|()| {
-                    if is_finished(&job.out_dir) {
-                        match &key {
-                            Some(k) => std::fs::write(job.out_dir.join(TRAINING_KEY), k)
-                                .map_err(anyhow::Error::from),
-                            None => Ok(()),
-                        }
-                    } else {
-                        anyhow::bail!(
-                            "the trainer returned but {} holds no finished adapter",
-                            job.out_dir.display()
-                        )
-                    }
-                });
-                if let Err(e) = outcome {
-                    let msg = format!("{} ({}): {e:#}", job.adapter.id, directions(&job.adapter));
+                let Err(e) = outcome else { continue };
+                if attempts < options.retries {
+                    eprintln!("[{}] failed ({e:#}); queued again", job.adapter.id);
+                    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    q.push_back((job, key, attempts + 1));
+                } else {
+                    let on = job.device.map(|d| format!(" on {d}")).unwrap_or_default();
+                    let msg = format!(
+                        "{} ({}){on}, {} attempt(s): {e:#}",
+                        job.adapter.id,
+                        directions(&job.adapter),
+                        attempts + 1
+                    );
                     failures.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
                 }
             });
@@ -293,6 +312,25 @@ fn run_scheduled(
     let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     failures.sort();
     failures
+}
+
+/// Trains one job and checks that it left a finished adapter, marked with its key.
+fn train_one(
+    trainer: &dyn AdapterTrainer,
+    job: &TrainJob,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    trainer.train(job)?;
+    if !is_finished(&job.out_dir) {
+        anyhow::bail!(
+            "the trainer returned but {} holds no finished adapter",
+            job.out_dir.display()
+        )
+    }
+    if let Some(k) = key {
+        std::fs::write(job.out_dir.join(TRAINING_KEY), k)?;
+    }
+    Ok(())
 }
 
 fn directions(a: &AdapterSpec) -> String {

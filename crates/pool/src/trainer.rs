@@ -18,7 +18,8 @@ use crate::train::{AdapterTrainer, TrainJob};
 /// from their own checkpoints when present.
 pub struct LibraryTrainer {
     base: TrainConfig,
-    idle_models: Mutex<Vec<Model>>,
+    /// Loaded models not in use, with the device each lives on.
+    idle_models: Mutex<Vec<(String, Model)>>,
     log_every: usize,
 }
 
@@ -39,22 +40,23 @@ impl LibraryTrainer {
         cfg.data = job.data_dir.clone();
         cfg.out = job.out_dir.clone();
         cfg.resume = true;
+        if let Some(d) = &job.device {
+            cfg.device = d.clone();
+        }
         cfg
     }
 
-    fn take_model(&self) -> Result<Model> {
-        if let Some(m) = self
-            .idle_models
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-        {
-            return Ok(m);
+    /// An idle model on `device`, or a newly loaded one.
+    fn take_model(&self, device: &str) -> Result<Model> {
+        let mut idle = self.idle_models.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = idle.iter().position(|(d, _)| d == device) {
+            return Ok(idle.swap_remove(i).1);
         }
+        drop(idle);
         let opts = LoadOptions {
             dtype: Some(self.base.precision.dtype()),
             quantized: false,
-            ..LoadOptions::default()
+            device: datm_model::parse_device(device)?,
         };
         Model::load(&self.base.model, &opts)
             .with_context(|| format!("loading base model {}", self.base.model.display()))
@@ -65,7 +67,7 @@ impl AdapterTrainer for LibraryTrainer {
     fn train(&self, job: &TrainJob) -> Result<()> {
         let cfg = self.job_config(job);
         let data = datm_train::data::load(&cfg.data, &cfg.directions)?;
-        let mut model = self.take_model()?;
+        let mut model = self.take_model(&cfg.device)?;
         let mut progress = JobProgress {
             id: &job.adapter.id,
             every: self.log_every,
@@ -75,7 +77,7 @@ impl AdapterTrainer for LibraryTrainer {
         self.idle_models
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(model);
+            .push((cfg.device.clone(), model));
         result.map(|_| ())
     }
 

@@ -22,17 +22,30 @@ struct FakeTrainer {
     memory: u64,
     /// Give each job a training key (its directions), so equal trainings are shared.
     keyed: bool,
+    /// Ids whose first attempt fails.
+    flaky: Vec<String>,
+    /// (id, device) of every call.
+    devices: Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl AdapterTrainer for FakeTrainer {
     fn train(&self, job: &TrainJob) -> anyhow::Result<()> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
+        let first = !self.calls.lock().unwrap().contains(&job.adapter.id);
         self.calls.lock().unwrap().push(job.adapter.id.clone());
+        let device = job.device.clone();
+        self.devices
+            .lock()
+            .unwrap()
+            .push((job.adapter.id.clone(), device));
         std::thread::sleep(Duration::from_millis(30));
         self.running.fetch_sub(1, Ordering::SeqCst);
         if self.fail.contains(&job.adapter.id) {
             anyhow::bail!("out of memory");
+        }
+        if first && self.flaky.contains(&job.adapter.id) {
+            anyhow::bail!("device lost");
         }
         for f in [
             "adapter_config.json",
@@ -141,6 +154,52 @@ fn equal_trainings_of_two_strategies_train_once() {
 }
 
 #[test]
+fn one_adapter_per_device_from_one_queue_with_retries() {
+    let data = data_dir(&["de", "nl", "fr", "ru"]);
+    let pool = tempfile::tempdir().unwrap();
+    let trainer = FakeTrainer {
+        flaky: vec!["xx-en.fr".into()],
+        ..Default::default()
+    };
+    let opts = PoolTrainOptions {
+        jobs: 5,
+        devices: vec!["cuda:0".into(), "cuda:1".into()],
+        ..Default::default()
+    };
+    let s = train_pool(&dat_plan(), pool.path(), data.path(), &trainer, &opts).unwrap();
+    assert_eq!(s.trained.len(), 7);
+    assert!(
+        trainer.peak.load(Ordering::SeqCst) <= 2,
+        "one job per device"
+    );
+    let calls = trainer.devices.lock().unwrap();
+    assert_eq!(calls.len(), 8, "seven adapters, xx-en.fr twice: {calls:?}");
+    for dev in ["cuda:0", "cuda:1"] {
+        assert!(
+            calls.iter().any(|(_, d)| d.as_deref() == Some(dev)),
+            "{dev} unused"
+        );
+    }
+    assert!(is_finished(&pool.path().join("xx-en.fr")));
+
+    // With no retries the flaky adapter is reported, naming its device; the others finish.
+    let pool = tempfile::tempdir().unwrap();
+    let trainer = FakeTrainer {
+        flaky: vec!["xx-en.fr".into()],
+        ..Default::default()
+    };
+    let opts = PoolTrainOptions { retries: 0, ..opts };
+    let err = train_pool(&dat_plan(), pool.path(), data.path(), &trainer, &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 adapter(s) failed") && msg.contains("xx-en.fr (fr-en) on cuda:"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 attempt(s): device lost"), "{msg}");
+    assert!(is_finished(&pool.path().join("en-xx.g4")));
+}
+
+#[test]
 fn memory_budget_limits_concurrency() {
     let data = data_dir(&["de", "nl", "fr", "ru"]);
     let pool = tempfile::tempdir().unwrap();
@@ -151,7 +210,7 @@ fn memory_budget_limits_concurrency() {
     let opts = PoolTrainOptions {
         jobs: 4,
         memory_budget: Some(25),
-        only: vec![],
+        ..Default::default()
     };
     train_pool(&dat_plan(), pool.path(), data.path(), &trainer, &opts).unwrap();
     assert_eq!(trainer.peak.load(Ordering::SeqCst), 2);
@@ -181,13 +240,15 @@ fn failures_are_collected_and_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("1 adapter(s) failed to train: en-xx.g1 (en-nl, en-de): out of memory"),
+        err.contains(
+            "1 adapter(s) failed to train: en-xx.g1 (en-nl, en-de), 2 attempt(s): out of memory"
+        ),
         "{err}"
     );
     assert_eq!(
         trainer.calls.lock().unwrap().len(),
-        7,
-        "the others still ran"
+        8,
+        "the others still ran; the failed one was retried once"
     );
 }
 

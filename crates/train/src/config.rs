@@ -128,6 +128,13 @@ pub struct TrainConfig {
     pub max_eval_examples: usize,
     /// Continue from the last checkpoint in `out`.
     pub resume: bool,
+    /// Where to train: `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn cpu() -> String {
+    "cpu".into()
 }
 
 impl TrainConfig {
@@ -162,12 +169,14 @@ impl TrainConfig {
             eval_steps: 0,
             max_eval_examples: d::MAX_EVAL_EXAMPLES,
             resume: false,
+            device: cpu(),
         }
     }
 
     /// Checks values that would otherwise fail late or silently.
     pub fn validate(&self) -> Result<()> {
         ensure!(!self.directions.is_empty(), "no training directions given");
+        datm_model::device::check_device_name(&self.device)?;
         ensure!(
             self.lr > 0.0 && self.lr.is_finite(),
             "--lr must be positive, got {}",

@@ -55,7 +55,7 @@ pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainO
     let data = crate::data::load(&config.data, &config.directions)?;
     let opts = LoadOptions {
         dtype: Some(config.precision.dtype()),
-        device: Device::Cpu,
+        device: datm_model::parse_device(&config.device)?,
         quantized: false,
     };
     let mut model = Model::load(&config.model, &opts)?;

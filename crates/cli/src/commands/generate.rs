@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use datm_adapter::Adapter;
-use datm_model::candle_core::{DType, Device};
-use datm_model::{generate, EarlyStopping, GenerationConfig, LoadOptions, Model};
+use datm_model::candle_core::DType;
+use datm_model::{generate, parse_device, EarlyStopping, GenerationConfig, LoadOptions, Model};
 
 /// Where the model comes from and how to load it (shared with `datm translate`).
 #[derive(clap::Args, Debug, Clone)]
@@ -199,20 +199,6 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
         model.set_active_adapter(Some("adapter"))?;
     }
     Ok(model)
-}
-
-fn parse_device(s: &str) -> Result<Device> {
-    let ordinal = match s {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => n,
-            _ => bail!("unknown --device {s:?} (expected cpu, cuda or cuda:N)"),
-        },
-    };
-    Device::new_cuda(ordinal).with_context(|| {
-        format!("--device {s}: no such CUDA device, or datm was built without the `cuda` feature")
-    })
 }
 
 fn parse_dtype(s: Option<&str>) -> Result<Option<DType>> {

@@ -83,6 +83,15 @@ struct TrainArgs {
     /// Train only these adapter ids (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// Where to train: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu", conflicts_with = "devices")]
+    device: String,
+    /// Several devices, one adapter on each at a time from one queue, e.g. cuda:0,cuda:1.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
+    /// Times a failed adapter is queued again before it is reported.
+    #[arg(long, default_value_t = 1)]
+    retries: usize,
     /// Instead of training, print a submit script: `slurm` (a job array with one adapter
     /// per task, then the DATM merge and --evaluate chained with afterok).
     #[arg(long, value_parser = ["slurm"])]
@@ -250,11 +259,18 @@ fn train(a: TrainArgs) -> Result<()> {
         return Ok(());
     }
     plan.save(&a.out.join(MANIFEST))?;
-    let trainer = LibraryTrainer::new(a.settings.config(a.model.clone())?, a.log_every);
+    let mut base = a.settings.config(a.model.clone())?;
+    base.device = a.device.clone();
+    for d in &a.devices {
+        datm_model::device::check_device_name(d)?;
+    }
+    let trainer = LibraryTrainer::new(base, a.log_every);
     let opts = PoolTrainOptions {
         jobs: a.jobs,
         memory_budget: a.memory_gb.map(|g| (g * (1u64 << 30) as f64) as u64),
         only: a.only,
+        devices: a.devices,
+        retries: a.retries,
     };
     let sum = train_pool(&plan, &a.out, &a.data, &trainer, &opts)?;
     eprintln!(

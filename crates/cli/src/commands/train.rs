@@ -99,6 +99,9 @@ pub struct TrainArgs {
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]
     pub template: String,
+    /// Where to train: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl TrainArgs {
@@ -138,6 +141,7 @@ impl TrainArgs {
         c.keep_checkpoints = self.keep_checkpoints;
         c.eval_steps = self.eval_steps;
         c.max_eval_examples = self.max_eval_examples;
+        c.device = self.device.clone();
         c.resume = self.resume;
         c.validate()?;
         Ok(c)
