@@ -19,7 +19,10 @@ use std::process::Command;
 /// Whether a missing reference fails the test (`CI=true` or `DATM_REQUIRE_REFERENCES=1`).
 pub fn references_required() -> bool {
     let var = |name: &str| std::env::var(name).ok();
-    required(var("CI").as_deref(), var("DATM_REQUIRE_REFERENCES").as_deref())
+    required(
+        var("CI").as_deref(),
+        var("DATM_REQUIRE_REFERENCES").as_deref(),
+    )
 }
 
 /// [`references_required`] for the given values of `CI` and `DATM_REQUIRE_REFERENCES`.
@@ -51,14 +54,17 @@ pub fn missing(what: &str, install: &str) {
             .open(&log)
             .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = appended {
-            panic!("cannot append to DATM_SKIP_LOG {}: {e}", PathBuf::from(log).display());
+            panic!(
+                "cannot append to DATM_SKIP_LOG {}: {e}",
+                PathBuf::from(log).display()
+            );
         }
     }
 }
 
 /// How to get the reference Python (the message of a missing-Python skip).
-pub const PYTHON_HINT: &str = "run scripts/test.sh, which builds the reference venv and \
-    sets DATM_PYTHON, or point DATM_PYTHON at a Python with these packages";
+pub const PYTHON_HINT: &str = "run scripts/test.sh, which builds the reference venvs and \
+    sets DATM_PYTHON / DATM_SACREBLEU_PYTHON, or point those at a Python that can";
 
 /// The reference interpreter: `$DATM_PYTHON`, else `python3`.
 pub fn python() -> String {
@@ -69,15 +75,38 @@ pub fn python() -> String {
 /// otherwise reports the reference as [`missing`] and returns `None`.
 #[track_caller]
 pub fn python_with(modules: &str) -> Option<String> {
-    let py = python();
+    python_passing(python(), &format!("import {modules}"))
+}
+
+/// The interpreter for sacrebleu's outputs: `$DATM_SACREBLEU_PYTHON`, else [`python`].
+/// sacrebleu's bootstrap statistics depend on numpy's version, and datm follows numpy 2,
+/// while the main reference venv must keep numpy < 2 for unbabel-comet.
+pub fn sacrebleu_python() -> String {
+    std::env::var("DATM_SACREBLEU_PYTHON").unwrap_or_else(|_| python())
+}
+
+/// [`sacrebleu_python`] if it can `import {modules}` and runs numpy 2; otherwise reports the
+/// reference as [`missing`] and returns `None`.
+#[track_caller]
+pub fn sacrebleu_python_with(modules: &str) -> Option<String> {
+    let check = format!(
+        "import numpy, {modules}\nassert int(numpy.__version__.split('.')[0]) >= 2, 'numpy < 2'"
+    );
+    python_passing(sacrebleu_python(), &check)
+}
+
+/// `py` if it runs the Python `code` without error, else reports it [`missing`].
+#[track_caller]
+fn python_passing(py: String, code: &str) -> Option<String> {
     let ok = Command::new(&py)
-        .args(["-c", &format!("import {modules}")])
+        .args(["-c", code])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         Some(py)
     } else {
-        missing(&format!("`{py}` cannot `import {modules}`"), PYTHON_HINT);
+        let code = code.replace('\n', "; ");
+        missing(&format!("`{py}` cannot run `{code}`"), PYTHON_HINT);
         None
     }
 }
