@@ -178,7 +178,10 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, b"").unwrap();
         let err = write_atomic(&blocker.join("x.json"), b"{}").unwrap_err();
-        assert!(err.to_string().starts_with("cannot create the directory"), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot create the directory"),
+            "{err}"
+        );
         assert!(err.to_string().contains("file"), "{err}");
         let source = std::error::Error::source(&err).unwrap();
         assert!(source.downcast_ref::<io::Error>().is_some());
