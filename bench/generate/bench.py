@@ -18,7 +18,7 @@ and of this CPU's arithmetic peak (`cpu_peak` example: AVX-512 f32 FMA, bf16 dot
 datm's default weights), all measured in the same run; and how many outputs equal HF's token
 for token.
 
-    /work/venv/bin/python bench/generate/bench.py [--datm target/release/datm] [--n 12]
+    $DATM_PYTHON bench/generate/bench.py [--datm target/release/datm] [--n 12]
         [--max-new-tokens 64] [--batch-size 8] [--threads 2]
         [--cpu-peak target/release/examples/cpu_peak]
 """
@@ -138,7 +138,8 @@ def cpu_peak(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datm", default="target/release/datm")
-    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF"),
+                    help='default $DATM_GEMMA_GGUF (eval "$(scripts/fetch-models.sh gemma)")')
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -147,9 +148,8 @@ def main():
                     help="the cpu_peak example binary (`cargo build --release -p datm-model --examples`)")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
-    if not os.path.exists(args.model):
-        print(f"skip: {args.model} not present")
-        return 77
+    if not args.model or not os.path.exists(args.model):
+        ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF")
     prompts = [ALMA.format(s) for s in german_sentences(args.n)]
     res = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
     # The machine may be shared: datm runs before and after HF and the two are averaged.
