@@ -5,12 +5,11 @@
 # each measured for both tools in the same run, outputs compared byte for byte (the
 # signature's version field aside). Reports wall time, CPU time (user + sys) and peak RSS
 # from /usr/bin/time -v. TER_N (default: all) limits the TER-only run if sacrebleu's TER is
-# too slow on other data. Env: PY (python with sacrebleu; default /work/venv/bin/python,
-# else python3), DATM_BIN (default target/release/datm, built if missing), N, TER_N, OUT.
+# too slow on other data. Env: PY (python with sacrebleu; default $DATM_PYTHON, else
+# python3), DATM_BIN (default target/release/datm, built if missing), N, TER_N, OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-/work/venv/bin/python}
-[ -x "$PY" ] || PY=python3
+PY=${PY:-${DATM_PYTHON:-python3}}
 N=${N:-100000}
 TER_N=${TER_N:-$N}
 OUT=${OUT:-bench/out/score}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds `datm` with the `cuda` feature on a machine without a GPU or CUDA install, for a GPU
-# machine with the CUDA 13.0 toolkit and driver (see ../shared/notes/resources.md):
+# machine with the CUDA 13.0 toolkit (/usr/local/cuda-13.0) and a driver that runs it:
 #
 #   scripts/build_cuda.sh [OUT_DIR]      # default OUT_DIR: .gpu (git-ignored locally)
 #

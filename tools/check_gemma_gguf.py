@@ -6,10 +6,11 @@ dequantized to f32, `generate(do_sample=False)`) and with the datm binary, and c
 ids and new token ids one prompt at a time. Exit status 0 when all agree, 1 otherwise, 77 when the
 model is absent (skip).
 
-    /work/venv/bin/python tools/check_gemma_gguf.py [--datm target/debug/datm] [--num-beams 1]
-        [--max-new-tokens 20] [--model /work/models/gemma-3-270m-q4_k_m.gguf]
+    $DATM_PYTHON tools/check_gemma_gguf.py [--datm target/debug/datm] [--num-beams 1]
+        [--max-new-tokens 20] [--model MODEL.gguf]
 
-HF needs ~70 s to load the GGUF on 2 cores. `DATM_GEMMA_GGUF` overrides the default model path.
+HF needs ~70 s to load the GGUF on 2 cores. The model defaults to `DATM_GEMMA_GGUF`
+(`eval "$(scripts/fetch-models.sh gemma)"` fetches it into datm's cache and sets it).
 """
 
 import argparse
@@ -75,14 +76,14 @@ def datm_outputs(datm, model_path, prompts, num_beams, max_new_tokens):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF"))
     ap.add_argument("--datm", default=os.path.join(root, "target", "debug", "datm"))
     ap.add_argument("--num-beams", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=20)
     args = ap.parse_args()
-    if not os.path.exists(args.model):
-        print(f"skipping: {args.model} not found", file=sys.stderr)
-        return 77
+    if not args.model or not os.path.exists(args.model):
+        ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF "
+                 '(eval "$(scripts/fetch-models.sh gemma)")')
     ours = datm_outputs(args.datm, args.model, PROMPTS, args.num_beams, args.max_new_tokens)
     ref = hf_outputs(args.model, PROMPTS, args.num_beams, args.max_new_tokens)
     failures = 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the PEFT parity fixtures for datm's adapter format and merges (tests/fixtures/adapter/).
 
-Run with the reference stack:  PYTHONHASHSEED=0 /work/venv/bin/python tools/make_adapter_fixtures.py [OUT_DIR]
+Run with the reference stack:  PYTHONHASHSEED=0 $DATM_PYTHON tools/make_adapter_fixtures.py [OUT_DIR]
 
 It builds a tiny random LLaMA (hidden 16, 2 layers, GQA), four PEFT LoRA adapters on all seven
 projection types with random non-zero lora_B, saves them with PEFT's save_pretrained (peft_a … peft_d),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the tiny-model fixtures under tests/fixtures/model/ with the reference stack.
 
-Run with /work/venv/bin/python (torch, transformers 5.x, peft, gguf, sentencepiece, tokenizers);
+Run with the reference Python, $DATM_PYTHON (torch, transformers 5.x, peft, gguf, sentencepiece, tokenizers);
 CI never runs this, it only reads the committed outputs. Everything is seeded, but torch kernels
 and library versions may change the random weights: regenerate all files together.
 

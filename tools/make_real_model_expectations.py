@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Expected tokenizations and weight spot-checks for the real GGUF models, from HF transformers.
 
-Run with /work/venv/bin/python where the models exist (CI never runs it; the Rust tests that read
-the outputs skip when the models are absent):
+Run with the reference Python (transformers, gguf; CI never runs it, the Rust tests read its
+committed outputs):
 
-    DATM_GEMMA_GGUF=/work/models/gemma-3-270m-q4_k_m.gguf \
-    DATM_SMOLLM2_GGUF=/work/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-    /work/venv/bin/python tools/make_real_model_expectations.py
+    eval "$(scripts/fetch-models.sh)"    # sets DATM_GEMMA_GGUF and DATM_SMOLLM2_GGUF
+    $DATM_PYTHON tools/make_real_model_expectations.py
 
 Writes to tests/fixtures/model/:
   real-<name>-tokenizer.json  {structure: digest of HF's tokenizer.json, cases: [{text, ids,
@@ -28,10 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "model")
 
-MODELS = {
-    "gemma3": os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"),
-    "smollm2": os.environ.get("DATM_SMOLLM2_GGUF", "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
+MODELS = {"gemma3": "DATM_GEMMA_GGUF", "smollm2": "DATM_SMOLLM2_GGUF"}
 
 ALMA = "Translate this from {src} to {tgt}:\n{src}: {text}\n{tgt}:"
 PROMPTS = [
@@ -131,10 +127,10 @@ def weight_stats(path, names):
 
 def main():
     torch.set_num_threads(2)
-    for name, path in MODELS.items():
-        if not os.path.exists(path):
-            print(f"skipping {name}: {path} not found")
-            continue
+    for name, var in MODELS.items():
+        path = os.environ.get(var)
+        if not path or not os.path.exists(path):
+            sys.exit(f"{name}: no model at {path!r}; set {var} (eval \"$(scripts/fetch-models.sh)\")")
         sha = sha256_prefix(path)
         structure, cases = tokenizer_cases(path)
         with open(os.path.join(OUT, f"real-{name}-tokenizer.json"), "w") as fh:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference values for datm-train's tests, computed with PyTorch (+ transformers + PEFT).
 
-Usage: /work/venv/bin/python tools/make_train_fixtures.py [OUT_DIR]   (default tests/fixtures/train)
+Usage: $DATM_PYTHON tools/make_train_fixtures.py [OUT_DIR]   (default tests/fixtures/train)
 
 Writes:
   optim.json          torch.optim.AdamW + clip_grad_norm_ + HF inverse_sqrt on random tensors.

@@ -165,7 +165,8 @@ def cpu_peak(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datm", default="target/release/datm")
-    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF"),
+                    help='default $DATM_GEMMA_GGUF (eval "$(scripts/fetch-models.sh gemma)")')
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -178,9 +179,8 @@ def main():
     args = ap.parse_args()
     if args.cpu_path == "avx2":
         os.environ.update(TORCH_AVX2)  # before torch is imported (hf_run imports it)
-    if not os.path.exists(args.model):
-        print(f"skip: {args.model} not present")
-        return 77
+    if not args.model or not os.path.exists(args.model):
+        ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF")
     prompts = [ALMA.format(s) for s in german_sentences(args.n)]
     res = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
            "cpu": cpu_info(), "cpu_path": args.cpu_path or "native"}

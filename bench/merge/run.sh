@@ -13,7 +13,7 @@
 # Pools are generated into WORKDIR (default /tmp/datm-merge-bench), never into git.
 set -euo pipefail
 W=${1:-/tmp/datm-merge-bench}
-PY=${DATM_REF_PYTHON:-/work/venv/bin/python}
+PY=${DATM_REF_PYTHON:-${DATM_PYTHON:-python3}}
 DATM=${DATM_BIN:-target/release/datm}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=$W/results.jsonl

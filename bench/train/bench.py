@@ -20,7 +20,7 @@ Throughput is real (non-padding) tokens per second of training steps, model load
 first step excluded (warm-up) for both. Peak memory is each process's maximum RSS (loading
 included, for both).
 
-    /work/venv/bin/python bench/train/bench.py --data DIR [--datm target/release/datm]
+    $DATM_PYTHON bench/train/bench.py --data DIR [--datm target/release/datm]
         [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2]
 """
 
@@ -125,8 +125,8 @@ def peak_rss_of(cmd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="ALMA layout with deen/train.de-en.json")
-    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF",
-                                                      "/work/models/gemma-3-270m-q4_k_m.gguf"))
+    ap.add_argument("--model", default=os.environ.get("DATM_GEMMA_GGUF"),
+                    help='default $DATM_GEMMA_GGUF (eval "$(scripts/fetch-models.sh gemma)")')
     ap.add_argument("--datm", default="target/release/datm")
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -138,6 +138,8 @@ def main():
     args = ap.parse_args()
     if args.torch_child:
         return torch_run(args)
+    if not args.model or not os.path.exists(args.model):
+        ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF")
     if args.cpu_path == "avx2":
         # Inherited by the PyTorch child, which must start with them set.
         os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2")

@@ -10,7 +10,7 @@
 set -eu
 DATM=${1:-target/release/datm}
 STEPS=${2:-24}
-MODEL=${DATM_GEMMA_GGUF:-/work/models/gemma-3-270m-q4_k_m.gguf}
+MODEL=${DATM_GEMMA_GGUF:-$(bash -c '. scripts/fetch-models.sh && fetch_model gemma')}
 PY=${DATM_PYTHON:-python3}
 W=${WORK:-/tmp/datm-learn}
 mkdir -p "$W"

@@ -1,7 +1,7 @@
 //! The PEFT adapter directory: `adapter_config.json` + `adapter_model.safetensors`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -87,7 +87,7 @@ impl Adapter {
     }
 
     /// Writes the adapter as PEFT does (tensor names `base_model.model.{module}.lora_A.weight`, file
-    /// metadata `format=pt`). Each file is written to a temporary name and renamed into place.
+    /// metadata `format=pt`). Each file is written crash-safely ([`datm_fsio`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create adapter directory {}", dir.display()))?;
@@ -98,18 +98,19 @@ impl Adapter {
         }
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
         let weights = dir.join(WEIGHTS_FILE);
-        write_atomically(&weights, |tmp| {
+        datm_fsio::write_atomic_with(&weights, |tmp| {
             safetensors::serialize_to_file(
                 tensors.iter().map(|(n, t)| (n.as_str(), *t)),
                 Some(metadata),
                 tmp,
             )
-            .map_err(|e| anyhow!("{e}"))
-        })?;
-        let json = self.config.to_json()?;
-        write_atomically(&dir.join(CONFIG_FILE), |tmp| {
-            Ok(std::fs::write(tmp, json.as_bytes())?)
+            .map_err(anyhow::Error::from)
         })
+        .with_context(|| format!("cannot write {}", weights.display()))?;
+        let json = self.config.to_json()?;
+        let config = dir.join(CONFIG_FILE);
+        datm_fsio::write_atomic(&config, json.as_bytes())
+            .with_context(|| format!("cannot write {}", config.display()))
     }
 
     /// The scaling of `module` under this adapter's config (`alpha/r` or `alpha/sqrt(r)`).
@@ -218,15 +219,6 @@ fn pairs_from_tensors(tensors: HashMap<String, Tensor>) -> Result<BTreeMap<Strin
             (_, None) => bail!("module {module}: lora_A without lora_B"),
         })
         .collect()
-}
-
-/// Writes `path` through `write(tmp)` on a sibling temporary file, then renames it into place.
-fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let mut tmp: PathBuf = path.to_path_buf();
-    tmp.set_extension(format!("tmp{}", std::process::id()));
-    write(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]

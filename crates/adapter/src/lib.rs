@@ -4,6 +4,8 @@
 //! - [`Adapter`]: config + per-module [`LoraPair`]s, loaded from and saved to a PEFT adapter directory.
 //! - [`merge()`]: linear / TIES / DARE / magnitude-prune merges in the exact ΔW space or PEFT's factor space.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod format;
 

@@ -1,7 +1,7 @@
 //! Differential tests against PEFT 0.21 on the fixtures of `tools/make_adapter_fixtures.py`:
 //! datm loads the PEFT-written adapters, reproduces every `add_weighted_adapter` case (factor space:
 //! the merged factors themselves; delta space: the effective ΔW per module) within 1e-4 relative,
-//! and writes adapters PEFT loads back (checked when a Python with PEFT is available).
+//! and writes adapters PEFT loads back (needs a Python with PEFT: `DATM_PYTHON`, see datm-testkit).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -174,24 +174,9 @@ fn refuses_mixed_ranks_in_factor_space() {
     assert!(format!("{err:#}").contains("equal ranks"), "{err:#}");
 }
 
-/// Where a Python with torch + PEFT lives (`DATM_PYTHON`, else the reference venv), if any.
-fn peft_python() -> Option<String> {
-    let candidates = [
-        std::env::var("DATM_PYTHON").ok(),
-        Some("/work/venv/bin/python".to_string()),
-    ];
-    candidates.into_iter().flatten().find(|py| {
-        Command::new(py)
-            .args(["-c", "import peft, torch, transformers"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 #[test]
 fn datm_written_adapter_loads_in_peft() {
-    let Some(py) = peft_python() else {
-        eprintln!("skipped: no Python with torch+peft+transformers (set DATM_PYTHON)");
+    let Some(py) = datm_testkit::python_with("peft, torch, transformers") else {
         return;
     };
     let case = cases()

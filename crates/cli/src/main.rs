@@ -1,6 +1,10 @@
 //! The `datm` binary: one git-style subcommand per stage of the flow.
 
+// The one exception: `runtime` sets process-wide allocator and signal settings.
+#![deny(unsafe_code)]
+
 mod commands;
+#[allow(unsafe_code)]
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +41,7 @@ enum Command {
 
 fn main() {
     runtime::configure();
+    runtime::exit_quietly_on_closed_pipe();
     let argv = commands::score::rewrite_sacrebleu_flags(std::env::args_os().collect());
     let cli = Cli::parse_from(argv);
     let result = match cli.command {

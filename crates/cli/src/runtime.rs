@@ -1,5 +1,5 @@
-//! Process-wide settings for the CPU work of the model commands, applied once at start-up
-//! before any thread pool or large buffer exists.
+//! Process-wide settings applied once at start-up, before any thread pool or large buffer
+//! exists: the CPU work of the model commands, and how a closed output pipe ends the process.
 
 /// Spin iterations of candle's idle CPU workers before they park. candle's default
 /// (25 000) keeps a worker spinning through every GEMM that runs on the other pool, taking
@@ -24,5 +24,18 @@ pub fn configure() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+}
+
+/// Lets a closed output pipe end the process quietly, as it does other command-line tools
+/// (`datm langs --json | head -1`). Rust ignores `SIGPIPE`, so every `println!` after the
+/// reader has gone would panic with "Broken pipe"; restoring the default action instead
+/// ends the process when it next writes to the pipe. Only pipes and sockets raise `SIGPIPE`:
+/// writes to files still report their errors.
+pub fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with `SIG_DFL` installs no handler code; no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -52,6 +52,9 @@ pub enum DataError {
     /// A request that cannot be carried out (bad option, unsupported direction).
     #[error("{0}")]
     Usage(String),
+    /// Writing a file crash-safely failed (the step and the file are named).
+    #[error(transparent)]
+    Write(#[from] datm_fsio::Error),
 }
 
 impl DataError {
@@ -95,14 +98,7 @@ pub(crate) fn read_utf8(path: &Path) -> Result<String> {
     })
 }
 
-/// Writes a file atomically: a temporary file beside it, then a rename.
+/// Writes a file crash-safely (temporary file, fsync, rename: [`datm_fsio`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    Ok(datm_fsio::write_atomic(path, bytes)?)
 }

@@ -7,6 +7,7 @@
 //!   TSV, and the ALMA directory layout ([`read_layout`], [`write_layout`]).
 //! - [`gettext`]: `.mo`/`.po` parsing and [`gettext::import::import_gettext`].
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod corpus;

@@ -1,27 +1,13 @@
 //! Differential test: the .mo parser against Python's `gettext.GNUTranslations` on the
-//! machine's real catalogs (a deterministic sample of /usr/share/locale). Skips, saying
-//! why, when Python or the catalogs are missing. `DATM_PYTHON` names the interpreter.
+//! machine's real catalogs (a deterministic sample of /usr/share/locale). When Python or
+//! the catalogs are missing it is skipped, or fails under `CI=true` (datm-testkit).
+//! `DATM_PYTHON` names the interpreter.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use datm_data::gettext::read_catalog;
 use serde_json::Value;
-
-/// Every catalog under the locale tree's LC_MESSAGES folders, sorted.
-fn system_catalogs() -> Vec<PathBuf> {
-    let Ok(locales) = std::fs::read_dir("/usr/share/locale") else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = locales
-        .flatten()
-        .filter_map(|l| std::fs::read_dir(l.path().join("LC_MESSAGES")).ok())
-        .flat_map(|d| d.flatten().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "mo"))
-        .collect();
-    out.sort();
-    out
-}
 
 /// One catalog entry as Python keys it: `("ctx\x04msgid", plural index or -1, text)`.
 type Row = (String, i64, String);
@@ -68,27 +54,27 @@ fn sysdep_count(path: &Path) -> usize {
 
 #[test]
 fn mo_parser_matches_python_gettext() {
-    let all = system_catalogs();
-    if all.is_empty() {
-        eprintln!("SKIP: no catalogs under /usr/share/locale/*/LC_MESSAGES");
+    let Some(all) = datm_testkit::system_catalogs() else {
         return;
-    }
+    };
     // Every 7th catalog: a few hundred files across languages, charsets and byte orders.
     let sample: Vec<&PathBuf> = all.iter().step_by(7).collect();
-    let python = std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data/dump_mo.py");
-    let output = match Command::new(&python).arg(&script).args(&sample).output() {
-        Ok(o) if o.status.success() => o.stdout,
-        Ok(o) => panic!(
-            "{python} {}: {}",
-            script.display(),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            eprintln!("SKIP: cannot run {python}: {e}");
-            return;
-        }
+    let Some(python) = datm_testkit::python_with("gettext, json") else {
+        return;
     };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data/dump_mo.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{python} {}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output = out.stdout;
     let reference: serde_json::Map<String, Value> = serde_json::from_slice(&output).unwrap();
     let mut compared = 0;
     for path in sample {

@@ -4,9 +4,12 @@
 //! prompts, its script, family, resource level and default X-ALMA group. A [`Lang`] is a
 //! cheap, copyable handle to one of them; a [`Direction`] is an ordered pair such as
 //! `de-en`; a [`Grouping`] maps non-English languages to groups (the X-ALMA default, or a
-//! TOML file).
+//! TOML file). [`paper`] holds the paper's training and decoding numbers.
+
+#![forbid(unsafe_code)]
 
 mod grouping;
+pub mod paper;
 mod table;
 
 use std::fmt;

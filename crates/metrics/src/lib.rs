@@ -14,6 +14,9 @@
 //! assert_eq!(corpus_score(&bleu, &hyps, &refs).unwrap().score.round(), 100.0);
 //! ```
 
+// The one exception: the MeCab dictionary is memory-mapped (`mecab::dictionary`).
+#![deny(unsafe_code)]
+
 pub mod bleu;
 pub mod chrf;
 mod corpus;

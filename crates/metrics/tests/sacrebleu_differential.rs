@@ -3,8 +3,9 @@
 //! every BLEU/chrF/TER option, and this test checks datm's scores (at 1e-9, well below
 //! the 4-decimal requirement), verbose lines and signatures (version aside) against it.
 //!
-//! Uses the interpreter in `DATM_PYTHON` (default `python3`); skips with a message when
-//! it cannot import sacrebleu.
+//! Uses the interpreter in `DATM_SACREBLEU_PYTHON` (else `DATM_PYTHON`, else `python3`);
+//! when it cannot import sacrebleu (on numpy 2) the test is skipped, or fails under `CI=true`
+//! (datm-testkit).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,17 +17,6 @@ use datm_metrics::{
     Signature, SmoothMethod, SIGNATURE_VERSION,
 };
 use serde_json::Value;
-
-fn python() -> String {
-    std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn sacrebleu_available(py: &str) -> bool {
-    Command::new(py)
-        .args(["-c", "import sacrebleu"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn metric_from(name: &str, kw: &Value) -> Box<dyn Metric> {
     let flag = |k: &str| kw[k].as_bool().unwrap_or(false);
@@ -98,13 +88,9 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn matches_real_sacrebleu_on_every_option() {
-    let py = python();
-    if !sacrebleu_available(&py) {
-        println!(
-            "SKIPPED: {py} cannot import sacrebleu (set DATM_PYTHON to an interpreter that can)"
-        );
+    let Some(py) = datm_testkit::sacrebleu_python_with("sacrebleu") else {
         return;
-    }
+    };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/sacrebleu_diff.py");
     let out = Command::new(&py)
         .arg(&script)

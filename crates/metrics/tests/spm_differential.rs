@@ -7,8 +7,9 @@
 //! (unused and user-defined pieces, other whitespace switches), then compares
 //! `EncodeAsPieces` piece for piece on thousands of real, perturbed and random lines.
 //!
-//! Uses the interpreter in `DATM_PYTHON` (default `python3`); skips with a message when
-//! it cannot import `sentencepiece` and `sacrebleu`.
+//! Uses the interpreter in `DATM_SACREBLEU_PYTHON` (else `DATM_PYTHON`, else `python3`);
+//! when it cannot import `sentencepiece` and `sacrebleu` (on numpy 2) the test is skipped, or
+//! fails under `CI=true` (datm-testkit).
 
 #[path = "py/runner.rs"]
 mod runner;
@@ -28,7 +29,8 @@ use serde_json::Value;
 const REFERENCE_VERSION: &str = "0.2.3";
 
 /// Runs `tools/make_spm_models.py` with `args` and parses the JSON it prints, or returns
-/// `None` (after saying why) when the interpreter lacks sentencepiece or sacrebleu.
+/// `None` (after reporting it missing) when the interpreter lacks sentencepiece or sacrebleu.
+#[track_caller]
 fn reference(args: &[&str]) -> Option<Value> {
     let script: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
@@ -190,7 +192,7 @@ fn encode_as_pieces_matches_sentencepiece() {
         REFERENCE_VERSION,
         "datm follows sentencepiece {REFERENCE_VERSION}; install that version (pip install \
          sentencepiece=={REFERENCE_VERSION}) into {}",
-        runner::python()
+        datm_testkit::sacrebleu_python()
     );
     let lines_json = dir.path().join("lines.json");
     let lines = strings(&serde_json::from_slice(&std::fs::read(&lines_json).unwrap()).unwrap());

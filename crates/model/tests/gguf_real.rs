@@ -1,25 +1,16 @@
 //! Real GGUF weights: datm's dequantized tensors equal HF transformers' (values dumped by
 //! tools/make_real_model_expectations.py into tests/fixtures/model/real-*-weights.json).
-//! Skips when the model file is absent (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF`).
+//! The models come from `scripts/fetch-models.sh` (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF` override
+//! the cached paths); a missing model is a skip, or a failure under `CI=true` (datm-testkit).
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device};
 use datm_model::gguf::{self, LoadMode};
 use datm_model::weights::Weight;
 use serde_json::Value;
-
-fn model_path(var: &str, default: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_string()));
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not found (set {var})", path.display());
-        None
-    }
-}
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
@@ -39,8 +30,8 @@ fn close(a: &[f32], b: &[f32], what: &str) {
     }
 }
 
-fn check(var: &str, default: &str, fixture: &str) {
-    let Some(path) = model_path(var, default) else {
+fn check(var: &str, file: &str, fixture: &str) {
+    let Some(path) = datm_testkit::model_file(var, file) else {
         return;
     };
     let model = gguf::load(&path, LoadMode::Dequantize(DType::F32), &Device::Cpu).unwrap();
@@ -110,7 +101,7 @@ fn check(var: &str, default: &str, fixture: &str) {
 fn gemma3_dequantized_weights_equal_hf() {
     check(
         "DATM_GEMMA_GGUF",
-        "/work/models/gemma-3-270m-q4_k_m.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
         "real-gemma3-weights.json",
     );
 }
@@ -119,14 +110,14 @@ fn gemma3_dequantized_weights_equal_hf() {
 fn smollm2_dequantized_weights_equal_hf() {
     check(
         "DATM_SMOLLM2_GGUF",
-        "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
         "real-smollm2-weights.json",
     );
 }
 
 #[test]
 fn gemma3_quantized_mode_keeps_fast_types() {
-    let Some(path) = model_path("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf") else {
+    let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
     let model = gguf::load(&path, LoadMode::Quantized, &Device::Cpu).unwrap();

@@ -1,6 +1,6 @@
 //! PEFT round trip: an adapter written by datm loads in PEFT and gives the same logits as
-//! datm with that adapter. Needs a Python with torch + transformers + PEFT (`DATM_PYTHON`,
-//! else the reference venv); skips with a message otherwise.
+//! datm with that adapter. Needs a Python with torch + transformers + PEFT (`DATM_PYTHON`);
+//! without one it is skipped, or fails under `CI=true` (datm-testkit).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,21 +11,6 @@ use datm_model::{LoadOptions, Model};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model")
-}
-
-fn peft_python() -> Option<String> {
-    [
-        std::env::var("DATM_PYTHON").ok(),
-        Some("/work/venv/bin/python".to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|py| {
-        Command::new(py)
-            .args(["-c", "import peft, torch, transformers"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
 }
 
 /// The fixture adapter with every factor changed (so nothing PEFT-written survives), saved
@@ -41,8 +26,7 @@ fn datm_written_adapter(name: &str, dir: &Path) -> Adapter {
 }
 
 fn round_trip(name: &str) {
-    let Some(py) = peft_python() else {
-        eprintln!("SKIPPED: no Python with torch + transformers + peft (set DATM_PYTHON)");
+    let Some(py) = datm_testkit::python_with("peft, torch, transformers") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

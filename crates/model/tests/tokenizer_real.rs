@@ -1,21 +1,12 @@
 //! Real GGUF tokenizers (Gemma-3-270M, SmolLM2-135M) against HF transformers' ids on multilingual
 //! prompts (tests/fixtures/model/real-*-tokenizer.json, from tools/make_real_model_expectations.py).
-//! Skips when the model file is absent (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF` override the paths).
+//! The models come from `scripts/fetch-models.sh` (`DATM_GEMMA_GGUF` / `DATM_SMOLLM2_GGUF` override
+//! the cached paths); a missing model is a skip, or a failure under `CI=true` (datm-testkit).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datm_model::gguf;
 use serde_json::Value;
-
-fn model_path(var: &str, default: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_string()));
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not found (set {var})", path.display());
-        None
-    }
-}
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
@@ -60,8 +51,8 @@ fn structure(tok: &datm_model::tokenizer::Tokenizer) -> Value {
     })
 }
 
-fn check(var: &str, default: &str, fixture: &str) {
-    let Some(path) = model_path(var, default) else {
+fn check(var: &str, file: &str, fixture: &str) {
+    let Some(path) = datm_testkit::model_file(var, file) else {
         return;
     };
     let tok = gguf::load_tokenizer(&path).unwrap();
@@ -99,7 +90,7 @@ fn check(var: &str, default: &str, fixture: &str) {
 fn gemma3_gguf_tokenizer_equals_hf() {
     check(
         "DATM_GEMMA_GGUF",
-        "/work/models/gemma-3-270m-q4_k_m.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
         "real-gemma3-tokenizer.json",
     );
 }
@@ -108,14 +99,14 @@ fn gemma3_gguf_tokenizer_equals_hf() {
 fn smollm2_gguf_tokenizer_equals_hf() {
     check(
         "DATM_SMOLLM2_GGUF",
-        "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
         "real-smollm2-tokenizer.json",
     );
 }
 
 #[test]
 fn gemma3_special_ids() {
-    let Some(path) = model_path("DATM_GEMMA_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf") else {
+    let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
     let tok = gguf::load_tokenizer(&path).unwrap();

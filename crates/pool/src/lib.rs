@@ -6,6 +6,8 @@
 //! - [`report`]: per-direction score tables → Markdown/JSON reports, the paper's Table 1
 //!   view and conflict/synergy deltas.
 
+#![forbid(unsafe_code)]
+
 pub mod fsutil;
 pub mod merge;
 pub mod pipeline;
@@ -22,6 +24,8 @@ pub mod translate;
 pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
 pub use router::{AdapterRef, Router};
 
+use std::path::PathBuf;
+
 /// Errors of this crate; each message names the direction, adapter or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -31,7 +35,27 @@ pub enum PoolError {
     /// A direction the pool cannot serve.
     #[error("{0}")]
     Route(String),
-    /// A file could not be read or written.
-    #[error("{0}")]
-    Io(String),
+    /// A file could not be read.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done, e.g. "read plan".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written crash-safely.
+    #[error(transparent)]
+    Write(#[from] datm_fsio::Error),
+    /// An adapter could not be loaded, merged or saved.
+    #[error("{context}")]
+    Adapter {
+        /// What was being done, naming the adapter and its folder.
+        context: String,
+        /// The adapter crate's error.
+        #[source]
+        source: anyhow::Error,
+    },
 }

@@ -59,11 +59,9 @@ pub fn run_merge(
         .iter()
         .map(|s| {
             let dir = source_dir.join(s);
-            Adapter::load(&dir).map_err(|e| {
-                PoolError::Io(format!(
-                    "merging {id}: source adapter {s:?} at {}: {e:#}",
-                    dir.display()
-                ))
+            Adapter::load(&dir).map_err(|source| PoolError::Adapter {
+                context: format!("merging {id}: source adapter {s:?} at {}", dir.display()),
+                source,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -72,17 +70,17 @@ pub fn run_merge(
     } else {
         spec.weights.clone()
     };
-    let merged = datm_adapter::merge(&adapters, &weights, &opts).map_err(|e| {
-        PoolError::Plan(format!(
-            "merging {id} from {}: {e:#}",
-            spec.sources.join(", ")
-        ))
-    })?;
+    let merged =
+        datm_adapter::merge(&adapters, &weights, &opts).map_err(|source| PoolError::Adapter {
+            context: format!("merging {id} from {}", spec.sources.join(", ")),
+            source,
+        })?;
     let _ = std::fs::remove_file(target.join(MERGE_RECORD));
-    merged
-        .save(&target)
-        .map_err(|e| PoolError::Io(format!("saving merged adapter {}: {e:#}", target.display())))?;
-    crate::fsutil::write_atomic(&target.join(MERGE_RECORD), record.as_bytes())?;
+    merged.save(&target).map_err(|source| PoolError::Adapter {
+        context: format!("saving merged adapter {}", target.display()),
+        source,
+    })?;
+    datm_fsio::write_atomic(&target.join(MERGE_RECORD), record.as_bytes())?;
     Ok(true)
 }
 

@@ -23,7 +23,6 @@ use datm_data::{Corpus, Format, PromptTemplate, Split};
 use datm_lang::{Direction, Grouping, Lang};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
 use crate::merge::merge_groupwise;
 use crate::report::{DirectionScore, Report, BASE_SYSTEM};
 use crate::score::{score_direction, MecabDicts};
@@ -32,6 +31,7 @@ use crate::train::{train_pool, PoolTrainOptions};
 use crate::trainer::LibraryTrainer;
 use crate::translate::{Decoding, Translator};
 use crate::{MergeSettings, PoolPlan, Router, Strategy};
+use datm_fsio::write_atomic;
 
 /// An experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

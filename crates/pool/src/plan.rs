@@ -201,7 +201,7 @@ impl Default for MergeSettings {
     /// TIES in ΔW space at density 0.2 (the PEFT docs' example value).
     fn default() -> Self {
         MergeSettings {
-            method: "ties".into(),
+            method: datm_lang::paper::MERGE_METHOD.into(),
             density: Some(0.2),
             space: "delta".into(),
         }
@@ -276,8 +276,11 @@ impl PoolPlan {
 
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<PoolPlan, PoolError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PoolError::Io(format!("reading plan {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|source| PoolError::Io {
+            action: "read plan",
+            path: path.to_path_buf(),
+            source,
+        })?;
         PoolPlan::from_toml(&text, &path.display().to_string())
     }
 
@@ -286,9 +289,9 @@ impl PoolPlan {
         toml::to_string(self).expect("a pool plan always serializes to TOML")
     }
 
-    /// Writes the manifest atomically (temporary file, then rename).
+    /// Writes the manifest crash-safely ([`datm_fsio`]).
     pub fn save(&self, path: &Path) -> Result<(), PoolError> {
-        crate::fsutil::write_atomic(path, self.to_toml().as_bytes())
+        Ok(datm_fsio::write_atomic(path, self.to_toml().as_bytes())?)
     }
 
     /// Every direction the plan serves: both English-centric directions of each language.

@@ -50,10 +50,10 @@ pub struct TrainSettings {
     /// Checkpoint every this many steps (0: only at the end).
     #[arg(long)]
     pub save_steps: Option<usize>,
-    /// Prompt tokens at most, BOS included (paper: 256).
+    /// Prompt tokens at most, BOS included (paper: 512).
     #[arg(long)]
     pub max_source_length: Option<usize>,
-    /// Target tokens at most, EOS included (paper: 256).
+    /// Target tokens at most, EOS included (paper: 512).
     #[arg(long)]
     pub max_target_length: Option<usize>,
     /// Validation sequences used for the validation loss (0: no validation).

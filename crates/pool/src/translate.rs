@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use datm_data::{Example, PromptTemplate};
-use datm_lang::Direction;
+use datm_lang::{paper, Direction};
 use datm_model::{generate, GenerationConfig, LoadOptions, Model};
 use datm_train::sequences::{SequenceBuilder, SequenceLimits};
 
@@ -31,9 +31,9 @@ pub struct Decoding {
 impl Default for Decoding {
     fn default() -> Self {
         Decoding {
-            num_beams: 5,
-            max_new_tokens: 256,
-            max_source_length: 256,
+            num_beams: paper::NUM_BEAMS,
+            max_new_tokens: paper::MAX_NEW_TOKENS,
+            max_source_length: paper::MAX_SOURCE_LENGTH,
             batch_size: 8,
             quantized: true,
         }

@@ -67,16 +67,10 @@ pub fn save(
         .collect::<Result<_>>()?;
     candle_core::safetensors::save(&opt, tmp.join(OPTIMIZER_FILE))
         .with_context(|| format!("cannot write {}", tmp.join(OPTIMIZER_FILE).display()))?;
-    fs::write(tmp.join(STATE_FILE), serde_json::to_vec_pretty(state)?)?;
-    for entry in fs::read_dir(&tmp)? {
-        fs::File::open(entry?.path())?.sync_all()?;
-    }
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir)?;
-    }
-    fs::rename(&tmp, &final_dir)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), final_dir.display()))?;
-    fs::File::open(out)?.sync_all()?;
+    let state_file = tmp.join(STATE_FILE);
+    fs::write(&state_file, serde_json::to_vec_pretty(state)?)
+        .with_context(|| format!("cannot write {}", state_file.display()))?;
+    datm_fsio::publish_dir(&tmp, &final_dir)?;
     for (_, old) in list(out)?.iter().rev().skip(keep) {
         fs::remove_dir_all(old)
             .with_context(|| format!("cannot delete old checkpoint {}", old.display()))?;

@@ -4,6 +4,8 @@
 //! only; optimisation is torch's AdamW with HF's `inverse_sqrt` schedule, gradient accumulation to
 //! an effective batch, global-norm clipping; checkpoints resume bit-identically.
 
+#![forbid(unsafe_code)]
+
 pub mod batching;
 pub mod checkpoint;
 pub mod config;

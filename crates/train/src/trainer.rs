@@ -310,9 +310,10 @@ fn write_summary(config: &TrainConfig, outcome: &TrainOutcome) -> Result<()> {
         metrics: &outcome.metrics,
     };
     let path = config.out.join(SUMMARY_FILE);
-    let tmp = config.out.join(format!(".{SUMMARY_FILE}.tmp"));
-    fs::write(&tmp, serde_json::to_vec_pretty(&s)?)?;
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    Ok(datm_fsio::write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&s)?,
+    )?)
 }
 
 /// One micro-batch, right-padded: ids and mask `[rows, width]`, the flat positions whose hidden

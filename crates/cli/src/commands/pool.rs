@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use datm_data::PromptTemplate;
-use datm_lang::{Direction, Grouping};
+use datm_lang::{paper, Direction, Grouping};
 use datm_pool::merge::merge_groupwise;
 use datm_pool::report::Report;
 use datm_pool::router::MANIFEST;
@@ -188,11 +188,11 @@ struct TranslateArgs {
     /// Test sentences per direction at most.
     #[arg(long)]
     test_size: Option<usize>,
-    /// Beams.
-    #[arg(long, default_value_t = 5)]
+    /// Beams (paper §2.4: 5).
+    #[arg(long, default_value_t = paper::NUM_BEAMS)]
     num_beams: usize,
-    /// Generated tokens at most.
-    #[arg(long, default_value_t = 256)]
+    /// Generated tokens at most (paper §2.4: 512).
+    #[arg(long, default_value_t = paper::MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Prompts decoded together.
     #[arg(long, default_value_t = 8)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use datm_data::PromptTemplate;
-use datm_lang::Direction;
+use datm_lang::{paper, Direction};
 use datm_model::GenerationConfig;
 
 use super::generate::{decode_texts, load_model, open_output, ModelArgs};
@@ -28,11 +28,11 @@ pub struct TranslateArgs {
     /// Output text (default stdout), one translation per line.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Beams (ALMA: 5).
-    #[arg(long, default_value_t = 5)]
+    /// Beams (paper §2.4: 5).
+    #[arg(long, default_value_t = paper::NUM_BEAMS)]
     num_beams: usize,
-    /// Maximum new tokens (ALMA: 512).
-    #[arg(long, default_value_t = 512)]
+    /// Maximum new tokens (paper §2.4: 512).
+    #[arg(long, default_value_t = paper::MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]

@@ -100,6 +100,7 @@ fn is_utf8_charset(name: &str) -> bool {
 
 impl Dictionary {
     /// Maps and checks `path`, which must hold a dictionary of type `want`.
+    #[allow(unsafe_code)]
     pub fn open(path: &Path, want: DicType) -> Result<Self> {
         let file = File::open(path)
             .with_context(|| format!("cannot open MeCab dictionary {}", path.display()))?;

@@ -1,19 +1,16 @@
 //! Runs a reference script under the real Python packages, for the differential tests.
-//! The interpreter is `$DATM_PYTHON` (default `python3`); when it cannot import what a
-//! script needs, the tests are skipped with a message.
+//! The interpreter is `$DATM_SACREBLEU_PYTHON` (else `$DATM_PYTHON`, else `python3`, with
+//! numpy 2: see datm-testkit); when it cannot import what a
+//! script needs, the test is skipped, or fails under `CI=true` (see datm-testkit).
 
 #![allow(dead_code)] // each test file uses a subset
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The interpreter for the reference scripts.
-pub fn python() -> String {
-    std::env::var("DATM_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// Runs `tests/py/{script}` (which needs sacrebleu) with `args` and parses its JSON
-/// output, or returns `None` (after printing why) when sacrebleu is not importable.
+/// output, or returns `None` (after reporting it missing) when sacrebleu is not importable.
+#[track_caller]
 pub fn run_reference(
     script: &str,
     args: &[&str],
@@ -26,24 +23,15 @@ pub fn run_reference(
 }
 
 /// Runs the Python script at `path` with `args` and parses its JSON output, or returns
-/// `None` (after printing why) when the interpreter cannot `import {imports}`.
+/// `None` (after reporting it missing) when the interpreter cannot `import {imports}`.
+#[track_caller]
 pub fn run_script(
     path: &Path,
     imports: &str,
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Option<serde_json::Value> {
-    let py = python();
-    let probe = Command::new(&py)
-        .args(["-c", &format!("import {imports}")])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        eprintln!(
-            "SKIPPED: `{py} -c 'import {imports}'` failed; set DATM_PYTHON to an interpreter \
-             with those packages (scripts/test.sh installs them)"
-        );
-        return None;
-    }
+    let py = datm_testkit::sacrebleu_python_with(imports)?;
     let mut cmd = Command::new(&py);
     cmd.arg(path).args(args);
     for (k, v) in envs {
