@@ -201,7 +201,7 @@ pub fn load_model(args: &ModelArgs) -> Result<Model> {
     Ok(model)
 }
 
-fn parse_device(s: &str) -> Result<Device> {
+pub(crate) fn parse_device(s: &str) -> Result<Device> {
     let ordinal = match s {
         "cpu" => return Ok(Device::Cpu),
         "cuda" => 0,
