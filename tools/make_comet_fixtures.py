@@ -65,10 +65,11 @@ def catalog_triples(n_short=56, seed=20240):
     return out, by_locale
 
 
-def make_data(seed=7):
-    """src, ref, hyp1, hyp2 lines (one triple per index)."""
+def make_data(seed=7, n_short=56):
+    """src, ref, hyp1, hyp2 lines (one triple per index): `n_short` catalog triples with
+    edge cases, then three lines longer than 512 tokens."""
     rng = random.Random(seed)
-    triples, by_locale = catalog_triples()
+    triples, by_locale = catalog_triples(n_short)
     src = [t[0] for t in triples]
     ref = [t[1] for t in triples]
     hyp1 = [gettext_pairs.perturb(r, rng) for r in ref]
@@ -104,13 +105,14 @@ def sentencepiece_pb2_shim():
         sys.modules["sentencepiece.sentencepiece_model_pb2"] = sentencepiece_model_pb2_new
 
 
-def build_encoder(hub, lines, vocab_size=512):
-    """A tiny XLM-R config + tokenizer in hub-cache layout; returns the snapshot folder."""
+def build_encoder(hub, lines, name=ENCODER_NAME, shape=None, vocab_size=512):
+    """An XLM-R config (`shape`, default TINY) + a small SentencePiece tokenizer, in hub-cache
+    layout under the name `name`; returns the snapshot folder."""
     import sentencepiece as spm
     from transformers import XLMRobertaConfig, XLMRobertaTokenizer, XLMRobertaTokenizerFast
 
     sentencepiece_pb2_shim()
-    repo = os.path.join(hub, "models--" + ENCODER_NAME.replace("/", "--"))
+    repo = os.path.join(hub, "models--" + name.replace("/", "--"))
     snap = os.path.join(repo, "snapshots", SNAPSHOT)
     os.makedirs(snap, exist_ok=True)
     os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
@@ -132,7 +134,7 @@ def build_encoder(hub, lines, vocab_size=512):
         n_vocab = len(fast)
     XLMRobertaConfig(vocab_size=n_vocab, max_position_embeddings=514, pad_token_id=1,
                      bos_token_id=0, eos_token_id=2, type_vocab_size=1, layer_norm_eps=1e-5,
-                     **TINY).save_pretrained(snap)
+                     **(shape or TINY)).save_pretrained(snap)
     return snap
 
 
@@ -170,12 +172,17 @@ def build_model(out_dir, encoder, variant, seed, hidden_sizes=(64, 32)):
         yaml.safe_dump(dict(model.hparams), f, sort_keys=False)
 
 
-def reference_scores(model_dir, src, hyp, ref, batch_size):
-    """unbabel-comet's fp32 predict() on the CPU."""
+def load_reference(model_dir):
+    """unbabel-comet's own loader on MODEL/checkpoints/model.ckpt."""
     from comet import load_from_checkpoint
 
-    model = load_from_checkpoint(os.path.join(model_dir, "checkpoints", "model.ckpt"),
-                                 local_files_only=True)
+    return load_from_checkpoint(os.path.join(model_dir, "checkpoints", "model.ckpt"),
+                                local_files_only=True)
+
+
+def reference_scores(model_dir, src, hyp, ref, batch_size, model=None):
+    """unbabel-comet's fp32 predict() on the CPU."""
+    model = model or load_reference(model_dir)
     if ref is None:
         samples = [{"src": s, "mt": m} for s, m in zip(src, hyp)]
     else:
