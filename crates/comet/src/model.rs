@@ -2,7 +2,8 @@
 //! and the feed-forward estimator, as unbabel-comet 2.2.7 runs them in `predict`.
 
 use anyhow::{bail, ensure, Context, Result};
-use candle_core::{DType, Device, Tensor, D};
+pub use candle_core::{DType, Device};
+use candle_core::{Tensor, D};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};

@@ -974,6 +974,21 @@ mod tests {
     }
 
     #[test]
+    fn lightning_classes_are_read_as_data_and_never_called() {
+        // {'hp': AttributeDict(layer='mix'), 'ns': argparse.Namespace()} as Lightning pickles them.
+        let data = b"\x80\x02}(X\x02\x00\x00\x00hpcpytorch_lightning.utilities.parsing\nAttributeDict\n)R(X\x05\x00\x00\x00layerX\x03\x00\x00\x00mixuX\x02\x00\x00\x00nscargparse\nNamespace\n)Ru.";
+        let v = unpickle(data).unwrap();
+        assert_eq!(
+            v.get("hp").unwrap().to_json().unwrap(),
+            serde_json::json!({"layer": "mix"})
+        );
+        let Some(Value::Object(o)) = v.get("ns") else {
+            panic!("{v:?}")
+        };
+        assert_eq!(o.class, "argparse.Namespace");
+    }
+
+    #[test]
     fn refuses_text_opcodes_and_truncation() {
         let e = unpickle(b"(ios\nsystem\n.").unwrap_err();
         assert!(e.message.contains("INST"), "{e}");

@@ -18,6 +18,11 @@ fn lines(name: &str) -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
+fn read_expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
+        .unwrap()
+}
+
 fn load(variant: &str) -> Comet {
     // The encoder `datm/xlmr-tiny` is found in the fixture's hub cache, as a user's
     // `xlm-roberta-large` is found in theirs (every test sets the same value).
@@ -27,9 +32,7 @@ fn load(variant: &str) -> Comet {
 
 fn check(variant: &str) {
     let model = load(variant);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
-            .unwrap();
+    let expected = read_expected();
     let (src, refs) = (lines("src.txt"), lines("ref.txt"));
     let hyps = vec![lines("hyp1.txt"), lines("hyp2.txt")];
     assert!(src.len() >= 50);
@@ -75,6 +78,27 @@ fn softmax_layer_norm_sigmoid_matches_unbabel_comet() {
 #[test]
 fn referenceless_matches_unbabel_comet() {
     check("qe");
+}
+
+#[test]
+fn bf16_stays_close_to_the_fp32_reference() {
+    std::env::set_var("HF_HUB_CACHE", fixtures().join("hub"));
+    let opts = LoadOptions {
+        dtype: datm_comet::model::DType::BF16,
+        ..LoadOptions::default()
+    };
+    let model = Comet::load(&fixtures().join("sparsemax"), &opts).unwrap();
+    let (src, refs) = (lines("src.txt"), lines("ref.txt"));
+    let got = score(&model, &src, Some(&refs), &[lines("hyp1.txt")], 8).unwrap();
+    let want = &read_expected()["sparsemax"]["hyp1_batch8"]["scores"];
+    let worst = got[0]
+        .scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s - want[i].as_f64().unwrap()).abs())
+        .fold(0f64, f64::max);
+    eprintln!("bf16 max segment diff {worst:.3e}");
+    assert!(worst > 0.0 && worst < 5e-3, "bf16 diff {worst}");
 }
 
 #[test]
