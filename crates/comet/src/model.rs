@@ -121,8 +121,11 @@ impl Comet {
             })
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("{}", ckpt_path.display()))?;
+        // Buffers and the unused pooler, which unbabel-comet also leaves unused.
         sd.retain(|k, _| {
-            !k.starts_with("layerwise_attention.dropout_") && !k.ends_with("position_ids")
+            !k.starts_with("layerwise_attention.dropout_")
+                && !k.starts_with("encoder.model.pooler.")
+                && !k.ends_with("position_ids")
         });
         if let Some(extra) = sd.keys().min() {
             bail!(
