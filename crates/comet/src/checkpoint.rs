@@ -87,7 +87,9 @@ fn read_record(
     let mut f = zip
         .by_name(name)
         .with_context(|| format!("{}: record {name} is missing", path.display()))?;
-    let mut out = Vec::with_capacity(f.size().min(1 << 34) as usize);
+    // The declared size is only a hint: never reserve more than the archive holds.
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut out = Vec::with_capacity(f.size().min(file_len) as usize);
     f.read_to_end(&mut out)
         .with_context(|| format!("{}: cannot read record {name}", path.display()))?;
     Ok(out)
@@ -104,6 +106,13 @@ fn to_tensor(t: &TensorRef, bytes: &[u8]) -> Result<Tensor> {
         t.storage.numel
     );
     let numel: usize = t.shape.iter().product();
+    if numel == 0 {
+        return Ok(Tensor::zeros(
+            t.shape.as_slice(),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )?);
+    }
     if is_row_major(&t.shape, &t.stride) {
         let raw = &bytes[t.offset * es..(t.offset + numel) * es];
         let out: Vec<f32> = raw
