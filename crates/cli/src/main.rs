@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Score hypotheses against references, sacreBLEU-exact (BLEU, chrF, TER).
     Score(commands::score::ScoreArgs),
+    /// Score translations with a COMET model (a drop-in for comet-score).
+    Comet(commands::comet::CometArgs),
     /// Import, convert and inspect parallel corpora.
     Data(commands::data::DataArgs),
     /// List the known languages and their groups.
@@ -46,6 +48,7 @@ fn main() {
     let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Score(a) => commands::score::run(a),
+        Command::Comet(a) => commands::comet::run(a),
         Command::Data(a) => commands::data::run(a),
         Command::Langs(a) => commands::langs::run(a),
         Command::Generate(a) => commands::generate::run(a),

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::merge::merge_groupwise;
 use crate::report::{DirectionScore, Report, BASE_SYSTEM};
-use crate::score::{score_direction, MecabDicts};
+use crate::score::{score_direction, CometScorer, MecabDicts};
 use crate::settings::TrainSettings;
 use crate::train::{train_pool, PoolTrainOptions};
 use crate::trainer::LibraryTrainer;
@@ -77,6 +77,28 @@ pub struct Experiment {
     /// MeCab dictionaries for BLEU on Japanese/Korean targets (`ja-mecab`/`ko-mecab`).
     #[serde(default)]
     pub mecab: MecabDicts,
+    /// COMET scoring; without it reports say COMET was not computed.
+    #[serde(default)]
+    pub comet: Option<CometConfig>,
+}
+
+/// `[comet]`: the COMET model scored with (relative paths are relative to the file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CometConfig {
+    /// COMET model folder (`hparams.yaml` + `checkpoints/model.ckpt`).
+    pub model: PathBuf,
+    /// Encoder folder (`config.json` + `tokenizer.json`); default: found from the model's
+    /// `pretrained_model` (local folder or HF hub cache).
+    #[serde(default)]
+    pub encoder: Option<PathBuf>,
+    /// Sentences per encoder batch.
+    #[serde(default = "sixteen")]
+    pub batch_size: usize,
+}
+
+fn sixteen() -> usize {
+    16
 }
 
 fn yes() -> bool {
@@ -171,6 +193,10 @@ impl Experiment {
             .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.to_string().trim()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         e.model = base.join(&e.model);
+        if let Some(c) = &mut e.comet {
+            c.model = base.join(&c.model);
+            c.encoder = c.encoder.as_ref().map(|p| base.join(p));
+        }
         for dir in [&mut e.data.dir, &mut e.mecab.ja, &mut e.mecab.ko]
             .into_iter()
             .flatten()
@@ -271,10 +297,10 @@ impl Pipeline {
         if self.exp.strategies.contains(&Strategy::Datm) {
             self.stage("merge", || self.merge().map(|_| PathBuf::new()))?;
         }
-        let mut translator = None;
+        let (mut translator, mut comet) = (None, None);
         for system in self.exp.systems() {
             self.stage(&format!("translate-{system}"), || {
-                self.translate(&system, &data, &mut translator)
+                self.translate(&system, &data, &mut translator, &mut comet)
                     .map(|_| PathBuf::new())
             })?;
         }
@@ -432,6 +458,7 @@ impl Pipeline {
         system: &str,
         data: &Path,
         translator: &mut Option<Translator>,
+        comet: &mut Option<CometScorer>,
     ) -> Result<()> {
         let router = match system {
             BASE_SYSTEM => None,
@@ -449,6 +476,14 @@ impl Pipeline {
         }
         let tr = translator.as_mut().expect("loaded above");
         let corpus = datm_data::read_layout(data)?;
+        if let (Some(c), None) = (&self.exp.comet, &comet) {
+            *comet = Some(CometScorer::load(
+                &c.model,
+                c.encoder.as_deref(),
+                c.batch_size,
+            )?);
+        }
+        let comet = comet.as_ref();
         let mut scores = Vec::new();
         for d in Direction::english_centric(&self.exp.languages) {
             let (src, refs) = test_set(&corpus, d, self.exp.test_size)?;
@@ -459,10 +494,16 @@ impl Pipeline {
             let mut text = hyps.join("\n");
             text.push('\n');
             write_atomic(&path, text.as_bytes())?;
-            let score = score_direction(system, d, &hyps, &refs, &self.exp.mecab)?;
+            let mut score = score_direction(system, d, &hyps, &refs, &self.exp.mecab)?;
+            if let Some(c) = comet {
+                c.add(&mut score, &src, &hyps, &refs)?;
+            }
             self.log(&format!(
-                "{system} {d} ({}): chrF {:.1} BLEU {:.1}, {} sentences in {:.1}s",
+                "{system} {d} ({}):{} chrF {:.1} BLEU {:.1}, {} sentences in {:.1}s",
                 adapter.map_or("base model", |a| a.id.as_str()),
+                score
+                    .comet
+                    .map_or(String::new(), |c| format!(" COMET {:.1}", 100.0 * c)),
                 score.chrf,
                 score.bleu,
                 src.len(),

@@ -30,11 +30,21 @@ pub struct DirectionScore {
     /// The BLEU signature (tokenizer and settings), as sacrebleu prints it.
     #[serde(default)]
     pub bleu_signature: String,
+    /// COMET system score (0–1), when a COMET model was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comet: Option<f64>,
+    /// The COMET model's name (its folder name), with the score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comet_model: Option<String>,
 }
 
-/// A mean over some directions: chrF and BLEU, and how many directions it covers.
+/// A mean over some directions: COMET (when every direction has it), chrF and BLEU, and
+/// how many directions it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Average {
+    /// Mean COMET × 100, when every averaged direction has a COMET score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comet: Option<f64>,
     /// Mean chrF.
     pub chrf: f64,
     /// Mean BLEU.
@@ -46,21 +56,25 @@ pub struct Average {
 impl Average {
     fn of<'a>(scores: impl IntoIterator<Item = &'a DirectionScore>) -> Option<Average> {
         let (mut chrf, mut bleu, mut n) = (0.0, 0.0, 0usize);
+        let mut comet = Some(0.0);
         for s in scores {
             chrf += s.chrf;
             bleu += s.bleu;
+            comet = comet.zip(s.comet).map(|(a, c)| a + 100.0 * c);
             n += 1;
         }
         (n > 0).then(|| Average {
+            comet: comet.map(|c| c / n as f64),
             chrf: chrf / n as f64,
             bleu: bleu / n as f64,
             n,
         })
     }
 
-    /// `chrF/BLEU` with one decimal, as the paper writes `COMET/BLEU`.
+    /// `COMET/chrF/BLEU` (or `chrF/BLEU` without COMET) with one decimal, COMET first as
+    /// the paper's tables have it.
     pub fn cell(&self) -> String {
-        format!("{:.1}/{:.1}", self.chrf, self.bleu)
+        score_cell(self.comet, self.chrf, self.bleu)
     }
 }
 
@@ -182,10 +196,7 @@ impl Report {
 
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
-        let mut md = format!(
-            "# {}\n\nScores are chrF/BLEU (sacreBLEU-exact).\n\n",
-            self.title
-        );
+        let mut md = format!("# {}\n\n{}\n\n", self.title, self.metrics_line());
         self.write_summary(&mut md);
         self.write_table1(&mut md);
         self.write_resources(&mut md);
@@ -193,6 +204,25 @@ impl Report {
         self.write_base_check(&mut md);
         self.write_directions(&mut md);
         md
+    }
+
+    /// What the score cells hold: COMET first when every row has it, else a note that
+    /// COMET was not computed.
+    fn metrics_line(&self) -> String {
+        let rows = || self.systems.iter().flat_map(|s| &s.directions);
+        let mut models: Vec<&str> = rows().filter_map(|d| d.comet_model.as_deref()).collect();
+        models.sort();
+        models.dedup();
+        match (rows().all(|d| d.comet.is_some()), models.as_slice()) {
+            (true, [model]) => format!(
+                "Scores are COMET/chrF/BLEU: COMET ×100 with `{model}` (datm's unbabel-comet \
+                 2.2.7-exact fp32 scorer), chrF and BLEU sacreBLEU-exact."
+            ),
+            _ => "Scores are chrF/BLEU (sacreBLEU-exact). COMET was not computed: give a COMET \
+                  model (`[comet] model = \"DIR\"` in the experiment, or \
+                  `datm pool translate --comet DIR`)."
+                .to_string(),
+        }
     }
 
     fn write_summary(&self, md: &mut String) {
@@ -315,7 +345,7 @@ impl Report {
     }
 
     fn write_directions(&self, md: &mut String) {
-        md.push_str("## Per direction (chrF/BLEU)\n\n| direction |");
+        md.push_str("## Per direction\n\n| direction |");
         for s in &self.systems {
             let _ = write!(md, " {} |", s.system);
         }
@@ -334,7 +364,7 @@ impl Report {
             for s in &self.systems {
                 let score = s.directions.iter().find(|x| x.direction == d);
                 let text = score.map_or("–".to_string(), |x| {
-                    format!("{:.1}/{:.1}", x.chrf, x.bleu)
+                    score_cell(x.comet.map(|c| 100.0 * c), x.chrf, x.bleu)
                 });
                 let _ = write!(md, " {text} |");
             }
@@ -425,6 +455,14 @@ fn delta(sys: &SystemSummary, reference: &SystemSummary) -> Delta {
     }
 }
 
+/// `COMET×100/chrF/BLEU`, or `chrF/BLEU` when COMET is absent.
+fn score_cell(comet: Option<f64>, chrf: f64, bleu: f64) -> String {
+    match comet {
+        Some(c) => format!("{c:.1}/{chrf:.1}/{bleu:.1}"),
+        None => format!("{chrf:.1}/{bleu:.1}"),
+    }
+}
+
 fn cell(avg: Option<Average>) -> String {
     avg.map_or("–".to_string(), |a| a.cell())
 }
@@ -453,6 +491,8 @@ mod tests {
             chrf,
             segments: 10,
             bleu_signature: String::new(),
+            comet: None,
+            comet_model: None,
         }
     }
 

@@ -90,7 +90,56 @@ pub fn score_direction(
         chrf: c.score,
         segments: hyps.len(),
         bleu_signature: Signature::new(&bleu as &dyn Metric, nrefs_of(&refs)).format(true),
+        comet: None,
+        comet_model: None,
     })
+}
+
+/// A loaded COMET model that adds its system score to report rows.
+pub struct CometScorer {
+    model: datm_comet::Comet,
+    name: String,
+    batch_size: usize,
+}
+
+impl CometScorer {
+    /// Loads the COMET model folder `dir` (encoder from `encoder`, or found by its
+    /// `pretrained_model`), f32 on the CPU.
+    pub fn load(dir: &Path, encoder: Option<&Path>, batch_size: usize) -> anyhow::Result<Self> {
+        let opts = datm_comet::LoadOptions {
+            encoder_dir: encoder.map(Path::to_path_buf),
+            ..datm_comet::LoadOptions::default()
+        };
+        let model = datm_comet::Comet::load(dir, &opts)
+            .map_err(|e| anyhow::anyhow!("COMET model {}: {e:#}", dir.display()))?;
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(CometScorer {
+            model,
+            name,
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    /// Sets `row.comet` to the system score of `hyps` (references are used by
+    /// reference-based models only).
+    pub fn add(
+        &self,
+        row: &mut DirectionScore,
+        src: &[String],
+        hyps: &[String],
+        refs: &[String],
+    ) -> anyhow::Result<()> {
+        let refs = self.model.needs_references().then_some(refs);
+        let hyps = [hyps.to_vec()];
+        let s = datm_comet::score(&self.model, src, refs, &hyps, self.batch_size)?;
+        row.comet = Some(s[0].system_score);
+        row.comet_model = Some(self.name.clone());
+        Ok(())
+    }
 }
 
 #[cfg(test)]

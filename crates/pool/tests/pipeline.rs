@@ -30,6 +30,10 @@ fn write_data(root: &Path) {
 }
 
 fn experiment(dir: &Path) -> PathBuf {
+    experiment_with(dir, "")
+}
+
+fn experiment_with(dir: &Path, extra: &str) -> PathBuf {
     let model = repo().join("tests/fixtures/model/tiny-llama");
     let text = format!(
         r#"
@@ -54,7 +58,7 @@ density = 0.5
 [decoding]
 num_beams = 2
 max_new_tokens = 5
-"#,
+{extra}"#,
         model.display()
     );
     let path = dir.join("exp.toml");
@@ -123,6 +127,7 @@ fn pipeline_runs_every_stage_and_resumes() {
         md.contains("Table 1 view") && md.contains("| datm |"),
         "{md}"
     );
+    assert!(md.contains("COMET was not computed"), "{md}");
 
     // resume: only the missing system is redone
     std::fs::remove_file(out.join("stages/translate-datm.done")).unwrap();
@@ -175,4 +180,42 @@ fn experiment_errors_are_clear() {
         err.contains("[mecab]") && err.contains("no-such-dicdir"),
         "{err}"
     );
+}
+
+#[test]
+fn pipeline_with_comet_reports_comet_first() {
+    let work = tempfile::tempdir().unwrap();
+    write_data(&work.path().join("data"));
+    let comet = repo().join("tests/fixtures/comet");
+    let encoder = comet
+        .join("hub/models--datm--xlmr-tiny/snapshots")
+        .join("0".repeat(40));
+    let extra = format!(
+        "\n[comet]\nmodel = \"{}\"\nencoder = \"{}\"\n",
+        comet.join("sparsemax").display(),
+        encoder.display()
+    );
+    let exp = Experiment::load(&experiment_with(work.path(), &extra)).unwrap();
+    let out = work.path().join("out");
+    let report = Pipeline::new(exp, &out).unwrap().run().unwrap();
+    for s in &report.systems {
+        for d in &s.directions {
+            let c = d
+                .comet
+                .unwrap_or_else(|| panic!("{} {} has no COMET", s.system, d.direction));
+            assert!(c.is_finite() && d.comet_model.as_deref() == Some("sparsemax"));
+        }
+        assert!(s.overall.unwrap().comet.is_some());
+    }
+    let scores = std::fs::read_to_string(out.join("scores/base.json")).unwrap();
+    assert!(scores.contains("\"comet\"") && scores.contains("\"comet_model\": \"sparsemax\""));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Scores are COMET/chrF/BLEU") && md.contains("`sparsemax`"),
+        "{md}"
+    );
+    let base = &report.systems[0];
+    let avg = base.overall.unwrap();
+    let cell = format!("{:.1}/{:.1}/{:.1}", avg.comet.unwrap(), avg.chrf, avg.bleu);
+    assert!(md.contains(&cell), "{cell} not in {md}");
 }

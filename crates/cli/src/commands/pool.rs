@@ -9,7 +9,7 @@ use datm_lang::{paper, Direction, Grouping};
 use datm_pool::merge::merge_groupwise;
 use datm_pool::report::Report;
 use datm_pool::router::MANIFEST;
-use datm_pool::score::{score_direction, MecabDicts};
+use datm_pool::score::{score_direction, CometScorer, MecabDicts};
 use datm_pool::settings::TrainSettings;
 use datm_pool::slurm::{submit_script, SlurmJobs};
 use datm_pool::train::{train_pool, PoolTrainOptions};
@@ -206,6 +206,13 @@ struct TranslateArgs {
     /// mecab-ko-dic folder: BLEU on Korean targets with ko-mecab (else 13a).
     #[arg(long, value_name = "DIR")]
     ko_mecab: Option<PathBuf>,
+    /// COMET model folder (hparams.yaml + checkpoints/model.ckpt): adds COMET to the scores.
+    #[arg(long, value_name = "DIR")]
+    comet: Option<PathBuf>,
+    /// The COMET encoder's folder (config.json + tokenizer.json), if not found from the
+    /// model's `pretrained_model`.
+    #[arg(long, value_name = "DIR", requires = "comet")]
+    comet_encoder: Option<PathBuf>,
 }
 
 /// Runs `datm pool …`.
@@ -385,6 +392,11 @@ fn translate(a: TranslateArgs) -> Result<()> {
         ja: a.ja_mecab.clone(),
         ko: a.ko_mecab.clone(),
     };
+    let comet = a
+        .comet
+        .as_deref()
+        .map(|m| CometScorer::load(m, a.comet_encoder.as_deref(), 16))
+        .transpose()?;
     let mut scores = Vec::new();
     for d in directions {
         let adapter = router.adapter_for(d)?;
@@ -403,9 +415,15 @@ fn translate(a: TranslateArgs) -> Result<()> {
         let hyps = tr.translate(Some(adapter), d, &src, &mut |_| {})?;
         std::fs::create_dir_all(&a.out)?;
         std::fs::write(a.out.join(format!("{d}.txt")), hyps.join("\n") + "\n")?;
-        let s = score_direction(&system, d, &hyps, &refs, &dicts)?;
+        let mut s = score_direction(&system, d, &hyps, &refs, &dicts)?;
+        if let Some(c) = &comet {
+            c.add(&mut s, &src, &hyps, &refs)?;
+        }
+        let comet_text = s
+            .comet
+            .map_or(String::new(), |c| format!(" COMET {:.1}", 100.0 * c));
         eprintln!(
-            "{d} via {}: chrF {:.1} BLEU {:.1} ({n} sentences)",
+            "{d} via {}:{comet_text} chrF {:.1} BLEU {:.1} ({n} sentences)",
             adapter.id, s.chrf, s.bleu
         );
         scores.push(s);

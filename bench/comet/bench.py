@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark: `datm comet` vs unbabel-comet 2.2.7 `predict` on the CPU, same run.
+
+Two hypothesis files (seeded perturbations of gettext translations) against one set of 200
+real source/reference triples, on a random-weight model of wmt22-comet-da's exact shape
+(XLM-R large encoder, sparsemax, estimator [3072, 1024]; built once by
+tools/check_comet_real_shape.py's generator into --cache). Each side runs as its own process
+under /usr/bin/time -v:
+  datm       `datm comet --model M -s src -t hyp1 hyp2 -r ref --json` (whole process);
+  reference  load_from_checkpoint + embedding cache on (as comet-score) + predict() per
+             hypothesis file, fp32, gpus=0.
+Reports wall time, segments/s (2 × N segments), peak RSS, encoder GFLOP/s (FLOPs of the
+distinct sentences' encoder passes over wall time) and the max score difference.
+
+  bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
+Env: run with the reference venv's python (torch, unbabel-comet). Do not run on a shared
+machine: timings are meaningless there.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
+import check_comet_real_shape as real  # noqa: E402
+import gettext_pairs  # noqa: E402
+import make_comet_fixtures as fx  # noqa: E402
+
+
+def make_data(n, seed=99):
+    import random
+
+    rng = random.Random(seed)
+    triples, _ = fx.catalog_triples(n, seed=seed)
+    src = [" ".join(t[0].split()) for t in triples]
+    ref = [" ".join(t[1].split()) for t in triples]
+    hyp1 = [" ".join(gettext_pairs.perturb(r, rng).split()) for r in ref]
+    hyp2 = [" ".join(gettext_pairs.perturb(r, rng).split()) for r in ref]
+    return src, ref, hyp1, hyp2
+
+
+def timed(cmd, env, out_path):
+    """Runs cmd under /usr/bin/time -v; returns (stdout, wall seconds, peak RSS KiB)."""
+    t0 = time.time()
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, env=env, capture_output=True, text=True)
+    wall = time.time() - t0
+    with open(out_path, "w") as f:
+        f.write(p.stderr)
+    if p.returncode != 0:
+        sys.exit(f"{cmd[0]} failed:\n{p.stderr[-3000:]}")
+    rss = next(int(line.split(":")[1]) for line in p.stderr.splitlines()
+               if "Maximum resident set size" in line)
+    return p.stdout, wall, rss
+
+
+def encoder_gflop(sentences):
+    """GFLOPs of one encoder pass over each distinct sentence (matmuls and attention);
+    needs HF_HUB_CACHE pointing at the generated hub (set by real.ensure_model)."""
+    from transformers import XLMRobertaTokenizerFast
+
+    tok = XLMRobertaTokenizerFast.from_pretrained(real.ENCODER, local_files_only=True)
+    h, ff, layers = 1024, 4096, 24
+    total = 0
+    for ids in tok(sorted(set(sentences)), truncation=True, max_length=510)["input_ids"]:
+        t = len(ids)
+        total += layers * (2 * t * (4 * h * h + 2 * h * ff) + 4 * t * t * h)
+    return total / 1e9
+
+
+def reference_run(args):
+    """The reference side, in its own process: prints scores JSON and predict() seconds."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    read = lambda p: open(p, encoding="utf-8").read().split("\n")[:-1]  # noqa: E731
+    src, ref = read(args.src), read(args.ref)
+    model = fx.load_reference(args.model)
+    model.set_embedding_cache()
+    t0 = time.time()
+    out = []
+    for path in args.hyps:
+        hyp = read(path)
+        pred = model.predict([{"src": s, "mt": m, "ref": r} for s, m, r in zip(src, hyp, ref)],
+                             batch_size=args.batch_size, gpus=0, progress_bar=False)
+        out.append({"hyp": path, "scores": [float(x) for x in pred.scores],
+                    "system_score": float(pred.system_score)})
+    print(json.dumps({"results": out, "predict_s": time.time() - t0}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datm", default="target/release/datm")
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/datm/comet-real-shape"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--out", default="bench/out/comet")
+    ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    ap.add_argument("--ref", help=argparse.SUPPRESS)
+    ap.add_argument("--hyps", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.reference_run:
+        return reference_run(args)
+    hub, model_dir = real.ensure_model(args.cache)
+    os.makedirs(args.out, exist_ok=True)
+    src, ref, hyp1, hyp2 = make_data(args.n)
+    files = {}
+    for name, lines in (("src", src), ("ref", ref), ("hyp1", hyp1), ("hyp2", hyp2)):
+        files[name] = os.path.join(args.out, name + ".txt")
+        fx.write_lines(files[name], lines)
+    env = {**os.environ, "HF_HUB_CACHE": os.path.abspath(hub), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    d_out, d_wall, d_rss = timed(
+        [args.datm, "comet", "--model", model_dir, "-s", files["src"], "-t", files["hyp1"],
+         files["hyp2"], "-r", files["ref"], "--json", "--batch-size", str(args.batch_size)],
+        env, os.path.join(args.out, "datm.time"))
+    r_out, r_wall, r_rss = timed(
+        [sys.executable, os.path.abspath(__file__), "--reference-run", "--model", model_dir,
+         "--src", files["src"], "--ref", files["ref"], "--hyps", files["hyp1"], files["hyp2"],
+         "--batch-size", str(args.batch_size)],
+        env, os.path.join(args.out, "reference.time"))
+    datm = [json.loads(line) for line in d_out.splitlines()]
+    ref_run = json.loads(r_out.splitlines()[-1])
+    diffs = [abs(a - b) for d, r in zip(datm, ref_run["results"])
+             for a, b in zip(d["scores"], r["scores"])]
+    gflop = encoder_gflop(src + ref + hyp1 + hyp2)
+    segs = 2 * args.n
+    report = {
+        "segments": segs, "batch_size": args.batch_size, "threads": os.cpu_count(),
+        "datm": {"wall_s": d_wall, "segments_per_s": segs / d_wall, "peak_rss_kib": d_rss,
+                 "encoder_gflop_per_s": gflop / d_wall},
+        "reference": {"wall_s": r_wall, "predict_s": ref_run["predict_s"],
+                      "segments_per_s": segs / r_wall, "peak_rss_kib": r_rss},
+        "speedup_wall": r_wall / d_wall, "speedup_vs_predict_only": ref_run["predict_s"] / d_wall,
+        "distinct_sentence_gflop": gflop, "max_segment_diff": max(diffs),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+//! PyTorch (Lightning) checkpoints: the torch zip archive (`<name>/data.pkl` +
+//! `<name>/data/<key>` storages), read through the restricted [`crate::pickle`] unpickler.
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use crate::pickle::{self, StorageDtype, TensorRef, Value};
+
+/// A checkpoint's weights (as f32 tensors on the CPU) and its plain-data hyper-parameters.
+pub struct Checkpoint {
+    /// `state_dict` tensors by name.
+    pub tensors: HashMap<String, Tensor>,
+    /// `hyper_parameters` as JSON, when the checkpoint has them as plain data.
+    pub hyper_parameters: Option<serde_json::Value>,
+}
+
+/// Reads a torch zip checkpoint: the tensors of its `state_dict` (or of the top-level dict
+/// when there is no `state_dict`), converted to f32.
+pub fn read(path: &Path) -> Result<Checkpoint> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut zip = zip::ZipArchive::new(file).with_context(|| {
+        format!(
+            "{}: not a torch zip checkpoint (legacy non-zip torch files are not supported)",
+            path.display()
+        )
+    })?;
+    let pkl_name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
+        .map(|n| n.to_string())
+        .with_context(|| format!("{}: no <archive>/data.pkl record", path.display()))?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    if let Ok(mut f) = zip.by_name(&format!("{prefix}byteorder")) {
+        let mut s = String::new();
+        f.read_to_string(&mut s)?;
+        ensure!(
+            s.trim() == "little",
+            "{}: byteorder {s:?} is not supported",
+            path.display()
+        );
+    }
+    let data = read_record(&mut zip, &pkl_name, path)?;
+    let root =
+        pickle::unpickle(&data).with_context(|| format!("{}: {pkl_name}", path.display()))?;
+    let state = root.get("state_dict").unwrap_or(&root);
+    let Value::Dict(entries) = state else {
+        bail!(
+            "{}: the state_dict is a {}, not a dict",
+            path.display(),
+            state.kind()
+        );
+    };
+    let mut tensors = HashMap::new();
+    for (k, v) in &entries.pairs {
+        let name = k
+            .as_str()
+            .with_context(|| format!("{}: a state_dict key is a {}", path.display(), k.kind()))?;
+        let Value::Tensor(t) = v else {
+            bail!(
+                "{}: state_dict entry {name} is a {}, not a tensor",
+                path.display(),
+                v.kind()
+            );
+        };
+        let bytes = read_record(&mut zip, &format!("{prefix}data/{}", t.storage.key), path)?;
+        let tensor =
+            to_tensor(t, &bytes).with_context(|| format!("{}: tensor {name}", path.display()))?;
+        tensors.insert(name.to_string(), tensor);
+    }
+    let hyper_parameters = root.get("hyper_parameters").and_then(Value::to_json);
+    Ok(Checkpoint {
+        tensors,
+        hyper_parameters,
+    })
+}
+
+fn read_record(
+    zip: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let mut f = zip
+        .by_name(name)
+        .with_context(|| format!("{}: record {name} is missing", path.display()))?;
+    // The declared size is only a hint: never reserve more than the archive holds.
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut out = Vec::with_capacity(f.size().min(file_len) as usize);
+    f.read_to_end(&mut out)
+        .with_context(|| format!("{}: cannot read record {name}", path.display()))?;
+    Ok(out)
+}
+
+/// Gathers a strided tensor view out of its storage bytes as f32.
+fn to_tensor(t: &TensorRef, bytes: &[u8]) -> Result<Tensor> {
+    let es = t.storage.dtype.size();
+    ensure!(
+        bytes.len() >= t.storage.numel * es,
+        "storage {} has {} bytes, expected {} elements of {es} bytes",
+        t.storage.key,
+        bytes.len(),
+        t.storage.numel
+    );
+    let numel: usize = t.shape.iter().product();
+    if numel == 0 {
+        return Ok(Tensor::zeros(
+            t.shape.as_slice(),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )?);
+    }
+    if is_row_major(&t.shape, &t.stride) {
+        let raw = &bytes[t.offset * es..(t.offset + numel) * es];
+        let out: Vec<f32> = raw
+            .chunks_exact(es)
+            .map(|c| element(t.storage.dtype, c))
+            .collect();
+        return Ok(Tensor::from_vec(out, t.shape.as_slice(), &Device::Cpu)?);
+    }
+    let mut out = Vec::with_capacity(numel);
+    let mut index = vec![0usize; t.shape.len()];
+    for _ in 0..numel {
+        let at = t.offset
+            + index
+                .iter()
+                .zip(&t.stride)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        out.push(element(t.storage.dtype, &bytes[at * es..(at + 1) * es]));
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < t.shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(Tensor::from_vec(out, t.shape.as_slice(), &Device::Cpu)?)
+}
+
+fn is_row_major(shape: &[usize], stride: &[usize]) -> bool {
+    let mut expect = 1;
+    for (&n, &s) in shape.iter().zip(stride).rev() {
+        if n > 1 && s != expect {
+            return false;
+        }
+        expect *= n;
+    }
+    true
+}
+
+fn element(dtype: StorageDtype, b: &[u8]) -> f32 {
+    match dtype {
+        StorageDtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        StorageDtype::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+        StorageDtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        StorageDtype::Bf16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+        StorageDtype::I64 => i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+        StorageDtype::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+        StorageDtype::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+        StorageDtype::I8 => b[0] as i8 as f32,
+        StorageDtype::U8 | StorageDtype::Bool => b[0] as f32,
+    }
+}

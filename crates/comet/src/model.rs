@@ -1,0 +1,297 @@
+//! A loaded COMET regression model: tokenizer, XLM-R encoder, layer mix, average pooling
+//! and the feed-forward estimator, as unbabel-comet 2.2.7 runs them in `predict`.
+
+use anyhow::{bail, ensure, Context, Result};
+pub use candle_core::{DType, Device};
+use candle_core::{Tensor, D};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::hparams::{self, Activation, Hparams, ModelClass};
+use crate::linear::Linear;
+use crate::xlmr::{take, Xlmr, XlmrConfig};
+use crate::{checkpoint, locate, mix};
+
+/// Sentence embeddings of one segment: `(mt, src, ref)`, `ref` None for QE models.
+pub type Triple<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>);
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Folder with the encoder's `config.json` and `tokenizer.json`, overriding the lookup of
+    /// `pretrained_model`.
+    pub encoder_dir: Option<PathBuf>,
+    /// Where to run.
+    pub device: Device,
+    /// Matmul dtype: F32 (exact) or BF16.
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            encoder_dir: None,
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// A COMET model ready to embed sentences and score segments.
+pub struct Comet {
+    hparams: Hparams,
+    tokenizer: Tokenizer,
+    encoder: Xlmr,
+    weights: Vec<f32>,
+    gamma: f32,
+    estimator: Vec<Linear>,
+    device: Device,
+}
+
+fn scalar(sd: &mut HashMap<String, Tensor>, name: &str) -> Result<f32> {
+    Ok(take(sd, name, &[1])?.to_vec1::<f32>()?[0])
+}
+
+impl Comet {
+    /// Loads `DIR/hparams.yaml` + `DIR/checkpoints/model.ckpt` and the encoder files.
+    pub fn load(model_dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        ensure!(
+            matches!(opts.dtype, DType::F32 | DType::BF16),
+            "COMET runs in f32 or bf16, not {:?}",
+            opts.dtype
+        );
+        let ckpt_path = model_dir.join("checkpoints/model.ckpt");
+        let ckpt = checkpoint::read(&ckpt_path)?;
+        let hp = hparams::resolve(
+            &model_dir.join("hparams.yaml"),
+            ckpt.hyper_parameters.as_ref(),
+        )?;
+        let enc_dir = locate::encoder_dir(&hp.pretrained_model, opts.encoder_dir.as_deref())?;
+        let cfg_path = enc_dir.join("config.json");
+        let config: XlmrConfig = serde_json::from_str(
+            &std::fs::read_to_string(&cfg_path)
+                .with_context(|| format!("cannot read {}", cfg_path.display()))?,
+        )
+        .with_context(|| format!("{}: not an XLM-R config", cfg_path.display()))?;
+        ensure!(
+            config.max_position_embeddings > 4,
+            "{}: max_position_embeddings must exceed 4",
+            cfg_path.display()
+        );
+        let tokenizer = load_tokenizer(
+            &enc_dir.join("tokenizer.json"),
+            config.max_position_embeddings - 4,
+        )?;
+        let mut sd = ckpt.tensors;
+        let (dev, dtype) = (&opts.device, opts.dtype);
+        let encoder = Xlmr::new(config, &mut sd, dev, dtype)
+            .with_context(|| format!("{}", ckpt_path.display()))?;
+        let n = encoder.num_states();
+        let scalars = (0..n)
+            .map(|i| {
+                scalar(
+                    &mut sd,
+                    &format!("layerwise_attention.scalar_parameters.{i}"),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("{}", ckpt_path.display()))?;
+        let gamma = scalar(&mut sd, "layerwise_attention.gamma")?;
+        let h = encoder.config().hidden_size;
+        let in_dim = h * match hp.class {
+            ModelClass::Regression => 6,
+            ModelClass::Referenceless => 4,
+        };
+        let mut sizes = vec![in_dim];
+        sizes.extend(&hp.hidden_sizes);
+        sizes.push(1);
+        let estimator = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, io)| {
+                Linear::new(
+                    &mut sd,
+                    &format!("estimator.ff.{}", 3 * i),
+                    io[1],
+                    io[0],
+                    dev,
+                    dtype,
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("{}", ckpt_path.display()))?;
+        // Buffers and the unused pooler, which unbabel-comet also leaves unused.
+        sd.retain(|k, _| {
+            !k.starts_with("layerwise_attention.dropout_")
+                && !k.starts_with("encoder.model.pooler.")
+                && !k.ends_with("position_ids")
+        });
+        if let Some(extra) = sd.keys().min() {
+            bail!(
+                "{}: unexpected tensor {extra} ({} unused) for a {:?} model",
+                ckpt_path.display(),
+                sd.len(),
+                hp.class
+            );
+        }
+        Ok(Comet {
+            weights: mix::layer_weights(&scalars, hp.layer_transformation),
+            hparams: hp,
+            tokenizer,
+            encoder,
+            gamma,
+            estimator,
+            device: dev.clone(),
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn hparams(&self) -> &Hparams {
+        &self.hparams
+    }
+
+    /// Whether scoring needs references.
+    pub fn needs_references(&self) -> bool {
+        self.hparams.class == ModelClass::Regression
+    }
+
+    /// Token ids as COMET's tokenizer call gives them (`truncation=True`,
+    /// `max_length = max_position_embeddings - 4`, specials included).
+    pub fn tokenize(&self, sentences: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let enc = self
+            .tokenizer
+            .encode_batch(sentences.to_vec(), true)
+            .map_err(anyhow::Error::msg)
+            .context("tokenizing")?;
+        Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Sentence embeddings (`[hidden]` each) of already tokenized sentences, all in one
+    /// padded batch.
+    pub fn embed_batch(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let pad = self.encoder.config().pad_token_id;
+        let t = ids.iter().map(Vec::len).max().context("empty batch")?;
+        ensure!(t > 0, "a sentence has no tokens");
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let padded: Vec<Vec<u32>> = ids
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad, t - r.len()))
+                    .collect()
+            })
+            .collect();
+        let b = ids.len();
+        let mask: Vec<f32> = lens
+            .iter()
+            .flat_map(|&l| (0..t).map(move |i| (i < l) as u8 as f32))
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, t, 1), &self.device)?;
+        let last = self.weights.iter().rposition(|&w| w != 0.0).unwrap_or(0);
+        let mut acc: Option<Tensor> = None;
+        self.encoder.forward(&padded, &lens, last, |l, hidden| {
+            let w = self.weights[l];
+            if w == 0.0 {
+                return Ok(()); // adds an exact zero in COMET's sum
+            }
+            let x = if self.hparams.layer_norm {
+                masked_norm(hidden, &mask)?
+            } else {
+                hidden.clone()
+            };
+            let piece = (x * w as f64)?;
+            acc = Some(match acc.take() {
+                None => piece,
+                Some(a) => (a + piece)?,
+            });
+            Ok(())
+        })?;
+        let mixed = (acc.context("every layer weight is zero")? * self.gamma as f64)?;
+        // average_pooling: zero the pad-id tokens, sum over time, divide by the mask count.
+        let not_pad: Vec<f32> = padded
+            .iter()
+            .flat_map(|r| r.iter().map(|&id| (id != pad) as u8 as f32))
+            .collect();
+        let not_pad = Tensor::from_vec(not_pad, (b, t, 1), &self.device)?;
+        let summed = mixed.broadcast_mul(&not_pad)?.sum(1)?;
+        let pooled = summed.broadcast_div(&mask.sum(1)?)?;
+        Ok(pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    /// Estimator scores for `(mt, src, ref)` embedding triples (`ref` None for QE models).
+    pub fn estimate(&self, rows: &[Triple<'_>]) -> Result<Vec<f32>> {
+        let mut feats = Vec::new();
+        for (mt, src, rf) in rows {
+            let mut push =
+                |f: &mut dyn FnMut(usize) -> f32| feats.extend((0..mt.len()).map(&mut *f));
+            push(&mut |i| mt[i]);
+            match (self.hparams.class, rf) {
+                (ModelClass::Regression, Some(r)) => {
+                    push(&mut |i| r[i]);
+                    push(&mut |i| mt[i] * r[i]);
+                    push(&mut |i| (mt[i] - r[i]).abs());
+                }
+                (ModelClass::Referenceless, None) => push(&mut |i| src[i]),
+                _ => bail!("a reference is required exactly for regression_metric models"),
+            }
+            push(&mut |i| mt[i] * src[i]);
+            push(&mut |i| (mt[i] - src[i]).abs());
+        }
+        let width = feats.len() / rows.len().max(1);
+        let mut x = Tensor::from_vec(feats, (rows.len(), width), &self.device)?;
+        let last = self.estimator.len() - 1;
+        for (i, lin) in self.estimator.iter().enumerate() {
+            x = lin.forward(&x)?;
+            let act = if i < last {
+                Some(self.hparams.activations)
+            } else {
+                self.hparams.final_activation
+            };
+            x = match act {
+                None => x,
+                Some(Activation::Tanh) => x.tanh()?,
+                Some(Activation::Sigmoid) => candle_nn::ops::sigmoid(&x)?,
+            };
+        }
+        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+/// `LayerwiseAttention._layer_norm`: per sentence, mean and variance over its unmasked
+/// tokens × dims, `(x − μ) / √(σ² + 1e-12)` with no affine.
+fn masked_norm(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let (b, t, h) = x.dims3()?;
+    let masked = x.broadcast_mul(mask)?;
+    let n = (mask.sum((1, 2))? * h as f64)?.reshape((b, 1, 1))?;
+    let mean = masked
+        .reshape((b, t * h))?
+        .sum(D::Minus1)?
+        .reshape((b, 1, 1))?
+        .div(&n)?;
+    let centred = masked.broadcast_sub(&mean)?.broadcast_mul(mask)?;
+    let var = centred
+        .sqr()?
+        .reshape((b, t * h))?
+        .sum(D::Minus1)?
+        .reshape((b, 1, 1))?
+        .div(&n)?;
+    Ok(x.broadcast_sub(&mean)?
+        .broadcast_div(&(var + 1e-12)?.sqrt()?)?)
+}
+
+fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer> {
+    let mut tok = Tokenizer::from_file(path)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: cannot load the tokenizer", path.display()))?;
+    tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams {
+        max_length: max_len,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        direction: TruncationDirection::Right,
+    }))
+    .map_err(anyhow::Error::msg)?;
+    Ok(tok)
+}

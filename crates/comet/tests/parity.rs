@@ -1,0 +1,141 @@
+//! Differential test against unbabel-comet 2.2.7: the models, texts and reference scores in
+//! tests/fixtures/comet were written by tools/make_comet_fixtures.py with the reference
+//! package itself (`predict(..., gpus=0)` at batch 1 and 8, fp32).
+
+use datm_comet::{score, Comet, LoadOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const SEGMENT_TOL: f64 = 1e-5;
+const SYSTEM_TOL: f64 = 1e-6;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/comet")
+}
+
+fn lines(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+fn read_expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
+        .unwrap()
+}
+
+fn load(variant: &str) -> Comet {
+    // The encoder `datm/xlmr-tiny` is found in the fixture's hub cache, as a user's
+    // `xlm-roberta-large` is found in theirs (every test sets the same value).
+    std::env::set_var("HF_HUB_CACHE", fixtures().join("hub"));
+    Comet::load(&fixtures().join(variant), &LoadOptions::default()).unwrap()
+}
+
+fn check(variant: &str) {
+    let model = load(variant);
+    let expected = read_expected();
+    let (src, refs) = (lines("src.txt"), lines("ref.txt"));
+    let hyps = vec![lines("hyp1.txt"), lines("hyp2.txt")];
+    assert!(src.len() >= 50);
+    let refs = model.needs_references().then_some(refs.as_slice());
+    for batch in [1, 8] {
+        let got = score(&model, &src, refs, &hyps, batch).unwrap();
+        for (h, sys) in got.iter().enumerate() {
+            let want = &expected[variant][format!("hyp{}_batch{batch}", h + 1)];
+            let want_scores: Vec<f64> = want["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(sys.scores.len(), want_scores.len());
+            let worst = sys
+                .scores
+                .iter()
+                .zip(&want_scores)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f64, f64::max);
+            eprintln!(
+                "{variant} hyp{} batch {batch}: max segment diff {worst:.3e}",
+                h + 1
+            );
+            assert!(worst <= SEGMENT_TOL, "{variant}: segment diff {worst}");
+            let sys_diff = (sys.system_score - want["system_score"].as_f64().unwrap()).abs();
+            assert!(sys_diff <= SYSTEM_TOL, "{variant}: system diff {sys_diff}");
+        }
+    }
+}
+
+#[test]
+fn sparsemax_regression_matches_unbabel_comet() {
+    check("sparsemax");
+}
+
+#[test]
+fn softmax_layer_norm_sigmoid_matches_unbabel_comet() {
+    check("softmax");
+}
+
+#[test]
+fn referenceless_matches_unbabel_comet() {
+    check("qe");
+}
+
+#[test]
+fn bf16_stays_close_to_the_fp32_reference() {
+    std::env::set_var("HF_HUB_CACHE", fixtures().join("hub"));
+    let opts = LoadOptions {
+        dtype: datm_comet::model::DType::BF16,
+        ..LoadOptions::default()
+    };
+    let model = Comet::load(&fixtures().join("sparsemax"), &opts).unwrap();
+    let (src, refs) = (lines("src.txt"), lines("ref.txt"));
+    let got = score(&model, &src, Some(&refs), &[lines("hyp1.txt")], 8).unwrap();
+    let want = &read_expected()["sparsemax"]["hyp1_batch8"]["scores"];
+    let worst = got[0]
+        .scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s - want[i].as_f64().unwrap()).abs())
+        .fold(0f64, f64::max);
+    eprintln!("bf16 max segment diff {worst:.3e}");
+    assert!(worst > 0.0 && worst < 5e-3, "bf16 diff {worst}");
+}
+
+#[test]
+fn long_lines_are_truncated_to_510_tokens() {
+    let model = load("sparsemax");
+    let src = lines("src.txt");
+    let ids = model.tokenize(&[src.last().unwrap().as_str(), ""]).unwrap();
+    assert_eq!(ids[0].len(), 510);
+    assert_eq!((ids[0][0], ids[0][509]), (0, 2));
+    assert_eq!(ids[1], vec![0, 2]);
+}
+
+#[test]
+fn a_checkpoint_calling_os_system_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    std::fs::create_dir_all(model.join("checkpoints")).unwrap();
+    std::fs::copy(
+        fixtures().join("sparsemax/hparams.yaml"),
+        model.join("hparams.yaml"),
+    )
+    .unwrap();
+    let marker = dir.path().join("pwned");
+    let cmd = format!("touch {}", marker.display());
+    let mut pkl = b"\x80\x02cposix\nsystem\nX".to_vec();
+    pkl.extend((cmd.len() as u32).to_le_bytes());
+    pkl.extend(cmd.as_bytes());
+    pkl.extend(b"\x85R.");
+    let file = std::fs::File::create(model.join("checkpoints/model.ckpt")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", opts).unwrap();
+    std::io::Write::write_all(&mut zip, &pkl).unwrap();
+    zip.finish().unwrap();
+    let e = Comet::load(&model, &LoadOptions::default()).err().unwrap();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("`posix.system` is not allowed"), "{msg}");
+    assert!(!marker.exists());
+}
