@@ -150,6 +150,20 @@ run_tests() {
   cargo test --workspace
 }
 
+# The COMET fixtures rebuilt with unbabel-comet itself: the committed checkpoints and the
+# reference scores the parity test reads must be what the reference produces today.
+comet_reference() {
+  step "COMET fixtures against unbabel-comet (tools/make_comet_fixtures.py --check)"
+  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$DATM_PYTHON" -W ignore tools/make_comet_fixtures.py --check
+}
+
+# A real one-node Slurm runs the emitted pool jobs; they must equal a local run.
+slurm() {
+  step "Slurm (scripts/slurm-test.sh)"
+  cargo build -q -p datm-cli
+  scripts/slurm-test.sh target/debug/datm
+}
+
 # Prints the skip count; under CI=true any skip fails the run.
 report_skips() {
   local skipped
@@ -173,6 +187,8 @@ main() {
   lint
   unused_dependencies
   run_tests
+  comet_reference
+  slurm
   report_skips
 }
 
