@@ -378,7 +378,10 @@ fn serve_beam_routes_pivots_errors_adapters_and_drains() {
     );
     let signalled = Instant::now();
     let ((status, body), answered) = inflight.join().unwrap();
-    assert!(answered > signalled, "the request was not in flight at SIGTERM");
+    assert!(
+        answered > signalled,
+        "the request was not in flight at SIGTERM"
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["choices"].as_array().unwrap().len(), 48);
     let exit = server.child.wait().unwrap();

@@ -90,13 +90,7 @@ impl Translation {
             max_source_length: self.max_source_length,
             max_target_length: 2,
         };
-        let builder = SequenceBuilder::new(
-            tok,
-            bos,
-            eos,
-            self.template,
-            limits,
-        )?;
+        let builder = SequenceBuilder::new(tok, bos, eos, self.template, limits)?;
         let seq = builder.build(&Example {
             direction,
             src: source.to_string(),
