@@ -39,6 +39,8 @@ enum Command {
     Pool(commands::pool::PoolArgs),
     /// Run a whole experiment from a TOML file.
     Pipeline(commands::pipeline::PipelineArgs),
+    /// Serve a model and its pool over HTTP (LibreTranslate and OpenAI APIs).
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() {
@@ -57,6 +59,7 @@ fn main() {
         Command::Merge(a) => commands::merge::run(a),
         Command::Pool(a) => commands::pool::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("datm: error: {e:#}");

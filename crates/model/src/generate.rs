@@ -8,6 +8,15 @@
 //! position), its cache is copied to its beams, and all prompts of a batch are then decoded
 //! together, rows left-padded and masked, each at its own positions, so batched results are
 //! those of decoding each prompt alone.
+//!
+//! **Stops.** Besides EOS and `max_new_tokens`, a row finishes when a [`StopCriterion`] holds
+//! for its generated text (special tokens skipped). [`StopString`] is HF's `stop_strings`: the
+//! string occurs in the text at a place that overlaps the newest token. As in HF, beam search
+//! treats a candidate that hits a stop exactly like one that hits EOS (the token is kept).
+//! Unlike HF, only the generated text is searched, so a stop string cannot start inside the
+//! prompt.
+
+use std::sync::Arc;
 
 use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
@@ -15,6 +24,38 @@ use rand::{Rng, SeedableRng};
 
 use crate::model::Model;
 use crate::nn::KvCache;
+use crate::tokenizer::Tokenizer;
+
+/// Decides from a row's generated text whether the row is finished.
+pub trait StopCriterion: Send + Sync + std::fmt::Debug {
+    /// `before` is the generated text without the newest token, `after` with it.
+    fn is_stop(&self, before: &str, after: &str) -> bool;
+}
+
+/// HF's `stop_strings`: the row is finished once the string occurs in its text at a place
+/// that overlaps the newest token (an empty string never matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopString(pub String);
+
+impl StopCriterion for StopString {
+    fn is_stop(&self, before: &str, after: &str) -> bool {
+        let s = self.0.as_str();
+        if s.is_empty() {
+            return false;
+        }
+        // Bytes the newest token left unchanged; a match must end past them.
+        let common = before
+            .char_indices()
+            .zip(after.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(before.len().min(after.len()), |((i, _), _)| i);
+        let mut start = (common + 1).saturating_sub(s.len());
+        while !after.is_char_boundary(start) {
+            start += 1;
+        }
+        after[start..].contains(s)
+    }
+}
 
 /// HF's `early_stopping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,6 +98,8 @@ pub struct GenerationConfig {
     pub adapter: Option<String>,
     /// Prompts decoded together.
     pub batch_size: usize,
+    /// Stop criteria besides EOS (none by default).
+    pub stops: Vec<Arc<dyn StopCriterion>>,
 }
 
 impl Default for GenerationConfig {
@@ -74,6 +117,7 @@ impl Default for GenerationConfig {
             eos_token_ids: None,
             adapter: None,
             batch_size: 8,
+            stops: Vec::new(),
         }
     }
 }
@@ -114,17 +158,60 @@ pub fn generate(
         .eos_token_ids
         .clone()
         .unwrap_or_else(|| model.eos_token_ids().to_vec());
+    let stops = Stops {
+        tokenizer: if cfg.stops.is_empty() {
+            None
+        } else {
+            Some(model.tokenizer()?)
+        },
+        criteria: &cfg.stops,
+    };
+    let ends = Ends { eos: &eos, stops };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(cfg.batch_size) {
         for p in chunk {
             ensure!(!p.is_empty(), "empty prompt (no tokens)");
         }
-        let results = decode_batch(model, chunk, cfg, &eos, &mut rng)?;
+        let results = decode_batch(model, chunk, cfg, &ends, &mut rng)?;
         out.extend(results);
         on_done(out.len());
     }
     Ok(out)
+}
+
+/// The stop criteria with the tokenizer that turns tokens into the text they judge.
+struct Stops<'a> {
+    /// `None` when there are no criteria (nothing is decoded then).
+    tokenizer: Option<&'a Tokenizer>,
+    criteria: &'a [Arc<dyn StopCriterion>],
+}
+
+impl Stops<'_> {
+    /// Whether appending `tok` to the generated `tokens` meets a stop criterion.
+    fn hit(&self, tokens: &[u32], tok: u32) -> Result<bool> {
+        let Some(t) = self.tokenizer else {
+            return Ok(false);
+        };
+        let before = t.decode(tokens, true)?;
+        let mut ids = tokens.to_vec();
+        ids.push(tok);
+        let after = t.decode(&ids, true)?;
+        Ok(self.criteria.iter().any(|c| c.is_stop(&before, &after)))
+    }
+}
+
+/// What ends a row besides `max_new_tokens`: an EOS token or a stop.
+struct Ends<'a> {
+    eos: &'a [u32],
+    stops: Stops<'a>,
+}
+
+impl Ends<'_> {
+    /// Whether the row `tokens` is finished once `tok` is appended.
+    fn hit(&self, tokens: &[u32], tok: u32) -> Result<bool> {
+        Ok(self.eos.contains(&tok) || self.stops.hit(tokens, tok)?)
+    }
 }
 
 /// Per-prompt search state.
@@ -159,9 +246,10 @@ fn decode_batch(
     model: &Model,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
-    eos: &[u32],
+    ends: &Ends,
     rng: &mut rand::rngs::StdRng,
 ) -> Result<Vec<Generation>> {
+    let eos = ends.eos;
     let adapter = cfg.adapter.as_deref();
     let width = cfg.num_beams;
     // Prefill each prompt alone.
@@ -230,11 +318,11 @@ fn decode_batch(
                 (Search::Beam(_), _) => width,
             };
             let conts = match &mut states[prompt] {
-                Search::Single(s) => single_step(s, rows[r], &summaries[r], cfg, eos, step, rng),
+                Search::Single(s) => single_step(s, rows[r], &summaries[r], cfg, ends, step, rng)?,
                 Search::Beam(b) => {
                     let group: Vec<&RowSummary> =
                         (0..width).map(|i| &summaries[r + i.min(n - 1)]).collect();
-                    beam_step(b, &group, cfg, eos, step)
+                    beam_step(b, &group, cfg, ends, step)?
                 }
             };
             for (src, tok) in conts {
@@ -286,23 +374,19 @@ fn single_step(
     logits: &[f32],
     summary: &RowSummary,
     cfg: &GenerationConfig,
-    eos: &[u32],
+    ends: &Ends,
     step: usize,
     rng: &mut rand::rngs::StdRng,
-) -> Continuations {
+) -> Result<Continuations> {
     let tok = if cfg.do_sample {
         sample(logits, cfg, rng)
     } else {
         summary.top[0].0
     };
+    s.done = step >= cfg.max_new_tokens || ends.hit(&s.tokens, tok)?;
     s.tokens.push(tok);
     s.score += log_prob(logits[tok as usize], summary.shift) as f64;
-    s.done = eos.contains(&tok) || step >= cfg.max_new_tokens;
-    if s.done {
-        Vec::new()
-    } else {
-        vec![(0, tok)]
-    }
+    Ok(if s.done { Vec::new() } else { vec![(0, tok)] })
 }
 
 /// One HF beam-search step for one prompt; returns the running beams' continuations
@@ -311,11 +395,11 @@ fn beam_step(
     b: &mut BeamState,
     rows: &[&RowSummary],
     cfg: &GenerationConfig,
-    eos: &[u32],
+    ends: &Ends,
     step: usize,
-) -> Continuations {
+) -> Result<Continuations> {
     let nb = cfg.num_beams;
-    let keep = (1 + eos.len()).max(2) * nb;
+    let keep = (1 + ends.eos.len()).max(2) * nb;
     let at_max = step >= cfg.max_new_tokens;
     // Candidates: (accumulated score, beam, token), best first.
     let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(keep * nb);
@@ -328,40 +412,40 @@ fn beam_step(
     // Ties: lower flattened index (beam·vocab + token) first.
     cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
     cands.truncate(keep);
-    let hits = |tok: u32| at_max || eos.contains(&tok);
+    // Whether each candidate ends its hypothesis (HF's stopping criteria on the candidate).
+    let ended = cands
+        .iter()
+        .map(|&(_, beam, tok)| -> Result<bool> {
+            Ok(at_max || ends.hit(&b.running[beam].tokens, tok)?)
+        })
+        .collect::<Result<Vec<bool>>>()?;
     // Finished hypotheses: only among the top `nb` candidates.
     let full = b.finished.len() == nb && cfg.early_stopping == EarlyStopping::True;
     if b.heuristic_unsatisfied && !full {
         let len_pen = (step as f32).powf(cfg.length_penalty as f32);
-        for &(score, beam, tok) in cands.iter().take(nb) {
-            if hits(tok) {
-                let mut tokens = b.running[beam].tokens.clone();
-                tokens.push(tok);
-                b.finished.push(Hyp {
-                    tokens,
-                    score: score / len_pen,
-                });
-            }
+        let newly = cands.iter().zip(&ended).take(nb).filter(|c| *c.1);
+        for (&(score, beam, tok), _) in newly {
+            let mut tokens = b.running[beam].tokens.clone();
+            tokens.push(tok);
+            b.finished.push(Hyp {
+                tokens,
+                score: score / len_pen,
+            });
         }
         // Stable: earlier (older) hypotheses win ties.
         b.finished.sort_by(|x, y| y.score.total_cmp(&x.score));
         b.finished.truncate(nb);
     }
     // Running beams for the next step: best non-finished candidates.
-    let mut next: Vec<(f32, usize, u32)> = cands
-        .iter()
-        .copied()
-        .filter(|c| !hits(c.2))
-        .take(nb)
-        .collect();
+    let with_end = || cands.iter().copied().zip(ended.iter().copied());
+    let mut next: Vec<(f32, usize, u32)> =
+        with_end().filter(|c| !c.1).map(|c| c.0).take(nb).collect();
     if next.len() < nb {
         // HF would continue with finished candidates pushed to -1e9; only possible at the end.
         next.extend(
-            cands
-                .iter()
-                .copied()
-                .filter(|c| hits(c.2))
-                .map(|(s, be, t)| (s - 1e9, be, t))
+            with_end()
+                .filter(|c| c.1)
+                .map(|((s, be, t), _)| (s - 1e9, be, t))
                 .take(nb - next.len()),
         );
     }
@@ -391,15 +475,15 @@ fn beam_step(
         b.heuristic_unsatisfied = !all_finished || best_possible > worst;
     }
     let all_finished = b.finished.len() == nb;
-    let all_hit = cands.iter().all(|c| hits(c.2));
+    let all_hit = ended.iter().all(|&e| e);
     b.done = !b.heuristic_unsatisfied
         || (all_finished && cfg.early_stopping == EarlyStopping::True)
         || all_hit;
-    if b.done {
+    Ok(if b.done {
         Vec::new()
     } else {
         next.iter().map(|&(_, beam, tok)| (beam, tok)).collect()
-    }
+    })
 }
 
 /// What decoding needs from one row of logits, computed for all rows in parallel.

@@ -1,14 +1,13 @@
-//! Batch translation of test splits through a pool: router → adapter → beam search,
-//! with ALMA prompts (truncated as in training) and ALMA's output cleaning.
+//! Batch translation of test splits through a pool: router → adapter → the engine
+//! ([`datm_engine`]: ALMA prompts truncated as in training, beam search, ALMA's cleaning).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use datm_data::{Example, PromptTemplate};
-use datm_lang::{paper, Direction};
-use datm_model::{generate, GenerationConfig, LoadOptions, Model};
-use datm_train::sequences::{SequenceBuilder, SequenceLimits};
+use anyhow::Result;
+use datm_data::PromptTemplate;
+use datm_engine::{Engine, LoadSpec, Translation};
+use datm_lang::Direction;
+use datm_model::candle_core::DType;
 
 use crate::AdapterRef;
 
@@ -26,43 +25,59 @@ pub struct Decoding {
     pub batch_size: usize,
     /// Keep GGUF weights quantized for decoding (fast); `false` dequantizes to f32.
     pub quantized: bool,
+    /// Finish a sentence at the end of its first non-blank line (ALMA's cleaning drops the
+    /// rest); see [`datm_engine::LineStop`].
+    pub stop_at_newline: bool,
 }
 
 impl Default for Decoding {
     fn default() -> Self {
+        let t = Translation::default();
         Decoding {
-            num_beams: paper::NUM_BEAMS,
-            max_new_tokens: paper::MAX_NEW_TOKENS,
-            max_source_length: paper::MAX_SOURCE_LENGTH,
-            batch_size: 8,
+            num_beams: t.num_beams,
+            max_new_tokens: t.max_new_tokens,
+            max_source_length: t.max_source_length,
+            batch_size: t.batch_size,
             quantized: true,
+            stop_at_newline: t.stop_at_newline,
+        }
+    }
+}
+
+impl Decoding {
+    /// The engine's translation settings for `template`.
+    pub fn translation(&self, template: PromptTemplate) -> Translation {
+        Translation {
+            template,
+            num_beams: self.num_beams,
+            max_new_tokens: self.max_new_tokens,
+            max_source_length: self.max_source_length,
+            batch_size: self.batch_size,
+            stop_at_newline: self.stop_at_newline,
+        }
+    }
+
+    /// How the base model is loaded (CPU; f32 when not quantized).
+    pub fn load_spec(&self) -> LoadSpec {
+        LoadSpec {
+            dtype: (!self.quantized).then_some(DType::F32),
+            ..LoadSpec::default()
         }
     }
 }
 
 /// A base model with the pool adapters it has attached so far.
 pub struct Translator {
-    model: Model,
-    template: PromptTemplate,
-    decoding: Decoding,
-    attached: BTreeSet<String>,
+    engine: Engine,
+    settings: Translation,
 }
 
 impl Translator {
     /// Loads the base model (HF directory or `.gguf`).
     pub fn load(model: &Path, template: PromptTemplate, decoding: Decoding) -> Result<Translator> {
-        let opts = LoadOptions {
-            quantized: decoding.quantized,
-            ..LoadOptions::default()
-        };
-        let mut model = Model::load(model, &opts)
-            .with_context(|| format!("loading base model {}", model.display()))?;
-        model.pack_for_inference()?;
         Ok(Translator {
-            model,
-            template,
-            decoding,
-            attached: BTreeSet::new(),
+            engine: Engine::load(model, &decoding.load_spec())?,
+            settings: decoding.translation(template),
         })
     }
 
@@ -75,76 +90,11 @@ impl Translator {
         sources: &[String],
         on_done: &mut dyn FnMut(usize),
     ) -> Result<Vec<String>> {
-        let name = adapter.map(|a| self.attach(a)).transpose()?;
-        let prompts = self.prompts(direction, sources)?;
-        let cfg = GenerationConfig {
-            max_new_tokens: self.decoding.max_new_tokens,
-            num_beams: self.decoding.num_beams,
-            batch_size: self.decoding.batch_size,
-            adapter: name,
-            ..GenerationConfig::default()
-        };
-        let generations = generate(&self.model, &prompts, &cfg, on_done)
-            .with_context(|| format!("decoding {direction}"))?;
-        let tok = self.model.tokenizer()?;
-        generations
-            .iter()
-            .map(|g| {
-                let text = tok.decode(&g.token_ids, true)?;
-                Ok(self.template.clean_output(direction, &text))
-            })
-            .collect()
-    }
-
-    fn attach(&mut self, adapter: &AdapterRef) -> Result<String> {
-        if !self.attached.contains(&adapter.id) {
-            let loaded = datm_adapter::Adapter::load(&adapter.path).with_context(|| {
-                format!(
-                    "loading adapter {:?} from {}",
-                    adapter.id,
-                    adapter.path.display()
-                )
-            })?;
-            self.model
-                .attach_adapter(&adapter.id, &loaded)
-                .with_context(|| format!("attaching adapter {:?}", adapter.id))?;
-            self.attached.insert(adapter.id.clone());
+        if let Some(a) = adapter {
+            self.engine.ensure_attached(&a.id, &a.path)?;
         }
-        Ok(adapter.id.clone())
-    }
-
-    /// Prompt token ids: BOS + ALMA prompt, truncated inside the source exactly as the
-    /// trainer truncates training prompts.
-    fn prompts(&self, direction: Direction, sources: &[String]) -> Result<Vec<Vec<u32>>> {
-        let cfg = self.model.config();
-        let eos = cfg
-            .eos_token_ids
-            .first()
-            .or(self.model.eos_token_ids().first())
-            .copied()
-            .context("the model defines no EOS token")?;
-        let limits = SequenceLimits {
-            max_source_length: self.decoding.max_source_length,
-            max_target_length: 2,
-        };
-        let builder = SequenceBuilder::new(
-            self.model.tokenizer()?,
-            cfg.bos_token_id,
-            eos,
-            self.template,
-            limits,
-        )?;
-        sources
-            .iter()
-            .map(|src| {
-                let ex = Example {
-                    direction,
-                    src: src.clone(),
-                    tgt: String::new(),
-                };
-                let seq = builder.build(&ex)?;
-                Ok(seq.ids[..seq.prompt_len].to_vec())
-            })
-            .collect()
+        let id = adapter.map(|a| a.id.as_str());
+        self.engine
+            .translate(id, direction, sources, &self.settings, on_done)
     }
 }

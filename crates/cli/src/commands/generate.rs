@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use datm_adapter::Adapter;
+use datm_engine::{parse_dtype, Engine, LoadSpec};
 use datm_model::candle_core::DType;
-use datm_model::{generate, parse_device, EarlyStopping, GenerationConfig, LoadOptions, Model};
+use datm_model::{EarlyStopping, GenerationConfig};
 
 /// Where the model comes from and how to load it (shared with `datm translate`).
 #[derive(clap::Args, Debug, Clone)]
@@ -95,7 +96,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let prompts = read_prompts(input)?;
     let started = std::time::Instant::now();
-    let model = load_model(&args.model)?;
+    let (engine, adapter) = load_engine(&args.model)?;
     let loaded = started.elapsed().as_secs_f64();
     let cfg = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
@@ -107,12 +108,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         length_penalty: args.length_penalty,
         early_stopping: parse_early_stopping(&args.early_stopping)?,
-        eos_token_ids: None,
-        adapter: model.active_adapter().map(str::to_string),
+        adapter: adapter.map(str::to_string),
         batch_size: args.model.batch_size,
+        ..GenerationConfig::default()
     };
     let started = std::time::Instant::now();
-    let results = decode_texts(&model, &prompts, &cfg)?;
+    let ids = engine.encode(&prompts)?;
+    let bar = progress(ids.len())?;
+    let results = engine.generate_texts(&ids, &cfg, &mut |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let tokens: usize = results.iter().map(|r| r.token_ids.len()).sum();
     eprintln!(
@@ -134,81 +138,34 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// A decoded prompt.
-pub struct TextGeneration {
-    /// Prompt token ids (special tokens included).
-    pub prompt_ids: Vec<u32>,
-    /// New token ids (EOS included if produced).
-    pub token_ids: Vec<u32>,
-    /// New tokens decoded, special tokens skipped.
-    pub text: String,
+/// The adapter id `datm generate` / `datm translate` give their `--adapter`.
+const ADAPTER: &str = "adapter";
+
+/// Loads the model once and, if `--adapter` is given, attaches it; returns the engine and the
+/// adapter id to decode with.
+pub fn load_engine(args: &ModelArgs) -> Result<(Engine, Option<&'static str>)> {
+    let spec = LoadSpec::parse(&args.device, args.dtype.as_deref())?;
+    let mut engine = Engine::load(&args.model, &spec)?;
+    let adapter = match &args.adapter {
+        Some(dir) => {
+            engine.attach(ADAPTER, dir)?;
+            Some(ADAPTER)
+        }
+        None => None,
+    };
+    Ok((engine, adapter))
 }
 
-/// Tokenizes (with the model's special tokens, as HF `tokenizer(text)`), decodes with a
-/// progress bar, and detokenizes.
-pub fn decode_texts(
-    model: &Model,
-    prompts: &[String],
-    cfg: &GenerationConfig,
-) -> Result<Vec<TextGeneration>> {
-    let tok = model.tokenizer()?;
-    let ids = prompts
-        .iter()
-        .map(|p| tok.encode(p, true))
-        .collect::<Result<Vec<_>>>()?;
-    let bar = indicatif::ProgressBar::new(prompts.len() as u64);
+/// A progress bar over `n` prompts (hidden when stderr is not a terminal).
+pub fn progress(n: usize) -> Result<indicatif::ProgressBar> {
+    let bar = indicatif::ProgressBar::new(n as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{elapsed_precise} [{bar:40}] {pos}/{len} prompts, eta {eta}",
         )?
         .progress_chars("=> "),
     );
-    let gens = generate(model, &ids, cfg, &mut |done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
-    gens.into_iter()
-        .map(|g| {
-            let text = tok.decode(&g.token_ids, true)?;
-            Ok(TextGeneration {
-                prompt_ids: g.prompt_ids,
-                token_ids: g.token_ids,
-                text,
-            })
-        })
-        .collect()
-}
-
-/// Loads the model and, if given, attaches and activates the adapter.
-pub fn load_model(args: &ModelArgs) -> Result<Model> {
-    let dtype = parse_dtype(args.dtype.as_deref())?;
-    let opts = LoadOptions {
-        dtype,
-        quantized: dtype.is_none(),
-        device: parse_device(&args.device)?,
-    };
-    let mut model = Model::load(&args.model, &opts)?;
-    model.pack_for_inference()?;
-    if let Some(dir) = &args.adapter {
-        let adapter = Adapter::load(dir)?;
-        model.attach_adapter("adapter", &adapter).with_context(|| {
-            format!(
-                "adapter {} does not fit {}",
-                dir.display(),
-                args.model.display()
-            )
-        })?;
-        model.set_active_adapter(Some("adapter"))?;
-    }
-    Ok(model)
-}
-
-fn parse_dtype(s: Option<&str>) -> Result<Option<DType>> {
-    Ok(match s {
-        None => None,
-        Some("f32") => Some(DType::F32),
-        Some("bf16") => Some(DType::BF16),
-        Some("f16") => Some(DType::F16),
-        Some(other) => bail!("unknown --dtype {other:?} (expected f32, bf16 or f16)"),
-    })
+    Ok(bar)
 }
 
 fn parse_early_stopping(s: &str) -> Result<EarlyStopping> {

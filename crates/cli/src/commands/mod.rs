@@ -8,5 +8,6 @@ pub mod merge;
 pub mod pipeline;
 pub mod pool;
 pub mod score;
+pub mod serve;
 pub mod train;
 pub mod translate;

@@ -200,6 +200,10 @@ struct TranslateArgs {
     /// Prompt template: alma or xalma-chat.
     #[arg(long, default_value = "alma")]
     template: String,
+    /// Decode past the end of the first non-blank line (by default a sentence is finished
+    /// there: ALMA's output cleaning drops everything after it).
+    #[arg(long)]
+    no_stop_at_newline: bool,
     /// IPA dictionary folder: BLEU on Japanese targets with ja-mecab (else char).
     #[arg(long, value_name = "DIR")]
     ja_mecab: Option<PathBuf>,
@@ -383,6 +387,7 @@ fn translate(a: TranslateArgs) -> Result<()> {
         num_beams: a.num_beams,
         max_new_tokens: a.max_new_tokens,
         batch_size: a.batch_size,
+        stop_at_newline: !a.no_stop_at_newline,
         ..Decoding::default()
     };
     let mut tr = Translator::load(&a.model, template, decoding)?;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use datm_data::PromptTemplate;
-use datm_lang::{paper, Direction};
-use datm_model::GenerationConfig;
+use datm_engine::Translation;
+use datm_lang::Direction;
 
-use super::generate::{decode_texts, load_model, open_output, ModelArgs};
+use super::generate::{load_engine, open_output, progress, ModelArgs};
 
 /// Arguments of `datm translate`.
 #[derive(clap::Args, Debug)]
@@ -28,15 +28,23 @@ pub struct TranslateArgs {
     /// Output text (default stdout), one translation per line.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Beams (paper §2.4: 5).
-    #[arg(long, default_value_t = paper::NUM_BEAMS)]
+    /// Beams (paper: 5).
+    #[arg(long, default_value_t = datm_lang::paper::NUM_BEAMS)]
     num_beams: usize,
-    /// Maximum new tokens (paper §2.4: 512).
-    #[arg(long, default_value_t = paper::MAX_NEW_TOKENS)]
+    /// Maximum new tokens (paper: 512).
+    #[arg(long, default_value_t = datm_lang::paper::MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]
     template: String,
+    /// Prompt tokens at most (BOS included); longer sources are truncated inside the source
+    /// text, as in training.
+    #[arg(long, default_value_t = Translation::default().max_source_length)]
+    max_source_length: usize,
+    /// Decode past the end of the first non-blank line (by default a sentence is finished
+    /// there: ALMA's output cleaning drops everything after it).
+    #[arg(long)]
+    no_stop_at_newline: bool,
     /// A trained pool (directory holding `pool.toml`, or the manifest itself): the adapter
     /// is chosen by the pool's routing table for `--src`-`--tgt`.
     #[arg(long, conflicts_with = "adapter")]
@@ -58,22 +66,24 @@ pub fn run(mut args: TranslateArgs) -> Result<()> {
         .with_context(|| format!("unknown --template {:?} (alma, x-alma-chat)", args.template))?;
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let prompts: Vec<String> = text
-        .lines()
-        .map(|l| template.prompt(direction, l))
-        .collect();
-    let model = load_model(&args.model)?;
-    let cfg = GenerationConfig {
-        max_new_tokens: args.max_new_tokens,
+    let sources: Vec<String> = text.lines().map(str::to_string).collect();
+    let settings = Translation {
+        template,
         num_beams: args.num_beams,
-        adapter: model.active_adapter().map(str::to_string),
+        max_new_tokens: args.max_new_tokens,
+        max_source_length: args.max_source_length,
         batch_size: args.model.batch_size,
-        ..GenerationConfig::default()
+        stop_at_newline: !args.no_stop_at_newline,
     };
-    let gens = decode_texts(&model, &prompts, &cfg)?;
+    let (engine, adapter) = load_engine(&args.model)?;
+    let bar = progress(sources.len())?;
+    let hyps = engine.translate(adapter, direction, &sources, &settings, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
     let mut out = open_output(args.output.as_deref())?;
-    for g in gens {
-        writeln!(out, "{}", template.clean_output(direction, &g.text))?;
+    for h in hyps {
+        writeln!(out, "{h}")?;
     }
     out.flush()?;
     Ok(())

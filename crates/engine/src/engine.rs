@@ -1,0 +1,145 @@
+//! The engine: one loaded base model with its resident adapters.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use datm_adapter::Adapter;
+use datm_lang::Direction;
+use datm_model::{generate, GenerationConfig, Model};
+
+use crate::{LoadSpec, Translation};
+
+/// A base model loaded once, with PEFT adapters resident under their ids.
+pub struct Engine {
+    model: Model,
+    /// Resident adapters: id → the directory each was loaded from.
+    adapters: BTreeMap<String, PathBuf>,
+}
+
+/// A decoded prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextGeneration {
+    /// Prompt token ids (special tokens included).
+    pub prompt_ids: Vec<u32>,
+    /// New token ids (EOS included if produced).
+    pub token_ids: Vec<u32>,
+    /// New tokens decoded, special tokens skipped.
+    pub text: String,
+}
+
+impl Engine {
+    /// Loads the base model (HF directory or `.gguf`) and packs it for inference.
+    pub fn load(path: &Path, spec: &LoadSpec) -> Result<Engine> {
+        let mut model = Model::load(path, &spec.options())
+            .with_context(|| format!("loading base model {}", path.display()))?;
+        model.pack_for_inference()?;
+        Ok(Engine {
+            model,
+            adapters: BTreeMap::new(),
+        })
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Loads the PEFT adapter in `dir` and makes it resident as `id`, replacing an adapter of
+    /// that id.
+    pub fn attach(&mut self, id: &str, dir: &Path) -> Result<()> {
+        let adapter = Adapter::load(dir)
+            .with_context(|| format!("loading adapter {id:?} from {}", dir.display()))?;
+        self.model.attach_adapter(id, &adapter).with_context(|| {
+            format!(
+                "adapter {id:?} ({}) does not fit {}",
+                dir.display(),
+                self.model.source().display()
+            )
+        })?;
+        self.adapters.insert(id.to_string(), dir.to_path_buf());
+        Ok(())
+    }
+
+    /// [`Engine::attach`] unless `id` is already resident.
+    pub fn ensure_attached(&mut self, id: &str, dir: &Path) -> Result<()> {
+        if self.adapters.contains_key(id) {
+            return Ok(());
+        }
+        self.attach(id, dir)
+    }
+
+    /// Drops a resident adapter; returns whether it was resident.
+    pub fn detach(&mut self, id: &str) -> bool {
+        self.adapters.remove(id);
+        self.model.detach_adapter(id)
+    }
+
+    /// Resident adapters: id → the directory each was loaded from.
+    pub fn adapters(&self) -> &BTreeMap<String, PathBuf> {
+        &self.adapters
+    }
+
+    /// Tokenizes text prompts as HF's `tokenizer(text)` does (the model's special tokens added).
+    pub fn encode(&self, prompts: &[String]) -> Result<Vec<Vec<u32>>> {
+        let tok = self.model.tokenizer()?;
+        prompts.iter().map(|p| tok.encode(p, true)).collect()
+    }
+
+    /// Decodes token prompts and detokenizes the new tokens (special tokens skipped).
+    /// `on_done` gets the number of prompts finished so far.
+    pub fn generate_texts(
+        &self,
+        prompts: &[Vec<u32>],
+        cfg: &GenerationConfig,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<Vec<TextGeneration>> {
+        let gens = generate(&self.model, prompts, cfg, on_done)?;
+        let tok = self.model.tokenizer()?;
+        gens.into_iter()
+            .map(|g| {
+                Ok(TextGeneration {
+                    text: tok.decode(&g.token_ids, true)?,
+                    prompt_ids: g.prompt_ids,
+                    token_ids: g.token_ids,
+                })
+            })
+            .collect()
+    }
+
+    /// Translates `sources` in `direction` with the resident adapter `adapter` (`None` = the
+    /// base model): ALMA prompts, decoding with `settings`, ALMA's output cleaning.
+    pub fn translate(
+        &self,
+        adapter: Option<&str>,
+        direction: Direction,
+        sources: &[String],
+        settings: &Translation,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<Vec<String>> {
+        let prompts = sources
+            .iter()
+            .map(|s| self.translation_prompt(settings, direction, s))
+            .collect::<Result<Vec<_>>>()?;
+        let cfg = settings.generation(adapter);
+        let gens = self
+            .generate_texts(&prompts, &cfg, on_done)
+            .with_context(|| format!("decoding {direction}"))?;
+        Ok(gens
+            .iter()
+            .map(|g| settings.clean(direction, &g.text))
+            .collect())
+    }
+
+    /// The prompt token ids of one source: the ids of HF's `tokenizer(prompt)` (BOS where the
+    /// tokenizer adds one), truncated inside the source text exactly as the trainer
+    /// truncates training prompts.
+    pub fn translation_prompt(
+        &self,
+        settings: &Translation,
+        direction: Direction,
+        source: &str,
+    ) -> Result<Vec<u32>> {
+        settings.prompt_ids(&self.model, direction, source)
+    }
+}
