@@ -11,13 +11,14 @@ for t in $FUZZ_LIST; do
   echo "== $t: regressions, then ${seconds}s of fuzzing"
   replay "$t"
   scratch=$(mktemp -d)
-  "$FUZZ_BIN/$t" "${FUZZ_FLAGS[@]}" -max_total_time="$seconds" \
-    -artifact_prefix="fuzz/artifacts/$t-" "$scratch" "fuzz/seeds/$t" 2>&1 | tail -n 12
-  status=${PIPESTATUS[0]}
-  rm -rf "$scratch"
-  if [ "$status" -ne 0 ]; then
-    echo "fuzz target $t failed (exit $status); see fuzz/artifacts/" >&2
-    exit "$status"
+  log="$scratch.log"
+  if ! "$FUZZ_BIN/$t" "${FUZZ_FLAGS[@]}" -max_total_time="$seconds" \
+    -artifact_prefix="fuzz/artifacts/$t-" "$scratch" "fuzz/seeds/$t" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "fuzz target $t failed; the input is in fuzz/artifacts/" >&2
+    exit 1
   fi
+  grep -E '^(#[0-9]+.*DONE|Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log"
+  rm -rf "$scratch" "$log"
 done
 echo "fuzz smoke: all targets passed"
