@@ -202,10 +202,24 @@ fn check_extents(content: &Content, file_len: u64) -> Result<()> {
     Ok(())
 }
 
+/// The alignment candle's block casts may need (no GGML block type needs more).
+const BLOCK_ALIGN: usize = 16;
+
 fn read_tensor(bytes: &[u8], content: &Content, info: &TensorInfo) -> Result<QTensor> {
     let start = (content.tensor_data_offset + info.offset) as usize;
     let data = &bytes[start..start + byte_len(info)? as usize];
-    let storage = QStorage::from_data(Cow::Borrowed(data), &Device::Cpu, info.ggml_dtype)?;
+    // Candle reinterprets the bytes as blocks and panics if they are misaligned, which a
+    // file with an odd `general.alignment` or tensor offset (or an unaligned buffer) gives:
+    // such data is copied (the system allocator aligns to 16), and refused if still off.
+    let data = if data.as_ptr().align_offset(BLOCK_ALIGN) == 0 {
+        Cow::Borrowed(data)
+    } else {
+        Cow::Owned(data.to_vec())
+    };
+    if data.as_ptr().align_offset(BLOCK_ALIGN) != 0 {
+        bail!("tensor data cannot be aligned to {BLOCK_ALIGN} bytes");
+    }
+    let storage = QStorage::from_data(data, &Device::Cpu, info.ggml_dtype)?;
     Ok(QTensor::new(storage, info.shape.clone())?)
 }
 
