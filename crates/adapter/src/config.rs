@@ -161,11 +161,17 @@ impl LoraConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read adapter config {}", path.display()))?;
-        let config: LoraConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a valid PEFT LoRA config", path.display()))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates the text of an `adapter_config.json`; `origin` names it in errors.
+    /// Nesting is bounded by serde_json's recursion limit (128).
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        let config: LoraConfig = serde_json::from_str(text)
+            .with_context(|| format!("{origin}: not a valid PEFT LoRA config"))?;
         config
             .validate()
-            .with_context(|| format!("{}: unsupported adapter", path.display()))?;
+            .with_context(|| format!("{origin}: unsupported adapter"))?;
         Ok(config)
     }
 
@@ -265,6 +271,64 @@ impl LoraConfig {
         }
     }
 
+    /// Refuses a config that puts LoRA on none of `modules` (the base model's linear layers),
+    /// as PEFT's `inject_adapter` does, with PEFT 0.21's messages (module sets sorted, as
+    /// Python would print a set): an adapter whose `target_modules` names nothing in the base
+    /// would otherwise change nothing in silence.
+    pub fn check_targets<'a>(&self, modules: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let mut excluded = false;
+        for module in modules {
+            if self.target_matches(module) {
+                return Ok(());
+            }
+            excluded |= self
+                .exclude_modules
+                .as_ref()
+                .is_some_and(|ex| ex.matches(module));
+        }
+        if excluded {
+            bail!(
+                "No modules were targeted for adaptation. This might be caused by a combination of \
+                 mismatched target modules and excluded modules. Please check your `target_modules` \
+                 and `exclude_modules` configuration. You may also have only targeted modules that \
+                 are marked to be saved (`modules_to_save`)."
+            );
+        }
+        let Some(targets) = &self.target_modules else {
+            bail!("No `target_modules` passed: the adapter config targets no module");
+        };
+        let targets = match targets {
+            TargetModules::Regex(pattern) => pattern.clone(),
+            TargetModules::List(names) => {
+                let mut names: Vec<String> = names.iter().map(|n| py_str(n)).collect();
+                names.sort();
+                names.dedup();
+                format!("{{{}}}", names.join(", "))
+            }
+        };
+        let mut msg = format!(
+            "Target modules {targets} not found in the base model. Please check the target modules and try again."
+        );
+        if let Some(layers) = &self.layers_to_transform {
+            let layers = match layers {
+                LayerSelection::One(i) => i.to_string(),
+                LayerSelection::Many(v) => format!("{v:?}"),
+            };
+            msg += &format!(" Note: You specified 'layers_to_transform': {layers}.");
+        }
+        if let Some(pattern) = &self.layers_pattern {
+            let pattern = match pattern {
+                LayersPattern::One(p) => p.clone(),
+                LayersPattern::Many(v) => {
+                    let v: Vec<String> = v.iter().map(|p| py_str(p)).collect();
+                    format!("[{}]", v.join(", "))
+                }
+            };
+            msg += &format!(" You also specified 'layers_pattern': {pattern}.");
+        }
+        bail!(msg)
+    }
+
     fn layer_allowed(&self, module: &str) -> bool {
         let wanted = match &self.layers_to_transform {
             None => return true,
@@ -285,6 +349,12 @@ impl LoraConfig {
             LayerSelection::Many(v) => v.contains(&index),
         }
     }
+}
+
+/// A string as Python's `repr` writes it inside a list or set (single quotes; enough for
+/// module names, which hold no quotes or backslashes).
+fn py_str(s: &str) -> String {
+    format!("'{s}'")
 }
 
 /// The first numbered path segment after a layer container, as PEFT extracts it.
@@ -361,6 +431,45 @@ mod tests {
         assert!(c.target_matches("model.layers.1.self_attn.q_proj"));
         assert!(!c.target_matches("model.layers.0.self_attn.q_proj"));
         assert!(!c.target_matches("model.layers.1.self_attn.q_proj.x"));
+    }
+
+    /// Regression (issue 13): PEFT refuses an adapter whose `target_modules` names nothing in
+    /// the base model; datm accepted it in silence. The messages are PEFT 0.21.2's, as
+    /// `PeftModel.from_pretrained` printed them for the tiny-llama fixture.
+    #[test]
+    fn targets_naming_nothing_are_refused_as_peft_does() {
+        let base = [
+            "model.layers.0.self_attn.q_proj",
+            "model.layers.1.self_attn.v_proj",
+        ];
+        let c = cfg(r#"{"peft_type":"LORA","r":8,"lora_alpha":16,"target_modules":["q_proj"]}"#);
+        assert!(c.check_targets(base).is_ok());
+        let c = cfg(
+            r#"{"peft_type":"LORA","r":8,"lora_alpha":16,"target_modules":["c_attn","query"]}"#,
+        );
+        let e = c.check_targets(base).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Target modules {'c_attn', 'query'} not found in the base model. Please check the target modules and try again."
+        );
+        let c = cfg(
+            r#"{"peft_type":"LORA","r":8,"lora_alpha":16,"target_modules":["q_proj"],"layers_to_transform":[5],"layers_pattern":"layers"}"#,
+        );
+        let e = c.check_targets(base).unwrap_err().to_string();
+        assert!(
+            e.ends_with(" Note: You specified 'layers_to_transform': [5]. You also specified 'layers_pattern': layers."),
+            "{e}"
+        );
+        let c = cfg(
+            r#"{"peft_type":"LORA","r":8,"lora_alpha":16,"target_modules":["q_proj"],"exclude_modules":["q_proj"]}"#,
+        );
+        let e = c.check_targets(base).unwrap_err().to_string();
+        assert!(
+            e.starts_with("No modules were targeted for adaptation."),
+            "{e}"
+        );
+        let c = cfg(r#"{"peft_type":"LORA","r":8,"lora_alpha":16}"#);
+        assert!(c.check_targets(base).is_err());
     }
 
     #[test]

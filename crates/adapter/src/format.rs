@@ -80,10 +80,21 @@ impl Adapter {
             }
             bail!("{}: missing adapter weights", weights.display());
         }
-        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
-            .with_context(|| format!("{}: not a readable safetensors file", weights.display()))?;
-        let modules = pairs_from_tensors(tensors).with_context(|| weights.display().to_string())?;
-        Adapter::new(config, modules).with_context(|| format!("adapter {}", dir.display()))
+        let bytes = std::fs::read(&weights)
+            .with_context(|| format!("cannot read adapter weights {}", weights.display()))?;
+        Adapter::from_safetensors(config, &bytes, &weights.display().to_string())
+            .with_context(|| format!("adapter {}", dir.display()))
+    }
+
+    /// Builds an adapter from `config` and the bytes of its `adapter_model.safetensors`
+    /// (`origin` names them in errors). The safetensors crate checks the header against the
+    /// buffer's length (every tensor's extent must lie inside it), so nothing is allocated
+    /// beyond the tensors the bytes hold.
+    pub fn from_safetensors(config: LoraConfig, bytes: &[u8], origin: &str) -> Result<Self> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .with_context(|| format!("{origin}: not a readable safetensors file"))?;
+        let modules = pairs_from_tensors(tensors).with_context(|| origin.to_string())?;
+        Adapter::new(config, modules)
     }
 
     /// Writes the adapter as PEFT does (tensor names `base_model.model.{module}.lora_A.weight`, file
@@ -134,15 +145,19 @@ impl Adapter {
         Ok((b.matmul(&a)? * self.scaling_for(module))?)
     }
 
-    /// Refuses an adapter made for another base. `base_shapes(module)` returns the base weight shape
-    /// `(out_features, in_features)` of a module path, or `None` if the base has no such linear layer.
-    pub fn check_against(
+    /// Refuses an adapter made for another base: one whose config targets none of the base's
+    /// modules (PEFT's check, [`LoraConfig::check_targets`]), or with a module the base lacks or
+    /// shapes differently. `base` lists the base's linear layers as
+    /// `(module path, (out_features, in_features))`.
+    pub fn check_against<'a>(
         &self,
-        base_shapes: impl Fn(&str) -> Option<(usize, usize)>,
+        base: impl IntoIterator<Item = (&'a str, (usize, usize))>,
     ) -> Result<()> {
+        let base: HashMap<&str, (usize, usize)> = base.into_iter().collect();
+        self.config.check_targets(base.keys().copied())?;
         for (name, pair) in &self.modules {
             let (out, inp) = pair.base_shape();
-            match base_shapes(name) {
+            match base.get(name.as_str()).copied() {
                 None => bail!(
                     "adapter module {name} (lora_B [{out}, r] · lora_A [r, {inp}]) does not exist in the base model; \
                      the adapter was made for another base"
@@ -281,14 +296,21 @@ mod tests {
     #[test]
     fn check_against_names_module_and_shapes() {
         let ad = toy();
-        assert!(ad.check_against(|_| Some((4, 3))).is_ok());
-        let err = ad.check_against(|_| Some((4, 5))).unwrap_err().to_string();
+        let q = "model.layers.0.self_attn.q_proj";
+        let k = "model.layers.0.self_attn.k_proj";
+        assert!(ad.check_against([(q, (4, 3)), (k, (4, 3))]).is_ok());
+        let err = ad.check_against([(q, (4, 5))]).unwrap_err().to_string();
         assert!(
             err.contains("q_proj") && err.contains("[4, 3]") && err.contains("[4, 5]"),
             "{err}"
         );
-        let err = ad.check_against(|_| None).unwrap_err().to_string();
-        assert!(err.contains("does not exist"), "{err}");
+        let mut other = ad.clone();
+        other.config.target_modules = Some(TargetModules::List(vec!["k_proj".into()]));
+        let err = other.check_against([(k, (4, 3))]).unwrap_err().to_string();
+        assert!(err.contains(q) && err.contains("does not exist"), "{err}");
+        // A config naming nothing in the base is refused first, with PEFT's message.
+        let err = ad.check_against([(k, (4, 3))]).unwrap_err().to_string();
+        assert!(err.contains("not found in the base model"), "{err}");
     }
 
     #[test]

@@ -247,7 +247,17 @@ pub fn parse_tsv(text: &str, direction: Direction, path: &Path) -> Result<Vec<Pa
 pub fn read_aligned(src_path: &Path, tgt_path: &Path, direction: Direction) -> Result<Vec<Pair>> {
     let src = read_utf8(src_path)?;
     let tgt = read_utf8(tgt_path)?;
-    let (s, t) = (text_lines(&src), text_lines(&tgt));
+    parse_aligned([&src, &tgt], direction, [src_path, tgt_path])
+}
+
+/// Pairs the lines of two aligned texts, source then target (`paths` name them in errors);
+/// their line counts must match. [`read_aligned`] and Flores reading use it.
+pub fn parse_aligned(
+    [src, tgt]: [&str; 2],
+    direction: Direction,
+    [src_path, tgt_path]: [&Path; 2],
+) -> Result<Vec<Pair>> {
+    let (s, t) = (text_lines(src), text_lines(tgt));
     if s.len() != t.len() {
         return Err(DataError::invalid(
             tgt_path,
@@ -634,6 +644,26 @@ mod tests {
             "{e}"
         );
         assert!(datm_lang::all().all(|l| flores200_code(l).len() == 8));
+    }
+
+    /// JSON nesting is bounded by serde_json's recursion limit (128): 100,000 brackets give
+    /// an error naming the file, not a stack overflow.
+    #[test]
+    fn deep_json_nesting_is_refused() {
+        let deep = "[".repeat(100_000);
+        let p = Path::new("deep.json");
+        let e = parse_alma_json(&deep, d("de-en"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("deep.json") && e.contains("recursion limit"),
+            "{e}"
+        );
+        let e = parse_jsonl(&deep, d("de-en"), p).unwrap_err().to_string();
+        assert!(
+            e.contains("deep.json:1") && e.contains("recursion limit"),
+            "{e}"
+        );
     }
 
     #[test]

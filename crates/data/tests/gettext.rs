@@ -373,3 +373,59 @@ fn caps_and_language_filter() {
     };
     assert!(import_gettext(root.path(), &bad, &|_| {}).is_err());
 }
+
+/// Regression (issue 13): a `.mo` whose `Plural-Forms` expression is nested 100,000 deep
+/// overflowed the stack and aborted the whole import. Its plural rule is now refused with a
+/// warning naming the catalog, and the other catalogs are imported.
+#[test]
+fn deeply_nested_plural_rule_is_refused_not_fatal() {
+    let root = tempfile::tempdir().unwrap();
+    let good = [msg("Open the selected file", "Ausgewählte Datei öffnen")];
+    put(root.path(), "de", "good", &good);
+    let deep = format!(
+        "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural={}n{};\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let dir = root.path().join("fr/LC_MESSAGES");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hostile = [
+        msg("", &deep),
+        msg("Open the selected file", "Ouvrir le fichier"),
+    ];
+    std::fs::write(dir.join("hostile.mo"), mo::encode(&hostile, false)).unwrap();
+    let (corpus, report) = import_gettext(root.path(), &opts(), &|_| {}).unwrap();
+    assert_eq!(report.catalogs_read, 2);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let w = &report.warnings[0];
+    assert!(w.path.ends_with("hostile.mo"), "{w:?}");
+    assert!(w.reason.contains("nested deeper than"), "{w:?}");
+    assert_eq!(corpus.langs(), [lang("de"), lang("fr")]);
+}
+
+/// Regression (issue 13): an import whose catalogs were all unreadable failed writing its
+/// report (`…/import-report.json: No such file or directory`). It now fails up front, naming
+/// each catalog and why it was refused.
+#[test]
+fn import_with_no_readable_catalog_names_them() {
+    let root = tempfile::tempdir().unwrap();
+    for locale in ["de", "fr"] {
+        let dir = root.path().join(locale).join("LC_MESSAGES");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.mo"), b"not a catalog at all").unwrap();
+    }
+    let err = import_gettext(root.path(), &opts(), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("none of the 2 catalogs could be read"),
+        "{err}"
+    );
+    assert!(err.contains("de/LC_MESSAGES/bad.mo") && err.contains("fr/LC_MESSAGES/bad.mo"));
+    assert!(err.contains("too short for a .mo header"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let err = import_gettext(empty.path(), &opts(), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no catalogs to import"), "{err}");
+}

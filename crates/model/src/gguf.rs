@@ -57,9 +57,23 @@ pub struct GgufModel {
 
 /// Loads a GGUF model file onto `device`.
 pub fn load(path: &Path, mode: LoadMode, device: &Device) -> Result<GgufModel> {
-    let file = GgufFile::open(path)?;
-    let (content, origin) = (&file.content, &file.origin);
-    let bytes: &[u8] = &file.mmap;
+    let (mmap, origin) = map(path)?;
+    load_bytes(&mmap, &origin, mode, device)
+}
+
+/// Loads a GGUF model from its bytes (a mapped file, a fuzz input); `origin` names it in
+/// errors. Candle's reader refuses counts and string lengths the bytes cannot hold, and
+/// [`check_extents`] keeps every tensor inside them, so what is allocated is bounded by the
+/// input's size times the largest dequantization ratio (f32 from 2-bit blocks: 12×).
+pub fn load_bytes(
+    bytes: &[u8],
+    origin: &str,
+    mode: LoadMode,
+    device: &Device,
+) -> Result<GgufModel> {
+    let file = GgufFile::read(bytes, origin)?;
+    let content = &file.content;
+    let origin = &file.origin;
     check_extents(content, bytes.len() as u64).with_context(|| origin.clone())?;
     let meta = Meta {
         md: &content.metadata,
@@ -98,34 +112,38 @@ pub fn load(path: &Path, mode: LoadMode, device: &Device) -> Result<GgufModel> {
 
 /// Reads only the tokenizer of a GGUF model file (no tensors are touched).
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    let file = GgufFile::open(path)?;
+    let (mmap, origin) = map(path)?;
+    let file = GgufFile::read(&mmap, &origin)?;
     Tokenizer::from_gguf_metadata(&file.arch, &file.content.metadata, &file.origin)
 }
 
-/// A memory-mapped GGUF file with its parsed header, of a supported architecture.
+/// Memory-maps `path`; also returns its name for errors.
+fn map(path: &Path) -> Result<(memmap2::Mmap, String)> {
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("{origin}: cannot open"))?;
+    // SAFETY: the map is only read; as with every mmap, another process must not truncate
+    // the file while it is loaded.
+    let mmap =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{origin}: cannot map"))?;
+    Ok((mmap, origin))
+}
+
+/// A GGUF file's parsed header, of a supported architecture.
 struct GgufFile {
-    mmap: memmap2::Mmap,
     content: Content,
     arch: String,
     origin: String,
 }
 
 impl GgufFile {
-    fn open(path: &Path) -> Result<Self> {
-        let origin = path.display().to_string();
-        let file = std::fs::File::open(path).with_context(|| format!("{origin}: cannot open"))?;
-        // SAFETY: the map is only read; as with every mmap, another process must not truncate
-        // the file while it is loaded.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("{origin}: cannot map"))?;
-        let content = Content::read(&mut Cursor::new(&mmap[..]))
+    fn read(bytes: &[u8], origin: &str) -> Result<Self> {
+        let content = Content::read(&mut Cursor::new(bytes))
             .map_err(|e| anyhow!("{origin}: not a readable GGUF file: {e}"))?;
-        let arch = architecture(&content.metadata).with_context(|| origin.clone())?;
+        let arch = architecture(&content.metadata).with_context(|| origin.to_string())?;
         Ok(GgufFile {
-            mmap,
             content,
             arch,
-            origin,
+            origin: origin.to_string(),
         })
     }
 }
@@ -184,10 +202,24 @@ fn check_extents(content: &Content, file_len: u64) -> Result<()> {
     Ok(())
 }
 
+/// The alignment candle's block casts may need (no GGML block type needs more).
+const BLOCK_ALIGN: usize = 16;
+
 fn read_tensor(bytes: &[u8], content: &Content, info: &TensorInfo) -> Result<QTensor> {
     let start = (content.tensor_data_offset + info.offset) as usize;
     let data = &bytes[start..start + byte_len(info)? as usize];
-    let storage = QStorage::from_data(Cow::Borrowed(data), &Device::Cpu, info.ggml_dtype)?;
+    // Candle reinterprets the bytes as blocks and panics if they are misaligned, which a
+    // file with an odd `general.alignment` or tensor offset (or an unaligned buffer) gives:
+    // such data is copied (the system allocator aligns to 16), and refused if still off.
+    let data = if data.as_ptr().align_offset(BLOCK_ALIGN) == 0 {
+        Cow::Borrowed(data)
+    } else {
+        Cow::Owned(data.to_vec())
+    };
+    if data.as_ptr().align_offset(BLOCK_ALIGN) != 0 {
+        bail!("tensor data cannot be aligned to {BLOCK_ALIGN} bytes");
+    }
+    let storage = QStorage::from_data(data, &Device::Cpu, info.ggml_dtype)?;
     Ok(QTensor::new(storage, info.shape.clone())?)
 }
 

@@ -2,7 +2,7 @@
 //! `model.safetensors` or sharded `model-0000N-of-0000M.safetensors` + index, memory-mapped.
 
 use anyhow::{bail, Context, Result};
-use candle_core::safetensors::MmapedSafetensors;
+use candle_core::safetensors::SliceSafetensors;
 use candle_core::Device;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,15 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("{}: no `weight_map` object", index.display()))?;
     let mut files: Vec<PathBuf> = Vec::new();
     for f in map.values() {
-        let f = f.as_str().with_context(|| {
-            format!("{}: weight_map values must be file names", index.display())
-        })?;
+        let f = f
+            .as_str()
+            .filter(|f| is_plain_file_name(f))
+            .with_context(|| {
+                format!(
+                    "{}: weight_map values must be file names in the model directory, found {f}",
+                    index.display()
+                )
+            })?;
         let p = dir.join(f);
         if !files.contains(&p) {
             if !p.exists() {
@@ -51,20 +57,80 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Whether a shard name from an index is a plain file name (no directory part, not `..`),
+/// so a hostile index cannot make the loader read files outside the model directory.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    )
+}
+
 /// Loads every tensor of the given safetensors files (memory-mapped) onto `device`, in the
 /// file's dtype.
 pub fn load_safetensors(files: &[PathBuf], device: &Device, origin: &str) -> Result<WeightMap> {
     let mut map = WeightMap::new(origin);
     for f in files {
+        let file =
+            std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
         // SAFETY: the file is only read; modifying a model file while it is loaded is not supported.
-        let st = unsafe { MmapedSafetensors::new(f) }
-            .with_context(|| format!("{}: not a readable safetensors file", f.display()))?;
-        for (name, _) in st.tensors() {
-            let t = st
-                .load(&name, device)
-                .with_context(|| format!("{}: cannot read tensor {name}", f.display()))?;
-            map.insert(name, Weight::Dense(t));
-        }
+        let mmap = unsafe { memmap2::Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", f.display()))?;
+        read_safetensors(&mmap, device, &f.display().to_string(), &mut map)?;
     }
     Ok(map)
+}
+
+/// Adds every tensor of one safetensors file's bytes to `map` (`origin` names the file in
+/// errors). The safetensors crate refuses a header longer than the bytes, shapes whose size
+/// overflows, and tensors whose extents overlap or leave the buffer, so what is allocated is
+/// bounded by the input's size.
+pub fn read_safetensors(
+    bytes: &[u8],
+    device: &Device,
+    origin: &str,
+    map: &mut WeightMap,
+) -> Result<()> {
+    let st = SliceSafetensors::new(bytes)
+        .with_context(|| format!("{origin}: not a readable safetensors file"))?;
+    for (name, _) in st.tensors() {
+        let t = st
+            .load(&name, device)
+            .with_context(|| format!("{origin}: cannot read tensor {name}"))?;
+        map.insert(name, Weight::Dense(t));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hostile `model.safetensors.index.json` cannot point the loader outside the model
+    /// directory.
+    #[test]
+    fn shard_names_stay_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.safetensors"), b"").unwrap();
+        for (shard, ok) in [
+            ("a.safetensors", true),
+            ("../a.safetensors", false),
+            ("/etc/passwd", false),
+            ("sub/a.safetensors", false),
+            ("..", false),
+        ] {
+            let index = format!(r#"{{"weight_map": {{"w": "{shard}"}}}}"#);
+            std::fs::write(dir.path().join("model.safetensors.index.json"), index).unwrap();
+            let got = safetensors_files(dir.path());
+            assert_eq!(got.is_ok(), ok, "{shard}: {got:?}");
+            if !ok {
+                let e = got.unwrap_err().to_string();
+                assert!(
+                    e.contains("must be file names in the model directory"),
+                    "{e}"
+                );
+            }
+        }
+    }
 }

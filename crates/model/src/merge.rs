@@ -43,7 +43,7 @@ pub fn save_merged(
         tensors.insert(name, t);
     }
     if let Some(a) = adapter {
-        a.check_against(|m| shapes.get(m).copied())?;
+        a.check_against(shapes.iter().map(|(m, s)| (m.as_str(), *s)))?;
         for module in a.modules.keys() {
             let key = format!("{module}.weight");
             let base = tensors[&key].to_dtype(DType::F32)?;

@@ -81,3 +81,22 @@ fn truncated_safetensors_is_refused() {
     let err = load_err(d.path());
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+/// Fuzzing regressions (issue 13, fuzz/regressions/): a GGUF tensor at an offset that
+/// misaligns candle's block cast panicked inside candle; a tokenizer.json whose decoder is
+/// malformed panicked inside the tokenizers crate. Both are now plain outcomes.
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let gguf = std::fs::read(dir.join("gguf/unaligned-tensor.gguf")).unwrap();
+    let mode = datm_model::gguf::LoadMode::Dequantize(candle_core::DType::F32);
+    let _ = datm_model::gguf::load_bytes(&gguf, "unaligned.gguf", mode, &candle_core::Device::Cpu);
+    let json = std::fs::read(dir.join("tokenizer_json/decoder-panic.json")).unwrap();
+    let err = datm_model::tokenizer::parse_tokenizer_json(&json, "bad/tokenizer.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad/tokenizer.json: cannot load tokenizer"),
+        "{err}"
+    );
+}

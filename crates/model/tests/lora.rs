@@ -108,6 +108,31 @@ fn adapter_for_another_base_is_refused() {
     assert!(gemma.adapter_names().is_empty());
 }
 
+/// Regression (issue 13): an adapter whose `target_modules` names nothing in the base model
+/// was accepted in silence; PEFT refuses it with "Target modules … not found in the base
+/// model", and so do attaching, merging and creating one.
+#[test]
+fn adapter_targeting_nothing_is_refused() {
+    let dir = fixtures().join("tiny-llama");
+    let mut m = Model::load(&dir, &opts()).unwrap();
+    let mut adapter = Adapter::load(&fixtures().join("tiny-llama-lora")).unwrap();
+    adapter.config.target_modules = Some(TargetModules::List(vec!["c_attn".into()]));
+    let err = m.attach_adapter("x", &adapter).unwrap_err().to_string();
+    assert!(
+        err.contains("Target modules {'c_attn'} not found in the base model"),
+        "{err}"
+    );
+    assert!(m.adapter_names().is_empty());
+    let out = tempfile::tempdir().unwrap();
+    let err = save_merged(&dir, Some(&adapter), out.path(), DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not found in the base model"), "{err}");
+    let none = LoraConfig::new(4, 8.0, TargetModules::List(vec!["query".into()]));
+    let err = m.new_adapter("y", &none, 7).unwrap_err().to_string();
+    assert!(err.contains("not found in the base model"), "{err}");
+}
+
 #[test]
 fn fresh_adapter_is_identity_and_exports() {
     let mut m = Model::load(&fixtures().join("tiny-llama"), &opts()).unwrap();

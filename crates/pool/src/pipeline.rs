@@ -189,7 +189,14 @@ impl Experiment {
     pub fn load(path: &Path) -> Result<Experiment> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading experiment {}", path.display()))?;
-        let mut e: Experiment = toml::from_str(&text)
+        Experiment::from_toml(&text, path)
+    }
+
+    /// Parses and validates the text of the experiment file `path` (which names it in errors
+    /// and anchors its relative paths). toml's parser caps nesting depth, so deep arrays or
+    /// inline tables give an error, not a stack overflow.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Experiment> {
+        let mut e: Experiment = toml::from_str(text)
             .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.to_string().trim()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         e.model = base.join(&e.model);

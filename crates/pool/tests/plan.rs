@@ -244,3 +244,21 @@ fn example_files_are_valid() {
     let dat = PoolPlan::build(Strategy::Dat, &full.languages, &full.grouping().unwrap()).unwrap();
     assert_eq!(dat.adapters.len(), 57);
 }
+
+/// toml's parser caps nesting, so a manifest, an experiment or a grouping nested 100,000 deep
+/// is refused with an error naming the file, not a stack overflow.
+#[test]
+fn deep_toml_nesting_is_refused() {
+    let deep = format!("x = {}", "[".repeat(100_000));
+    let e = PoolPlan::from_toml(&deep, "deep.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("deep.toml"), "{e}");
+    let path = std::path::Path::new("deep-exp.toml");
+    let e = datm_pool::pipeline::Experiment::from_toml(&deep, path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("deep-exp.toml"), "{e}");
+    let inline = format!("x = {}", "{a = ".repeat(100_000));
+    assert!(Grouping::from_toml(&inline, "g.toml").is_err());
+}

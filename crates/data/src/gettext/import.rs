@@ -12,7 +12,8 @@
 //!    `nulurals=1`), the plural messages are skipped and the catalog is listed with a
 //!    warning; its other messages are used. Untranslated, identical-to-source, too-short
 //!    (English words) and too-long pairs are dropped and counted. A catalog that fails to
-//!    parse is reported and skipped whole.
+//!    parse is reported and skipped whole; an import that reads no catalog at all is an
+//!    error listing every refused catalog with its reason.
 //! 3. Merge: per language and English sentence, the translation from the most preferred
 //!    locale (see [`super::locale`]), then the most frequent, ties to the smallest string.
 //! 4. Split: by SHA-256 of the sentence's [`split_key`], a function of the English side only,
@@ -520,8 +521,28 @@ pub fn import_catalogs(
             }
         }
     }
+    if report.catalogs_read == 0 {
+        return Err(nothing_read(&report.failed));
+    }
     let corpus = build_corpus(&tally, opts, &mut report)?;
     Ok((corpus, report))
+}
+
+/// The error of an import that read no catalog: each refused one with its reason.
+fn nothing_read(failed: &[FailedCatalog]) -> DataError {
+    if failed.is_empty() {
+        return DataError::Usage(
+            "no catalogs to import: expected {locale}/LC_MESSAGES/*.mo|.po or {locale}.po files of the languages asked for".into(),
+        );
+    }
+    let list: String = failed
+        .iter()
+        .map(|f| format!("\n  {}: {}", f.path, f.reason))
+        .collect();
+    DataError::Usage(format!(
+        "none of the {} catalogs could be read:{list}",
+        failed.len()
+    ))
 }
 
 /// Merges the tally, splits it and applies the caps.

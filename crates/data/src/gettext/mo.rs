@@ -19,6 +19,11 @@ const SEGMENTS_END: u32 = u32::MAX;
 const MAGIC: u32 = 0x9504_12de;
 /// Size of the fixed header.
 const HEADER_LEN: usize = 28;
+/// The most string bytes a catalog may reference, as a multiple of its own size. `msgfmt`
+/// stores each string once, so a real catalog references at most its size; the format lets
+/// entries share bytes, and without this bound a few kilobytes of table entries pointing at
+/// one long string would expand quadratically.
+pub const MAX_EXPANSION: usize = 4;
 
 /// An (original, translation) pair of undecoded strings.
 type RawEntry<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
@@ -52,13 +57,21 @@ impl<'a> Reader<'a> {
     /// The system-dependent string whose `sysdep_string` record is at byte `at`: its static
     /// pieces with each segment reference written `<NAME>` (`%<PRIuMAX>`), or bare if one
     /// letter (`%Id`), as `msgunfmt` shows it. `segments` is the segment table, `n_segments` its length.
-    fn sysdep_string(self, at: usize, segments: usize, n_segments: usize) -> Option<Vec<u8>> {
+    /// The bytes written are taken from `budget`; `None` when it runs out.
+    fn sysdep_string(
+        self,
+        at: usize,
+        segments: usize,
+        n_segments: usize,
+        budget: &mut usize,
+    ) -> Option<Vec<u8>> {
         let mut pos = self.u32(at)? as usize;
         let mut out = Vec::new();
         let mut pair = at.checked_add(4)?;
         loop {
             let size = self.u32(pair)? as usize;
             let reference = self.u32(pair.checked_add(4)?)?;
+            *budget = budget.checked_sub(size)?;
             out.extend_from_slice(self.bytes.get(pos..pos.checked_add(size)?)?);
             pos += size;
             if reference == SEGMENTS_END {
@@ -69,6 +82,7 @@ impl<'a> Reader<'a> {
             }
             let name = self.string(segments, reference as usize)?;
             let name = name.strip_suffix(&[0]).unwrap_or(name);
+            *budget = budget.checked_sub(name.len() + 2)?;
             // msgunfmt writes one-letter segments (glibc's `I` flag, `%Id`) bare.
             if name.len() > 1 {
                 out.push(b'<');
@@ -86,8 +100,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The system-dependent strings of a revision-1 file (header fields at bytes 28–47),
-    /// as (original, translation) pairs; none for revision 0.
-    fn sysdep_strings(self, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// as (original, translation) pairs; none for revision 0. Their bytes are taken from
+    /// `budget`.
+    fn sysdep_strings(self, path: &Path, budget: &mut usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let minor = self.u32(4).unwrap_or(0) & 0xffff;
         let fields: Option<Vec<usize>> = (7..12)
             .map(|k| self.u32(4 * k).map(|v| v as usize))
@@ -98,16 +113,17 @@ impl<'a> Reader<'a> {
         let (n_segments, segments, n_strings, orig, trans) = (f[0], f[1], f[2], f[3], f[4]);
         (0..n_strings)
             .map(|i| {
-                let one = |table: usize| {
+                let mut one = |table: usize| {
                     let at = self.u32(table.checked_add(i.checked_mul(4)?)?)? as usize;
-                    self.sysdep_string(at, segments, n_segments)
+                    self.sysdep_string(at, segments, n_segments, budget)
                 };
                 match (one(orig), one(trans)) {
                     (Some(o), Some(t)) => Ok((o, t)),
                     _ => Err(DataError::invalid(
                         path,
                         Location::Entry(i),
-                        "system-dependent string points outside the file or to an unknown segment",
+                        format!("system-dependent string points outside the file or to an unknown segment, \
+                         or the strings add up to more than {MAX_EXPANSION} times the file size"),
                     )),
                 }
             })
@@ -149,9 +165,18 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Catalog> {
     }
     let count = header_u32(8) as usize;
     let (orig, trans) = (header_u32(12) as usize, header_u32(16) as usize);
+    let mut budget = MAX_EXPANSION.saturating_mul(bytes.len());
     let mut raw: Vec<RawEntry> = (0..count)
         .map(|i| match (r.string(orig, i), r.string(trans, i)) {
-            (Some(o), Some(t)) => Ok((Cow::Borrowed(o), Cow::Borrowed(t))),
+            (Some(o), Some(t)) => {
+                budget = budget.checked_sub(o.len() + t.len()).ok_or_else(|| {
+                    bad(
+                        Location::Entry(i),
+                        format!("the strings add up to more than {MAX_EXPANSION} times the file size ({} bytes); entries share bytes", bytes.len()),
+                    )
+                })?;
+                Ok((Cow::Borrowed(o), Cow::Borrowed(t)))
+            }
             _ => Err(bad(
                 Location::Entry(i),
                 format!(
@@ -162,7 +187,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Catalog> {
         })
         .collect::<Result<_>>()?;
     raw.extend(
-        r.sysdep_strings(path)?
+        r.sysdep_strings(path, &mut budget)?
             .into_iter()
             .map(|(o, t)| (Cow::Owned(o), Cow::Owned(t))),
     );
@@ -347,6 +372,29 @@ mod tests {
         let e = parse(&bytes, p).unwrap_err().to_string();
         assert!(
             e.contains("entry 0") && e.contains("outside the file"),
+            "{e}"
+        );
+    }
+
+    /// Regression: table entries may share bytes, so 1,000 entries all pointing at one
+    /// 4,000-byte string asked for 8 MB from a 12 kB file (quadratic in general).
+    #[test]
+    fn shared_strings_cannot_expand_without_bound() {
+        let (n, long) = (1000usize, 4000usize);
+        let table = HEADER_LEN;
+        let string_at = table + 8 * n;
+        let mut bytes = Vec::new();
+        for v in [MAGIC, 0, n as u32, table as u32, table as u32, 0, 0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        for _ in 0..n {
+            bytes.extend_from_slice(&(long as u32).to_le_bytes());
+            bytes.extend_from_slice(&(string_at as u32).to_le_bytes());
+        }
+        bytes.resize(string_at + long, b'a');
+        let e = parse(&bytes, Path::new("x.mo")).unwrap_err().to_string();
+        assert!(
+            e.contains("x.mo") && e.contains("times the file size"),
             "{e}"
         );
     }

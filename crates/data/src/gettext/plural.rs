@@ -164,13 +164,31 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// The deepest nesting of parser calls an expression may need. Real rules (Arabic's, the
+/// most complex in gettext's own table) need under 40; the cap keeps a hostile header from
+/// overflowing the stack in the parser, in evaluation and in dropping the tree.
+pub const MAX_DEPTH: usize = 200;
+
 /// A precedence-climbing parser over tokens.
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Parser calls now active (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 impl Parser {
+    /// Runs `f` one nesting level deeper, refusing to go past [`MAX_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("expression nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos)
     }
@@ -190,6 +208,10 @@ impl Parser {
 
     /// A full expression, including the conditional operator (right-associative).
     fn conditional(&mut self) -> Result<Expr, String> {
+        self.nested(Self::conditional_at)
+    }
+
+    fn conditional_at(&mut self) -> Result<Expr, String> {
         let cond = self.binary(0)?;
         if self.peek() != Some(&Tok::Question) {
             return Ok(cond);
@@ -203,6 +225,10 @@ impl Parser {
 
     /// Binary operators binding tighter than `min`.
     fn binary(&mut self, min: u8) -> Result<Expr, String> {
+        self.nested(|p| p.binary_at(min))
+    }
+
+    fn binary_at(&mut self, min: u8) -> Result<Expr, String> {
         let mut lhs = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -222,6 +248,10 @@ impl Parser {
 
     /// Unary operators and atoms.
     fn unary(&mut self) -> Result<Expr, String> {
+        self.nested(Self::unary_at)
+    }
+
+    fn unary_at(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Tok::N) => Ok(Expr::N),
             Some(Tok::Num(v)) => Ok(Expr::Num(v)),
@@ -234,6 +264,14 @@ impl Parser {
             }
             other => Err(format!("expected n, a number or '(', found {other:?}")),
         }
+    }
+}
+
+/// The start of `text` for an error message: at most 80 characters, then `…`.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -257,7 +295,7 @@ impl PluralForms {
         let nplurals: usize = field("nplurals")
             .ok_or("Plural-Forms lacks nplurals=")?
             .parse()
-            .map_err(|_| format!("Plural-Forms: bad nplurals in {spec:?}"))?;
+            .map_err(|_| format!("Plural-Forms: bad nplurals in {:?}", excerpt(spec)))?;
         if nplurals == 0 {
             return Err("Plural-Forms: nplurals must be at least 1".into());
         }
@@ -268,12 +306,13 @@ impl PluralForms {
         let mut p = Parser {
             toks: tokenize(text)?,
             pos: 0,
+            depth: 0,
         };
         let expr = p
             .conditional()
-            .map_err(|e| format!("Plural-Forms {text:?}: {e}"))?;
+            .map_err(|e| format!("Plural-Forms {:?}: {e}", excerpt(text)))?;
         if p.pos != p.toks.len() {
-            return Err(format!("Plural-Forms {text:?}: trailing tokens"));
+            return Err(format!("Plural-Forms {:?}: trailing tokens", excerpt(text)));
         }
         Ok(PluralForms { nplurals, expr })
     }
@@ -330,6 +369,18 @@ mod tests {
         assert!(PluralForms::parse("nplurals=2; plural=n !! 1;").is_err());
         assert!(PluralForms::parse("plural=n != 1;").is_err());
         assert!(PluralForms::parse("nplurals=2; plural=(n != 1;").is_err());
+        let deep = format!(
+            "nplurals=2; plural={}n{};",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        let err = PluralForms::parse(&deep).unwrap_err();
+        assert!(err.contains("nested deeper than 200"), "{err}");
+        assert!(err.len() < 200, "the message quotes only the start: {err}");
+        let nots = format!("nplurals=2; plural={}n;", "!".repeat(100_000));
+        assert!(PluralForms::parse(&nots).is_err());
+        let chain = format!("nplurals=2; plural={}0;", "n ? 0 : ".repeat(100_000));
+        assert!(PluralForms::parse(&chain).is_err());
         let div0 = PluralForms::parse("nplurals=2; plural=n / 0;").unwrap();
         assert_eq!(div0.index(1), None);
         let out = PluralForms::parse("nplurals=2; plural=n;").unwrap();

@@ -262,7 +262,9 @@ fn unquote(lit: &str) -> std::result::Result<String, String> {
         while digits < max {
             match chars.peek().and_then(|(_, d)| d.to_digit(radix)) {
                 Some(d) => {
-                    value = value * radix + d;
+                    // A value past a byte is refused below; saturating keeps a long `\x`
+                    // run from overflowing on the way there.
+                    value = value.saturating_mul(radix).saturating_add(d);
                     digits += 1;
                     chars.next();
                 }
@@ -382,6 +384,11 @@ msgstr "Letzte"
         assert!(e.contains("unknown escape"), "{e}");
         let e = parse_str("msgfoo \"a\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown keyword"), "{e}");
+        // Regression: a long `\x` run overflowed the accumulator (a panic in debug builds).
+        let e = parse_str("msgid \"a\"\nmsgstr \"\\x111111111111\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:") && e.contains("out of byte range"), "{e}");
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl CharProperty {
         Self::parse(path, &bytes)
     }
 
-    fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+    /// Checks the bytes of a `char.bin` that `path` names in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         let p = path.display();
         if bytes.len() < 4 {
             bail!("{p}: {} bytes, too small for a MeCab char.bin", bytes.len());

@@ -24,7 +24,8 @@ impl Dicrc {
         Self::parse(path, &String::from_utf8_lossy(&text))
     }
 
-    fn parse(path: &Path, text: &str) -> Result<Self> {
+    /// Parses `dicrc` text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
         let mut values = HashMap::new();
         for (i, line) in text.split('\n').enumerate() {
             if line.is_empty() || line.starts_with(';') || line.starts_with('#') {

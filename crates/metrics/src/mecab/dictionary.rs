@@ -59,10 +59,27 @@ impl Hit {
     }
 }
 
-/// A memory-mapped compiled dictionary.
+/// The bytes of a dictionary: the mapped file, or a copy held in memory.
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A compiled dictionary, memory-mapped or in memory.
 pub(crate) struct Dictionary {
     path: PathBuf,
-    map: Mmap,
+    map: Bytes,
     lexsize: u32,
     units: Range<usize>,
     tokens: Range<usize>,
@@ -108,6 +125,16 @@ impl Dictionary {
         // assume nobody truncates or rewrites it while it is mapped.
         let map = unsafe { Mmap::map(&file) }
             .with_context(|| format!("cannot map MeCab dictionary {}", path.display()))?;
+        Self::from_bytes(path, Bytes::Mapped(map), want)
+    }
+
+    /// Checks the bytes of a dictionary file that `path` names in errors, which must be
+    /// of type `want`.
+    pub fn from_vec(path: &Path, bytes: Vec<u8>, want: DicType) -> Result<Self> {
+        Self::from_bytes(path, Bytes::Owned(bytes), want)
+    }
+
+    fn from_bytes(path: &Path, map: Bytes, want: DicType) -> Result<Self> {
         let dic = Self::parse(path, map)?;
         let kind = le_u32(&dic.map, 8);
         if kind != want as u32 {
@@ -120,7 +147,7 @@ impl Dictionary {
         Ok(dic)
     }
 
-    fn parse(path: &Path, map: Mmap) -> Result<Self> {
+    fn parse(path: &Path, map: Bytes) -> Result<Self> {
         let p = path.display();
         let size = map.len();
         if size < MIN_FILE_SIZE {

@@ -22,7 +22,8 @@ impl Matrix {
         Self::parse(path, &bytes)
     }
 
-    fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+    /// Checks the bytes of a `matrix.bin` that `path` names in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         if bytes.len() < 4 {
             bail!(
                 "{}: {} bytes, too small for a MeCab matrix.bin (4-byte header expected)",

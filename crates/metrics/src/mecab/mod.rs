@@ -85,6 +85,21 @@ impl Flavor {
     }
 }
 
+/// The contents of a MeCab dictionary folder's files, for [`MeCab::from_bytes`].
+#[derive(Debug, Clone, Copy)]
+pub struct DictionaryBytes<'a> {
+    /// `dicrc`.
+    pub dicrc: &'a [u8],
+    /// `sys.dic`.
+    pub sys: &'a [u8],
+    /// `unk.dic`.
+    pub unk: &'a [u8],
+    /// `char.bin`.
+    pub char_bin: &'a [u8],
+    /// `matrix.bin`.
+    pub matrix: &'a [u8],
+}
+
 /// A loaded MeCab dictionary folder, ready to segment lines. It is `Send + Sync` and
 /// [`MeCab::wakati`] takes `&self`, so one instance (behind an `Arc` where it must be
 /// cloned) can serve many threads.
@@ -124,13 +139,38 @@ impl MeCab {
         let sys = Dictionary::open(&dicdir.join("sys.dic"), DicType::System)?;
         let matrix = Matrix::load(&dicdir.join("matrix.bin"))?;
         check_flavor(&sys, flavor)?;
+        Self::assemble(flavor, (dicrc, &rc_path), sys, unk, chars, matrix)
+    }
+
+    /// Builds a segmenter from the bytes of a dictionary folder's five files, with every
+    /// check [`MeCab::load`] makes except sacrebleu's lexicon-size check (so that small
+    /// dictionaries work: fuzzing, tests). Errors name the files as `dicrc`, `sys.dic`, ….
+    pub fn from_bytes(files: &DictionaryBytes<'_>, flavor: Flavor) -> Result<Self> {
+        let rc_path = Path::new("dicrc");
+        let dicrc = Dicrc::parse(rc_path, &String::from_utf8_lossy(files.dicrc))?;
+        let unk = Dictionary::from_vec(Path::new("unk.dic"), files.unk.to_vec(), DicType::Unknown)?;
+        let chars = CharProperty::parse(Path::new("char.bin"), files.char_bin)?;
+        let sys = Dictionary::from_vec(Path::new("sys.dic"), files.sys.to_vec(), DicType::System)?;
+        let matrix = Matrix::parse(Path::new("matrix.bin"), files.matrix)?;
+        Self::assemble(flavor, (dicrc, rc_path), sys, unk, chars, matrix)
+    }
+
+    /// Checks that the parsed files fit together and builds the segmenter.
+    fn assemble(
+        flavor: Flavor,
+        (dicrc, rc_path): (Dicrc, &Path),
+        sys: Dictionary,
+        unk: Dictionary,
+        chars: CharProperty,
+        matrix: Matrix,
+    ) -> Result<Self> {
         let unk_tokens = unknown_entries(&unk, &chars)?;
         for dic in [&sys, &unk] {
             check_context_ids(dic, &matrix)?;
         }
         let space_penalties = match flavor {
             Flavor::Ja => Vec::new(),
-            Flavor::Ko => dicrc.left_space_penalties(&rc_path)?,
+            Flavor::Ko => dicrc.left_space_penalties(rc_path)?,
         };
         Ok(MeCab {
             flavor,
@@ -253,6 +293,116 @@ mod tests {
         }
         assert_eq!(Flavor::from_tokenizer_name("13a"), None);
         assert_eq!(Flavor::Ko.signature(), "ko-mecab-0.996/ko-0.9.2-KO");
+    }
+
+    /// A Darts double array holding `keys` (byte string → value) as MeCab reads it: one
+    /// 257-unit block per trie node (its value slot, then one child slot per byte).
+    fn double_array(keys: &[(&str, u32)]) -> Vec<u8> {
+        let mut nodes: Vec<(std::collections::BTreeMap<u8, usize>, Option<u32>)> =
+            vec![Default::default()];
+        for &(key, value) in keys {
+            let mut n = 0;
+            for &c in key.as_bytes() {
+                let next = nodes.len();
+                n = *nodes[n].0.entry(c).or_insert(next);
+                if n == next {
+                    nodes.push(Default::default());
+                }
+            }
+            nodes[n].1 = Some(value);
+        }
+        let base = |k: usize| 1 + 257 * k as i32;
+        let mut units = vec![(0i32, 0u32); 1 + 257 * nodes.len()];
+        units[0] = (base(0), 0);
+        for (k, (children, value)) in nodes.iter().enumerate() {
+            let b = base(k);
+            if let Some(v) = value {
+                units[b as usize] = (-(*v as i32) - 1, b as u32);
+            }
+            for (&c, &child) in children {
+                units[(b + i32::from(c) + 1) as usize] = (base(child), b as u32);
+            }
+        }
+        units
+            .iter()
+            .flat_map(|(b, c)| b.to_le_bytes().into_iter().chain(c.to_le_bytes()))
+            .collect()
+    }
+
+    /// A `sys.dic` (kind 0) or `unk.dic` (kind 2) with `keys` and `(left, right, wcost)` tokens.
+    fn dic(kind: u32, keys: &[(&str, u32)], tokens: &[(u16, u16, i16)]) -> Vec<u8> {
+        let units = double_array(keys);
+        let tsize = 16 * tokens.len();
+        let size = 72 + units.len() + tsize;
+        let mut b = Vec::new();
+        let header = [
+            size as u32 ^ 0xef71_8f77,
+            102,
+            kind,
+            tokens.len() as u32,
+            1,
+            1,
+            units.len() as u32,
+            tsize as u32,
+            0,
+            0,
+        ];
+        for w in header {
+            b.extend(w.to_le_bytes());
+        }
+        b.extend(b"UTF-8".iter().chain([0u8; 27].iter()));
+        b.extend(units);
+        for &(left, right, wcost) in tokens {
+            for v in [left, right, 0, wcost as u16] {
+                b.extend(v.to_le_bytes());
+            }
+            b.extend([0u8; 8]);
+        }
+        b
+    }
+
+    /// A dictionary folder in memory: words `ab` and `c`, character categories `D` (every
+    /// code point but the space, grouped) and `S` (the space), whose unknown words cost more
+    /// than known ones.
+    #[test]
+    fn tiny_dictionary_from_bytes_segments() {
+        let sys = dic(
+            0,
+            &[("ab", 1), ("c", 1 << 8 | 1)],
+            &[(0, 0, 10), (0, 0, 10)],
+        );
+        let unk = dic(
+            2,
+            &[("D", 1), ("S", 1 << 8 | 1)],
+            &[(0, 0, 1000), (0, 0, 1000)],
+        );
+        let mut char_bin = 2u32.to_le_bytes().to_vec();
+        for name in [b"D", b"S"] {
+            char_bin.extend(name.iter().chain([0u8; 31].iter()));
+        }
+        let (word, space) = (1u32 | 1 << 26 | 1 << 30, 2u32 | 1 << 18 | 1 << 26 | 1 << 30);
+        for code in 0..0xffff {
+            char_bin.extend(if code == 0x20 { space } else { word }.to_le_bytes());
+        }
+        let matrix = [1u8, 0, 1, 0, 0, 0];
+        let files = DictionaryBytes {
+            dicrc: b"; settings\nmax-grouping-size = 24\n",
+            sys: &sys,
+            unk: &unk,
+            char_bin: &char_bin,
+            matrix: &matrix,
+        };
+        let m = MeCab::from_bytes(&files, Flavor::Ja).unwrap();
+        assert_eq!(m.wakati(" abcxyz ").unwrap(), "ab c xyz");
+        let short = DictionaryBytes {
+            matrix: &matrix[..5],
+            ..files
+        };
+        let e = MeCab::from_bytes(&short, Flavor::Ja)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("matrix.bin:"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,16 @@ use serde_json::Value as Json;
 pub use gguf::SUPPORTED_GGUF_TOKENIZERS;
 pub(crate) use gguf::{float as gguf_float, integer as gguf_integer};
 
+/// Parses the bytes of an HF `tokenizer.json` (`origin` names it in errors). The tokenizers
+/// crate panics on some malformed files (a decoder object with a syntax error inside:
+/// `expect` in its `DecoderWrapper` deserializer); that panic is caught and becomes an
+/// error, so a bad download cannot abort datm.
+pub fn parse_tokenizer_json(bytes: &[u8], origin: &str) -> Result<tokenizers::Tokenizer> {
+    std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+        .map_err(|_| anyhow!("{origin}: cannot load tokenizer: malformed tokenizer.json (the tokenizers crate panicked)"))?
+        .map_err(|e| anyhow!("{origin}: cannot load tokenizer: {e}"))
+}
+
 /// The special token ids a model uses for prompting and generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpecialIds {
@@ -61,8 +71,9 @@ impl Tokenizer {
     /// `special_tokens_map.json` (first found wins, in that order, as HF `generate` does).
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&path)
-            .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let inner = parse_tokenizer_json(&bytes, &path.display().to_string())?;
         let files = HfSpecialFiles::read(dir)?;
         let bos = files.id("bos_token_id", "bos_token", &inner);
         let eos = files.eos_ids(&inner);
