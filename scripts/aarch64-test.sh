@@ -34,18 +34,21 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+# Smoke-sized: dependencies at opt-level 1 instead of the dev profile's 3 (a third of the
+# build time; the tiny fixtures run in seconds under qemu all the same).
+cross=(--target $LINUX --config 'profile.dev.package."*".opt-level=1')
 
 # --- model tests under qemu, on each aarch64 kernel path
 tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops --test cache)
-cargo test -p datm-model --target $LINUX "${tests[@]}" --no-run
+cargo test -p datm-model "${cross[@]}" "${tests[@]}" --no-run
 for p in neon scalar; do
   echo "=== aarch64 tests, DATM_CPU=$p"
-  DATM_CPU=$p cargo test -p datm-model --target $LINUX "${tests[@]}"
+  DATM_CPU=$p cargo test -p datm-model "${cross[@]}" "${tests[@]}"
 done
 
 # --- a real `datm generate`: aarch64 (NEON) under qemu against x86-64 (scalar path: the
 # same f32 FMA chains and bf16 widening as NEON)
-cargo build -p datm-cli --bin datm --target $LINUX
+cargo build -p datm-cli --bin datm "${cross[@]}"
 arm_datm=$CARGO_TARGET_DIR/$LINUX/debug/datm
 (unset CARGO_TARGET_DIR; cargo build -p datm-cli --bin datm)
 x86_datm=target/debug/datm

@@ -40,15 +40,6 @@ pub enum Precision {
     Bf16,
 }
 
-impl Precision {
-    /// The precision quantized weights are packed in on path `isa`: bf16 everywhere (half
-    /// the weight traffic of f32; the products of bf16 values are exact in f32).
-    pub fn for_quantized(isa: Isa) -> Precision {
-        let _ = isa;
-        Precision::Bf16
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Panels {
     /// `[panel][k][NR]`.

@@ -131,8 +131,9 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            let precision = Precision::for_quantized(crate::cpu::active()?);
-            pack_for_inference(arch.as_mut(), precision)?;
+            // bf16 on every kernel path: `vdpbf16ps` with AVX512-BF16, elsewhere widened
+            // on load; either way half the weight bytes per step of `--dtype f32`.
+            pack_for_inference(arch.as_mut(), Precision::Bf16)?;
         }
         let eos_token_ids = match &parts.tokenizer {
             Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
