@@ -1,12 +1,21 @@
 //! GFLOP/s of the packed inference matmuls on Gemma-3-270M's decode shapes (40 rows = 8
-//! prompts × 5 beams): `cargo run --release -p datm-model --example bench_kernels`.
+//! prompts × 5 beams) on the active kernel path (`DATM_CPU` forces one):
+//! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels`.
 
 use std::time::Instant;
 
-use datm_model::kernels::{supported, PackedMatrix, Precision};
+use datm_model::cpu;
+use datm_model::kernels::{PackedMatrix, Precision};
 
 fn main() -> anyhow::Result<()> {
     let m = 40;
+    let isa = cpu::active()?;
+    let bf16 = if isa.bf16_dot() {
+        "vdpbf16ps"
+    } else {
+        "widened"
+    };
+    println!("kernel path: {isa} (bf16: {bf16})");
     let shapes = [
         ("q_proj", 1024, 640),
         ("k_proj", 256, 640),
@@ -16,22 +25,19 @@ fn main() -> anyhow::Result<()> {
         ("lm_head", 262_144, 640),
     ];
     for precision in [Precision::F32, Precision::Bf16] {
-        if !supported(precision) {
-            println!("{precision:?}: not supported on this CPU");
-            continue;
-        }
         for (name, n, k) in shapes {
             let w: Vec<f32> = (0..n * k).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
             let x: Vec<f32> = (0..m * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
             let packed = PackedMatrix::pack(&w, n, k, precision)?;
             let flop = 2.0 * (m * n * k) as f64;
-            let reps = ((2e10 / flop) as usize).clamp(3, 2000);
             let mut out = vec![0f32; m * n];
             packed.matmul_t_into(&x, m, &mut out)?;
-            let t = Instant::now();
-            for _ in 0..reps {
+            // Calls for about 0.3 s (at least one).
+            let (t, mut reps) = (Instant::now(), 0);
+            while reps == 0 || (t.elapsed().as_secs_f64() < 0.3 && reps < 2000) {
                 packed.matmul_t_into(&x, m, &mut out)?;
                 std::hint::black_box(&out);
+                reps += 1;
             }
             let s = t.elapsed().as_secs_f64() / reps as f64;
             println!(

@@ -1,12 +1,16 @@
-//! This CPU's arithmetic peak, measured: independent AVX-512 f32 FMAs (`vfmadd231ps`) and
+//! This CPU's arithmetic peak on each SIMD kernel path it runs, measured: independent f32
+//! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`) and AVX-512
 //! bf16 dot products (`vdpbf16ps`) on every thread, no memory traffic. Prints one JSON line
-//! `{"threads", "f32_gflops", "bf16_gflops"}` (bf16 null without AVX512-BF16) for the
-//! benchmarks' utilisation figures:
+//! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops"}}}` (bf16 null without a bf16
+//! dot product) for the benchmarks' utilisation figures; `DATM_CPU` limits it to one path:
 //! `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
 
 use std::time::Instant;
 
-/// Loop iterations per thread; each runs 12 independent 512-bit instructions.
+use datm_model::cpu::{self, Isa};
+use serde_json::{json, Map, Value};
+
+/// Loop iterations per thread.
 const ITERS: u64 = 20_000_000;
 
 fn main() -> anyhow::Result<()> {
@@ -14,29 +18,59 @@ fn main() -> anyhow::Result<()> {
         Some(t) => t.parse()?,
         None => std::thread::available_parallelism()?.get(),
     };
-    #[cfg(target_arch = "x86_64")]
-    {
-        anyhow::ensure!(
-            std::is_x86_feature_detected!("avx512f"),
-            "this CPU has no AVX-512"
-        );
-        let bf16 = std::is_x86_feature_detected!("avx512bf16");
-        // f32 FMA: 16 lanes × 2 flops; bf16 dot: 16 lanes × 2 products × 2 flops.
-        let f32_gflops = rate(threads, 32.0, || unsafe { fma_loop(ITERS) });
-        let bf16_gflops = bf16.then(|| rate(threads, 64.0, || unsafe { dpbf16_loop(ITERS) }));
-        println!(
-            "{}",
-            serde_json::json!({"threads": threads, "f32_gflops": f32_gflops, "bf16_gflops": bf16_gflops})
-        );
-        Ok(())
+    let forced = std::env::var(cpu::ENV).is_ok_and(|v| !v.trim().is_empty());
+    let paths = if forced {
+        vec![cpu::active()?]
+    } else {
+        cpu::available()
+    };
+    let mut out = Map::new();
+    for isa in paths {
+        if let Some(rates) = peak(isa, threads) {
+            out.insert(isa.name().into(), rates);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    anyhow::bail!("only x86-64 is measured (threads: {threads})")
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no SIMD kernel path to measure on this CPU"
+    );
+    println!("{}", json!({"threads": threads, "paths": out}));
+    Ok(())
 }
 
-/// GFLOP/s of `body` run on `threads` threads at once, the best of three runs (the clock
-/// of a shared machine varies).
-fn rate(threads: usize, flops_per_instr: f64, body: impl Fn() + Sync) -> f64 {
+/// The f32 (and bf16) GFLOP/s of path `isa`; `None` for the scalar path.
+fn peak(isa: Isa, threads: usize) -> Option<Value> {
+    // SAFETY (each loop below): `cpu::available` / `cpu::active` only hand out paths the
+    // CPU runs, and each loop uses only its path's instructions.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // f32 FMA: 16 lanes × 2 flops; bf16 dot: 16 lanes × 2 products × 2 flops.
+            let f32_gflops = rate(threads, 12.0 * 32.0, || unsafe { x86::fma512(ITERS) });
+            let bf16 = isa
+                .bf16_dot()
+                .then(|| rate(threads, 12.0 * 64.0, || unsafe { x86::dpbf16(ITERS) }));
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": bf16}))
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            // 8 lanes × 2 flops.
+            let f32_gflops = rate(threads, 12.0 * 16.0, || unsafe { x86::fma256(ITERS) });
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null}))
+        }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => {
+            // 4 lanes × 2 flops, 16 instructions per iteration.
+            let f32_gflops = rate(threads, 16.0 * 8.0, || unsafe { neon::fmla(ITERS) });
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null}))
+        }
+        _ => None,
+    }
+}
+
+/// GFLOP/s of `body` (`ITERS` iterations of `flops_per_iter`) run on `threads` threads at
+/// once, the best of three runs (the clock of a shared machine varies).
+fn rate(threads: usize, flops_per_iter: f64, body: impl Fn() + Sync) -> f64 {
     let once = || {
         let t = Instant::now();
         std::thread::scope(|s| {
@@ -44,50 +78,111 @@ fn rate(threads: usize, flops_per_instr: f64, body: impl Fn() + Sync) -> f64 {
                 s.spawn(&body);
             }
         });
-        threads as f64 * ITERS as f64 * 12.0 * flops_per_instr / t.elapsed().as_secs_f64() / 1e9
+        threads as f64 * ITERS as f64 * flops_per_iter / t.elapsed().as_secs_f64() / 1e9
     };
     (0..3).map(|_| once()).fold(0.0, f64::max)
 }
 
-/// An unsafe fn running `iters` times twelve independent `INSTR zmmN, zmm30, zmm31`
-/// (accumulator chains: enough to cover the latency on two pipes).
-macro_rules! peak_loop {
-    ($(#[$doc:meta])* $name:ident, $instr:literal, $features:literal) => {
-        $(#[$doc])*
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name(iters: u64) {
-            std::arch::asm!(
-                "vxorps xmm30, xmm30, xmm30",
-                "vxorps xmm31, xmm31, xmm31",
-                "2:",
-                concat!($instr, " zmm0, zmm30, zmm31"), concat!($instr, " zmm1, zmm30, zmm31"),
-                concat!($instr, " zmm2, zmm30, zmm31"), concat!($instr, " zmm3, zmm30, zmm31"),
-                concat!($instr, " zmm4, zmm30, zmm31"), concat!($instr, " zmm5, zmm30, zmm31"),
-                concat!($instr, " zmm6, zmm30, zmm31"), concat!($instr, " zmm7, zmm30, zmm31"),
-                concat!($instr, " zmm8, zmm30, zmm31"), concat!($instr, " zmm9, zmm30, zmm31"),
-                concat!($instr, " zmm10, zmm30, zmm31"), concat!($instr, " zmm11, zmm30, zmm31"),
-                "dec {n}",
-                "jnz 2b",
-                n = inout(reg) iters => _,
-                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-                out("zmm10") _, out("zmm11") _, out("zmm30") _, out("zmm31") _,
-                options(nostack),
-            );
-        }
-    };
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    /// An unsafe fn running `iters` times twelve independent `INSTR R0..R11, R14, R15`
+    /// (accumulator chains: enough to cover the latency on two pipes).
+    macro_rules! peak_loop {
+        ($(#[$doc:meta])* $name:ident, $instr:literal, $r:literal, $features:literal) => {
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// The CPU has the instructions the function enables.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(iters: u64) {
+                // SAFETY: the caller's contract; the loop touches no memory and declares
+                // every register it writes.
+                unsafe {
+                    std::arch::asm!(
+                        concat!("vxorps ", $r, "14, ", $r, "14, ", $r, "14"),
+                        concat!("vxorps ", $r, "15, ", $r, "15, ", $r, "15"),
+                        "2:",
+                        concat!($instr, " ", $r, "0, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "1, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "2, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "3, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "4, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "5, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "6, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "7, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "8, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "9, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "10, ", $r, "14, ", $r, "15"),
+                        concat!($instr, " ", $r, "11, ", $r, "14, ", $r, "15"),
+                        "dec {n}",
+                        "jnz 2b",
+                        n = inout(reg) iters => _,
+                        out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                        out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                        out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                        out("xmm14") _, out("xmm15") _,
+                        options(nostack, nomem),
+                    );
+                }
+            }
+        };
+    }
+
+    peak_loop!(
+        /// AVX-512 f32 FMAs.
+        fma512,
+        "vfmadd231ps",
+        "zmm",
+        "avx512f"
+    );
+    peak_loop!(
+        /// AVX-512 bf16 dot products.
+        dpbf16,
+        "vdpbf16ps",
+        "zmm",
+        "avx512f,avx512bf16"
+    );
+    peak_loop!(
+        /// AVX2 f32 FMAs.
+        fma256,
+        "vfmadd231ps",
+        "ymm",
+        "avx2,fma"
+    );
 }
 
-peak_loop!(
-    /// f32 FMAs.
-    fma_loop,
-    "vfmadd231ps",
-    "avx512f"
-);
-peak_loop!(
-    /// bf16 dot products.
-    dpbf16_loop,
-    "vdpbf16ps",
-    "avx512f,avx512bf16"
-);
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    /// `iters` times sixteen independent `fmla vN.4s, v30.4s, v31.4s` (four FMA pipes of
+    /// latency four on the widest cores).
+    ///
+    /// # Safety
+    /// The CPU has NEON.
+    pub(super) unsafe fn fmla(iters: u64) {
+        // SAFETY: the caller's contract; the loop touches no memory and declares every
+        // register it writes.
+        unsafe {
+            std::arch::asm!(
+                "movi v30.4s, #0",
+                "movi v31.4s, #0",
+                "2:",
+                "fmla v0.4s, v30.4s, v31.4s", "fmla v1.4s, v30.4s, v31.4s",
+                "fmla v2.4s, v30.4s, v31.4s", "fmla v3.4s, v30.4s, v31.4s",
+                "fmla v4.4s, v30.4s, v31.4s", "fmla v5.4s, v30.4s, v31.4s",
+                "fmla v6.4s, v30.4s, v31.4s", "fmla v7.4s, v30.4s, v31.4s",
+                "fmla v16.4s, v30.4s, v31.4s", "fmla v17.4s, v30.4s, v31.4s",
+                "fmla v18.4s, v30.4s, v31.4s", "fmla v19.4s, v30.4s, v31.4s",
+                "fmla v20.4s, v30.4s, v31.4s", "fmla v21.4s, v30.4s, v31.4s",
+                "fmla v22.4s, v30.4s, v31.4s", "fmla v23.4s, v30.4s, v31.4s",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                n = inout(reg) iters => _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _,
+                out("v5") _, out("v6") _, out("v7") _, out("v16") _, out("v17") _,
+                out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _,
+                out("v23") _, out("v30") _, out("v31") _,
+                options(nostack, nomem),
+            );
+        }
+    }
+}

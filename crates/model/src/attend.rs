@@ -1,11 +1,14 @@
 //! Attention at inference on the CPU in one pass per (row, kv head): scores, soft-cap,
 //! mask, softmax and the weighted sum of values, instead of a dozen candle ops and their
-//! intermediate tensors. No backward pass: training uses the composite ops of `nn`.
+//! intermediate tensors, each pass compiled for the active kernel path ([`crate::cpu`]).
+//! No backward pass: training uses the composite ops of `nn`.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
-use crate::vmath::{axpy, dot};
+use crate::cpu::{self, Isa};
+use crate::simd::{self, Task, Vector};
+use crate::vmath::{axpy_v, dot_v, softmax_v};
 
 /// Whether [`attend`] can run on these tensors (f32 on the CPU).
 pub fn applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
@@ -26,10 +29,24 @@ pub fn attend(
     scale: f64,
     softcap: Option<f64>,
 ) -> candle_core::Result<Tensor> {
+    attend_on(cpu::isa(), q, k, v, mask, scale, softcap)
+}
+
+/// [`attend`] on kernel path `isa`.
+fn attend_on(
+    isa: Isa,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    softcap: Option<f64>,
+) -> candle_core::Result<Tensor> {
     q.contiguous()?.apply_op3_no_bwd(
         k,
         v,
         &AttendOp {
+            isa,
             mask: mask.contiguous()?,
             scale: scale as f32,
             softcap: softcap.map(|c| c as f32),
@@ -38,6 +55,7 @@ pub fn attend(
 }
 
 struct AttendOp {
+    isa: Isa,
     mask: Tensor,
     scale: f32,
     softcap: Option<f32>,
@@ -133,40 +151,143 @@ impl AttendOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let mut out = vec![0f32; rows * kvh * n * d];
         crate::pool::par_chunks(&mut out, n * d, |task, block| {
-            let (r, g) = (task / kvh, task % kvh);
-            let queries = &qd[task * n * d..(task + 1) * n * d];
-            // Scores of all the kv head's queries, each key read once: `[n, keys]`.
-            let mut scores = vec![0f32; n * keys];
-            for j in 0..keys {
-                let kj = kk.at(r, g, j);
-                for (i, q) in queries.chunks_exact(d).enumerate() {
-                    let raw = dot(q, kj) * self.scale;
-                    let capped = match self.softcap {
-                        Some(c) => (raw / c).tanh() * c,
-                        None => raw,
-                    };
-                    scores[i * keys + j] = capped + mask[(r * q_len + i % q_len) * keys + j];
-                }
-            }
-            for row in scores.chunks_exact_mut(keys) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in row.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                for s in row.iter_mut() {
-                    *s /= sum;
-                }
-            }
-            // Weighted values, each value read once.
-            for j in 0..keys {
-                let vj = vv.at(r, g, j);
-                for (i, o) in block.chunks_exact_mut(d).enumerate() {
-                    axpy(scores[i * keys + j], vj, o);
-                }
-            }
+            let r = task / kvh;
+            let head = Head {
+                op: self,
+                at: (task / kvh, task % kvh),
+                queries: &qd[task * n * d..(task + 1) * n * d],
+                kk,
+                vv,
+                mask: &mask[r * q_len * keys..(r + 1) * q_len * keys],
+                q_len,
+                block,
+            };
+            simd::run(self.isa, head)
         });
         Ok((CpuStorage::F32(out), Shape::from((rows, kvh, n, d))))
+    }
+}
+
+/// The attention of one (row, kv head): all its queries against its keys and values.
+struct Head<'a> {
+    op: &'a AttendOp,
+    /// (row, kv head).
+    at: (usize, usize),
+    /// `[n, d]`.
+    queries: &'a [f32],
+    kk: &'a Strided<'a>,
+    vv: &'a Strided<'a>,
+    /// `[q_len, keys]`.
+    mask: &'a [f32],
+    /// Query positions (the mask's rows).
+    q_len: usize,
+    /// The output `[n, d]`.
+    block: &'a mut [f32],
+}
+
+impl Task for Head<'_> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        let ((r, g), d) = (self.at, self.kk.d);
+        let (n, q_len) = (self.queries.len() / d, self.q_len);
+        let keys = self.mask.len() / q_len;
+        // Scores of all the kv head's queries, each key read once: `[n, keys]`.
+        let mut scores = vec![0f32; n * keys];
+        for j in 0..keys {
+            let kj = self.kk.at(r, g, j);
+            for (i, q) in self.queries.chunks_exact(d).enumerate() {
+                // SAFETY: the caller guarantees the CPU runs `V`.
+                let raw = unsafe { dot_v::<V>(q, kj) } * self.op.scale;
+                let capped = match self.op.softcap {
+                    Some(c) => (raw / c).tanh() * c,
+                    None => raw,
+                };
+                scores[i * keys + j] = capped + self.mask[(i % q_len) * keys + j];
+            }
+        }
+        for row in scores.chunks_exact_mut(keys) {
+            // SAFETY: as above.
+            unsafe { softmax_v::<V>(row) }
+        }
+        // Weighted values, each value read once.
+        for j in 0..keys {
+            let vj = self.vv.at(r, g, j);
+            for (i, o) in self.block.chunks_exact_mut(d).enumerate() {
+                // SAFETY: as above.
+                unsafe { axpy_v::<V>(scores[i * keys + j], vj, o) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn tensor(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 997) as f32 / 997.0 - 0.5) * 2.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Every kernel path against the textbook formula in f64, with soft-cap, a causal mask,
+    /// two query heads per kv head and a head size that leaves register tails.
+    #[test]
+    fn matches_the_formula_on_every_path() {
+        let (rows, kvh, rep, q_len, keys, d) = (2, 2, 2, 3, 7, 20);
+        let n = rep * q_len;
+        let (q, k, v) = (
+            tensor(&[rows, kvh, n, d], 1),
+            tensor(&[rows, kvh, keys, d], 2),
+            tensor(&[rows, kvh, keys, d], 3),
+        );
+        let mask: Vec<f32> = (0..rows * q_len * keys)
+            .map(|i| {
+                let (t, j) = ((i / keys) % q_len, i % keys);
+                if j > keys - q_len + t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (rows, 1, 1, q_len, keys), &Device::Cpu).unwrap();
+        let (scale, cap) = (0.3, 2.0);
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (qv, kv, vv, mv) = (flat(&q), flat(&k), flat(&v), flat(&mask));
+        let mut want = vec![0f64; rows * kvh * n * d];
+        for r in 0..rows {
+            for g in 0..kvh {
+                for i in 0..n {
+                    let at = |j: usize| ((r * kvh + g) * keys + j) * d;
+                    let qi = &qv[((r * kvh + g) * n + i) * d..][..d];
+                    let s: Vec<f64> = (0..keys)
+                        .map(|j| {
+                            let dot: f64 =
+                                (0..d).map(|t| qi[t] as f64 * kv[at(j) + t] as f64).sum();
+                            (dot * scale / cap).tanh() * cap
+                                + mv[(r * q_len + i % q_len) * keys + j] as f64
+                        })
+                        .collect();
+                    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                    let sum: f64 = e.iter().sum();
+                    for t in 0..d {
+                        want[((r * kvh + g) * n + i) * d + t] =
+                            (0..keys).map(|j| e[j] / sum * vv[at(j) + t] as f64).sum();
+                    }
+                }
+            }
+        }
+        for isa in cpu::available() {
+            let got = attend_on(isa, &q, &k, &v, &mask, scale, Some(cap)).unwrap();
+            for (g, w) in flat(&got).iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-5, "{isa}: {g} vs {w}");
+            }
+        }
     }
 }

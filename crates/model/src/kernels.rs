@@ -1,24 +1,33 @@
-//! Inference matmul kernels for x86-64 CPUs with AVX-512: `x · wᵀ` with the weight packed
-//! once, at load time, into the layout the kernel streams.
+//! Inference matmul kernels for the CPU: `x · wᵀ` with the weight packed once, at load
+//! time, into the layout the kernel streams, on every kernel path of [`crate::cpu`].
 //!
 //! Decoding with beams multiplies a few dozen rows (prompts × beams) by every weight matrix
 //! of the model at each step, the Gemma-3 LM head alone being 262 144 × 640. candle's CPU
-//! matmuls re-pack the weight at every call and reach well under half of this CPU's FMA peak
-//! on such shapes. [`PackedMatrix`] stores the weight in panels of [`PANEL`] output columns,
-//! input-feature-major, so that the kernel keeps a tile of up to [`MR`] input rows ×
-//! [`PANEL`] columns in 24 accumulator registers, loads each weight vector once per tile and
-//! takes the input values as broadcast memory operands.
+//! matmuls re-pack the weight at every call and reach well under half of the CPU's FMA peak
+//! on such shapes. [`PackedMatrix`] stores the weight in panels of `NR` output columns,
+//! input-feature-major, so that the kernel keeps a tile of up to [`MR`] input rows × `NR`
+//! columns in accumulator registers, loads each weight vector once per tile and broadcasts
+//! the input values. The tile is written once over [`crate::simd::Vector`]; its width
+//! follows the registers: 64 columns (4 × 16 lanes, 24 accumulators) with AVX-512,
+//! 16 with AVX2 (2 × 8 lanes: 12 accumulators of the 16 ymm registers), NEON (4 × 4 lanes)
+//! and the portable scalar path.
 //!
 //! Two precisions: [`Precision::F32`] (exact f32 products, one FMA chain per output over the
-//! input features in order) for `--dtype f32` inference, and [`Precision::Bf16`] (weights and
-//! inputs rounded to bf16, products summed in f32 pairwise by `vdpbf16ps`) for the default
-//! weights of quantized models. Inference only: there is no backward pass.
+//! input features in order, so every path gives the same bits) for `--dtype f32` inference,
+//! and [`Precision::Bf16`] (weights and inputs rounded to bf16, products summed in f32) for
+//! the default weights of quantized models: pairwise by `vdpbf16ps` where the CPU has
+//! AVX512-BF16, elsewhere one FMA chain over bf16 weights widened to f32 as they are loaded
+//! (half the memory traffic of f32). Inference only: there is no backward pass.
+
+use std::marker::PhantomData;
+use std::ops::Range;
 
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 
-/// Output columns per packed panel (four 16-lane vectors).
-pub const PANEL: usize = 64;
+use crate::cpu::{self, Isa};
+use crate::simd::{self, Task, Vector};
+
 /// Input rows per register tile.
 pub const MR: usize = 6;
 
@@ -27,38 +36,65 @@ pub const MR: usize = 6;
 pub enum Precision {
     /// f32 weights and inputs, f32 FMAs.
     F32,
-    /// bf16 weights and inputs, f32 accumulation (`vdpbf16ps`).
+    /// bf16 weights and inputs, f32 accumulation.
     Bf16,
 }
 
 #[derive(Debug, Clone)]
 enum Panels {
-    /// `[panel][k][PANEL]`.
+    /// `[panel][k][NR]`.
     F32(Vec<f32>),
-    /// `[panel][k / 2][PANEL][2]`: each 32-bit lane holds two consecutive input features.
+    /// `[panel][k][NR]`, or with `vdpbf16ps` `[panel][k / 2][NR][2]` (each 32-bit lane holds
+    /// two consecutive input features).
     Bf16(Vec<u16>),
 }
 
-/// A `[n, k]` weight packed for [`PackedMatrix::matmul_t`].
+/// Where the values of a panel sit.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Output columns per panel.
+    nr: usize,
+    /// bf16 input features in pairs (`vdpbf16ps`).
+    pairs: bool,
+}
+
+impl Layout {
+    fn of(isa: Isa, precision: Precision) -> Layout {
+        Layout {
+            nr: simd::run(isa, TileWidth),
+            pairs: precision == Precision::Bf16 && isa.bf16_dot(),
+        }
+    }
+
+    /// Where weight column `c` of a panel (`0..nr`), input feature `kk`, sits in the panel.
+    fn index(self, c: usize, kk: usize) -> usize {
+        if self.pairs {
+            ((kk / 2) * self.nr + c) * 2 + kk % 2
+        } else {
+            kk * self.nr + c
+        }
+    }
+}
+
+/// The GEMM tile width of a path.
+struct TileWidth;
+
+impl Task for TileWidth {
+    type Out = usize;
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) -> usize {
+        V::NR
+    }
+}
+
+/// A `[n, k]` weight packed for [`PackedMatrix::matmul_t`] on one kernel path.
 #[derive(Debug, Clone)]
 pub struct PackedMatrix {
     n: usize,
     k: usize,
+    isa: Isa,
+    layout: Layout,
     panels: Panels,
-}
-
-/// Whether this CPU can run the kernels of that precision.
-pub fn supported(precision: Precision) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && (precision == Precision::F32 || std::is_x86_feature_detected!("avx512bf16"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = precision;
-        false
-    }
 }
 
 fn to_bf16(v: f32) -> u16 {
@@ -66,30 +102,49 @@ fn to_bf16(v: f32) -> u16 {
 }
 
 impl PackedMatrix {
-    /// Packs a row-major `[n, k]` f32 weight; bf16 needs an even `k`.
+    /// Packs a row-major `[n, k]` f32 weight for the active kernel path ([`cpu::active`]);
+    /// bf16 needs an even `k`.
     pub fn pack(w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
+        Self::pack_for(cpu::active()?, w, n, k, precision)
+    }
+
+    /// Like [`PackedMatrix::pack`], for kernel path `isa`.
+    pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
+        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         ensure!(
             w.len() == n * k,
             "weight has {} values, expected {n}×{k}",
             w.len()
         );
         ensure!(n > 0 && k > 0, "cannot pack an empty {n}×{k} weight");
+        let layout = Layout::of(isa, precision);
         let panels = match precision {
-            Precision::F32 => Panels::F32(pack_panels(w, n, k, precision, |v| v)),
+            Precision::F32 => Panels::F32(pack_panels(w, n, k, layout, |v| v)),
             Precision::Bf16 => {
                 ensure!(
                     k.is_multiple_of(2),
                     "the bf16 kernel needs an even input size, got {k}"
                 );
-                Panels::Bf16(pack_panels(w, n, k, precision, to_bf16))
+                Panels::Bf16(pack_panels(w, n, k, layout, to_bf16))
             }
         };
-        Ok(PackedMatrix { n, k, panels })
+        Ok(PackedMatrix {
+            n,
+            k,
+            isa,
+            layout,
+            panels,
+        })
     }
 
     /// Output features (rows of the weight).
     pub fn n(&self) -> usize {
         self.n
+    }
+
+    /// The kernel path this matrix was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// The arithmetic this matrix was packed for.
@@ -102,13 +157,12 @@ impl PackedMatrix {
 
     /// The weight back as a row-major `[n, k]` f32 tensor (bf16 values widened exactly).
     pub fn to_tensor(&self) -> Result<candle_core::Tensor> {
-        let (n, k) = (self.n, self.k);
+        let (n, k, nr) = (self.n, self.k, self.layout.nr);
         let v: Vec<f32> = (0..n * k)
             .into_par_iter()
             .map(|i| {
                 let (col, kk) = (i / k, i % k);
-                let at =
-                    (col / PANEL) * PANEL * k + packed_index(self.precision(), col % PANEL, kk);
+                let at = (col / nr) * nr * k + self.layout.index(col % nr, kk);
                 match &self.panels {
                     Panels::F32(d) => d[at],
                     Panels::Bf16(d) => half::bf16::from_bits(d[at]).to_f32(),
@@ -133,10 +187,6 @@ impl PackedMatrix {
     /// buffer reused across calls spares the kernel the page faults of a fresh one.
     pub fn matmul_t_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
         ensure!(
-            supported(self.precision()),
-            "this CPU lacks the AVX-512 instructions of the packed kernels"
-        );
-        ensure!(
             x.len() == m * self.k,
             "input has {} values, expected {m}×{}",
             x.len(),
@@ -151,86 +201,158 @@ impl PackedMatrix {
         if m == 0 {
             return Ok(());
         }
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        let panels = self.n.div_ceil(PANEL);
+        let out = SendPtr(out.as_mut_ptr());
+        let panels = self.n.div_ceil(self.layout.nr);
         // On candle's worker pool, like the element-wise ops between the matmuls: one warm
         // pool instead of two competing for the cores.
         let pool = candle_core::utils::barrier_pool();
         match &self.panels {
-            Panels::F32(data) => pool.execute_chunked(panels, |range| {
-                for p in range {
-                    // SAFETY: the CPU features were checked above; panel `p` is handed to
-                    // one call only and writes only its own output columns.
-                    unsafe { self.panel::<F32Arith>(data, x, m, p, out_ptr) }
-                }
+            Panels::F32(w) => pool.execute_chunked(panels, |range| {
+                let task = PanelRange {
+                    a: self,
+                    w,
+                    x,
+                    m,
+                    range,
+                    out,
+                };
+                simd::run(self.isa, task)
             }),
-            Panels::Bf16(data) => {
-                let xb = pairs_bf16(x);
+            Panels::Bf16(w) if self.layout.pairs => self.matmul_pairs(w, x, m, out),
+            Panels::Bf16(w) => {
+                let x: Vec<f32> = x
+                    .iter()
+                    .map(|&v| half::bf16::from_f32(v).to_f32())
+                    .collect();
+                let x = &x[..];
                 pool.execute_chunked(panels, |range| {
-                    for p in range {
-                        // SAFETY: as above.
-                        unsafe { self.panel::<Bf16Arith>(data, &xb, m, p, out_ptr) }
-                    }
+                    let task = PanelRange {
+                        a: self,
+                        w,
+                        x,
+                        m,
+                        range,
+                        out,
+                    };
+                    simd::run(self.isa, task)
                 })
             }
         }
         Ok(())
     }
 
+    /// The `vdpbf16ps` path: inputs rounded to bf16 pairs, one panel at a time.
+    fn matmul_pairs(&self, w: &[u16], x: &[f32], m: usize, out: SendPtr) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let xb = pairs_bf16(x);
+            let panels = self.n.div_ceil(self.layout.nr);
+            candle_core::utils::barrier_pool().execute_chunked(panels, |range| {
+                for p in range {
+                    // SAFETY: the layout has pairs only where the CPU has AVX512-BF16
+                    // (`Isa::bf16_dot`); panel `p` is handed to one call only and writes
+                    // only its own output columns.
+                    unsafe { self.panel::<Dpbf16>(w, &xb, m, p, out) }
+                }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (w, x, m, out);
+            unreachable!("bf16 pairs are an AVX512-BF16 layout")
+        }
+    }
+
     /// Output columns of panel `p` that exist in the weight.
     fn panel_cols(&self, p: usize) -> usize {
-        (self.n - p * PANEL).min(PANEL)
+        (self.n - p * self.layout.nr).min(self.layout.nr)
     }
 
     /// Panel `p` times all `m` rows, in blocks of [`KC`] steps along the input features so
-    /// that the block of weights stays in L1 while every row tile passes over it.
-    #[cfg(target_arch = "x86_64")]
+    /// that the block of weights stays in cache while every row tile passes over it.
+    ///
+    /// # Safety
+    /// The CPU runs `A`'s instructions, `A` matches the layout, and no other call writes
+    /// the output columns of panel `p` meanwhile.
+    #[inline(always)]
     unsafe fn panel<A: Arith>(&self, data: &[A::W], x: &[A::X], m: usize, p: usize, out: SendPtr) {
+        let nr = self.layout.nr;
         let steps = self.k / A::FEATURES_PER_STEP;
-        let w = data.as_ptr().add(p * steps * A::W_PER_STEP);
+        let step_bytes = nr * A::FEATURES_PER_STEP * std::mem::size_of::<A::W>();
+        let lines = step_bytes.div_ceil(64);
         let cols = self.panel_cols(p);
-        let has_next = (p + 1) * PANEL < self.n;
-        for kb in (0..steps).step_by(KC) {
-            for i0 in (0..m).step_by(MR) {
-                // Row tiles 1 to 4 read this block from cache; each fetches one of the four
-                // cache lines per step of the next panel's block, spreading its DRAM traffic.
-                let pass = i0 / MR;
-                let next = if has_next && (1..=4).contains(&pass) {
-                    (w.add((steps + kb) * A::W_PER_STEP) as *const i8).add(64 * (pass - 1))
-                } else {
-                    std::ptr::null()
-                };
-                let t = Tile {
-                    x: x.as_ptr().add(i0 * steps + kb),
-                    ldx: steps,
-                    steps: KC.min(steps - kb),
-                    w: w.add(kb * A::W_PER_STEP),
-                    out: out.0.add(i0 * self.n + p * PANEL),
-                    ldo: self.n,
-                    cols,
-                    accumulate: kb > 0,
-                    next,
-                };
-                match (m - i0).min(MR) {
-                    6 => A::tile::<6>(&t),
-                    5 => A::tile::<5>(&t),
-                    4 => A::tile::<4>(&t),
-                    3 => A::tile::<3>(&t),
-                    2 => A::tile::<2>(&t),
-                    _ => A::tile::<1>(&t),
+        let has_next = (p + 1) * nr < self.n;
+        // SAFETY: every pointer stays inside its buffer: panel `p` holds
+        // `steps × nr × FEATURES_PER_STEP` weights, `x` `m × steps` inputs and `out`
+        // `m × n` outputs; the caller's contract covers the CPU and the columns.
+        unsafe {
+            let w = data.as_ptr().add(p * steps * nr * A::FEATURES_PER_STEP);
+            for kb in (0..steps).step_by(KC) {
+                for i0 in (0..m).step_by(MR) {
+                    // The first row tiles read this block from cache; each fetches one of
+                    // the cache lines per step of the next panel's block, spreading its
+                    // DRAM traffic.
+                    let pass = i0 / MR;
+                    let next = if has_next && (1..=lines).contains(&pass) {
+                        let block = w.add((steps + kb) * nr * A::FEATURES_PER_STEP);
+                        (block as *const i8).add(64 * (pass - 1))
+                    } else {
+                        std::ptr::null()
+                    };
+                    let t = Tile {
+                        x: x.as_ptr().add(i0 * steps + kb),
+                        ldx: steps,
+                        steps: KC.min(steps - kb),
+                        w: w.add(kb * nr * A::FEATURES_PER_STEP),
+                        out: out.0.add(i0 * self.n + p * nr),
+                        ldo: self.n,
+                        cols,
+                        accumulate: kb > 0,
+                        next,
+                        next_stride: step_bytes,
+                    };
+                    match (m - i0).min(MR) {
+                        6 => A::tile::<6>(&t),
+                        5 => A::tile::<5>(&t),
+                        4 => A::tile::<4>(&t),
+                        3 => A::tile::<3>(&t),
+                        2 => A::tile::<2>(&t),
+                        _ => A::tile::<1>(&t),
+                    }
                 }
             }
         }
     }
+}
 
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn panel<A: Arith>(&self, _: &[A::W], _: &[A::X], _: usize, _: usize, _: SendPtr) {
-        unreachable!("supported() is false off x86-64")
+/// The panels `range` of a product, as one task on the matrix's kernel path.
+struct PanelRange<'a, W> {
+    a: &'a PackedMatrix,
+    w: &'a [W],
+    x: &'a [f32],
+    m: usize,
+    range: Range<usize>,
+    out: SendPtr,
+}
+
+impl<W: Weight> Task for PanelRange<'_, W> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        for p in self.range {
+            // SAFETY: the CPU runs `V` (caller); `V::NR` is the layout's width (both come
+            // from the matrix's path); panel `p` is handed to this call only.
+            unsafe {
+                self.a
+                    .panel::<Widen<V, W>>(self.w, self.x, self.m, p, self.out)
+            }
+        }
     }
 }
 
-/// Steps along the input features per cache block: 64 KiB of weights in either precision,
-/// which stay in L2 while the row tiles pass (large models have panels of megabytes).
+/// Steps along the input features per cache block (64 KiB of weights per AVX-512 panel,
+/// 16 KiB per 16-column panel), which stay in cache while the row tiles pass (large
+/// models have panels of megabytes).
 const KC: usize = 256;
 
 /// One register tile's work: `R` rows of `x` times a block of one panel.
@@ -253,9 +375,11 @@ struct Tile<X, W> {
     accumulate: bool,
     /// A cache line of the next panel's block to prefetch at each step (null: none).
     next: *const i8,
+    /// Bytes of weights per step.
+    next_stride: usize,
 }
 
-/// The arithmetic of a packed precision: input and weight element types and the tile kernel.
+/// The arithmetic of a packed layout: input and weight element types and the tile kernel.
 trait Arith {
     /// One input step as the kernel broadcasts it.
     type X;
@@ -263,20 +387,70 @@ trait Arith {
     type W;
     /// Input features per step.
     const FEATURES_PER_STEP: usize;
-    /// Packed weight elements per step and panel.
-    const W_PER_STEP: usize;
     /// Runs one tile of `R` rows.
+    ///
+    /// # Safety
+    /// The CPU runs the instructions; the tile's pointers are valid for its shape.
     unsafe fn tile<const R: usize>(t: &Tile<Self::X, Self::W>);
 }
 
-struct F32Arith;
-struct Bf16Arith;
+/// A packed weight element: f32, or bf16 widened to f32 on load.
+trait Weight: Copy + Send + Sync {
+    /// `V::LANES` weights from `p` as f32.
+    ///
+    /// # Safety
+    /// The CPU runs `V`; `p` is valid for `V::LANES` values.
+    unsafe fn load<V: Vector>(p: *const Self) -> V;
+}
 
-/// Where weight column `c` of a panel (`0..PANEL`), input feature `kk`, sits in the panel.
-fn packed_index(precision: Precision, c: usize, kk: usize) -> usize {
-    match precision {
-        Precision::F32 => kk * PANEL + c,
-        Precision::Bf16 => ((kk / 2) * PANEL + c) * 2 + kk % 2,
+impl Weight for f32 {
+    #[inline(always)]
+    unsafe fn load<V: Vector>(p: *const f32) -> V {
+        // SAFETY: the caller's contract.
+        unsafe { V::load(p) }
+    }
+}
+
+impl Weight for u16 {
+    #[inline(always)]
+    unsafe fn load<V: Vector>(p: *const u16) -> V {
+        // SAFETY: the caller's contract.
+        unsafe { V::load_bf16(p) }
+    }
+}
+
+/// f32 inputs times weights `W` in one FMA chain per output, with registers `V`.
+struct Widen<V, W>(PhantomData<(V, W)>);
+
+impl<V: Vector, W: Weight> Arith for Widen<V, W> {
+    type X = f32;
+    type W = W;
+    const FEATURES_PER_STEP: usize = 1;
+
+    /// `acc += x[i][k] · w[k][col]` along the features.
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(t: &Tile<f32, W>) {
+        // SAFETY: the caller's contract: the CPU runs `V`, the pointers cover the tile.
+        unsafe {
+            let mut acc = start_tile::<V, R, _, _>(t);
+            for kk in 0..t.steps {
+                let wk = t.w.add(kk * V::NR);
+                let mut wv = V::row(0.0);
+                for (j, v) in wv.as_mut().iter_mut().enumerate() {
+                    *v = W::load::<V>(wk.add(j * V::LANES));
+                }
+                if !t.next.is_null() {
+                    V::prefetch(t.next.add(kk * t.next_stride));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let xb = V::splat(*t.x.add(i * t.ldx + kk));
+                    for (a, w) in row.as_mut().iter_mut().zip(wv.as_ref()) {
+                        *a = xb.mul_add(*w, *a);
+                    }
+                }
+            }
+            finish_tile::<V, R, _, _>(t, &acc);
+        }
     }
 }
 
@@ -286,17 +460,18 @@ fn pack_panels<T: Copy + Default + Send>(
     w: &[f32],
     n: usize,
     k: usize,
-    precision: Precision,
+    layout: Layout,
     conv: impl Fn(f32) -> T + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::default(); n.div_ceil(PANEL) * PANEL * k];
+    let nr = layout.nr;
+    let mut out = vec![T::default(); n.div_ceil(nr) * nr * k];
     advise_huge_pages(&mut out);
-    out.par_chunks_mut(PANEL * k)
+    out.par_chunks_mut(nr * k)
         .enumerate()
         .for_each(|(p, panel)| {
-            for c in 0..PANEL.min(n - p * PANEL) {
-                for (kk, &v) in w[(p * PANEL + c) * k..][..k].iter().enumerate() {
-                    panel[packed_index(precision, c, kk)] = conv(v);
+            for c in 0..nr.min(n - p * nr) {
+                for (kk, &v) in w[(p * nr + c) * k..][..k].iter().enumerate() {
+                    panel[layout.index(c, kk)] = conv(v);
                 }
             }
         });
@@ -322,158 +497,168 @@ fn advise_huge_pages<T>(buf: &mut [T]) {
     let _ = buf;
 }
 
-/// Rounds `x` (even length) to bf16, nearest-even, and packs consecutive pairs into 32-bit
-/// words (first of the pair in the low half). Only called once the CPU is known to have
-/// AVX512-BF16.
-fn pairs_bf16(x: &[f32]) -> Vec<u32> {
-    let mut out = vec![0u32; x.len() / 2];
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: callers checked the CPU features; `out` holds half as many words as `x` floats.
-    let done = unsafe { pairs_bf16_avx512(x, &mut out) };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    for (o, p) in out[done / 2..].iter_mut().zip(x[done..].chunks_exact(2)) {
-        *o = u32::from(to_bf16(p[0])) | (u32::from(to_bf16(p[1])) << 16);
-    }
-    out
-}
-
-/// The vectorised part of [`pairs_bf16`]; returns how many input values it converted.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn pairs_bf16_avx512(x: &[f32], out: &mut [u32]) -> usize {
-    use std::arch::x86_64::*;
-    let n = x.len() / 32 * 32;
-    for i in (0..n).step_by(32) {
-        let lo = _mm512_loadu_ps(x.as_ptr().add(i));
-        let hi = _mm512_loadu_ps(x.as_ptr().add(i + 16));
-        // `b` (second operand) fills the low half of the result.
-        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-        _mm512_storeu_si512(out.as_mut_ptr().add(i / 2) as *mut _, v);
-    }
-    n
-}
-
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: used only for disjoint writes from the pool's workers (see `matmul_t`).
+// SAFETY: used only for disjoint writes from the pool's workers (see `matmul_t_into`).
 unsafe impl Send for SendPtr {}
+// SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
 /// The tile's accumulators: zero, or the partial sums already in the output.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn start_tile<const R: usize, X, W>(t: &Tile<X, W>) -> [[std::arch::x86_64::__m512; 4]; R] {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    if t.accumulate {
-        for (i, row) in acc.iter_mut().enumerate() {
-            for (j, a) in row.iter_mut().enumerate() {
-                if let Some(mask) = lanes(t.cols, j) {
-                    *a = _mm512_maskz_loadu_ps(mask, t.out.add(i * t.ldo + 16 * j));
-                }
+///
+/// # Safety
+/// The CPU runs `V`; `t.out` is valid for `R` rows of `t.cols` values.
+#[inline(always)]
+unsafe fn start_tile<V: Vector, const R: usize, X, W>(t: &Tile<X, W>) -> [V::Row; R] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut acc = [V::row(0.0); R];
+        if t.accumulate {
+            for (i, row) in acc.iter_mut().enumerate() {
+                *row = load_row::<V>(t.out.add(i * t.ldo), t.cols);
             }
         }
+        acc
     }
-    acc
 }
 
 /// Stores the tile's accumulators into the first `cols` columns of its output rows.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn finish_tile<const R: usize, X, W>(
-    t: &Tile<X, W>,
-    acc: &[[std::arch::x86_64::__m512; 4]; R],
-) {
-    use std::arch::x86_64::*;
+///
+/// # Safety
+/// As [`start_tile`].
+#[inline(always)]
+unsafe fn finish_tile<V: Vector, const R: usize, X, W>(t: &Tile<X, W>, acc: &[V::Row; R]) {
     for (i, row) in acc.iter().enumerate() {
-        for (j, a) in row.iter().enumerate() {
-            if let Some(mask) = lanes(t.cols, j) {
-                _mm512_mask_storeu_ps(t.out.add(i * t.ldo + 16 * j), mask, *a);
-            }
+        // SAFETY: the caller's contract.
+        unsafe { store_row::<V>(row, t.out.add(i * t.ldo), t.cols) }
+    }
+}
+
+/// Widest tile row, in columns.
+const MAX_NR: usize = 64;
+
+/// A tile row from the first `cols` (≤ `V::NR`) values at `p`, the rest zero.
+///
+/// # Safety
+/// The CPU runs `V`; `p` is valid for `cols` values.
+#[inline(always)]
+unsafe fn load_row<V: Vector>(p: *const f32, cols: usize) -> V::Row {
+    let mut buf = [0f32; MAX_NR];
+    // SAFETY: the caller's contract; `buf` holds `V::NR ≤ MAX_NR` values.
+    unsafe {
+        let src = if cols == V::NR {
+            p
+        } else {
+            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), cols);
+            buf.as_ptr()
+        };
+        let mut row = V::row(0.0);
+        for (j, v) in row.as_mut().iter_mut().enumerate() {
+            *v = V::load(src.add(j * V::LANES));
+        }
+        row
+    }
+}
+
+/// Stores the first `cols` (≤ `V::NR`) columns of a tile row at `p`.
+///
+/// # Safety
+/// The CPU runs `V`; `p` is valid for `cols` values.
+#[inline(always)]
+unsafe fn store_row<V: Vector>(row: &V::Row, p: *mut f32, cols: usize) {
+    let mut buf = [0f32; MAX_NR];
+    // SAFETY: the caller's contract; `buf` holds `V::NR ≤ MAX_NR` values.
+    unsafe {
+        let dst = if cols == V::NR { p } else { buf.as_mut_ptr() };
+        for (j, v) in row.as_ref().iter().enumerate() {
+            v.store(dst.add(j * V::LANES));
+        }
+        if cols != V::NR {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, cols);
         }
     }
 }
 
-/// The lanes of accumulator `j` (columns `16j..16j+16`) that fall within `cols`.
-fn lanes(cols: usize, j: usize) -> Option<u16> {
-    let c0 = 16 * j;
-    match cols.saturating_sub(c0) {
-        0 => None,
-        n if n >= 16 => Some(0xffff),
-        n => Some((1u16 << n) - 1),
-    }
-}
-
-// No closures in the kernels: they would not inherit the target features.
+#[cfg(target_arch = "x86_64")]
+use x86_bf16::{pairs_bf16, Dpbf16};
 
 #[cfg(target_arch = "x86_64")]
-impl Arith for F32Arith {
-    type X = f32;
-    type W = f32;
-    const FEATURES_PER_STEP: usize = 1;
-    const W_PER_STEP: usize = PANEL;
+mod x86_bf16 {
+    //! The AVX512-BF16 layout: pairs of bf16 features, summed by `vdpbf16ps`.
+    use super::{finish_tile, start_tile, to_bf16, Arith, Tile};
+    use crate::simd::x86::Zmm;
+    use crate::simd::Vector;
+    use std::arch::x86_64::*;
 
-    /// One FMA chain per output along the features: `acc += x[i][k] · w[k][col]`.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const R: usize>(t: &Tile<f32, f32>) {
-        use std::arch::x86_64::*;
-        let mut acc = start_tile::<R, _, _>(t);
-        for kk in 0..t.steps {
-            let wk = t.w.add(kk * PANEL);
-            let wv = [
-                _mm512_loadu_ps(wk),
-                _mm512_loadu_ps(wk.add(16)),
-                _mm512_loadu_ps(wk.add(32)),
-                _mm512_loadu_ps(wk.add(48)),
-            ];
-            if !t.next.is_null() {
-                _mm_prefetch::<_MM_HINT_T0>(t.next.add(kk * 256));
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_ps(*t.x.add(i * t.ldx + kk));
-                for (a, w) in row.iter_mut().zip(&wv) {
-                    *a = _mm512_fmadd_ps(xb, *w, *a);
+    /// `vdpbf16ps` on pairs of bf16 inputs and weights, 64-column panels.
+    pub(super) struct Dpbf16;
+
+    impl Arith for Dpbf16 {
+        type X = u32;
+        type W = u16;
+        const FEATURES_PER_STEP: usize = 2;
+
+        /// `acc += x[i][2p]·w[2p][col] + x[i][2p+1]·w[2p+1][col]` per step `p`.
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        unsafe fn tile<const R: usize>(t: &Tile<u32, u16>) {
+            const { assert!(Zmm::NR == 64) };
+            // SAFETY: the caller's contract: the CPU has AVX512-BF16, the pointers cover
+            // the tile (64 columns × 2 features per step).
+            unsafe {
+                let mut acc = start_tile::<Zmm, R, _, _>(t);
+                for p in 0..t.steps {
+                    let wk = t.w.add(p * 128) as *const __m512i;
+                    let wv: [__m512bh; 4] = std::mem::transmute([
+                        _mm512_loadu_si512(wk),
+                        _mm512_loadu_si512(wk.add(1)),
+                        _mm512_loadu_si512(wk.add(2)),
+                        _mm512_loadu_si512(wk.add(3)),
+                    ]);
+                    if !t.next.is_null() {
+                        _mm_prefetch::<_MM_HINT_T0>(t.next.add(p * t.next_stride));
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let xb: __m512bh =
+                            std::mem::transmute(_mm512_set1_epi32(*t.x.add(i * t.ldx + p) as i32));
+                        for (a, w) in row.iter_mut().zip(&wv) {
+                            a.0 = _mm512_dpbf16_ps(a.0, xb, *w);
+                        }
+                    }
                 }
+                finish_tile::<Zmm, R, _, _>(t, &acc);
             }
         }
-        finish_tile::<R, _, _>(t, &acc);
     }
-}
 
-#[cfg(target_arch = "x86_64")]
-impl Arith for Bf16Arith {
-    type X = u32;
-    type W = u16;
-    const FEATURES_PER_STEP: usize = 2;
-    const W_PER_STEP: usize = 2 * PANEL;
+    /// Rounds `x` (even length) to bf16, nearest-even, and packs consecutive pairs into
+    /// 32-bit words (first of the pair in the low half). Only called once the CPU is known
+    /// to have AVX512-BF16.
+    pub(super) fn pairs_bf16(x: &[f32]) -> Vec<u32> {
+        let mut out = vec![0u32; x.len() / 2];
+        // SAFETY: callers checked the CPU features; `out` holds half as many words as `x`
+        // floats.
+        let done = unsafe { pairs_bf16_avx512(x, &mut out) };
+        for (o, p) in out[done / 2..].iter_mut().zip(x[done..].chunks_exact(2)) {
+            *o = u32::from(to_bf16(p[0])) | (u32::from(to_bf16(p[1])) << 16);
+        }
+        out
+    }
 
-    /// `acc += x[i][2p]·w[2p][col] + x[i][2p+1]·w[2p+1][col]` per step `p` (`vdpbf16ps`).
+    /// The vectorised part of [`pairs_bf16`]; returns how many input values it converted.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn tile<const R: usize>(t: &Tile<u32, u16>) {
-        use std::arch::x86_64::*;
-        let mut acc = start_tile::<R, _, _>(t);
-        for p in 0..t.steps {
-            let wk = t.w.add(p * 2 * PANEL) as *const __m512i;
-            let wv: [__m512bh; 4] = [
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk)),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk.add(1))),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk.add(2))),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(wk.add(3))),
-            ];
-            if !t.next.is_null() {
-                _mm_prefetch::<_MM_HINT_T0>(t.next.add(p * 256));
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let xb = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
-                    *t.x.add(i * t.ldx + p) as i32,
-                ));
-                for (a, w) in row.iter_mut().zip(&wv) {
-                    *a = _mm512_dpbf16_ps(*a, xb, *w);
-                }
+    unsafe fn pairs_bf16_avx512(x: &[f32], out: &mut [u32]) -> usize {
+        let n = x.len() / 32 * 32;
+        for i in (0..n).step_by(32) {
+            // SAFETY: `i + 32 <= n <= x.len()` and `out` holds `x.len() / 2` words.
+            unsafe {
+                let lo = _mm512_loadu_ps(x.as_ptr().add(i));
+                let hi = _mm512_loadu_ps(x.as_ptr().add(i + 16));
+                // `b` (second operand) fills the low half of the result.
+                let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+                _mm512_storeu_si512(out.as_mut_ptr().add(i / 2) as *mut _, v);
             }
         }
-        finish_tile::<R, _, _>(t, &acc);
+        n
     }
 }
 
@@ -491,11 +676,7 @@ mod tests {
     /// the values the kernel sees.
     #[test]
     fn matches_reference_on_ragged_shapes() {
-        for precision in [Precision::F32, Precision::Bf16] {
-            if !supported(precision) {
-                eprintln!("skip: no AVX-512 for {precision:?}");
-                continue;
-            }
+        for (isa, precision) in paths() {
             let round = |v: f32| match precision {
                 Precision::F32 => v,
                 Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
@@ -503,7 +684,7 @@ mod tests {
             for (m, n, k) in [(13, 131, 96), (1, 64, 2), (6, 70, 34), (40, 200, 640)] {
                 let w = data(n * k, 37, 101, 64.0);
                 let x = data(m * k, 53, 89, 32.0);
-                let packed = PackedMatrix::pack(&w, n, k, precision).unwrap();
+                let packed = PackedMatrix::pack_for(isa, &w, n, k, precision).unwrap();
                 let y = packed.matmul_t(&x, m).unwrap();
                 for i in 0..m {
                     for j in 0..n {
@@ -513,7 +694,7 @@ mod tests {
                         let got = y[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-5 * want.abs().max(1.0),
-                            "{precision:?} {m}×{n}×{k} ({i},{j}): {got} vs {want}"
+                            "{isa} {precision:?} {m}×{n}×{k} ({i},{j}): {got} vs {want}"
                         );
                     }
                 }
@@ -524,31 +705,66 @@ mod tests {
         }
     }
 
+    /// Every kernel path of this CPU with both precisions.
+    fn paths() -> Vec<(Isa, Precision)> {
+        let isas = crate::cpu::available();
+        assert!(isas.contains(&Isa::Scalar));
+        isas.into_iter()
+            .flat_map(|i| [(i, Precision::F32), (i, Precision::Bf16)])
+            .collect()
+    }
+
+    /// The f32 path gives the same bits on every kernel path: one FMA chain per output.
     #[test]
     fn f32_tiles_equal_a_sequential_fma_chain() {
-        if !supported(Precision::F32) {
-            return;
-        }
         let (m, n, k) = (7, 65, 300);
         let w = data(n * k, 29, 97, 7.0);
         let x = data(m * k, 31, 83, 3.0);
-        let y = PackedMatrix::pack(&w, n, k, Precision::F32)
-            .unwrap()
-            .matmul_t(&x, m)
-            .unwrap();
-        for i in 0..m {
-            for j in 0..n {
-                let want = (0..k).fold(0f32, |a, t| x[i * k + t].mul_add(w[j * k + t], a));
-                assert_eq!(y[i * n + j], want, "({i},{j})");
+        for isa in crate::cpu::available() {
+            let y = PackedMatrix::pack_for(isa, &w, n, k, Precision::F32)
+                .unwrap()
+                .matmul_t(&x, m)
+                .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let want = (0..k).fold(0f32, |a, t| x[i * k + t].mul_add(w[j * k + t], a));
+                    assert_eq!(y[i * n + j], want, "{isa} ({i},{j})");
+                }
+            }
+        }
+    }
+
+    /// Where bf16 widens on load (every path but AVX512-BF16's), it is one FMA chain too.
+    #[test]
+    fn widened_bf16_tiles_equal_a_sequential_fma_chain() {
+        let (m, n, k) = (5, 40, 66);
+        let w = data(n * k, 29, 97, 7.0);
+        let x = data(m * k, 31, 83, 3.0);
+        let r = |v: f32| half::bf16::from_f32(v).to_f32();
+        for isa in crate::cpu::available()
+            .into_iter()
+            .filter(|i| !i.bf16_dot())
+        {
+            let y = PackedMatrix::pack_for(isa, &w, n, k, Precision::Bf16)
+                .unwrap()
+                .matmul_t(&x, m)
+                .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let want =
+                        (0..k).fold(0f32, |a, t| r(x[i * k + t]).mul_add(r(w[j * k + t]), a));
+                    assert_eq!(y[i * n + j], want, "{isa} ({i},{j})");
+                }
             }
         }
     }
 
     #[test]
     fn rejects_bad_shapes() {
-        assert!(PackedMatrix::pack(&[0.0; 30], 1, 31, Precision::F32).is_err());
-        assert!(PackedMatrix::pack(&[0.0; 3], 1, 3, Precision::Bf16).is_err());
-        let p = PackedMatrix::pack(&[0.0; 4], 2, 2, Precision::F32).unwrap();
+        let s = Isa::Scalar;
+        assert!(PackedMatrix::pack_for(s, &[0.0; 30], 1, 31, Precision::F32).is_err());
+        assert!(PackedMatrix::pack_for(s, &[0.0; 3], 1, 3, Precision::Bf16).is_err());
+        let p = PackedMatrix::pack_for(s, &[0.0; 4], 2, 2, Precision::F32).unwrap();
         assert!(p.matmul_t(&[0.0; 3], 2).is_err());
     }
 }

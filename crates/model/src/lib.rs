@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod attend;
 pub mod config;
+pub mod cpu;
 pub mod device;
 pub mod fused;
 pub mod gemma3;
@@ -26,6 +27,7 @@ pub mod merge;
 pub mod model;
 pub mod nn;
 mod pool;
+mod simd;
 pub mod tokenizer;
 pub mod vmath;
 pub mod weights;

@@ -153,10 +153,10 @@ impl LoraLinear {
     }
 
     /// Re-stores the base weight for the packed inference kernels of [`crate::kernels`]
-    /// (no backward pass). `Precision::F32` keeps the values exactly and applies only to f32
-    /// weights; `Precision::Bf16` rounds them. Returns false, leaving the layer as it is,
-    /// when the CPU lacks the instructions, the weight is not an f32 or quantized weight on
-    /// the CPU, or (bf16) its input size is odd.
+    /// on the active kernel path (no backward pass). `Precision::F32` keeps the values
+    /// exactly and applies only to f32 weights; `Precision::Bf16` rounds them. Returns
+    /// false, leaving the layer as it is, when the weight is not an f32 or quantized weight
+    /// on the CPU, or (bf16) its input size is odd.
     pub fn pack(&mut self, precision: Precision) -> Result<bool> {
         let fits = match &self.base {
             Base::Dense(t) => {
@@ -165,10 +165,7 @@ impl LoraLinear {
             Base::Quantized(_, q) => q.device().is_cpu(),
             Base::Packed(_) => false,
         };
-        if !fits
-            || !crate::kernels::supported(precision)
-            || (precision == Precision::Bf16 && !self.in_dim.is_multiple_of(2))
-        {
+        if !fits || (precision == Precision::Bf16 && !self.in_dim.is_multiple_of(2)) {
             return Ok(false);
         }
         // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.

@@ -123,12 +123,16 @@ impl Model {
         };
         let origin = origin.display().to_string();
         let cfg = ModelConfig::from_json(&parts.config, &origin)?;
+        // A bad `DATM_CPU` is an error here, before any kernel runs.
+        crate::cpu::active()?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let from_quantized = parts.weights.has_quantized();
         let weights = prepare_weights(parts.weights, opts.quantized, dtype)?;
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
+            // bf16 on every kernel path: `vdpbf16ps` with AVX512-BF16, elsewhere widened
+            // on load; either way half the weight bytes per step of `--dtype f32`.
             pack_for_inference(arch.as_mut(), Precision::Bf16)?;
         }
         let eos_token_ids = match &parts.tokenizer {
@@ -149,7 +153,7 @@ impl Model {
     }
 
     /// Re-stores the f32 weights of the linear layers and the LM head for the packed f32
-    /// inference kernel of [`crate::kernels`] where the CPU has it: the same values, faster
+    /// inference kernel of [`crate::kernels`] on the active kernel path: the same values, faster
     /// decoding, no backward pass (a packed model refuses to train). Other weights are left
     /// as they are.
     pub fn pack_for_inference(&mut self) -> Result<()> {
@@ -476,8 +480,8 @@ impl Model {
     }
 }
 
-/// Re-stores every linear layer and the LM head for the packed inference kernels where the
-/// CPU has them (see [`LoraLinear::pack`]); layers that do not fit stay as they are.
+/// Re-stores every linear layer and the LM head for the packed inference kernels (see
+/// [`LoraLinear::pack`]); layers that do not fit stay as they are.
 fn pack_for_inference(arch: &mut dyn Architecture, precision: Precision) -> Result<()> {
     use rayon::prelude::*;
     arch.linears_mut()

@@ -146,3 +146,14 @@ fn batched_generation_equals_unbatched() {
     check_generation("tiny-llama", true, true);
     check_generation("tiny-gemma3", true, true);
 }
+
+/// The kernel path is the one `DATM_CPU` asks for (`scripts/cpu-matrix.sh` runs these
+/// tests once per path), else the best one the CPU runs.
+#[test]
+fn kernel_path_follows_datm_cpu() {
+    let active = datm_model::cpu::active().unwrap();
+    match std::env::var("DATM_CPU").map(|v| v.trim().to_ascii_lowercase()) {
+        Ok(v) if !v.is_empty() && v != "auto" => assert_eq!(active.name(), v),
+        _ => assert_eq!(active, datm_model::cpu::detected()),
+    }
+}

@@ -1,0 +1,167 @@
+//! The CPU's instruction sets and the one decision of which kernel path runs.
+//!
+//! datm's CPU kernels (packed GEMM, vectorised math, fused attention) exist once per
+//! instruction set, [`Isa`]. The path is the best one the CPU runs, detected at run time,
+//! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx512`, `neon`; empty or
+//! `auto` = detect) forces one. The variable is read once per process; a path the CPU cannot
+//! run is an error from [`active`], never a crash.
+
+use std::sync::OnceLock;
+
+use anyhow::{bail, Result};
+
+/// The environment variable that forces a kernel path.
+pub const ENV: &str = "DATM_CPU";
+
+/// A kernel path: the instruction set the CPU kernels are compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, no SIMD intrinsics: runs everywhere.
+    Scalar,
+    /// x86-64 AVX2 with FMA (256-bit registers).
+    Avx2,
+    /// x86-64 AVX-512F (512-bit registers); with AVX512-BF16 where [`Isa::bf16_dot`] says so.
+    Avx512,
+    /// aarch64 Advanced SIMD (128-bit registers).
+    Neon,
+}
+
+impl Isa {
+    /// Every path, slowest first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];
+
+    /// The name `DATM_CPU` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// The path named `name` (as `DATM_CPU` spells it).
+    pub fn parse(name: &str) -> Result<Isa> {
+        match Isa::ALL.into_iter().find(|i| i.name() == name) {
+            Some(isa) => Ok(isa),
+            None => bail!(
+                "{ENV}={name:?} is not a kernel path (expected one of: scalar, avx2, avx512, neon, auto)"
+            ),
+        }
+    }
+
+    /// Whether this CPU runs the path's instructions.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Whether the path has a bf16 dot-product instruction (AVX512-BF16's `vdpbf16ps`);
+    /// other paths widen bf16 weights to f32 as they load them.
+    pub fn bf16_dot(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self == Isa::Avx512 {
+            return self.runs_here() && std::is_x86_feature_detected!("avx512bf16");
+        }
+        false
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The paths this CPU runs, slowest first (always starts with [`Isa::Scalar`]).
+pub fn available() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|i| i.runs_here()).collect()
+}
+
+/// The fastest path this CPU runs.
+pub fn detected() -> Isa {
+    available().pop().unwrap_or(Isa::Scalar)
+}
+
+/// The path to run: `DATM_CPU` if set, else [`detected`]; read once per process. An error
+/// when `DATM_CPU` names no path or one this CPU cannot run.
+pub fn active() -> Result<Isa> {
+    static ACTIVE: OnceLock<Result<Isa, String>> = OnceLock::new();
+    ACTIVE
+        .get_or_init(|| choose(std::env::var(ENV).ok().as_deref()).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// [`active`], or [`Isa::Scalar`] where `DATM_CPU` is invalid: for the element-wise ops
+/// that cannot fail. Loading a model checks [`active`] first, so the fallback is never
+/// silent there.
+pub fn isa() -> Isa {
+    active().unwrap_or(Isa::Scalar)
+}
+
+/// The path a `DATM_CPU` value asks for (`None`, empty or `auto`: the detected one).
+fn choose(value: Option<&str>) -> Result<Isa> {
+    let name = value.map(str::trim).unwrap_or("");
+    if name.is_empty() || name == "auto" {
+        return Ok(detected());
+    }
+    let isa = Isa::parse(&name.to_ascii_lowercase())?;
+    if !isa.runs_here() {
+        bail!(
+            "{ENV}={name}: this CPU cannot run the {isa} kernels (it runs: {})",
+            available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(isa)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_values_are_parsed_and_checked() {
+        assert_eq!(choose(None).unwrap(), detected());
+        assert_eq!(choose(Some(" auto ")).unwrap(), detected());
+        assert_eq!(choose(Some("SCALAR")).unwrap(), Isa::Scalar);
+        let err = choose(Some("sse9")).unwrap_err().to_string();
+        assert!(
+            err.contains("DATM_CPU=\"sse9\"") && err.contains("avx512"),
+            "{err}"
+        );
+        for isa in Isa::ALL {
+            match choose(Some(isa.name())) {
+                Ok(got) => assert!(got == isa && isa.runs_here()),
+                Err(e) => {
+                    assert!(!isa.runs_here());
+                    assert!(e.to_string().contains("cannot run the"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_runs_everywhere_and_detection_picks_the_best() {
+        let paths = available();
+        assert_eq!(paths[0], Isa::Scalar);
+        assert_eq!(detected(), *paths.last().unwrap());
+        #[cfg(target_arch = "aarch64")]
+        assert!(paths.contains(&Isa::Neon));
+    }
+}

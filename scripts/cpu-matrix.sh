@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs datm-model's kernel, parity and training-op tests once per CPU kernel path this
+# machine supports (DATM_CPU=scalar, avx2, avx512 on x86-64; scalar, neon on aarch64), so
+# that every path is checked against the references, not only the fastest one.
+# Usage: scripts/cpu-matrix.sh [extra `cargo test` arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+paths=(scalar)
+case "$(uname -m)" in
+  x86_64)
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    has() { [[ " $flags " == *" $1 "* ]]; }
+    if has avx2 && has fma; then paths+=(avx2); fi
+    if has avx512f; then paths+=(avx512); fi
+    ;;
+  aarch64) paths+=(neon) ;;
+esac
+echo "kernel paths on this CPU: ${paths[*]}"
+
+tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops
+  --test lora --test cache --test errors)
+cargo test -p datm-model "${tests[@]}" --no-run "$@"
+summary=()
+for p in "${paths[@]}"; do
+  echo "=== DATM_CPU=$p"
+  log=$(mktemp)
+  if ! DATM_CPU=$p cargo test -p datm-model "${tests[@]}" "$@" 2>&1 | tee "$log"; then
+    echo "FAILED on kernel path $p" >&2
+    exit 1
+  fi
+  passed=$(grep -o '[0-9]* passed' "$log" | awk '{s += $1} END {print s + 0}')
+  summary+=("$p: $passed passed")
+  rm -f "$log"
+done
+printf 'cpu matrix: %s\n' "${summary[@]}"
