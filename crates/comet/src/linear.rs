@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
-use datm_model::kernels::{self, PackedMatrix, Precision};
+use datm_model::kernels::{PackedMatrix, Precision};
 use std::collections::HashMap;
 
 use crate::xlmr::take;
@@ -43,7 +43,7 @@ impl Linear {
             _ => Precision::F32,
         };
         let packable = precision == Precision::F32 || k.is_multiple_of(2);
-        if device.is_cpu() && packable && kernels::supported(precision) {
+        if device.is_cpu() && packable {
             let w = PackedMatrix::pack(&w.flatten_all()?.to_vec1::<f32>()?, n, k, precision)?;
             return Ok(Linear::Packed {
                 w,

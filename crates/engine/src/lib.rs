@@ -19,8 +19,8 @@ mod load;
 mod stop;
 mod translation;
 
-pub use engine::{Engine, TextGeneration};
 pub use datm_model::parse_device;
+pub use engine::{Engine, TextGeneration};
 pub use load::{parse_dtype, LoadSpec};
 pub use stop::LineStop;
 pub use translation::Translation;

@@ -37,7 +37,8 @@ impl<T> SendPtr<T> {
     /// # Safety
     /// `i` must lie within the slice the pointer came from.
     unsafe fn at(&self, i: usize) -> *mut T {
-        self.0.add(i)
+        // SAFETY: the caller keeps `i` within the slice, as this function requires.
+        unsafe { self.0.add(i) }
     }
 }
 // SAFETY: only used to hand disjoint chunks of one slice to the pool's threads.
