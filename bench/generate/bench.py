@@ -153,13 +153,15 @@ def datm_run(binary, model_path, prompts, args, dtype):
 
 
 def cpu_peak(args):
-    """This CPU's measured f32/bf16 peak on `--threads` threads, or {} without the binary."""
+    """This CPU's measured f32/bf16 peak on `--threads` threads for the kernel path datm runs
+    (`--cpu-path`, else the fastest this CPU has), or {} without the binary."""
     if not os.path.exists(args.cpu_peak):
         print(f"note: {args.cpu_peak} not built; no CPU-peak figures")
         return {}
-    env = dict(os.environ, DATM_CPU=args.cpu_path) if args.cpu_path else None
-    out = subprocess.run([args.cpu_peak, str(args.threads)], capture_output=True, text=True, check=True, env=env)
-    return json.loads(out.stdout)
+    out = subprocess.run([args.cpu_peak, str(args.threads)], capture_output=True, text=True, check=True)
+    paths = json.loads(out.stdout)["paths"]
+    path = args.cpu_path or next((p for p in ("avx512", "avx2", "neon", "scalar") if p in paths), None)
+    return dict(paths.get(path) or {}, path=path)
 
 
 def main():
