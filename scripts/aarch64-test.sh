@@ -41,7 +41,7 @@ cross=(--target $LINUX --config 'profile.dev.package."*".opt-level=1')
 # --- model tests under qemu, on each aarch64 kernel path
 tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops --test cache)
 cargo test -p datm-model "${cross[@]}" "${tests[@]}" --no-run
-for p in neon scalar; do
+for p in ${AARCH64_PATHS:-neon scalar}; do
   echo "=== aarch64 tests, DATM_CPU=$p"
   DATM_CPU=$p cargo test -p datm-model "${cross[@]}" "${tests[@]}"
 done

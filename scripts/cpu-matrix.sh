@@ -17,6 +17,14 @@ case "$(uname -m)" in
   aarch64) paths+=(neon) ;;
 esac
 echo "kernel paths on this CPU: ${paths[*]}"
+# CPU_MATRIX_PATHS="scalar avx2" limits the run (the test script skips the native path,
+# which its own workspace run already covers).
+if [ -n "${CPU_MATRIX_PATHS:-}" ]; then
+  for p in $CPU_MATRIX_PATHS; do
+    [[ " ${paths[*]} " == *" $p "* ]] || { echo "kernel path $p does not run on this CPU" >&2; exit 1; }
+  done
+  read -r -a paths <<<"$CPU_MATRIX_PATHS"
+fi
 
 tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops
   --test lora --test cache --test errors)

@@ -164,6 +164,31 @@ slurm() {
   scripts/slurm-test.sh target/debug/datm
 }
 
+# The model tests on the kernel paths other than the native one (which run_tests covered).
+cpu_matrix() {
+  step "model tests on the other CPU kernel paths (scripts/cpu-matrix.sh)"
+  local flags others
+  flags=$(grep -m1 '^flags' /proc/cpuinfo)
+  if [[ " $flags " == *" avx512f "* ]]; then others="scalar avx2"
+  elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then others="scalar"
+  else others=""; fi
+  if [ -n "$others" ]; then CPU_MATRIX_PATHS=$others scripts/cpu-matrix.sh; fi
+}
+
+# aarch64: cross-build, model tests on the NEON path and `datm generate` under qemu.
+aarch64() {
+  step "aarch64 under qemu (scripts/aarch64-test.sh)"
+  AARCH64_PATHS=neon scripts/aarch64-test.sh
+}
+
+# Every fuzz target for a few seconds on its seeds and regression inputs.
+fuzz_smoke() {
+  step "fuzz smoke (scripts/fuzz-smoke.sh)"
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  FUZZ_SECONDS=${FUZZ_SECONDS:-5} scripts/fuzz-smoke.sh
+}
+
 # Prints the skip count; under CI=true any skip fails the run.
 report_skips() {
   local skipped
@@ -189,6 +214,9 @@ main() {
   run_tests
   comet_reference
   slurm
+  cpu_matrix
+  aarch64
+  fuzz_smoke
   report_skips
 }
 

@@ -172,6 +172,8 @@ impl Vector for Scalar {
         }
     }
     #[inline(always)]
+    // `!(x <= bar)`, not `x > bar`: a NaN counts as above, as in the vector paths' compares.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     unsafe fn above(self, bar: f32) -> u32 {
         u32::from(!(self.0 <= bar))
     }
