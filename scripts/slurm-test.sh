@@ -72,6 +72,9 @@ EOF
 }
 
 start_cluster() {
+  if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+    log "a slurmctld or slurmd already runs on this machine; stop it first"; exit 1
+  fi
   slurmctld
   slurmd
   for _ in $(seq 60); do
@@ -86,6 +89,16 @@ stop_cluster() {
   for pid in "$WORK/slurmd.pid" "$WORK/slurmctld.pid"; do
     [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
   done
+}
+
+# Stops the daemons, then removes the scratch folder (their pid files live there).
+cleanup() {
+  stop_cluster
+  for _ in $(seq 20); do
+    pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break
+    sleep 0.5
+  done
+  rm -rf "$WORK"
 }
 
 # The fixture pool: real German, Dutch and French gettext messages, the tiny LLaMA.
@@ -143,7 +156,7 @@ compare() {
 }
 
 [ -x "$DATM" ] || cargo build -q -p datm-cli
-trap 'stop_cluster' EXIT
+trap cleanup EXIT
 install_slurm
 start_munge
 write_config
@@ -152,4 +165,3 @@ prepare_pool
 run_on_slurm
 run_locally
 compare
-rm -rf "$WORK"
