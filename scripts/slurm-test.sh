@@ -21,7 +21,10 @@ log() { echo "slurm-test: $*" >&2; }
 install_slurm() {
   if command -v slurmctld >/dev/null && command -v munged >/dev/null; then return; fi
   log "installing slurm-wlm and munge"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q slurm-wlm munge >/dev/null
 }
 
 start_munge() {
