@@ -43,8 +43,12 @@ pub struct MetricScore {
     pub score: f64,
     /// The signature (sacrebleu's, or the COMET model's name and version).
     pub signature: String,
-    /// Segment scores, where the metric has them (COMET; sentence BLEU/chrF).
+    /// Segment scores, where the metric has them (COMET's; sentence BLEU/chrF).
     pub segments: Option<Vec<f64>>,
+    /// Segment statistics (sacrebleu's sufficient statistics per segment, BLEU and chrF):
+    /// the corpus score and paired bootstrap are recomputed from them without the
+    /// tokenizer's resources (MeCab dictionaries, SentencePiece models).
+    pub stats: Option<Vec<Vec<f64>>>,
 }
 
 /// A system's hypotheses for one test set, with their scores.

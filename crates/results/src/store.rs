@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS scores (
     score REAL NOT NULL,
     signature TEXT NOT NULL,
     segments TEXT,
+    stats TEXT,
     PRIMARY KEY (output_id, metric)
 );
 ";
@@ -185,13 +186,9 @@ impl Store {
                     o.hypotheses.len()
                 )));
             }
-            if let Some(s) = o
-                .scores
-                .iter()
-                .find(|s| s.segments.as_ref().is_some_and(|v| v.len() != n) || !s.score.is_finite())
-            {
+            if let Some(s) = o.scores.iter().find(|s| !score_is_consistent(s, n)) {
                 return Err(invalid(format!(
-                    "{what}: {} has a non-finite score or a segment count other than {n}",
+                    "{what}: {} has a non-finite score, or segment scores or statistics not one finite row per segment ({n})",
                     s.metric
                 )));
             }
@@ -271,12 +268,20 @@ impl Store {
         })?;
         let mut out: Vec<RawOutput> = rows.collect::<rusqlite::Result<_>>()?;
         let mut st = self.conn.prepare(
-            "SELECT metric, score, signature, segments FROM scores WHERE output_id = ?1 \
+            "SELECT metric, score, signature, segments, stats FROM scores WHERE output_id = ?1 \
              ORDER BY metric",
         )?;
         for o in &mut out {
             o.scores = st
-                .query_map([o.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .query_map([o.id], |r| {
+                    Ok(RawScore {
+                        metric: r.get(0)?,
+                        score: r.get(1)?,
+                        signature: r.get(2)?,
+                        segments: r.get(3)?,
+                        stats: r.get(4)?,
+                    })
+                })?
                 .collect::<rusqlite::Result<_>>()?;
         }
         Ok(out)
@@ -292,19 +297,16 @@ impl Store {
         };
         let direction = row.direction.parse().map_err(|e| bad("direction", &e))?;
         let mut scores = Vec::with_capacity(row.scores.len());
-        for (metric, score, signature, segments) in &row.scores {
-            let segments = match segments {
-                Some(text) => Some(
-                    serde_json::from_str::<Vec<f64>>(text)
-                        .map_err(|e| bad(&format!("{metric} segment scores"), &e))?,
-                ),
-                None => None,
-            };
+        for s in &row.scores {
+            let what = |part: &str| format!("{} {part}", s.metric);
             scores.push(MetricScore {
-                metric: metric.clone(),
-                score: *score,
-                signature: signature.clone(),
-                segments,
+                metric: s.metric.clone(),
+                score: s.score,
+                signature: s.signature.clone(),
+                segments: decode_opt(s.segments.as_deref())
+                    .map_err(|e| bad(&what("segment scores"), &e))?,
+                stats: decode_opt(s.stats.as_deref())
+                    .map_err(|e| bad(&what("segment statistics"), &e))?,
             });
         }
         Ok(Output {
@@ -332,7 +334,35 @@ struct RawOutput {
     test_name: String,
     sources: String,
     refs: String,
-    scores: Vec<(String, f64, String, Option<String>)>,
+    scores: Vec<RawScore>,
+}
+
+/// One `scores` row before JSON decoding.
+struct RawScore {
+    metric: String,
+    score: f64,
+    signature: String,
+    segments: Option<String>,
+    stats: Option<String>,
+}
+
+/// A finite score with finite segment scores and statistics, one per segment, when given.
+fn score_is_consistent(s: &MetricScore, n: usize) -> bool {
+    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+    s.score.is_finite()
+        && s.segments
+            .as_ref()
+            .is_none_or(|v| v.len() == n && finite(v))
+        && s.stats
+            .as_ref()
+            .is_none_or(|v| v.len() == n && v.iter().all(|r| finite(r)))
+}
+
+/// Decodes an optional JSON column.
+fn decode_opt<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+) -> Result<Option<T>, serde_json::Error> {
+    text.map(serde_json::from_str).transpose()
 }
 
 fn i64_to_u64(v: i64) -> u64 {
@@ -369,6 +399,11 @@ fn upsert_system(tx: &Transaction, info: &SystemInfo) -> rusqlite::Result<i64> {
     )
 }
 
+/// JSON of segment numbers (finite: [`Store::record`] checks them first).
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("finite numbers serialize")
+}
+
 fn upsert_output(tx: &Transaction, system_id: i64, o: &Output) -> rusqlite::Result<()> {
     let hash = o.test_set.hash();
     let to_json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
@@ -403,14 +438,17 @@ fn upsert_output(tx: &Transaction, system_id: i64, o: &Output) -> rusqlite::Resu
     )?;
     tx.execute("DELETE FROM scores WHERE output_id = ?1", [output_id])?;
     for s in &o.scores {
-        let segments = s
-            .segments
-            .as_ref()
-            .map(|v| serde_json::to_string(v).expect("finite floats serialize"));
         tx.execute(
-            "INSERT INTO scores (output_id, metric, score, signature, segments) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![output_id, s.metric, s.score, s.signature, segments],
+            "INSERT INTO scores (output_id, metric, score, signature, segments, stats) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                output_id,
+                s.metric,
+                s.score,
+                s.signature,
+                s.segments.as_ref().map(encode),
+                s.stats.as_ref().map(encode),
+            ],
         )?;
     }
     Ok(())
@@ -458,6 +496,7 @@ mod tests {
                 score,
                 signature: "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0".into(),
                 segments: Some(vec![score; n]),
+                stats: Some(vec![vec![1.0, 2.0, 3.0]; n]),
             }],
         }
     }
