@@ -24,6 +24,11 @@ pub struct LoraPair {
 }
 
 impl LoraPair {
+    /// Parameters in the two factors: `r·(in + out)`.
+    pub fn parameter_count(&self) -> u64 {
+        (self.a.elem_count() + self.b.elem_count()) as u64
+    }
+
     /// The rank `r` of this pair.
     pub fn rank(&self) -> usize {
         self.a.dims()[0]
@@ -53,6 +58,11 @@ enum Side {
 }
 
 impl Adapter {
+    /// LoRA parameters over every adapted module.
+    pub fn parameter_count(&self) -> u64 {
+        self.modules.values().map(LoraPair::parameter_count).sum()
+    }
+
     /// Builds an adapter, checking that every pair is 2-D, that A and B agree on the rank and that the
     /// rank is the one the config gives the module.
     pub fn new(config: LoraConfig, modules: BTreeMap<String, LoraPair>) -> Result<Self> {

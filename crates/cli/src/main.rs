@@ -39,6 +39,8 @@ enum Command {
     Pool(commands::pool::PoolArgs),
     /// Run a whole experiment from a TOML file.
     Pipeline(commands::pipeline::PipelineArgs),
+    /// The results store: import outside systems' outputs.
+    Results(commands::results::ResultsArgs),
     /// Serve a model and its pool over HTTP (LibreTranslate and OpenAI APIs).
     Serve(commands::serve::ServeArgs),
 }
@@ -59,6 +61,7 @@ fn main() {
         Command::Merge(a) => commands::merge::run(a),
         Command::Pool(a) => commands::pool::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),
+        Command::Results(a) => commands::results::run(a),
         Command::Serve(a) => commands::serve::run(a),
     };
     if let Err(e) = result {

@@ -128,6 +128,22 @@ fn map(path: &Path) -> Result<(memmap2::Mmap, String)> {
     Ok((mmap, origin))
 }
 
+/// The number of parameters (tensor elements) a GGUF model file holds, read from its
+/// header alone; a tied LM head is counted once, as in the file.
+pub fn parameter_count(path: &Path) -> Result<u64> {
+    let (mmap, origin) = map(path)?;
+    let content = Content::read(&mut Cursor::new(&mmap[..]))
+        .map_err(|e| anyhow!("{origin}: not a readable GGUF file: {e}"))?;
+    content
+        .tensor_infos
+        .iter()
+        .try_fold(0u64, |total, (name, info)| {
+            total
+                .checked_add(info.shape.elem_count() as u64)
+                .with_context(|| format!("{origin}: tensor {name}: parameter count overflows"))
+        })
+}
+
 /// A GGUF file's parsed header, of a supported architecture.
 struct GgufFile {
     content: Content,

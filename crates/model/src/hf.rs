@@ -103,6 +103,31 @@ pub fn read_safetensors(
     Ok(())
 }
 
+/// The number of parameters (tensor elements) in an HF model directory's safetensors
+/// files, read from their headers.
+pub fn parameter_count(dir: &Path) -> Result<u64> {
+    let mut total = 0u64;
+    for file in safetensors_files(dir)? {
+        let origin = file.display().to_string();
+        let f = std::fs::File::open(&file).with_context(|| format!("{origin}: cannot open"))?;
+        // SAFETY: the map is only read; another process must not truncate the file meanwhile.
+        let bytes =
+            unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("{origin}: cannot map"))?;
+        let st = SliceSafetensors::new(&bytes[..])
+            .with_context(|| format!("{origin}: not a readable safetensors file"))?;
+        for (name, view) in st.tensors() {
+            let n = view
+                .shape()
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+            total = n
+                .and_then(|n| total.checked_add(n))
+                .with_context(|| format!("{origin}: tensor {name}: parameter count overflows"))?;
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,3 +40,12 @@ pub use lora::{Ctx, LoraLinear};
 pub use model::{load_parts, LoadOptions, Model, ModelParts};
 pub use nn::KvCache;
 pub use weights::{Weight, WeightMap};
+
+/// The number of parameters of a base model: a `.gguf` file or an HF directory.
+pub fn parameter_count(path: &std::path::Path) -> anyhow::Result<u64> {
+    if path.is_dir() {
+        hf::parameter_count(path)
+    } else {
+        gguf::parameter_count(path)
+    }
+}

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod evaluate;
 pub mod fsutil;
 pub mod merge;
 pub mod pipeline;
@@ -17,6 +18,7 @@ pub mod router;
 pub mod score;
 pub mod settings;
 pub mod slurm;
+pub mod sweep;
 pub mod train;
 pub mod trainer;
 pub mod translate;

@@ -8,7 +8,8 @@
 //! data/                  imported ALMA layout (gettext source only)
 //! pool/<strategy>.toml   one manifest per strategy; pool/<adapter id>/ the adapters
 //! hyps/<system>/<dir>.txt  hypotheses, one per line
-//! scores/<system>.json   per-direction scores of a finished system
+//! translations/<key>.txt   every distinct translation once (see `evaluate`)
+//! results.sqlite         the results store (unless `[results] db` names another)
 //! stages/<stage>.done    stage markers (written atomically when a stage completes)
 //! report.md, report.json
 //! ```
@@ -23,15 +24,21 @@ use datm_data::{Corpus, Format, PromptTemplate, Split};
 use datm_lang::{Direction, Grouping, Lang};
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::{adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName};
 use crate::merge::merge_groupwise;
 use crate::report::{DirectionScore, Report, BASE_SYSTEM};
-use crate::score::{score_direction, CometScorer, MecabDicts};
+use crate::score::{CometScorer, MecabDicts};
 use crate::settings::TrainSettings;
+use crate::sweep::{Sweep, SweepPoint};
 use crate::train::{train_pool, PoolTrainOptions};
 use crate::trainer::LibraryTrainer;
 use crate::translate::{Decoding, Translator};
 use crate::{MergeSettings, PoolPlan, Router, Strategy};
 use datm_fsio::write_atomic;
+use datm_results::{Store, SystemInfo, SystemResults};
+
+/// The name the pipeline gives its test sets in the results store.
+pub const TEST_SET_NAME: &str = "test";
 
 /// An experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +87,27 @@ pub struct Experiment {
     /// COMET scoring; without it reports say COMET was not computed.
     #[serde(default)]
     pub comet: Option<CometConfig>,
+    /// Where the results go (`[results]`).
+    #[serde(default, skip_serializing_if = "ResultsConfig::is_default")]
+    pub results: ResultsConfig,
+    /// A sweep: every point is run and stored (`[sweep]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+/// `[results]`: the results store the pipeline writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsConfig {
+    /// A shared SQLite store (relative paths are relative to the experiment file);
+    /// default: `results.sqlite` in the run's output directory.
+    pub db: Option<PathBuf>,
+}
+
+impl ResultsConfig {
+    fn is_default(&self) -> bool {
+        self == &ResultsConfig::default()
+    }
 }
 
 /// `[comet]`: the COMET model scored with (relative paths are relative to the file).
@@ -204,9 +232,14 @@ impl Experiment {
             c.model = base.join(&c.model);
             c.encoder = c.encoder.as_ref().map(|p| base.join(p));
         }
-        for dir in [&mut e.data.dir, &mut e.mecab.ja, &mut e.mecab.ko]
-            .into_iter()
-            .flatten()
+        for dir in [
+            &mut e.data.dir,
+            &mut e.mecab.ja,
+            &mut e.mecab.ko,
+            &mut e.results.db,
+        ]
+        .into_iter()
+        .flatten()
         {
             *dir = base.join(&*dir);
         }
@@ -227,6 +260,11 @@ impl Experiment {
         }
         self.template()?;
         self.grouping()?;
+        if let Some(sweep) = &self.sweep {
+            sweep
+                .validate(self.languages.len())
+                .map_err(anyhow::Error::msg)?;
+        }
         self.mecab.check().context("[mecab]")?;
         Ok(())
     }
@@ -255,6 +293,28 @@ impl Experiment {
         Ok(g.restricted_to(&self.languages))
     }
 
+    /// The experiment of one sweep point: the point's values applied, no sweep, the
+    /// shared `data` folder and results store.
+    pub fn at_point(&self, point: &SweepPoint, data: &Path, db: &Path) -> Experiment {
+        let mut e = self.clone();
+        e.sweep = None;
+        if let Some(k) = point.languages {
+            e.languages.truncate(k);
+        }
+        if let Some(r) = point.rank {
+            e.train.rank = Some(r);
+        }
+        if let Some(d) = point.density {
+            e.merge.density = Some(d);
+        }
+        e.data = DataSource {
+            dir: Some(data.to_path_buf()),
+            gettext: None,
+        };
+        e.results.db = Some(db.to_path_buf());
+        e
+    }
+
     /// The systems in report order: `base` (when asked), then the strategies.
     pub fn systems(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
@@ -271,6 +331,8 @@ pub struct Pipeline {
     exp: Experiment,
     out: PathBuf,
     started: Instant,
+    /// The sweep point this run is (empty outside sweeps).
+    point: String,
 }
 
 impl Pipeline {
@@ -279,8 +341,10 @@ impl Pipeline {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let copy = out.join("experiment.toml");
         let text = toml::to_string(&exp)?;
+        // Compared as values, so that a field added later with a default still resumes.
+        let same = |old: &str| toml::from_str::<Experiment>(old).is_ok_and(|o| o == exp);
         match std::fs::read_to_string(&copy) {
-            Ok(old) if old != text => bail!(
+            Ok(old) if !same(&old) => bail!(
                 "{} holds a different experiment ({}); choose another --out or delete it",
                 out.display(),
                 copy.display()
@@ -292,11 +356,31 @@ impl Pipeline {
             exp,
             out: out.to_path_buf(),
             started: Instant::now(),
+            point: String::new(),
         })
+    }
+
+    /// Runs every point of the experiment's sweep into `points/<label>/`, on the data
+    /// imported once, all recorded in one results store.
+    fn run_sweep(&self, sweep: &Sweep) -> Result<Report> {
+        let data = self.stage("import", || self.import())?;
+        let data = data.map_or_else(|| self.data_dir(), Ok)?;
+        for point in sweep.points() {
+            let label = point.label();
+            let exp = self.exp.at_point(&point, &data, &self.results_db());
+            let mut run = Pipeline::new(exp, &self.out.join("points").join(&label))?;
+            run.point = label.clone();
+            self.log(&format!("sweep point {label}"));
+            run.run()?;
+        }
+        self.report()
     }
 
     /// Runs every stage not yet done and returns the report.
     pub fn run(&self) -> Result<Report> {
+        if let Some(sweep) = &self.exp.sweep {
+            return self.run_sweep(sweep);
+        }
         let data = self.stage("import", || self.import())?;
         let data = data.map_or_else(|| self.data_dir(), Ok)?;
         self.stage("plan", || self.plan().map(|_| PathBuf::new()))?;
@@ -332,8 +416,13 @@ impl Pipeline {
     }
 
     fn log(&self, msg: &str) {
+        let at = if self.point.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.point)
+        };
         eprintln!(
-            "[pipeline {:>6.1}s] {msg}",
+            "[pipeline{at} {:>6.1}s] {msg}",
             self.started.elapsed().as_secs_f64()
         );
     }
@@ -481,8 +570,6 @@ impl Pipeline {
                 self.exp.decoding.clone(),
             )?);
         }
-        let tr = translator.as_mut().expect("loaded above");
-        let corpus = datm_data::read_layout(data)?;
         if let (Some(c), None) = (&self.exp.comet, &comet) {
             *comet = Some(CometScorer::load(
                 &c.model,
@@ -490,50 +577,87 @@ impl Pipeline {
                 c.batch_size,
             )?);
         }
-        let comet = comet.as_ref();
-        let mut scores = Vec::new();
+        let corpus = datm_data::read_layout(data)?;
+        let mut evaluator = Evaluator {
+            translator: translator.as_mut().expect("loaded above"),
+            scoring: Scoring {
+                dicts: &self.exp.mecab,
+                comet: comet.as_ref(),
+            },
+            cache: Some(self.out.join("translations")),
+            fingerprint: self.decoding_fingerprint()?,
+        };
+        let mut outputs = Vec::new();
         for d in Direction::english_centric(&self.exp.languages) {
-            let (src, refs) = test_set(&corpus, d, self.exp.test_size)?;
-            let adapter = router.as_ref().map(|r| r.adapter_for(d)).transpose()?;
-            let t = Instant::now();
-            let hyps = tr.translate(adapter, d, &src, &mut |_| {})?;
-            let path = self.out.join("hyps").join(system).join(format!("{d}.txt"));
-            let mut text = hyps.join("\n");
-            text.push('\n');
-            write_atomic(&path, text.as_bytes())?;
-            let mut score = score_direction(system, d, &hyps, &refs, &self.exp.mecab)?;
-            if let Some(c) = comet {
-                c.add(&mut score, &src, &hyps, &refs)?;
-            }
-            self.log(&format!(
-                "{system} {d} ({}):{} chrF {:.1} BLEU {:.1}, {} sentences in {:.1}s",
-                adapter.map_or("base model", |a| a.id.as_str()),
-                score
-                    .comet
-                    .map_or(String::new(), |c| format!(" COMET {:.1}", 100.0 * c)),
-                score.chrf,
-                score.bleu,
-                src.len(),
-                t.elapsed().as_secs_f64()
-            ));
-            scores.push(score);
+            let test = test_set(&corpus, d, self.exp.test_size, TEST_SET_NAME)?;
+            let adapter = match &router {
+                Some(r) => {
+                    let a = r.adapter_for(d)?;
+                    Some((a, adapter_languages(r.plan(), &a.id)))
+                }
+                None => None,
+            };
+            let hyps = self.out.join("hyps").join(system).join(format!("{d}.txt"));
+            let log = |line: &str| self.log(&format!("{system} {line}"));
+            outputs.push(evaluator.output(d, &test, adapter, Some(&hyps), &log)?);
         }
-        write_atomic(
-            &self.out.join("scores").join(format!("{system}.json")),
-            serde_json::to_string_pretty(&scores)?.as_bytes(),
-        )?;
+        let info = self.system_info(system, router.as_ref())?;
+        let mut store = Store::open(&self.results_db())?;
+        store.record(&SystemResults { info, outputs })?;
         Ok(())
     }
 
+    /// The results store this run writes.
+    pub fn results_db(&self) -> PathBuf {
+        self.exp
+            .results
+            .db
+            .clone()
+            .unwrap_or_else(|| self.out.join("results.sqlite"))
+    }
+
+    /// Model, template and decoding settings: what besides adapter and test set decides
+    /// a translation.
+    fn decoding_fingerprint(&self) -> Result<String> {
+        Ok(format!(
+            "{}\n{}\n{}",
+            self.exp.model.display(),
+            self.exp.template,
+            toml::to_string(&self.exp.decoding)?
+        ))
+    }
+
+    /// The store's record of `system`.
+    fn system_info(&self, system: &str, router: Option<&Router>) -> Result<SystemInfo> {
+        let name = SystemName {
+            experiment: &self.exp.name,
+            point: &self.point,
+            system,
+        };
+        let config = toml::to_string(&self.exp)?;
+        system_info(
+            &name,
+            &config,
+            self.exp.languages.len(),
+            router,
+            &self.exp.model,
+        )
+    }
+
+    /// Whether this run's report covers a stored system: its experiment's, of this sweep
+    /// point (a sweep's own report covers every point), imported systems included.
+    fn reports_on(&self, info: &SystemInfo) -> bool {
+        info.experiment == self.exp.name && (self.exp.sweep.is_some() || info.point == self.point)
+    }
+
     fn report(&self) -> Result<Report> {
+        let store = Store::open_existing(&self.results_db())?;
         let mut scores: Vec<DirectionScore> = Vec::new();
-        for system in self.exp.systems() {
-            let path = self.out.join("scores").join(format!("{system}.json"));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let mut rows: Vec<DirectionScore> = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            scores.append(&mut rows);
+        for sys in store.systems()? {
+            if self.reports_on(&sys.info) {
+                let label = sys.info.label();
+                scores.extend(sys.outputs.iter().map(|o| DirectionScore::of(&label, o)));
+            }
         }
         let report = Report::build(&self.exp.name, &scores, &self.exp.grouping()?);
         write_atomic(&self.out.join("report.md"), report.to_markdown().as_bytes())?;
@@ -554,24 +678,4 @@ fn cap_train(corpus: &mut Corpus, langs: &[Lang], n: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sources and references of a direction's test split, the first `limit` pairs.
-fn test_set(
-    corpus: &Corpus,
-    d: Direction,
-    limit: Option<usize>,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let pairs = corpus.pairs(d, Split::Test);
-    if pairs.is_empty() {
-        bail!("no test pairs for {d}");
-    }
-    let n = limit.unwrap_or(pairs.len()).min(pairs.len());
-    Ok(pairs[..n]
-        .iter()
-        .map(|p| {
-            let (s, t) = p.oriented(d);
-            (s.to_string(), t.to_string())
-        })
-        .unzip())
 }

@@ -38,6 +38,28 @@ pub struct DirectionScore {
     pub comet_model: Option<String>,
 }
 
+impl DirectionScore {
+    /// The row of one stored output of `system`.
+    pub fn of(system: &str, o: &datm_results::Output) -> DirectionScore {
+        let score = |m: &str| o.score(m).map(|s| s.score);
+        DirectionScore {
+            system: system.to_string(),
+            direction: o.direction,
+            bleu: score("bleu").unwrap_or(f64::NAN),
+            chrf: score("chrf").unwrap_or(f64::NAN),
+            segments: o.hypotheses.len(),
+            bleu_signature: o
+                .score("bleu")
+                .map(|s| s.signature.clone())
+                .unwrap_or_default(),
+            comet: score("comet"),
+            comet_model: o
+                .score("comet")
+                .and_then(|s| s.signature.split('|').next().map(str::to_string)),
+        }
+    }
+}
+
 /// A mean over some directions: COMET (when every direction has it), chrF and BLEU, and
 /// how many directions it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

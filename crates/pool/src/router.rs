@@ -70,6 +70,11 @@ impl Router {
         Ok(&self.adapters[id])
     }
 
+    /// Every adapter of the pool, by id.
+    pub fn adapters(&self) -> impl Iterator<Item = &AdapterRef> {
+        self.adapters.values()
+    }
+
     /// Checks that every adapter directory holds a PEFT adapter; the error names the
     /// adapter, its directions and the missing file.
     pub fn verify_files(&self) -> Result<(), PoolError> {

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use datm_lang::Direction;
 use datm_metrics::mecab::{Flavor, MeCab};
 use datm_metrics::{
-    corpus_score, nrefs_of, Bleu, BleuOptions, Chrf, ChrfOptions, Metric, Signature,
+    corpus_stats, nrefs_of, sum_stats, Bleu, BleuOptions, Chrf, ChrfOptions, Metric, Signature,
 };
+use datm_results::MetricScore;
 use serde::{Deserialize, Serialize};
 
-use crate::report::DirectionScore;
 use crate::PoolError;
 
 /// MeCab dictionary folders for scoring Japanese and Korean targets (the `[mecab]` table
@@ -56,22 +56,22 @@ pub fn bleu_tokenizer(direction: Direction, dicts: &MecabDicts) -> (&'static str
     }
 }
 
-/// Corpus BLEU and chrF of `hyps` against one reference each, as a report row.
-pub fn score_direction(
-    system: &str,
+/// Corpus BLEU and chrF of `hyps` against one reference each, with their sacrebleu
+/// signatures, sentence scores and per-segment statistics (for significance tests).
+pub fn score_metrics(
     direction: Direction,
     hyps: &[String],
     refs: &[String],
     dicts: &MecabDicts,
-) -> Result<DirectionScore, PoolError> {
-    if hyps.len() != refs.len() {
+) -> Result<Vec<MetricScore>, PoolError> {
+    if hyps.is_empty() || hyps.len() != refs.len() {
         return Err(PoolError::Plan(format!(
-            "{system} {direction}: {} hypotheses for {} references",
+            "{direction}: {} hypotheses for {} references",
             hyps.len(),
             refs.len()
         )));
     }
-    let fail = |e: anyhow::Error| PoolError::Plan(format!("scoring {system} {direction}: {e:#}"));
+    let fail = |e: anyhow::Error| PoolError::Plan(format!("scoring {direction}: {e:#}"));
     let refs: Vec<Vec<&str>> = refs.iter().map(|r| vec![r.as_str()]).collect();
     let (tokenizer, model) = bleu_tokenizer(direction, dicts);
     let bleu = Bleu::new(BleuOptions {
@@ -81,21 +81,27 @@ pub fn score_direction(
     })
     .map_err(fail)?;
     let chrf = Chrf::new(ChrfOptions::default()).map_err(fail)?;
-    let b = corpus_score(&bleu, hyps, &refs).map_err(fail)?;
-    let c = corpus_score(&chrf, hyps, &refs).map_err(fail)?;
-    Ok(DirectionScore {
-        system: system.to_string(),
-        direction,
-        bleu: b.score,
-        chrf: c.score,
-        segments: hyps.len(),
-        bleu_signature: Signature::new(&bleu as &dyn Metric, nrefs_of(&refs)).format(true),
-        comet: None,
-        comet_model: None,
-    })
+    let metrics: [(&str, &dyn Metric); 2] = [("bleu", &bleu), ("chrf", &chrf)];
+    metrics
+        .into_iter()
+        .map(|(name, metric)| {
+            let stats = corpus_stats(metric, hyps, &refs).map_err(fail)?;
+            // Sentence chrF is chrF of one segment's statistics; sentence BLEU needs
+            // another setting (effective order), so BLEU keeps only the statistics.
+            let segments =
+                (name == "chrf").then(|| stats.iter().map(|s| metric.compute(s).score).collect());
+            Ok(MetricScore {
+                metric: name.to_string(),
+                score: metric.compute(&sum_stats(&stats)).score,
+                signature: Signature::new(metric, nrefs_of(&refs)).format(true),
+                segments,
+                stats: Some(stats),
+            })
+        })
+        .collect()
 }
 
-/// A loaded COMET model that adds its system score to report rows.
+/// A loaded COMET model that scores outputs.
 pub struct CometScorer {
     model: datm_comet::Comet,
     name: String,
@@ -124,27 +130,32 @@ impl CometScorer {
         })
     }
 
-    /// Sets `row.comet` to the system score of `hyps` (references are used by
-    /// reference-based models only).
-    pub fn add(
+    /// The COMET score of `hyps`, with segment scores (references are used by
+    /// reference-based models only). The signature names the model and the implementation.
+    pub fn score(
         &self,
-        row: &mut DirectionScore,
         src: &[String],
         hyps: &[String],
         refs: &[String],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<MetricScore> {
         let refs = self.model.needs_references().then_some(refs);
         let hyps = [hyps.to_vec()];
         let s = datm_comet::score(&self.model, src, refs, &hyps, self.batch_size)?;
-        row.comet = Some(s[0].system_score);
-        row.comet_model = Some(self.name.clone());
-        Ok(())
+        let s = s.into_iter().next().expect("one system scored");
+        Ok(MetricScore {
+            metric: "comet".into(),
+            score: s.system_score,
+            signature: format!("{}|datm-comet (unbabel-comet 2.2.7 exact)|fp32", self.name),
+            segments: Some(s.scores),
+            stats: None,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datm_metrics::corpus_score;
 
     #[test]
     fn tokenizer_by_target_language() {
@@ -168,43 +179,40 @@ mod tests {
 
     #[test]
     fn perfect_and_partial_scores() {
+        let dicts = MecabDicts::default();
+        let de_en = "de-en".parse().unwrap();
+        let score = |hyps: &[String], refs: &[String], metric: &str| {
+            let all = score_metrics(de_en, hyps, refs, &dicts).unwrap();
+            all.into_iter().find(|s| s.metric == metric).unwrap()
+        };
         let refs = vec![
             "The cat sat on the mat.".to_string(),
             "Open the file".to_string(),
         ];
-        let s = score_direction(
-            "x",
-            "de-en".parse().unwrap(),
-            &refs,
-            &refs,
-            &MecabDicts::default(),
-        )
-        .unwrap();
-        assert!((s.bleu - 100.0).abs() < 1e-9 && (s.chrf - 100.0).abs() < 1e-9);
-        assert!(s.bleu_signature.contains("tok:13a"), "{}", s.bleu_signature);
+        assert!((score(&refs, &refs, "bleu").score - 100.0).abs() < 1e-9);
+        assert!((score(&refs, &refs, "chrf").score - 100.0).abs() < 1e-9);
+        let bleu = score(&refs, &refs, "bleu");
+        assert!(bleu.signature.contains("tok:13a"), "{}", bleu.signature);
         let hyps = vec![
             "The cat sat on a mat.".to_string(),
             "Close the file".to_string(),
         ];
-        let s = score_direction(
-            "x",
-            "de-en".parse().unwrap(),
+        let (bleu, chrf) = (score(&hyps, &refs, "bleu"), score(&hyps, &refs, "chrf"));
+        assert!(bleu.score > 0.0 && bleu.score < 100.0 && chrf.score > bleu.score);
+        assert_eq!(bleu.stats.as_ref().unwrap().len(), 2);
+        assert!(bleu.segments.is_none());
+        let segments = chrf.segments.unwrap();
+        assert!(segments[0] > segments[1], "{segments:?}");
+        let expect = corpus_score(
+            &Chrf::new(ChrfOptions::default()).unwrap(),
             &hyps,
-            &refs,
-            &MecabDicts::default(),
+            &[vec![refs[0].as_str()], vec![refs[1].as_str()]],
         )
         .unwrap();
-        assert!(s.bleu > 0.0 && s.bleu < 100.0 && s.chrf > s.bleu);
-        let err = score_direction(
-            "x",
-            "de-en".parse().unwrap(),
-            &hyps[..1],
-            &refs,
-            &MecabDicts::default(),
-        )
-        .unwrap_err();
+        assert_eq!(chrf.score, expect.score);
+        let err = score_metrics(de_en, &hyps[..1], &refs, &dicts).unwrap_err();
         assert!(err
             .to_string()
-            .contains("x de-en: 1 hypotheses for 2 references"));
+            .contains("de-en: 1 hypotheses for 2 references"));
     }
 }

@@ -131,7 +131,7 @@ fn pipeline_runs_every_stage_and_resumes() {
 
     // resume: only the missing system is redone
     std::fs::remove_file(out.join("stages/translate-datm.done")).unwrap();
-    let before = std::fs::metadata(out.join("scores/dat.json"))
+    let before = std::fs::metadata(out.join("hyps/dat/en-fr.txt"))
         .unwrap()
         .modified()
         .unwrap();
@@ -139,11 +139,21 @@ fn pipeline_runs_every_stage_and_resumes() {
     assert_eq!(again, report, "deterministic");
     assert_eq!(
         before,
-        std::fs::metadata(out.join("scores/dat.json"))
+        std::fs::metadata(out.join("hyps/dat/en-fr.txt"))
             .unwrap()
             .modified()
             .unwrap()
     );
+    // every system is in the results store once, with its parameter counts
+    let stored = datm_results::Store::open_existing(&out.join("results.sqlite"))
+        .unwrap()
+        .systems()
+        .unwrap();
+    let names: Vec<&str> = stored.iter().map(|s| s.info.system.as_str()).collect();
+    assert_eq!(names, ["base", "multilingual", "separate", "dat", "datm"]);
+    let params = |i: usize| stored[i].info.params.unwrap();
+    assert_eq!(params(0).adapters, 0);
+    assert!(params(0).base > 0 && params(3).lora > params(4).lora, "DATM has fewer adapters");
 
     // a different experiment in the same directory is refused
     let mut other = exp;
@@ -207,8 +217,13 @@ fn pipeline_with_comet_reports_comet_first() {
         }
         assert!(s.overall.unwrap().comet.is_some());
     }
-    let scores = std::fs::read_to_string(out.join("scores/base.json")).unwrap();
-    assert!(scores.contains("\"comet\"") && scores.contains("\"comet_model\": \"sparsemax\""));
+    let stored = datm_results::Store::open_existing(&out.join("results.sqlite"))
+        .unwrap()
+        .systems()
+        .unwrap();
+    let comet = stored[0].outputs[0].score("comet").unwrap();
+    assert!(comet.signature.starts_with("sparsemax|"), "{}", comet.signature);
+    assert_eq!(comet.segments.as_ref().unwrap().len(), stored[0].outputs[0].hypotheses.len());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("Scores are COMET/chrF/BLEU") && md.contains("`sparsemax`"),

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use datm_data::PromptTemplate;
 use datm_lang::{parse_list, Direction, Grouping};
 use datm_pool::merge::merge_groupwise;
-use datm_pool::report::Report;
-use datm_pool::score::score_direction;
+use datm_pool::evaluate::Scoring;
+use datm_pool::report::{DirectionScore, Report};
+use datm_pool::score::MecabDicts;
+use datm_results::TestSet;
 use datm_pool::train::{is_finished, train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
@@ -124,6 +126,11 @@ fn plan_train_merge_route_translate_all_directions() {
     };
     let mut translator = Translator::load(&model, PromptTemplate::Alma, decoding).unwrap();
     let mut scores = Vec::new();
+    let dicts = MecabDicts::default();
+    let scoring = Scoring {
+        dicts: &dicts,
+        comet: None,
+    };
     for (name, manifest) in [
         ("dat", pool.join("pool.toml")),
         ("datm", pool.join("datm.toml")),
@@ -138,7 +145,13 @@ fn plan_train_merge_route_translate_all_directions() {
                 .translate(Some(adapter), d, &src, &mut |_| {})
                 .unwrap();
             assert_eq!(hyps.len(), 2);
-            scores.push(score_direction(name, d, &hyps, &refs, &Default::default()).unwrap());
+            let test = TestSet {
+                name: "test".into(),
+                sources: src,
+                references: refs,
+            };
+            let out = scoring.output(d, &test, hyps).unwrap();
+            scores.push(DirectionScore::of(name, &out));
         }
     }
     assert_eq!(scores.len(), 12);

@@ -6,16 +6,21 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use datm_data::PromptTemplate;
 use datm_lang::{paper, Direction, Grouping};
+use datm_pool::evaluate::{
+    adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName,
+};
 use datm_pool::merge::merge_groupwise;
-use datm_pool::report::Report;
+use datm_pool::pipeline::TEST_SET_NAME;
+use datm_pool::report::{DirectionScore, Report};
 use datm_pool::router::MANIFEST;
-use datm_pool::score::{score_direction, CometScorer, MecabDicts};
+use datm_pool::score::{CometScorer, MecabDicts};
 use datm_pool::settings::TrainSettings;
 use datm_pool::slurm::{submit_script, SlurmJobs};
 use datm_pool::train::{train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
+use datm_results::{Store, SystemResults};
 
 /// Arguments of `datm pool`.
 #[derive(Args)]
@@ -179,9 +184,19 @@ struct TranslateArgs {
     /// ALMA-layout data directory with test splits.
     #[arg(long)]
     data: PathBuf,
-    /// Output directory: hypotheses, scores.json, report.md.
+    /// Output directory: hypotheses (`<direction>.txt`) and report.md.
     #[arg(long)]
     out: PathBuf,
+    /// Results store to record the scored outputs in (default: OUT/results.sqlite); give
+    /// the same file to pools translated in separate runs to report them together.
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Experiment name in the results store (default: the pool directory's name).
+    #[arg(long)]
+    experiment: Option<String>,
+    /// System name in the results store (default: the pool's strategy).
+    #[arg(long)]
+    system: Option<String>,
     /// Directions (default: all of the pool).
     #[arg(long)]
     directions: Option<String>,
@@ -390,9 +405,12 @@ fn translate(a: TranslateArgs) -> Result<()> {
         stop_at_newline: !a.no_stop_at_newline,
         ..Decoding::default()
     };
-    let mut tr = Translator::load(&a.model, template, decoding)?;
+    let mut tr = Translator::load(&a.model, template, decoding.clone())?;
     let corpus = datm_data::read_layout(&a.data)?;
-    let system = router.plan().strategy.to_string();
+    let system = a
+        .system
+        .clone()
+        .unwrap_or_else(|| router.plan().strategy.to_string());
     let dicts = MecabDicts {
         ja: a.ja_mecab.clone(),
         ko: a.ko_mecab.clone(),
@@ -402,41 +420,52 @@ fn translate(a: TranslateArgs) -> Result<()> {
         .as_deref()
         .map(|m| CometScorer::load(m, a.comet_encoder.as_deref(), 16))
         .transpose()?;
-    let mut scores = Vec::new();
+    let mut evaluator = Evaluator {
+        translator: &mut tr,
+        scoring: Scoring {
+            dicts: &dicts,
+            comet: comet.as_ref(),
+        },
+        cache: None,
+        fingerprint: String::new(),
+    };
+    let mut outputs = Vec::new();
     for d in directions {
+        let test = test_set(&corpus, d, a.test_size, TEST_SET_NAME)
+            .with_context(|| a.data.display().to_string())?;
         let adapter = router.adapter_for(d)?;
-        let pairs = corpus.pairs(d, datm_data::Split::Test);
-        if pairs.is_empty() {
-            bail!("{}: no test pairs for {d}", a.data.display());
-        }
-        let n = a.test_size.unwrap_or(pairs.len()).min(pairs.len());
-        let (src, refs): (Vec<String>, Vec<String>) = pairs[..n]
-            .iter()
-            .map(|p| {
-                let (s, t) = p.oriented(d);
-                (s.to_string(), t.to_string())
-            })
-            .unzip();
-        let hyps = tr.translate(Some(adapter), d, &src, &mut |_| {})?;
-        std::fs::create_dir_all(&a.out)?;
-        std::fs::write(a.out.join(format!("{d}.txt")), hyps.join("\n") + "\n")?;
-        let mut s = score_direction(&system, d, &hyps, &refs, &dicts)?;
-        if let Some(c) = &comet {
-            c.add(&mut s, &src, &hyps, &refs)?;
-        }
-        let comet_text = s
-            .comet
-            .map_or(String::new(), |c| format!(" COMET {:.1}", 100.0 * c));
-        eprintln!(
-            "{d} via {}:{comet_text} chrF {:.1} BLEU {:.1} ({n} sentences)",
-            adapter.id, s.chrf, s.bleu
-        );
-        scores.push(s);
+        let adapter = Some((adapter, adapter_languages(router.plan(), &adapter.id)));
+        let hyps = a.out.join(format!("{d}.txt"));
+        outputs.push(evaluator.output(d, &test, adapter, Some(&hyps), &|l| eprintln!("{l}"))?);
     }
-    std::fs::write(
-        a.out.join("scores.json"),
-        serde_json::to_string_pretty(&scores)?,
+    let experiment = a.experiment.clone().unwrap_or_else(|| dir_name(&a.pool));
+    let name = SystemName {
+        experiment: &experiment,
+        point: "",
+        system: &system,
+    };
+    let config = format!(
+        "{}\n{}",
+        a.pool.display(),
+        serde_json::to_string(&decoding)?
+    );
+    let info = system_info(
+        &name,
+        &config,
+        router.plan().languages.len(),
+        Some(&router),
+        &a.model,
     )?;
+    let db = a.db.clone().unwrap_or_else(|| a.out.join("results.sqlite"));
+    Store::open(&db)?.record(&SystemResults {
+        info,
+        outputs: outputs.clone(),
+    })?;
+    eprintln!("recorded {system} in {}", db.display());
+    let scores: Vec<DirectionScore> = outputs
+        .iter()
+        .map(|o| DirectionScore::of(&system, o))
+        .collect();
     let report = Report::build(
         &format!("{system} pool"),
         &scores,
@@ -445,4 +474,17 @@ fn translate(a: TranslateArgs) -> Result<()> {
     std::fs::write(a.out.join("report.md"), report.to_markdown())?;
     print!("{}", report.to_markdown());
     Ok(())
+}
+
+/// The last component of a pool path (its folder, or the manifest's folder).
+fn dir_name(pool: &Path) -> String {
+    let dir = if pool.is_dir() {
+        pool
+    } else {
+        pool.parent().unwrap_or(pool)
+    };
+    dir.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "pool".to_string())
 }
