@@ -107,6 +107,7 @@ fn plan_train_merge_route_translate_all_directions() {
         method: "ties".into(),
         density: Some(0.5),
         space: "delta".into(),
+        ..MergeSettings::default()
     };
     let datm = merge_groupwise(&dat, &pool, &settings).unwrap();
     assert_eq!(
