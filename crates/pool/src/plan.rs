@@ -28,7 +28,8 @@ pub enum Strategy {
     Dat,
     /// DAT followed by group-wise merging of the XX→En adapters (N = 2·N_G; paper §4.3).
     Datm,
-    /// A hand-written manifest.
+    /// A hand-written manifest, or the plan of a merge ablation ([`MergeMode::PerDirection`],
+    /// [`MergeMode::EnXx`]).
     Custom,
 }
 

@@ -164,11 +164,14 @@ fn settings_reach_every_spec_and_weights_must_fit() {
     );
 }
 
+/// A change to a merge spec.
+type Edit = fn(&mut MergeSpec);
+
 #[test]
 fn merge_specs_are_checked() {
     let good = MergeSettings::default().spec(vec!["a".into(), "b".into()]);
     check_spec("m", &good).unwrap();
-    let cases: [(fn(&mut MergeSpec), &str); 7] = [
+    let cases: [(Edit, &str); 7] = [
         (|s| s.majority_sign = "most".into(), "unknown majority-sign"),
         (|s| s.method = "average".into(), "unknown merge method"),
         (|s| s.space = "weights".into(), "unknown merge space"),
