@@ -92,7 +92,8 @@ pub struct MergeOptions {
     pub majority_sign: MajoritySign,
     /// Seed of DARE's random masks.
     pub seed: u64,
-    /// Output rank in the delta space (default: the largest input rank). Ignored for factors.
+    /// Output rank in the delta space (PEFT's `svd_rank`; default: the largest input rank). The
+    /// factors space keeps the inputs' rank, so a rank there is refused rather than ignored.
     pub rank: Option<usize>,
 }
 
@@ -116,14 +117,7 @@ pub fn merge(adapters: &[Adapter], weights: &[f64], opts: &MergeOptions) -> Resu
         merge_utils::check_density(opts.density)?;
     }
     let names: Vec<&String> = adapters[0].modules.keys().collect();
-    let rank = match opts.space {
-        Space::Delta => opts.rank.unwrap_or_else(|| max_rank(adapters)),
-        Space::Factors => 0,
-    };
-    ensure!(
-        opts.space == Space::Factors || rank > 0,
-        "--rank must be at least 1"
-    );
+    let rank = output_rank(adapters, opts)?;
     let pairs: Vec<(String, LoraPair)> = names
         .par_iter()
         .map(|name| {
@@ -138,6 +132,19 @@ pub fn merge(adapters: &[Adapter], weights: &[f64], opts: &MergeOptions) -> Resu
     let modules: BTreeMap<String, LoraPair> = pairs.into_iter().collect();
     let config = merged_config(adapters, &modules)?;
     Adapter::new(config, modules)
+}
+
+/// The rank of a delta-space merge (0 for the factors space, which keeps the inputs' rank).
+fn output_rank(adapters: &[Adapter], opts: &MergeOptions) -> Result<usize> {
+    match (opts.space, opts.rank) {
+        (Space::Factors, None) => Ok(0),
+        (Space::Factors, Some(r)) => bail!(
+            "a rank ({r}) applies to the delta space only: a factors-space merge keeps its inputs' rank"
+        ),
+        (Space::Delta, Some(0)) => bail!("the merged rank must be at least 1"),
+        (Space::Delta, Some(r)) => Ok(r),
+        (Space::Delta, None) => Ok(max_rank(adapters)),
+    }
 }
 
 fn max_rank(adapters: &[Adapter]) -> usize {
@@ -534,6 +541,60 @@ mod tests {
         let d3 = delta(&merge(&ads, &[1.0, 1.0], &MergeOptions { seed: 4, ..opts }).unwrap());
         assert_eq!(d1, d2);
         assert_ne!(d1, d3);
+    }
+
+    #[test]
+    fn rank_truncates_the_delta_merge_and_is_refused_for_factors() {
+        let ads = [adapter(3, 3.0, 0.0, "b"), adapter(3, 3.0, 1.0, "b")];
+        let default = merge(&ads, &[1.0, 1.0], &MergeOptions::default()).unwrap();
+        assert_eq!(default.config.r, 3, "default: the inputs' rank");
+        let opts = MergeOptions {
+            rank: Some(2),
+            ..Default::default()
+        };
+        let out = merge(&ads, &[1.0, 1.0], &opts).unwrap();
+        assert_eq!((out.config.r, out.config.lora_alpha), (2, 2.0));
+        assert_eq!(out.modules["m.q_proj"].a.dims(), &[2, 5]);
+        assert_ne!(delta(&out), delta(&default));
+        let zero = MergeOptions {
+            rank: Some(0),
+            ..Default::default()
+        };
+        let err = merge(&ads, &[1.0, 1.0], &zero).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let factors = MergeOptions {
+            space: Space::Factors,
+            rank: Some(2),
+            ..Default::default()
+        };
+        let err = merge(&ads, &[1.0, 1.0], &factors).unwrap_err();
+        assert!(err.to_string().contains("delta space only"), "{err}");
+    }
+
+    #[test]
+    fn majority_sign_method_changes_a_ties_merge() {
+        // Three adapters: two small positive entries outvote one large negative entry by count
+        // (frequency) but not by mass (total).
+        let dev = Device::Cpu;
+        let one = |v: f32| {
+            let pair = LoraPair {
+                a: Tensor::from_vec(vec![1f32], (1, 1), &dev).unwrap(),
+                b: Tensor::from_vec(vec![v], (1, 1), &dev).unwrap(),
+            };
+            let config = LoraConfig::new(1, 1.0, TargetModules::List(vec!["q_proj".into()]));
+            Adapter::new(config, BTreeMap::from([("m.q_proj".to_string(), pair)])).unwrap()
+        };
+        let ads = [one(1.0), one(1.0), one(-5.0)];
+        let run = |majority_sign| {
+            let opts = MergeOptions {
+                density: 1.0,
+                majority_sign,
+                ..Default::default()
+            };
+            delta(&merge(&ads, &[1.0; 3], &opts).unwrap())[0]
+        };
+        assert!((run(MajoritySign::Total) - -5.0).abs() < 1e-5);
+        assert!((run(MajoritySign::Frequency) - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! - [`plan`]: strategies (multilingual, group, separate, DAT, DATM, custom) → a validated
 //!   [`PoolPlan`] manifest with a routing table.
+//! - [`merge`]: merging inside a pool folder: DATM's group-wise merge, the [`MergeMode`]
+//!   ablations, and the merges a hand-written plan declares.
 //! - [`router`]: direction → adapter of a pool directory.
 //! - [`report`]: per-direction score tables → Markdown/JSON reports, the paper's Table 1
 //!   view and conflict/synergy deltas.
@@ -23,7 +25,7 @@ pub mod train;
 pub mod trainer;
 pub mod translate;
 
-pub use plan::{AdapterSpec, MergeSettings, MergeSpec, PoolPlan, Strategy};
+pub use plan::{AdapterSpec, MergeMode, MergeSettings, MergeSpec, PoolPlan, Strategy};
 pub use router::{AdapterRef, Router};
 
 use std::path::PathBuf;

@@ -539,6 +539,7 @@ impl Pipeline {
             method: m.method.clone(),
             density: m.density,
             space: m.space.clone(),
+            ..MergeSettings::default()
         };
         let datm = merge_groupwise(&dat, &self.pool_dir(), &settings)?;
         datm.save(&self.manifest(Strategy::Datm))?;

@@ -28,7 +28,8 @@ pub enum Strategy {
     Dat,
     /// DAT followed by group-wise merging of the XX→En adapters (N = 2·N_G; paper §4.3).
     Datm,
-    /// A hand-written manifest.
+    /// A hand-written manifest, or the plan of a merge ablation ([`MergeMode::PerDirection`],
+    /// [`MergeMode::EnXx`]).
     Custom,
 }
 
@@ -89,9 +90,31 @@ pub struct MergeSpec {
     pub density: Option<f64>,
     /// `delta` (merge ΔW, then SVD) or `factors` (PEFT-compatible A/B merge).
     pub space: String,
-    /// Per-source weights; all 1.0 when empty.
+    /// Per-source weights, in source order; all 1.0 when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<f64>,
+    /// Rank of the merged adapter in the delta space (SVD truncation, PEFT's `svd_rank`);
+    /// absent: the sources' (largest) rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    /// TIES sign election of `ties`/`dare_ties` (PEFT's `majority_sign_method`): `total`
+    /// (the default, not written) or `frequency`.
+    #[serde(
+        default = "default_majority_sign",
+        skip_serializing_if = "is_default_majority_sign"
+    )]
+    pub majority_sign: String,
+}
+
+/// PEFT's default sign election.
+const DEFAULT_MAJORITY_SIGN: &str = "total";
+
+fn default_majority_sign() -> String {
+    DEFAULT_MAJORITY_SIGN.into()
+}
+
+fn is_default_majority_sign(method: &str) -> bool {
+    method == DEFAULT_MAJORITY_SIGN
 }
 
 /// One adapter of a pool.
@@ -186,7 +209,20 @@ pub fn dat_group_id(group: GroupId) -> String {
     format!("en-xx.g{group}")
 }
 
-/// Merge settings used by group-wise merging.
+/// Id of the merged En→XX adapter of a group (the `en-xx` merge mode); distinct from
+/// [`dat_group_id`], the trained En→XX adapter of a group, which may share the pool folder.
+pub fn merged_en_xx_group_id(group: GroupId) -> String {
+    format!("en-xx.merged.g{group}")
+}
+
+/// Id of the one merged XX→En adapter of the `per-direction` merge mode.
+pub const MERGED_XX_EN_ID: &str = "xx-en.all";
+
+/// Id of the one merged En→XX adapter of the `per-direction` (and, for a DAT pool, `en-xx`)
+/// merge mode.
+pub const MERGED_EN_XX_ID: &str = "en-xx.all";
+
+/// How the merges of a merge mode are made: one setting for all of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeSettings {
     /// Merge method name.
@@ -195,18 +231,115 @@ pub struct MergeSettings {
     pub density: Option<f64>,
     /// `delta` or `factors`.
     pub space: String,
+    /// Per-source weights, in each merge's source order; all 1.0 when empty. Every merge of
+    /// the mode must then have exactly this many sources.
+    pub weights: Vec<f64>,
+    /// Rank of the merged adapters (delta space); `None`: the sources' rank.
+    pub rank: Option<usize>,
+    /// TIES sign election: `total` or `frequency`.
+    pub majority_sign: String,
 }
 
 impl Default for MergeSettings {
-    /// TIES in ΔW space at density 0.2 (the PEFT docs' example value).
+    /// TIES in ΔW space at density 0.2 (the PEFT docs' example value), weights 1, the
+    /// sources' rank, sign elected by total mass.
     fn default() -> Self {
         MergeSettings {
             method: datm_lang::paper::MERGE_METHOD.into(),
             density: Some(0.2),
             space: "delta".into(),
+            weights: Vec::new(),
+            rank: None,
+            majority_sign: default_majority_sign(),
         }
     }
 }
+
+impl MergeSettings {
+    /// The spec of one merge of `sources` with these settings.
+    pub fn spec(&self, sources: Vec<String>) -> MergeSpec {
+        MergeSpec {
+            sources,
+            method: self.method.clone(),
+            density: self.density,
+            space: self.space.clone(),
+            weights: self.weights.clone(),
+            rank: self.rank,
+            majority_sign: self.majority_sign.clone(),
+        }
+    }
+}
+
+/// Which adapters `pool merge` combines: DATM (paper §4.3) and the ablations of its
+/// preliminary experiments. Every mode merges only adapters that serve one side (all their
+/// directions XX→En, or all En→XX) and never a merge of fewer than two adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    /// DATM: in each group, the XX→En adapters serving only that group's languages merge
+    /// into `xx-en.g{N}`; En→XX is left as trained. A DAT pool becomes 2·N_G adapters.
+    Groupwise,
+    /// "One adapter per direction": every XX→En adapter merges into `xx-en.all` and every
+    /// En→XX adapter into `en-xx.all`. A DAT (or separate) pool becomes 2 adapters.
+    PerDirection,
+    /// DATM plus merging on the En→XX side, one level coarser than it was trained: in each
+    /// group, the En→XX adapters serving only that group's languages merge into
+    /// `en-xx.merged.g{N}` (a separate pool: 2·N_G adapters); when no group has two (a DAT
+    /// pool, whose En→XX adapters already are per group), all En→XX adapters merge into
+    /// `en-xx.all` (a DAT pool: N_G + 1 adapters).
+    EnXx,
+}
+
+impl MergeMode {
+    /// Every mode, in the order `pool merge --help` lists them.
+    pub const ALL: [MergeMode; 3] = [
+        MergeMode::Groupwise,
+        MergeMode::PerDirection,
+        MergeMode::EnXx,
+    ];
+
+    /// The name used on the command line (`--groupwise`, …) and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            MergeMode::Groupwise => "groupwise",
+            MergeMode::PerDirection => "per-direction",
+            MergeMode::EnXx => "en-xx",
+        }
+    }
+
+    /// The manifest the merged plan is saved as inside the pool folder.
+    pub fn manifest(self) -> &'static str {
+        match self {
+            MergeMode::Groupwise => "datm.toml",
+            MergeMode::PerDirection => "datm-per-direction.toml",
+            MergeMode::EnXx => "datm-en-xx.toml",
+        }
+    }
+
+    /// The strategy recorded in the merged plan: DATM for the paper's merge, `custom` for
+    /// the ablations (plans no strategy of Figure 4 generates).
+    pub fn strategy(self) -> Strategy {
+        match self {
+            MergeMode::Groupwise => Strategy::Datm,
+            MergeMode::PerDirection | MergeMode::EnXx => Strategy::Custom,
+        }
+    }
+}
+
+impl fmt::Display for MergeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One merge a mode asks for: the merged adapter's id and the directions whose adapters it
+/// may combine (an adapter qualifies when all its directions lie among them).
+struct Scope {
+    id: String,
+    directions: Vec<Direction>,
+}
+
+/// The merges a plan's merge-mode yields: the new plan and `(merged id, spec)` to run.
+pub type MergedPlan = (PoolPlan, Vec<(String, MergeSpec)>);
 
 impl PoolPlan {
     /// Builds the plan of a strategy for the given languages and grouping. `Custom` has no
@@ -342,6 +475,10 @@ impl PoolPlan {
                     a.id
                 )));
             }
+            if let Some(spec) = &a.merge {
+                crate::merge::check_spec(&a.id, spec)?;
+                self.check_merge_directions(a, spec)?;
+            }
         }
         let served = self.directions();
         for d in &served {
@@ -364,6 +501,28 @@ impl PoolPlan {
             )));
         }
         Ok(())
+    }
+
+    /// A merged adapter whose sources are all adapters of this plan (a hand-written plan
+    /// that trains them) may serve only directions some source is trained on.
+    fn check_merge_directions(&self, a: &AdapterSpec, spec: &MergeSpec) -> Result<(), PoolError> {
+        let sources: Option<Vec<&AdapterSpec>> =
+            spec.sources.iter().map(|s| self.adapter(s)).collect();
+        let Some(sources) = sources else {
+            return Ok(());
+        };
+        match a
+            .directions
+            .iter()
+            .find(|d| !sources.iter().any(|s| s.directions.contains(d)))
+        {
+            Some(d) => Err(PoolError::Plan(format!(
+                "merged adapter {:?} serves {d}, but none of its sources ({}) is trained on it",
+                a.id,
+                spec.sources.join(", ")
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Checks that every trained adapter's data exists and is non-empty under `data_dir`.
@@ -389,53 +548,141 @@ impl PoolPlan {
 
     /// DATM: merges the XX→En adapters inside each group. Returns the new plan (sources
     /// replaced by one merged adapter per group, routes updated) and the merges to run.
-    /// Groups with a single XX→En adapter keep it unmerged. Only XX→En adapters that serve
-    /// exactly one language are merged.
-    pub fn merged_groupwise(
+    /// Groups with a single XX→En adapter keep it unmerged, and a plan with nothing to merge
+    /// is returned unchanged (as [`Strategy::Datm`]); [`PoolPlan::merged_by`] refuses that.
+    pub fn merged_groupwise(&self, settings: &MergeSettings) -> Result<MergedPlan, PoolError> {
+        let scopes = self.group_scopes(Direction::to_english, datm_group_id)?;
+        self.merged_scopes(Strategy::Datm, &scopes, settings)
+    }
+
+    /// Applies a merge mode (see [`MergeMode`]): the new plan, validated, and the merges to
+    /// run. A plan in which the mode finds nothing to merge is an error saying so.
+    pub fn merged_by(
         &self,
+        mode: MergeMode,
         settings: &MergeSettings,
-    ) -> Result<(PoolPlan, Vec<(String, MergeSpec)>), PoolError> {
-        let grouping = self.grouping()?;
-        let mut plan = self.clone();
-        plan.strategy = Strategy::Datm;
-        let mut merges = Vec::new();
-        for (g, langs) in grouping.groups() {
-            let sources: Vec<&AdapterSpec> = langs
-                .iter()
-                .filter_map(|&l| self.routes.get(&Direction::to_english(l)))
-                .filter_map(|id| self.adapter(id))
-                .filter(|a| a.directions.iter().all(|d| d.is_to_english()))
-                .collect();
-            let mut unique: Vec<&AdapterSpec> = Vec::new();
-            for a in sources {
-                if !unique.iter().any(|u| u.id == a.id) {
-                    unique.push(a);
-                }
+    ) -> Result<MergedPlan, PoolError> {
+        let scopes = match mode {
+            MergeMode::Groupwise => self.group_scopes(Direction::to_english, datm_group_id)?,
+            MergeMode::PerDirection => vec![
+                self.side_scope(Direction::to_english, MERGED_XX_EN_ID),
+                self.side_scope(Direction::from_english, MERGED_EN_XX_ID),
+            ],
+            MergeMode::EnXx => {
+                let mut scopes = self.group_scopes(Direction::to_english, datm_group_id)?;
+                scopes.extend(self.en_xx_scopes()?);
+                scopes
             }
-            if unique.len() < 2 {
+        };
+        let (plan, merges) = self.merged_scopes(mode.strategy(), &scopes, settings)?;
+        if merges.is_empty() {
+            return Err(PoolError::Plan(format!(
+                "merge mode {mode} would merge nothing: no {} has two or more adapters serving only its directions (is the plan already merged?)",
+                match mode {
+                    MergeMode::Groupwise => "group's XX→En side",
+                    MergeMode::PerDirection => "side (XX→En, En→XX)",
+                    MergeMode::EnXx => "group's XX→En or En→XX side, nor the En→XX side as a whole,",
+                }
+            )));
+        }
+        Ok((plan, merges))
+    }
+
+    /// The `en-xx` mode's En→XX merges: per group where some group has two or more En→XX
+    /// adapters, else the whole En→XX side.
+    fn en_xx_scopes(&self) -> Result<Vec<Scope>, PoolError> {
+        let per_group = self.group_scopes(Direction::from_english, merged_en_xx_group_id)?;
+        if per_group
+            .iter()
+            .any(|s| self.scope_sources(&s.directions).len() >= 2)
+        {
+            Ok(per_group)
+        } else {
+            Ok(vec![
+                self.side_scope(Direction::from_english, MERGED_EN_XX_ID)
+            ])
+        }
+    }
+
+    /// One scope per group: the group's directions of one side (`side` maps a language to
+    /// its direction), merged under `id(group)`.
+    fn group_scopes(
+        &self,
+        side: fn(Lang) -> Direction,
+        id: fn(GroupId) -> String,
+    ) -> Result<Vec<Scope>, PoolError> {
+        Ok(self
+            .grouping()?
+            .groups()
+            .map(|(g, langs)| Scope {
+                id: id(g),
+                directions: langs.iter().map(|&l| side(l)).collect(),
+            })
+            .collect())
+    }
+
+    /// One side's directions over all languages (in the plan's language order) as one scope.
+    fn side_scope(&self, side: fn(Lang) -> Direction, id: &str) -> Scope {
+        Scope {
+            id: id.into(),
+            directions: self.languages.iter().map(|&l| side(l)).collect(),
+        }
+    }
+
+    /// The distinct adapters routed for `scope`'s directions (in its order) whose own
+    /// directions all lie in `scope`.
+    fn scope_sources(&self, scope: &[Direction]) -> Vec<&AdapterSpec> {
+        let mut sources: Vec<&AdapterSpec> = Vec::new();
+        for a in scope
+            .iter()
+            .filter_map(|d| self.routes.get(d))
+            .filter_map(|id| self.adapter(id))
+        {
+            if a.directions.iter().all(|d| scope.contains(d))
+                && !sources.iter().any(|s| s.id == a.id)
+            {
+                sources.push(a);
+            }
+        }
+        sources
+    }
+
+    /// Replaces, for each scope with two or more sources, the sources by one merged adapter
+    /// (its directions the union of theirs, routes updated), then validates the new plan.
+    fn merged_scopes(
+        &self,
+        strategy: Strategy,
+        scopes: &[Scope],
+        settings: &MergeSettings,
+    ) -> Result<MergedPlan, PoolError> {
+        let mut plan = self.clone();
+        plan.strategy = strategy;
+        let mut merges = Vec::new();
+        for scope in scopes {
+            let sources = self.scope_sources(&scope.directions);
+            if sources.len() < 2 {
                 continue;
             }
-            let id = datm_group_id(g);
-            let spec = MergeSpec {
-                sources: unique.iter().map(|a| a.id.clone()).collect(),
-                method: settings.method.clone(),
-                density: settings.density,
-                space: settings.space.clone(),
-                weights: Vec::new(),
-            };
+            if self.adapter(&scope.id).is_some() {
+                return Err(PoolError::Plan(format!(
+                    "the merged adapter {:?} would overwrite the plan's own adapter of that id in the pool folder; rename that adapter",
+                    scope.id
+                )));
+            }
+            let spec = settings.spec(sources.iter().map(|a| a.id.clone()).collect());
             let directions: Vec<Direction> =
-                unique.iter().flat_map(|a| a.directions.clone()).collect();
+                sources.iter().flat_map(|a| a.directions.clone()).collect();
             plan.adapters.retain(|a| !spec.sources.contains(&a.id));
             for d in &directions {
-                plan.routes.insert(*d, id.clone());
+                plan.routes.insert(*d, scope.id.clone());
             }
             plan.adapters.push(AdapterSpec {
-                id: id.clone(),
+                id: scope.id.clone(),
                 directions,
                 data: Vec::new(),
                 merge: Some(spec.clone()),
             });
-            merges.push((id, spec));
+            merges.push((scope.id.clone(), spec));
         }
         plan.validate()?;
         Ok((plan, merges))

@@ -1,11 +1,14 @@
-//! DATM group-wise merging over a pool of real PEFT adapters (the adapter crate's fixtures).
+//! Merging inside a pool folder of real PEFT adapters (the adapter crate's fixtures): DATM
+//! group-wise, a merge mode, a custom plan's declared merges, and what a merge refuses.
 
 use std::path::{Path, PathBuf};
 
 use datm_adapter::Adapter;
 use datm_lang::{parse_list, Grouping};
-use datm_pool::merge::{merge_groupwise, merge_options, MERGE_RECORD};
-use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
+use datm_pool::merge::{
+    merge_declared, merge_groupwise, merge_options, merge_pool, run_merge, MERGE_RECORD,
+};
+use datm_pool::{MergeMode, MergeSettings, PoolPlan, Router, Strategy};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,6 +64,7 @@ fn datm_merges_each_group_and_reroutes() {
         method: "ties".into(),
         density: Some(0.5),
         space: "delta".into(),
+        ..MergeSettings::default()
     };
     let datm = merge_groupwise(&dat, pool.path(), &settings).unwrap();
     assert_eq!(datm.strategy, Strategy::Datm);
@@ -127,4 +131,114 @@ fn missing_source_is_named() {
         err.contains("merging xx-en.g1: source adapter \"xx-en.de\""),
         "{err}"
     );
+}
+
+fn example_plan(name: &str) -> PoolPlan {
+    PoolPlan::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn fill_pool(pool: &Path, adapters: &[(&str, &str)]) {
+    for (id, fx) in adapters {
+        copy_adapter(&fixture(fx), &pool.join(id));
+    }
+}
+
+#[test]
+fn a_custom_plan_runs_its_declared_merges() {
+    let plan = example_plan("custom-merge-plan.toml");
+    let pool = tempfile::tempdir().unwrap();
+    fill_pool(
+        pool.path(),
+        &[
+            ("xx-en.de", "peft_a"),
+            ("xx-en.sv", "peft_b"),
+            ("xx-en.es", "peft_c"),
+            ("xx-en.it", "peft_a"),
+            ("en-xx.g1", "peft_b"),
+            ("en-xx.g2", "peft_c"),
+        ],
+    );
+    let runs = merge_declared(&plan, pool.path()).unwrap();
+    let merged: Vec<(&str, bool)> = runs.iter().map(|r| (r.id.as_str(), r.merged)).collect();
+    assert_eq!(merged, [("xx-en.germanic", true), ("xx-en.romance", true)]);
+
+    // the weights of the spec are used: the adapter crate's merge with weights 1, 0.5
+    let germanic = Adapter::load(&pool.path().join("xx-en.germanic")).unwrap();
+    let spec = plan
+        .adapter("xx-en.germanic")
+        .unwrap()
+        .merge
+        .clone()
+        .unwrap();
+    let inputs = [
+        Adapter::load(&fixture("peft_a")).unwrap(),
+        Adapter::load(&fixture("peft_b")).unwrap(),
+    ];
+    let opts = merge_options(&spec).unwrap();
+    let expected = datm_adapter::merge(&inputs, &[1.0, 0.5], &opts).unwrap();
+    assert!(max_abs_diff(&germanic, &expected) < 1e-5);
+    let unweighted = datm_adapter::merge(&inputs, &[1.0, 1.0], &opts).unwrap();
+    assert!(max_abs_diff(&germanic, &unweighted) > 1e-4);
+    // rank 2 as declared
+    let romance = Adapter::load(&pool.path().join("xx-en.romance")).unwrap();
+    assert_eq!(romance.config.r, 2);
+
+    // the plan serves every direction from files in the pool; a rerun keeps both merges
+    let manifest = pool.path().join("pool.toml");
+    plan.save(&manifest).unwrap();
+    Router::open(&manifest).unwrap().verify_files().unwrap();
+    let again = merge_declared(&plan, pool.path()).unwrap();
+    assert!(again.iter().all(|r| !r.merged));
+}
+
+#[test]
+fn per_direction_mode_writes_two_adapters_and_records() {
+    let langs = parse_list("de,nl,sv").unwrap();
+    let dat = PoolPlan::build(Strategy::Dat, &langs, &Grouping::default()).unwrap();
+    let pool = tempfile::tempdir().unwrap();
+    fill_pool(
+        pool.path(),
+        &[
+            ("xx-en.de", "peft_a"),
+            ("xx-en.nl", "peft_b"),
+            ("xx-en.sv", "peft_c"),
+            ("en-xx.g1", "peft_a"),
+        ],
+    );
+    let settings = MergeSettings {
+        method: "linear".into(),
+        ..MergeSettings::default()
+    };
+    // en-xx.g1 is the only En→XX adapter: only the XX→En side merges
+    let (merged, runs) = merge_pool(&dat, pool.path(), MergeMode::PerDirection, &settings).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].id, "xx-en.all");
+    assert_eq!(merged.adapters.len(), 2);
+    assert!(pool.path().join("xx-en.all").join(MERGE_RECORD).is_file());
+    let path = pool.path().join(MergeMode::PerDirection.manifest());
+    merged.save(&path).unwrap();
+    Router::open(&path).unwrap().verify_files().unwrap();
+}
+
+#[test]
+fn a_merge_never_overwrites_a_trained_adapter() {
+    let pool = tempfile::tempdir().unwrap();
+    fill_pool(
+        pool.path(),
+        &[("xx-en.de", "peft_a"), ("xx-en.nl", "peft_b")],
+    );
+    let spec = MergeSettings::default().spec(vec!["xx-en.de".into(), "xx-en.nl".into()]);
+    assert!(run_merge("fresh", &spec, pool.path(), pool.path()).unwrap());
+    // "trained" holds an adapter without a merge record: merging into its folder is refused
+    copy_adapter(&fixture("peft_c"), &pool.path().join("trained"));
+    let err = run_merge("trained", &spec, pool.path(), pool.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds an adapter that no merge made"), "{err}");
+    assert!(!pool.path().join(".trained.merging").exists());
 }

@@ -153,7 +153,10 @@ fn pipeline_runs_every_stage_and_resumes() {
     assert_eq!(names, ["base", "multilingual", "separate", "dat", "datm"]);
     let params = |i: usize| stored[i].info.params.unwrap();
     assert_eq!(params(0).adapters, 0);
-    assert!(params(0).base > 0 && params(3).lora > params(4).lora, "DATM has fewer adapters");
+    assert!(
+        params(0).base > 0 && params(3).lora > params(4).lora,
+        "DATM has fewer adapters"
+    );
 
     // a different experiment in the same directory is refused
     let mut other = exp;
@@ -222,8 +225,15 @@ fn pipeline_with_comet_reports_comet_first() {
         .systems()
         .unwrap();
     let comet = stored[0].outputs[0].score("comet").unwrap();
-    assert!(comet.signature.starts_with("sparsemax|"), "{}", comet.signature);
-    assert_eq!(comet.segments.as_ref().unwrap().len(), stored[0].outputs[0].hypotheses.len());
+    assert!(
+        comet.signature.starts_with("sparsemax|"),
+        "{}",
+        comet.signature
+    );
+    assert_eq!(
+        comet.segments.as_ref().unwrap().len(),
+        stored[0].outputs[0].hypotheses.len()
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("Scores are COMET/chrF/BLEU") && md.contains("`sparsemax`"),

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use datm_data::PromptTemplate;
 use datm_lang::{parse_list, Direction, Grouping};
-use datm_pool::merge::merge_groupwise;
 use datm_pool::evaluate::Scoring;
+use datm_pool::merge::merge_groupwise;
 use datm_pool::report::{DirectionScore, Report};
 use datm_pool::score::MecabDicts;
-use datm_results::TestSet;
 use datm_pool::train::{is_finished, train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
+use datm_results::TestSet;
 use datm_train::TrainConfig;
 
 fn repo() -> PathBuf {
@@ -109,6 +109,7 @@ fn plan_train_merge_route_translate_all_directions() {
         method: "ties".into(),
         density: Some(0.5),
         space: "delta".into(),
+        ..MergeSettings::default()
     };
     let datm = merge_groupwise(&dat, &pool, &settings).unwrap();
     assert_eq!(

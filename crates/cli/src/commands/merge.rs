@@ -34,7 +34,7 @@ pub struct MergeArgs {
     /// `factors`: merge A's and B's separately, as PEFT's add_weighted_adapter.
     #[arg(long, default_value = "delta", value_parser = ["delta", "factors"])]
     space: String,
-    /// Output rank for --space delta (default: the largest input rank).
+    /// Output rank for --space delta (default: the largest input rank); refused with --space factors.
     #[arg(long)]
     rank: Option<usize>,
     /// Input adapter directories (PEFT format), at least one.

@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use datm_data::PromptTemplate;
 use datm_lang::{paper, Direction, Grouping};
 use datm_pool::evaluate::{
     adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName,
 };
-use datm_pool::merge::merge_groupwise;
+use datm_pool::merge::{merge_declared, merge_pool, MergeRun};
 use datm_pool::pipeline::TEST_SET_NAME;
 use datm_pool::report::{DirectionScore, Report};
 use datm_pool::router::MANIFEST;
@@ -19,7 +19,7 @@ use datm_pool::slurm::{submit_script, SlurmJobs};
 use datm_pool::train::{train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
-use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
+use datm_pool::{MergeMode, MergeSettings, PoolPlan, Router, Strategy};
 use datm_results::{Store, SystemResults};
 
 /// Arguments of `datm pool`.
@@ -35,7 +35,8 @@ enum PoolCommand {
     Plan(PlanArgs),
     /// Train every adapter of a plan (skips finished ones, resumes interrupted ones).
     Train(Box<TrainArgs>),
-    /// DATM: merge the XX→En adapters inside each group and update the routing table.
+    /// Merge adapters of a pool: DATM (--groupwise), the ablations (--per-direction,
+    /// --en-xx), or the merges a plan declares; writes the new routing table.
     Merge(MergeArgs),
     /// Print the adapter a pool uses for a direction.
     Route(RouteArgs),
@@ -136,28 +137,86 @@ struct SlurmArgs {
 }
 
 #[derive(Args)]
+#[command(
+    group(ArgGroup::new("mode").args(["groupwise", "per_direction", "en_xx"])),
+    after_help = "Without a mode, runs the merges the plan declares ([[adapters]] with \
+    `merge = { sources = [...], method = ..., weights = [...], rank = ..., majority_sign = ... }`, \
+    see examples/custom-merge-plan.toml). With a mode, runs those first, then the mode's merges \
+    with the options above, and saves the new plan. Sources are read from POOL and merged \
+    adapters written there with a merge.json record: a rerun keeps what is up to date."
+)]
 struct MergeArgs {
-    /// Merge the XX→En adapters inside each group (DATM); the only mode so far.
+    /// DATM (paper §4.3): in each group, merge the XX→En adapters serving only its
+    /// languages into xx-en.g<N>; En→XX stays as trained (a DAT pool: 2·N_G adapters).
+    /// Manifest: POOL/datm.toml.
     #[arg(long)]
     groupwise: bool,
-    /// The trained (DAT) plan; default: POOL/pool.toml.
+    /// Ablation "one adapter per direction": every XX→En adapter into xx-en.all, every
+    /// En→XX adapter into en-xx.all (2 adapters). Manifest: POOL/datm-per-direction.toml.
+    #[arg(long)]
+    per_direction: bool,
+    /// Ablation: --groupwise, plus En→XX merged one level coarser than trained: per group
+    /// into en-xx.merged.g<N> where a group has several En→XX adapters (a separate pool:
+    /// 2·N_G), else all into en-xx.all (a DAT pool: N_G + 1). Manifest: POOL/datm-en-xx.toml.
+    #[arg(long)]
+    en_xx: bool,
+    /// The trained plan (e.g. DAT); default: POOL/pool.toml.
     #[arg(long)]
     plan: Option<PathBuf>,
     /// Pool directory holding the trained adapters; merged ones are written there too.
     #[arg(long)]
     pool: PathBuf,
     /// linear | ties | dare_linear | dare_ties | magnitude_prune.
-    #[arg(long, default_value = "ties")]
+    #[arg(long, default_value = "ties", requires = "mode")]
     method: String,
-    /// Fraction of entries kept by trimming methods.
-    #[arg(long, default_value_t = 0.2)]
+    /// Fraction of entries kept by trimming methods (ties, dare_*, magnitude_prune).
+    #[arg(long, default_value_t = 0.2, requires = "mode")]
     density: f64,
     /// delta (exact ΔW merge + SVD) or factors (PEFT-compatible A/B merge).
-    #[arg(long, default_value = "delta", value_parser = ["delta", "factors"])]
+    #[arg(long, default_value = "delta", value_parser = ["delta", "factors"], requires = "mode")]
     space: String,
-    /// New manifest; default POOL/datm.toml.
+    /// Per-source weights, comma-separated, in each merge's source order (a run prints
+    /// them; default 1 each). Every merge of the mode must have that many sources.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        requires = "mode"
+    )]
+    weights: Vec<f64>,
+    /// Rank of the merged adapters in delta space (SVD truncation); default: the sources' rank.
+    #[arg(long, requires = "mode")]
+    rank: Option<usize>,
+    /// TIES sign election (ties, dare_ties; PEFT's majority_sign_method): total (by mass)
+    /// or frequency (by count).
+    #[arg(long, default_value = "total", value_parser = ["total", "frequency"], requires = "mode")]
+    majority_sign: String,
+    /// New manifest; default POOL/<the mode's manifest>. Without a mode: where to save the plan (not saved otherwise).
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+impl MergeArgs {
+    /// The merge mode asked for, if any.
+    fn mode(&self) -> Option<MergeMode> {
+        MergeMode::ALL.into_iter().find(|m| match m {
+            MergeMode::Groupwise => self.groupwise,
+            MergeMode::PerDirection => self.per_direction,
+            MergeMode::EnXx => self.en_xx,
+        })
+    }
+
+    /// The settings of the mode's merges.
+    fn settings(&self) -> MergeSettings {
+        MergeSettings {
+            method: self.method.clone(),
+            density: Some(self.density),
+            space: self.space.clone(),
+            weights: self.weights.clone(),
+            rank: self.rank,
+            majority_sign: self.majority_sign.clone(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -359,26 +418,48 @@ fn abs(p: &Path) -> String {
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
-    if !a.groupwise {
-        bail!("pass --groupwise (DATM); to merge arbitrary adapters use `datm merge`");
-    }
-    let plan_path = a.plan.unwrap_or_else(|| a.pool.join(MANIFEST));
+    let plan_path = a.plan.clone().unwrap_or_else(|| a.pool.join(MANIFEST));
     let plan = PoolPlan::load(&plan_path)?;
-    let settings = MergeSettings {
-        method: a.method,
-        density: Some(a.density),
-        space: a.space,
+    let Some(mode) = a.mode() else {
+        if plan.adapters.iter().all(|x| x.merge.is_none()) {
+            bail!(
+                "{} declares no merges; pass --groupwise, --per-direction or --en-xx",
+                plan_path.display()
+            );
+        }
+        report_merges(&merge_declared(&plan, &a.pool)?);
+        if let Some(out) = &a.output {
+            plan.save(out)?;
+            eprintln!("plan → {}", out.display());
+        }
+        return Ok(());
     };
-    let merged = merge_groupwise(&plan, &a.pool, &settings)?;
-    let out = a.output.unwrap_or_else(|| a.pool.join("datm.toml"));
+    let (merged, runs) = merge_pool(&plan, &a.pool, mode, &a.settings())?;
+    report_merges(&runs);
+    let out = a.output.unwrap_or_else(|| a.pool.join(mode.manifest()));
     merged.save(&out)?;
     eprintln!(
-        "DATM pool: {} adapters ({} before) → {}",
+        "{mode} merge: {} adapters ({} before) → {}",
         merged.adapters.len(),
         plan.adapters.len(),
         out.display()
     );
     Ok(())
+}
+
+/// One line per merge: the merged adapter, its sources in order, and what was done.
+fn report_merges(runs: &[MergeRun]) {
+    for r in runs {
+        let weights = match r.spec.weights.as_slice() {
+            [] => String::new(),
+            w => format!(
+                " (weights {})",
+                w.iter().map(f64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let done = if r.merged { "merged" } else { "up to date" };
+        eprintln!("{} ← {}{weights}: {done}", r.id, r.spec.sources.join(", "));
+    }
 }
 
 fn route(a: RouteArgs) -> Result<()> {
