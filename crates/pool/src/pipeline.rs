@@ -333,6 +333,8 @@ pub struct Pipeline {
     started: Instant,
     /// The sweep point this run is (empty outside sweeps).
     point: String,
+    /// The translation cache (a sweep's points share their parent's).
+    translations: PathBuf,
 }
 
 impl Pipeline {
@@ -357,6 +359,7 @@ impl Pipeline {
             out: out.to_path_buf(),
             started: Instant::now(),
             point: String::new(),
+            translations: out.join("translations"),
         })
     }
 
@@ -370,6 +373,7 @@ impl Pipeline {
             let exp = self.exp.at_point(&point, &data, &self.results_db());
             let mut run = Pipeline::new(exp, &self.out.join("points").join(&label))?;
             run.point = label.clone();
+            run.translations = self.translations.clone();
             self.log(&format!("sweep point {label}"));
             run.run()?;
         }
@@ -585,7 +589,7 @@ impl Pipeline {
                 dicts: &self.exp.mecab,
                 comet: comet.as_ref(),
             },
-            cache: Some(self.out.join("translations")),
+            cache: Some(self.translations.clone()),
             fingerprint: self.decoding_fingerprint()?,
         };
         let mut outputs = Vec::new();

@@ -244,3 +244,36 @@ fn pipeline_with_comet_reports_comet_first() {
     let cell = format!("{:.1}/{:.1}/{:.1}", avg.comet.unwrap(), avg.chrf, avg.bleu);
     assert!(md.contains(&cell), "{cell} not in {md}");
 }
+
+#[test]
+fn a_sweep_runs_every_point_into_one_store() {
+    let work = tempfile::tempdir().unwrap();
+    write_data(&work.path().join("data"));
+    let path = experiment_with(work.path(), "\n[sweep]\nlanguages = [1, 3]\n");
+    let exp = Experiment::load(&path).unwrap();
+    let out = work.path().join("out");
+    Pipeline::new(exp.clone(), &out).unwrap().run().unwrap();
+    let stored = datm_results::Store::open_existing(&out.join("results.sqlite"))
+        .unwrap()
+        .systems()
+        .unwrap();
+    let labels: Vec<String> = stored.iter().map(|s| s.info.label()).collect();
+    assert_eq!(labels.len(), 10, "{labels:?}");
+    for s in &stored {
+        let k = if s.info.point == "languages=1" { 1 } else { 3 };
+        assert_eq!(s.info.languages, Some(k), "{}", s.info.label());
+        assert_eq!(s.outputs.len(), 2 * k as usize, "{}", s.info.label());
+    }
+    assert!(labels.contains(&"separate@languages=1".to_string()));
+    assert!(labels.contains(&"datm@languages=3".to_string()));
+    // The point with one language translates de-en with the same separate adapter as the
+    // point with three (same data and seed): the shared translation cache serves it.
+    let find = |label: &str| stored.iter().find(|s| s.info.label() == label).unwrap();
+    assert_eq!(
+        find("separate@languages=1").outputs[0].hypotheses,
+        find("separate@languages=3").outputs[0].hypotheses
+    );
+    // Resuming redoes nothing, and the report covers every point.
+    let report = Pipeline::new(exp, &out).unwrap().run().unwrap();
+    assert_eq!(report.systems.len(), 10);
+}
