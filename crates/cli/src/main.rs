@@ -41,6 +41,8 @@ enum Command {
     Pipeline(commands::pipeline::PipelineArgs),
     /// Serve a model and its pool over HTTP (LibreTranslate and OpenAI APIs).
     Serve(commands::serve::ServeArgs),
+    /// Report results stores: the paper's tables, deltas with significance, figures.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() {
@@ -60,6 +62,7 @@ fn main() {
         Command::Pool(a) => commands::pool::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     if let Err(e) = result {
         eprintln!("datm: error: {e:#}");
