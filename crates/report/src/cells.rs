@@ -59,16 +59,18 @@ pub(crate) fn aggregate_delta(
 
 /// A parameter count with three significant digits: `270M`, `1.23B`, `737K`.
 pub(crate) fn params(n: u64) -> String {
-    let (value, unit) = match n {
-        0..1_000 => return n.to_string(),
-        1_000..1_000_000 => (n as f64 / 1e3, "K"),
-        1_000_000..1_000_000_000 => (n as f64 / 1e6, "M"),
-        1_000_000_000..1_000_000_000_000 => (n as f64 / 1e9, "B"),
-        _ => (n as f64 / 1e12, "T"),
-    };
-    let decimals = if value >= 100.0 {
+    if n < 1_000 {
+        return n.to_string();
+    }
+    let units = [(1e3, "K"), (1e6, "M"), (1e9, "B"), (1e12, "T")];
+    let (value, unit) = units
+        .iter()
+        .map(|&(scale, unit)| (n as f64 / scale, unit))
+        .find(|&(v, unit)| v < 999.5 || unit == "T")
+        .expect("the last unit always fits");
+    let decimals = if value >= 99.95 {
         0
-    } else if value >= 10.0 {
+    } else if value >= 9.995 {
         1
     } else {
         2
@@ -87,5 +89,7 @@ mod tests {
         assert_eq!(params(4_194_304), "4.19M");
         assert_eq!(params(268_098_176), "268M");
         assert_eq!(params(13_000_000_000), "13.0B");
+        assert_eq!(params(999_999), "1.00M", "rounding moves to the next unit");
+        assert_eq!(params(9_999), "10.0K");
     }
 }

@@ -636,12 +636,17 @@ fn legend_strip(
     Ok(())
 }
 
-/// The range of `values` with 10% padding (1 when they are all equal).
+/// The range of `values` with 10% padding (10% of the value, at least 1, when they are
+/// all equal).
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
-    let pad = if hi > lo { (hi - lo) * 0.1 } else { 1.0 };
+    let pad = if hi > lo {
+        (hi - lo) * 0.1
+    } else {
+        (lo.abs() * 0.1).max(1.0)
+    };
     (lo - pad, hi + pad)
 }
 

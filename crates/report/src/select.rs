@@ -198,6 +198,7 @@ fn check_filter(
                     _ => format!("{}/{}", s.info.experiment, s.info.label()),
                 })
                 .collect();
+            known.sort();
             known.dedup();
             bail!(
                 "no {what} {v:?} in the results stores (there are: {})",
@@ -233,8 +234,16 @@ fn name_entries<'a>(
                 .collect(),
         })
         .collect();
+    if let Some(d) = directions.iter().find(|d| {
+        !entries
+            .iter()
+            .flat_map(|e| &e.outputs)
+            .any(|o| o.direction == **d)
+    }) {
+        bail!("no system selected has outputs for direction {d}");
+    }
     if entries.iter().all(|e| e.outputs.is_empty()) {
-        bail!("no scored outputs left to report (check --direction and the stores)");
+        bail!("no scored outputs left to report");
     }
     Ok(entries)
 }

@@ -508,10 +508,14 @@ fn filters_select_experiments_systems_and_directions() {
         assert!(err.contains(&format!("no {field} \"{value}\"")), "{err}");
     }
     let opts = ReportOptions {
-        directions: vec!["en-ja".parse().unwrap()],
+        directions: vec!["de-en".parse().unwrap(), "en-ja".parse().unwrap()],
         ..ReportOptions::default()
     };
-    assert!(Report::build(&systems, &opts).is_err());
+    let err = Report::build(&systems, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("no system selected has outputs for direction en-ja"),
+        "{err}"
+    );
 }
 
 #[test]
