@@ -12,7 +12,7 @@
 #              sacrebleu's bootstrap statistics depend on numpy's version and datm follows
 #              numpy 2, while unbabel-comet holds venv-ref at numpy < 2
 #   models/    the real GGUF models (Gemma-3-270M, SmolLM2-135M; scripts/fetch-models.sh)
-# plus Debian packages the tests run (gettext's msgunfmt; apt-get only when missing) and
+# plus Debian packages the tests run (gettext's msgunfmt, chromium; apt-get only when missing) and
 # cargo-machete (in ~/.cargo/bin).
 #
 # Environment it exports to the tests: DATM_PYTHON, DATM_SACREBLEU_PYTHON, DATM_GEMMA_GGUF,
@@ -58,7 +58,8 @@ as_root() {
 }
 
 # Debian packages: gettext (msgunfmt) and translated catalogs under /usr/share/locale for
-# the gettext and MeCab differential tests; apt-get runs only when something is missing.
+# the gettext and MeCab differential tests, Chromium for the HTML report test (headless
+# screenshot and DOM); apt-get runs only when something is missing.
 ensure_debian_packages() {
   step "Debian packages"
   local missing=()
@@ -66,12 +67,14 @@ ensure_debian_packages() {
   ls /usr/share/locale/ja/LC_MESSAGES/*.mo /usr/share/locale/ko/LC_MESSAGES/*.mo \
     >/dev/null 2>&1 || missing+=(libc-l10n libglib2.0-data coreutils)
   python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
   echo "msgunfmt: $(command -v msgunfmt)"
+  echo "chromium: $(/usr/bin/chromium --version 2>/dev/null)"
 }
 
 # The reference venv, (re)installed only when its import check fails.

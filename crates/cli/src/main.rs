@@ -43,6 +43,8 @@ enum Command {
     Results(commands::results::ResultsArgs),
     /// Serve a model and its pool over HTTP (LibreTranslate and OpenAI APIs).
     Serve(commands::serve::ServeArgs),
+    /// Report results stores: the paper's tables, deltas with significance, figures.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() {
@@ -63,6 +65,7 @@ fn main() {
         Command::Pipeline(a) => commands::pipeline::run(a),
         Command::Results(a) => commands::results::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     if let Err(e) = result {
         eprintln!("datm: error: {e:#}");

@@ -15,7 +15,6 @@ pub mod fsutil;
 pub mod merge;
 pub mod pipeline;
 pub mod plan;
-pub mod report;
 pub mod router;
 pub mod score;
 pub mod settings;

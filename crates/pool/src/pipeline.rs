@@ -11,7 +11,7 @@
 //! translations/<key>.txt   every distinct translation once (see `evaluate`)
 //! results.sqlite         the results store (unless `[results] db` names another)
 //! stages/<stage>.done    stage markers (written atomically when a stage completes)
-//! report.md, report.json
+//! report.md, report.json, report.html, figures/*.svg   (datm-report, from the store)
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName};
 use crate::merge::merge_groupwise;
-use crate::report::{DirectionScore, Report, BASE_SYSTEM};
 use crate::score::{CometScorer, MecabDicts};
 use crate::settings::TrainSettings;
 use crate::sweep::{Sweep, SweepPoint};
@@ -35,7 +34,11 @@ use crate::trainer::LibraryTrainer;
 use crate::translate::{Decoding, Translator};
 use crate::{MergeSettings, PoolPlan, Router, Strategy};
 use datm_fsio::write_atomic;
+use datm_report::{write_figures, Report, ReportOptions};
 use datm_results::{Store, SystemInfo, SystemResults};
+
+/// The system name of the untuned base model.
+pub const BASE_SYSTEM: &str = "base";
 
 /// The name the pipeline gives its test sets in the results store.
 pub const TEST_SET_NAME: &str = "test";
@@ -655,18 +658,27 @@ impl Pipeline {
         info.experiment == self.exp.name && (self.exp.sweep.is_some() || info.point == self.point)
     }
 
+    /// Writes `report.{md,json,html}` and `figures/*.svg` from the results store.
     fn report(&self) -> Result<Report> {
-        let store = Store::open_existing(&self.results_db())?;
-        let mut scores: Vec<DirectionScore> = Vec::new();
-        for sys in store.systems()? {
-            if self.reports_on(&sys.info) {
-                let label = sys.info.label();
-                scores.extend(sys.outputs.iter().map(|o| DirectionScore::of(&label, o)));
-            }
+        let systems: Vec<SystemResults> = Store::open_read_only(&self.results_db())?
+            .systems()?
+            .into_iter()
+            .filter(|s| self.reports_on(&s.info))
+            .collect();
+        let opts = ReportOptions {
+            title: self.exp.name.clone(),
+            grouping: Some(self.exp.grouping()?),
+            ..ReportOptions::default()
+        };
+        let report = Report::build(&systems, &opts)?;
+        for (file, text) in [
+            ("report.md", report.to_markdown()),
+            ("report.json", report.to_json()),
+            ("report.html", report.to_html()),
+        ] {
+            write_atomic(&self.out.join(file), text.as_bytes())?;
         }
-        let report = Report::build(&self.exp.name, &scores, &self.exp.grouping()?);
-        write_atomic(&self.out.join("report.md"), report.to_markdown().as_bytes())?;
-        write_atomic(&self.out.join("report.json"), report.to_json().as_bytes())?;
+        write_figures(&self.out.join("figures"), &report.figures())?;
         Ok(report)
     }
 }

@@ -7,13 +7,13 @@ use datm_data::PromptTemplate;
 use datm_lang::{parse_list, Direction, Grouping};
 use datm_pool::evaluate::Scoring;
 use datm_pool::merge::merge_groupwise;
-use datm_pool::report::{DirectionScore, Report};
 use datm_pool::score::MecabDicts;
 use datm_pool::train::{is_finished, train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeSettings, PoolPlan, Router, Strategy};
-use datm_results::TestSet;
+use datm_report::{Report, ReportOptions};
+use datm_results::{SystemInfo, SystemResults, TestSet};
 use datm_train::TrainConfig;
 
 fn repo() -> PathBuf {
@@ -126,7 +126,7 @@ fn plan_train_merge_route_translate_all_directions() {
         ..Decoding::default()
     };
     let mut translator = Translator::load(&model, PromptTemplate::Alma, decoding).unwrap();
-    let mut scores = Vec::new();
+    let mut systems = Vec::new();
     let dicts = MecabDicts::default();
     let scoring = Scoring {
         dicts: &dicts,
@@ -138,6 +138,7 @@ fn plan_train_merge_route_translate_all_directions() {
     ] {
         let router = Router::open(&manifest).unwrap();
         router.verify_files().unwrap();
+        let mut outputs = Vec::new();
         for d in router.plan().directions() {
             let adapter = router.adapter_for(d).unwrap();
             let (src, refs) = test_pairs(&data, d);
@@ -151,16 +152,27 @@ fn plan_train_merge_route_translate_all_directions() {
                 sources: src,
                 references: refs,
             };
-            let out = scoring.output(d, &test, hyps).unwrap();
-            scores.push(DirectionScore::of(name, &out));
+            outputs.push(scoring.output(d, &test, hyps).unwrap());
         }
+        systems.push(SystemResults {
+            info: SystemInfo {
+                experiment: "tiny".into(),
+                point: String::new(),
+                system: name.into(),
+                config_hash: String::new(),
+                languages: Some(langs.len() as u32),
+                params: None,
+            },
+            outputs,
+        });
     }
-    assert_eq!(scores.len(), 12);
-    let report = Report::build(
-        "tiny pool",
-        &scores,
-        &Grouping::default().restricted_to(&langs),
-    );
+    assert_eq!(systems.iter().map(|s| s.outputs.len()).sum::<usize>(), 12);
+    let opts = ReportOptions {
+        title: "tiny pool".into(),
+        grouping: Some(Grouping::default().restricted_to(&langs)),
+        ..ReportOptions::default()
+    };
+    let report = Report::build(&systems, &opts).unwrap();
     let md = report.to_markdown();
     assert!(md.contains("| de-en |") && md.contains("| en-fr |"), "{md}");
     assert_eq!(report.systems.len(), 2);

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::record::{MetricScore, Output, Params, SystemInfo, SystemResults, TestSet};
 use crate::ResultsError;
@@ -93,6 +93,41 @@ impl Store {
         Store::open(path)
     }
 
+    /// Opens an existing store read-only (reports): a missing file, a file that is not an
+    /// SQLite database and an SQLite database without datm's schema (a foreign one) are
+    /// errors naming the file, and nothing is ever written to it.
+    pub fn open_read_only(path: &Path) -> Result<Store, ResultsError> {
+        if !path.is_file() {
+            return Err(ResultsError::Format {
+                path: path.to_path_buf(),
+                message: "no such file".into(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| ResultsError::Sqlite {
+                path: path.to_path_buf(),
+                context: "opening read-only".into(),
+                source,
+            })?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.sql(
+            "setting the busy timeout",
+            store.conn.busy_timeout(BUSY_TIMEOUT),
+        )?;
+        match store.schema_version()? {
+            0 => Err(ResultsError::Format {
+                path: store.path.clone(),
+                message: "not a datm results store (an SQLite database without datm's schema)"
+                    .into(),
+            }),
+            v => store.check_version(v).map(|()| store),
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -115,25 +150,36 @@ impl Store {
             "enabling foreign keys",
             self.conn.execute_batch("PRAGMA foreign_keys = ON;"),
         )?;
-        let version: i64 = self.sql(
-            "reading the schema version (is it an SQLite database?)",
-            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)),
-        )?;
-        match version {
+        match self.schema_version()? {
             0 => self.sql(
                 "creating the schema",
                 self.conn.execute_batch(&format!(
                     "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 )),
             ),
-            SCHEMA_VERSION => Ok(()),
-            v => Err(ResultsError::Format {
-                path: self.path.clone(),
-                message: format!(
-                    "schema version {v}; this datm reads version {SCHEMA_VERSION} (a newer datm wrote it?)"
-                ),
-            }),
+            v => self.check_version(v),
         }
+    }
+
+    /// `PRAGMA user_version`: 0 for a database without datm's schema.
+    fn schema_version(&self) -> Result<i64, ResultsError> {
+        self.sql(
+            "reading the schema version (is it an SQLite database?)",
+            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)),
+        )
+    }
+
+    /// Accepts the schema version this code reads; refuses any other.
+    fn check_version(&self, version: i64) -> Result<(), ResultsError> {
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        Err(ResultsError::Format {
+            path: self.path.clone(),
+            message: format!(
+                "schema version {version}; this datm reads version {SCHEMA_VERSION} (a newer datm wrote it?)"
+            ),
+        })
     }
 
     /// Records a system and its outputs in one transaction. Recording the same system
@@ -620,5 +666,35 @@ mod tests {
         let missing = dir.path().join("missing.sqlite");
         assert!(Store::open_existing(&missing).is_err());
         assert!(!missing.exists());
+    }
+
+    #[test]
+    fn read_only_opening_refuses_foreign_files_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("foreign.sqlite");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let before = std::fs::read(&foreign).unwrap();
+        let err = Store::open_read_only(&foreign).err().unwrap().to_string();
+        assert!(
+            err.contains("foreign.sqlite") && err.contains("not a datm results store"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&foreign).unwrap(), before, "left untouched");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"this is not a database at all, just some text").unwrap();
+        let err = Store::open_read_only(&text).err().unwrap().to_string();
+        assert!(err.contains("notes.txt"), "{err}");
+        let missing = dir.path().join("missing.sqlite");
+        let err = Store::open_read_only(&missing).err().unwrap().to_string();
+        assert!(err.contains("missing.sqlite: no such file"), "{err}");
+        assert!(!missing.exists());
+        let path = dir.path().join("r.sqlite");
+        let dat = system("dat", vec![output("de-en", &["a"], 50.0)]);
+        Store::open(&path).unwrap().record(&dat).unwrap();
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(ro.systems().unwrap(), vec![dat]);
     }
 }

@@ -7,6 +7,7 @@ pub mod langs;
 pub mod merge;
 pub mod pipeline;
 pub mod pool;
+pub mod report;
 pub mod results;
 pub mod score;
 pub mod serve;

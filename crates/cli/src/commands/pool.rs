@@ -11,7 +11,6 @@ use datm_pool::evaluate::{
 };
 use datm_pool::merge::{merge_declared, merge_pool, MergeRun};
 use datm_pool::pipeline::TEST_SET_NAME;
-use datm_pool::report::{DirectionScore, Report};
 use datm_pool::router::MANIFEST;
 use datm_pool::score::{CometScorer, MecabDicts};
 use datm_pool::settings::TrainSettings;
@@ -20,6 +19,7 @@ use datm_pool::train::{train_pool, PoolTrainOptions};
 use datm_pool::trainer::LibraryTrainer;
 use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeMode, MergeSettings, PoolPlan, Router, Strategy};
+use datm_report::{Report, ReportOptions};
 use datm_results::{Store, SystemResults};
 
 /// Arguments of `datm pool`.
@@ -538,20 +538,15 @@ fn translate(a: TranslateArgs) -> Result<()> {
         &a.model,
     )?;
     let db = a.db.clone().unwrap_or_else(|| a.out.join("results.sqlite"));
-    Store::open(&db)?.record(&SystemResults {
-        info,
-        outputs: outputs.clone(),
-    })?;
+    let results = SystemResults { info, outputs };
+    Store::open(&db)?.record(&results)?;
     eprintln!("recorded {system} in {}", db.display());
-    let scores: Vec<DirectionScore> = outputs
-        .iter()
-        .map(|o| DirectionScore::of(&system, o))
-        .collect();
-    let report = Report::build(
-        &format!("{system} pool"),
-        &scores,
-        &router.plan().grouping()?,
-    );
+    let opts = ReportOptions {
+        title: format!("{system} pool"),
+        grouping: Some(router.plan().grouping()?),
+        ..ReportOptions::default()
+    };
+    let report = Report::build(&[results], &opts)?;
     std::fs::write(a.out.join("report.md"), report.to_markdown())?;
     print!("{}", report.to_markdown());
     Ok(())
