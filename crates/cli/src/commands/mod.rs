@@ -10,6 +10,7 @@ pub mod pool;
 pub mod report;
 pub mod results;
 pub mod score;
+pub mod scoring;
 pub mod serve;
 pub mod train;
 pub mod translate;

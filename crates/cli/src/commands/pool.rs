@@ -12,7 +12,6 @@ use datm_pool::evaluate::{
 use datm_pool::merge::{merge_declared, merge_pool, MergeRun};
 use datm_pool::pipeline::TEST_SET_NAME;
 use datm_pool::router::MANIFEST;
-use datm_pool::score::{CometScorer, MecabDicts};
 use datm_pool::settings::TrainSettings;
 use datm_pool::slurm::{submit_script, SlurmJobs};
 use datm_pool::train::{train_pool, PoolTrainOptions};
@@ -21,6 +20,8 @@ use datm_pool::translate::{Decoding, Translator};
 use datm_pool::{MergeMode, MergeSettings, PoolPlan, Router, Strategy};
 use datm_report::{Report, ReportOptions};
 use datm_results::{Store, SystemResults};
+
+use super::scoring::ScoringArgs;
 
 /// Arguments of `datm pool`.
 #[derive(Args)]
@@ -278,19 +279,8 @@ struct TranslateArgs {
     /// there: ALMA's output cleaning drops everything after it).
     #[arg(long)]
     no_stop_at_newline: bool,
-    /// IPA dictionary folder: BLEU on Japanese targets with ja-mecab (else char).
-    #[arg(long, value_name = "DIR")]
-    ja_mecab: Option<PathBuf>,
-    /// mecab-ko-dic folder: BLEU on Korean targets with ko-mecab (else 13a).
-    #[arg(long, value_name = "DIR")]
-    ko_mecab: Option<PathBuf>,
-    /// COMET model folder (hparams.yaml + checkpoints/model.ckpt): adds COMET to the scores.
-    #[arg(long, value_name = "DIR")]
-    comet: Option<PathBuf>,
-    /// The COMET encoder's folder (config.json + tokenizer.json), if not found from the
-    /// model's `pretrained_model`.
-    #[arg(long, value_name = "DIR", requires = "comet")]
-    comet_encoder: Option<PathBuf>,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 }
 
 /// Runs `datm pool …`.
@@ -492,15 +482,8 @@ fn translate(a: TranslateArgs) -> Result<()> {
         .system
         .clone()
         .unwrap_or_else(|| router.plan().strategy.to_string());
-    let dicts = MecabDicts {
-        ja: a.ja_mecab.clone(),
-        ko: a.ko_mecab.clone(),
-    };
-    let comet = a
-        .comet
-        .as_deref()
-        .map(|m| CometScorer::load(m, a.comet_encoder.as_deref(), 16))
-        .transpose()?;
+    let dicts = a.scoring.dicts();
+    let comet = a.scoring.comet()?;
     let mut evaluator = Evaluator {
         translator: &mut tr,
         scoring: Scoring {

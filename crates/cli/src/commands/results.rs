@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use datm_pool::evaluate::Scoring;
 use datm_pool::pipeline::TEST_SET_NAME;
-use datm_pool::score::{CometScorer, MecabDicts};
 use datm_results::{Params, Store, SystemInfo, SystemResults};
+
+use super::scoring::ScoringArgs;
 
 /// Arguments of `datm results`.
 #[derive(clap::Args)]
@@ -50,18 +51,8 @@ struct ImportArgs {
     /// Languages the system was trained on (the Fig. 2 view).
     #[arg(long)]
     languages: Option<u32>,
-    /// COMET model folder: adds COMET to the scores.
-    #[arg(long, value_name = "DIR")]
-    comet: Option<PathBuf>,
-    /// The COMET encoder's folder, if not found from the model's `pretrained_model`.
-    #[arg(long, value_name = "DIR")]
-    comet_encoder: Option<PathBuf>,
-    /// IPA dictionary folder: BLEU on Japanese targets with ja-mecab (else char).
-    #[arg(long, value_name = "DIR")]
-    ja_mecab: Option<PathBuf>,
-    /// mecab-ko-dic folder: BLEU on Korean targets with ko-mecab (else 13a).
-    #[arg(long, value_name = "DIR")]
-    ko_mecab: Option<PathBuf>,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 }
 
 /// Runs `datm results`.
@@ -73,15 +64,8 @@ pub fn run(args: ResultsArgs) -> Result<()> {
 
 fn import(a: ImportArgs) -> Result<()> {
     let corpus = datm_data::read_layout(&a.test_set)?;
-    let dicts = MecabDicts {
-        ja: a.ja_mecab.clone(),
-        ko: a.ko_mecab.clone(),
-    };
-    let comet = a
-        .comet
-        .as_deref()
-        .map(|m| CometScorer::load(m, a.comet_encoder.as_deref(), 16))
-        .transpose()?;
+    let dicts = a.scoring.dicts();
+    let comet = a.scoring.comet()?;
     let scoring = Scoring {
         dicts: &dicts,
         comet: comet.as_ref(),
