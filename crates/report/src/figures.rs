@@ -329,23 +329,75 @@ fn languages_figure(
         xs.dedup();
         xs.len() >= 2
     });
-    if !spans_two {
+    let name = format!("quality-vs-languages{suffix}.svg");
+    if spans_two {
+        let svg = languages_svg(
+            &points,
+            &names,
+            &title,
+            metric_label(s, metric),
+            "languages",
+        );
+        out.add(section, name, title, svg);
+        return;
+    }
+    // One language count per system: the languages of the adapter each direction was
+    // routed to (1 for separate, the group's for group adapters, all for multilingual).
+    let points = adapter_points(s, metric);
+    let mut xs: Vec<u32> = points.iter().map(|p| p.languages).collect();
+    xs.sort();
+    xs.dedup();
+    if xs.len() < 2 {
         out.skip(
             section,
             format!(
-                "{title}: skipped, no system was run at two or more language counts \
-                 (a sweep over languages, or several experiments)."
+                "{title}: skipped, no system was run at two or more language counts and every \
+                 adapter serves the same number of languages."
             ),
         );
         return;
     }
-    let name = format!("quality-vs-languages{suffix}.svg");
-    out.add(
-        section,
-        name,
-        title.clone(),
-        languages_svg(&points, &names, &title, metric_label(s, metric)),
+    let title = format!(
+        "{} against the number of languages in the adapter ({})",
+        metric_label(s, metric),
+        s.test_set
     );
+    let names = line_names(&points);
+    let x_desc = "languages in the adapter";
+    let svg = languages_svg(&points, &names, &title, metric_label(s, metric), x_desc);
+    out.add(section, name, title, svg);
+}
+
+/// Per system and adapter size: the mean XX→En and En→XX values of the directions routed
+/// to adapters trained on that many languages (the base model has none and is left out).
+fn adapter_points(s: &Section, metric: usize) -> Vec<LangPoint> {
+    let mut sums: Vec<(String, u32, [(f64, usize); 2])> = Vec::new();
+    for r in &s.scores {
+        let Some(k) = r.adapter_languages else {
+            continue;
+        };
+        let class = usize::from(!r.direction.is_to_english());
+        let at = match sums.iter().position(|(n, x, _)| n == &r.system && *x == k) {
+            Some(i) => i,
+            None => {
+                sums.push((r.system.clone(), k, [(0.0, 0); 2]));
+                sums.len() - 1
+            }
+        };
+        let cell = &mut sums[at].2[class];
+        cell.0 += r.values[metric];
+        cell.1 += 1;
+    }
+    sums.into_iter()
+        .map(|(system, languages, cells)| {
+            let mean = |(sum, n): (f64, usize)| (n > 0).then(|| sum / n as f64);
+            LangPoint {
+                system,
+                languages,
+                values: [mean(cells[0]), mean(cells[1]), None],
+            }
+        })
+        .collect()
 }
 
 /// System names in the order first met.
@@ -364,6 +416,7 @@ fn languages_svg(
     names: &[String],
     title: &str,
     metric: &str,
+    x_desc: &str,
 ) -> Result<String> {
     let mut svg = String::new();
     {
@@ -379,7 +432,8 @@ fn languages_svg(
         legend_strip(&key, &entries)?;
         let labels = ["XX→En", "En→XX", "all"];
         for (k, panel) in plots.split_evenly((1, 3)).iter().enumerate() {
-            languages_panel(panel, points, &entries, k, labels[k], metric)?;
+            let axes = (metric, x_desc);
+            languages_panel(panel, points, &entries, k, labels[k], axes)?;
         }
         root.present().map_err(plot_err)?;
     }
@@ -402,7 +456,7 @@ fn languages_panel(
     lines: &[(&str, RGBColor, Mark)],
     k: usize,
     caption: &str,
-    metric: &str,
+    (metric, x_desc): (&str, &str),
 ) -> Result<()> {
     let ys: Vec<f64> = points.iter().filter_map(|p| p.values[k]).collect();
     if ys.is_empty() {
@@ -430,7 +484,7 @@ fn languages_panel(
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .x_labels((x_hi - x_lo + 1).min(12) as usize)
-        .x_desc("languages")
+        .x_desc(x_desc)
         .y_desc(metric)
         .x_label_formatter(&whole)
         .draw()

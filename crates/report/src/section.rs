@@ -239,6 +239,7 @@ fn score_rows(input: &Input) -> Vec<ScoreRow> {
             system: input.selection.all()[i].name.clone(),
             direction: o.direction,
             adapter: o.adapter.clone(),
+            adapter_languages: o.adapter_languages,
             segments: o.hypotheses.len(),
             values: input
                 .metrics

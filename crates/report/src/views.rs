@@ -144,6 +144,8 @@ pub struct ScoreRow {
     pub direction: Direction,
     /// The adapter the router chose, if any.
     pub adapter: Option<String>,
+    /// Non-English languages that adapter was trained on.
+    pub adapter_languages: Option<u32>,
     /// Test segments.
     pub segments: usize,
     /// One value per shown metric, in the section's metric order.

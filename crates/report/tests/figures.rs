@@ -170,3 +170,41 @@ fn the_html_page_is_self_contained_xml_friendly_markup() {
     }
     assert!(html.contains("<table>") && html.contains("<style>"));
 }
+
+#[test]
+fn without_a_sweep_the_languages_figure_uses_the_adapters_language_counts() {
+    let mut multi = system("e", "", "multilingual", &LANGS, false);
+    for o in &mut multi.outputs {
+        o.adapter_languages = Some(LANGS.len() as u32);
+    }
+    let separate = system("e", "", "separate", &LANGS, false);
+    let r = Report::build(&[multi, separate], &ReportOptions::default()).unwrap();
+    let figs = r.figures();
+    let f = figs
+        .figures
+        .iter()
+        .find(|f| f.name == "quality-vs-languages.svg")
+        .unwrap_or_else(|| panic!("{:?}", figs.skipped));
+    assert!(f.title.contains("in the adapter"), "{}", f.title);
+    let doc = parse_svg(&f.svg);
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "languages in the adapter",
+        "multilingual",
+        "separate",
+        "XX→En",
+    ] {
+        assert!(texts.contains(&label), "{label} in {texts:?}");
+    }
+    // One point per system and direction class, at 1 (separate) and 4 (multilingual).
+    let circles = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
+    assert!(circles >= 4, "{circles}");
+}
