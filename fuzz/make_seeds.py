@@ -115,6 +115,36 @@ def safetensors_seeds():
     put("adapter_weights", "one-module.safetensors", save(part, metadata={"format": "pt"}))
 
 
+def comet_seeds():
+    """Small torch checkpoints as Lightning writes them (state_dict + hyper_parameters), and
+    their data.pkl records for the unpickler alone."""
+    import io
+    import zipfile
+
+    import torch
+
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    checkpoints = {
+        "regression": {
+            "state_dict": {"estimator.ff.0.weight": base, "layerwise_attention.gamma": torch.ones(1)},
+            "hyper_parameters": {"activations": "Tanh", "layer": "mix", "dropout": 0.1,
+                                 "hidden_sizes": [8, 4], "pretrained_model": "xlm-roberta-large"},
+            "epoch": 1,
+        },
+        # a strided view, a bf16 storage shared by two tensors, an empty tensor
+        "views": {"state_dict": {"t": base.t(), "b16": torch.ones(4, dtype=torch.bfloat16),
+                                 "b16_view": torch.ones(4, dtype=torch.bfloat16)[1:],
+                                 "empty": torch.zeros(0, 3)}},
+    }
+    for name, obj in checkpoints.items():
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        put("comet_checkpoint", f"{name}.ckpt", buf.getvalue())
+        with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
+            pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            put("pickle", f"{name}.pkl", z.read(pkl))
+
+
 def spm_seeds():
     import sentencepiece as spm
 
@@ -251,13 +281,14 @@ def regressions():
 
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
-    shutil.rmtree(REGRESSIONS, ignore_errors=True)
+    # Regressions are kept: campaigns add inputs there by hand (fuzz/RESULTS.md).
     regressions()
     text_seeds()
     mecab_seed()
     safetensors_seeds()
     spm_seeds()
     gguf_seed()
+    comet_seeds()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total} bytes)")
 

@@ -4,7 +4,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use crate::pickle::{self, StorageDtype, TensorRef, Value};
@@ -22,7 +22,14 @@ pub struct Checkpoint {
 pub fn read(path: &Path) -> Result<Checkpoint> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_from(file, len, path)
+}
+
+/// Reads a checkpoint from `source` (`len` bytes long; `path` names it in errors), as
+/// [`read`] does; also the entry point for fuzzing the zip and pickle layers from memory.
+pub fn read_from<R: Read + Seek>(source: R, len: u64, path: &Path) -> Result<Checkpoint> {
+    let mut zip = zip::ZipArchive::new(source).with_context(|| {
         format!(
             "{}: not a torch zip checkpoint (legacy non-zip torch files are not supported)",
             path.display()
@@ -44,7 +51,7 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
             path.display()
         );
     }
-    let data = read_record(&mut zip, &pkl_name, path)?;
+    let data = read_record(&mut zip, &pkl_name, len, path)?;
     let root =
         pickle::unpickle(&data).with_context(|| format!("{}: {pkl_name}", path.display()))?;
     let state = root.get("state_dict").unwrap_or(&root);
@@ -67,7 +74,8 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
                 v.kind()
             );
         };
-        let bytes = read_record(&mut zip, &format!("{prefix}data/{}", t.storage.key), path)?;
+        let record = format!("{prefix}data/{}", t.storage.key);
+        let bytes = read_record(&mut zip, &record, len, path)?;
         let tensor =
             to_tensor(t, &bytes).with_context(|| format!("{}: tensor {name}", path.display()))?;
         tensors.insert(name.to_string(), tensor);
@@ -79,17 +87,25 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
     })
 }
 
-fn read_record(
-    zip: &mut zip::ZipArchive<std::fs::File>,
+fn read_record<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
     name: &str,
+    archive_len: u64,
     path: &Path,
 ) -> Result<Vec<u8>> {
     let mut f = zip
         .by_name(name)
         .with_context(|| format!("{}: record {name} is missing", path.display()))?;
+    // torch.save writes every record uncompressed (so that it can be mapped); a compressed
+    // one is not torch's, and could inflate far beyond the file's size.
+    ensure!(
+        f.compression() == zip::CompressionMethod::Stored,
+        "{}: record {name} is compressed ({:?}); torch checkpoints store records uncompressed",
+        path.display(),
+        f.compression()
+    );
     // The declared size is only a hint: never reserve more than the archive holds.
-    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut out = Vec::with_capacity(f.size().min(file_len) as usize);
+    let mut out = Vec::with_capacity(f.size().min(archive_len) as usize);
     f.read_to_end(&mut out)
         .with_context(|| format!("{}: cannot read record {name}", path.display()))?;
     Ok(out)

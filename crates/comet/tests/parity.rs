@@ -139,3 +139,35 @@ fn a_checkpoint_calling_os_system_is_refused() {
     assert!(msg.contains("`posix.system` is not allowed"), "{msg}");
     assert!(!marker.exists());
 }
+
+/// The fuzz seeds (small checkpoints torch.save wrote: a strided view, bf16 storages
+/// shared by two tensors, an empty tensor) read from memory as from a file.
+#[test]
+fn fuzz_seed_checkpoints_read_from_memory() {
+    let seeds = fixtures().join("../../../fuzz/seeds/comet_checkpoint");
+    let bytes = std::fs::read(seeds.join("views.ckpt")).unwrap();
+    let name = std::path::Path::new("views.ckpt");
+    let c =
+        datm_comet::checkpoint::read_from(std::io::Cursor::new(&bytes), bytes.len() as u64, name)
+            .unwrap();
+    let t = c.tensors["t"].to_vec2::<f32>().unwrap();
+    assert_eq!(t[1], [1.0, 5.0, 9.0], "the transposed view is gathered");
+    assert_eq!(c.tensors["b16_view"].dims(), [3]);
+    assert_eq!(c.tensors["empty"].dims(), [0, 3]);
+    let bytes = std::fs::read(seeds.join("regression.ckpt")).unwrap();
+    let c =
+        datm_comet::checkpoint::read_from(std::io::Cursor::new(&bytes), bytes.len() as u64, name)
+            .unwrap();
+    assert_eq!(
+        c.hyper_parameters.unwrap()["hidden_sizes"],
+        serde_json::json!([8, 4])
+    );
+    // Cut anywhere, the archive gives an error, never a panic.
+    for cut in (0..bytes.len()).step_by(97) {
+        let part = &bytes[..cut];
+        assert!(
+            datm_comet::checkpoint::read_from(std::io::Cursor::new(part), cut as u64, name)
+                .is_err()
+        );
+    }
+}
