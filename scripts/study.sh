@@ -38,7 +38,7 @@ cp "$OUT/results.sqlite" "$DOCS/results.sqlite"
   echo "| stage | seconds |"
   echo "|---|---:|"
   for f in "$OUT"/stages/*.done; do
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"| {r[\"stage\"]} | {r[\"seconds\"]:.0f} |")' "$f"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("| %s | %.0f |" % (r["stage"], r["seconds"]))' "$f"
   done
 } >"$DOCS/timings.md"
 say "done in $(($(date +%s) - start))s: $DOCS/report.md"
