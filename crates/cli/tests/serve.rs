@@ -8,61 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{datm, lora, model};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model() -> PathBuf {
-    repo().join("tests/fixtures/model/tiny-llama")
-}
-
-fn lora() -> PathBuf {
-    repo().join("tests/fixtures/model/tiny-llama-lora")
-}
-
-fn datm(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_datm"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "datm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A DAT pool for de and fr whose every adapter is the fixture adapter; the En→XX ones
-/// with a doubled `lora_alpha`, so that routing to the wrong side shows in the outputs.
+/// The serve tests' pool: DAT for de and fr, En→XX adapters with a doubled `lora_alpha`.
 fn fixture_pool(dir: &Path) -> PathBuf {
-    let pool = dir.join("pool");
-    std::fs::create_dir_all(&pool).unwrap();
-    let plan = datm(&["pool", "plan", "--strategy", "dat", "--langs", "de,fr"]);
-    std::fs::write(pool.join("pool.toml"), plan).unwrap();
-    let router = datm_pool::Router::open(&pool).unwrap();
-    for a in &router.plan().adapters {
-        let out = pool.join(&a.id);
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(
-            lora().join("adapter_model.safetensors"),
-            out.join("adapter_model.safetensors"),
-        )
-        .unwrap();
-        let mut cfg: Value = serde_json::from_str(
-            &std::fs::read_to_string(lora().join("adapter_config.json")).unwrap(),
-        )
-        .unwrap();
-        if a.id.starts_with("en-xx") {
-            cfg["lora_alpha"] = json!(cfg["lora_alpha"].as_f64().unwrap() * 2.0);
-        }
-        std::fs::write(out.join("adapter_config.json"), cfg.to_string()).unwrap();
-    }
-    pool
+    common::fixture_pool(dir, "dat", "de,fr", 2.0)
 }
 
 /// A running `datm serve`; killed when dropped.

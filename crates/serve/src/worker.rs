@@ -236,6 +236,17 @@ impl WorkerState {
         let mut outputs: BTreeMap<usize, Vec<Option<Output>>> = BTreeMap::new();
         for (key, rows) in groups {
             for chunk in self.chunks(rows) {
+                // A client that timed out or went away while earlier batches decoded is
+                // not decoded for: under load, that work would only make the next
+                // requests time out too.
+                let (chunk, gone): (Vec<Row>, Vec<Row>) =
+                    chunk.into_iter().partition(|r| !replies[r.job].is_closed());
+                for row in gone {
+                    answers[row.job] = Some(Err(ApiError::internal("abandoned")));
+                }
+                if chunk.is_empty() {
+                    continue;
+                }
                 match self.decode(&key, &chunk) {
                     Ok(outs) => {
                         for (row, out) in chunk.iter().zip(outs) {
