@@ -118,11 +118,7 @@ fn pools_translated_in_separate_runs_report_as_one_table() {
         })
         .collect();
     assert_eq!(titles, ["dat − multilingual"]);
-    let params = |i: usize| {
-        json["systems"][i]["params"]["adapters"]
-            .as_u64()
-            .unwrap()
-    };
+    let params = |i: usize| json["systems"][i]["params"]["adapters"].as_u64().unwrap();
     assert_eq!(
         (params(0), params(1)),
         (4, 1),
