@@ -368,10 +368,13 @@ fn languages_figure(
     out.add(section, name, title, svg);
 }
 
+/// Sum and count of the XX→En and the En→XX values.
+type ClassSums = [(f64, usize); 2];
+
 /// Per system and adapter size: the mean XX→En and En→XX values of the directions routed
 /// to adapters trained on that many languages (the base model has none and is left out).
 fn adapter_points(s: &Section, metric: usize) -> Vec<LangPoint> {
-    let mut sums: Vec<(String, u32, [(f64, usize); 2])> = Vec::new();
+    let mut sums: Vec<(String, u32, ClassSums)> = Vec::new();
     for r in &s.scores {
         let Some(k) = r.adapter_languages else {
             continue;
