@@ -7,15 +7,17 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-/// Runs `datm args` with a stdout pipe whose reader is gone before datm writes.
+/// Runs `datm args` with a stdout pipe whose reader is gone before datm starts (closed
+/// before the spawn, so that datm can never win a race and write into the buffer).
 fn run_with_closed_stdout(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
     let mut child = Command::new(env!("CARGO_BIN_EXE_datm"))
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let mut stderr = String::new();
     child
         .stderr
