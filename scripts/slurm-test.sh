@@ -5,14 +5,16 @@
 # for the training array(s), the DATM merge and the translate/score job, and checks that
 # the adapters, the merged pool and the report equal those of the same steps run locally.
 #
-#   scripts/slurm-test.sh [DATM_BINARY]     (default: target/debug/datm, built if missing)
+#   scripts/slurm-test.sh [DATM_BINARY]     (default: $CARGO_TARGET_DIR or target, /debug/datm, built if missing)
 #
 # The cluster's MaxArraySize is 4 while the pool has 5 adapters, so the training array is
 # split in two. Everything lives in a temporary folder; the daemons are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-DATM=$(realpath "${1:-target/debug/datm}")
+DATM=${1:-${CARGO_TARGET_DIR:-target}/debug/datm}
+[ -x "$DATM" ] || cargo build -q -p datm-cli
+DATM=$(realpath "$DATM")
 WORK=$(mktemp -d /tmp/datm-slurm.XXXXXX)
 export SLURM_CONF=$WORK/etc/slurm.conf
 
@@ -158,7 +160,6 @@ compare() {
   log "OK: $n adapter files, the DATM manifest and the report equal the local run's"
 }
 
-[ -x "$DATM" ] || cargo build -q -p datm-cli
 trap cleanup EXIT
 install_slurm
 start_munge

@@ -165,7 +165,7 @@ comet_reference() {
 slurm() {
   step "Slurm (scripts/slurm-test.sh)"
   cargo build -q -p datm-cli
-  scripts/slurm-test.sh target/debug/datm
+  scripts/slurm-test.sh "${CARGO_TARGET_DIR:-target}/debug/datm"
 }
 
 # The model tests on the kernel paths other than the native one (which run_tests covered).
