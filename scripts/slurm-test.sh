@@ -154,10 +154,13 @@ compare() {
   # The manifests name their own folder; equal once the pool paths are aligned.
   diff <(sed "s#$WORK/local-pool#POOL#g" "$WORK/local-pool/datm.toml") \
     <(sed "s#$WORK/slurm-pool#POOL#g" "$WORK/slurm-pool/datm.toml") >&2
-  for f in report.md scores.json; do
-    cmp "$WORK/local-eval/$f" "$WORK/slurm-eval/$f"
+  local hyps=0
+  for f in "$WORK"/local-eval/*.txt "$WORK/local-eval/report.md"; do
+    cmp "$f" "$WORK/slurm-eval/$(basename "$f")"
+    hyps=$((hyps + 1))
   done
-  log "OK: $n adapter files, the DATM manifest and the report equal the local run's"
+  [ "$hyps" -ge 5 ] || { log "expected hypothesis files and a report, compared $hyps"; exit 1; }
+  log "OK: $n adapter files, the DATM manifest, $((hyps - 1)) hypothesis files and the report equal the local run's"
 }
 
 trap cleanup EXIT
