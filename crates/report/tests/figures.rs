@@ -19,6 +19,15 @@ fn sweep() -> Vec<SystemResults> {
     systems
 }
 
+/// The trimmed text of every `<text>` element.
+fn svg_texts<'a>(doc: &'a roxmltree::Document<'_>) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect()
+}
+
 fn parse_svg(svg: &str) -> roxmltree::Document<'_> {
     let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
     assert_eq!(doc.root_element().tag_name().name(), "svg");
@@ -40,12 +49,7 @@ fn every_figure_is_well_formed_svg() {
     );
     for f in &figs.figures {
         let doc = parse_svg(&f.svg);
-        let texts: Vec<&str> = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("text"))
-            .filter_map(|n| n.text())
-            .map(str::trim)
-            .collect();
+        let texts = svg_texts(&doc);
         assert!(!texts.is_empty(), "{}: labels are SVG text", f.name);
         assert!(
             doc.descendants()
@@ -83,12 +87,7 @@ fn the_languages_figure_draws_one_line_per_system_with_separate_dotted() {
         .find(|f| f.name == "quality-vs-languages.svg")
         .unwrap_or_else(|| panic!("{:?}", figs.skipped));
     let doc = parse_svg(&f.svg);
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = svg_texts(&doc);
     for label in [
         "XX→En",
         "En→XX",
@@ -187,12 +186,7 @@ fn without_a_sweep_the_languages_figure_uses_the_adapters_language_counts() {
         .unwrap_or_else(|| panic!("{:?}", figs.skipped));
     assert!(f.title.contains("in the adapter"), "{}", f.title);
     let doc = parse_svg(&f.svg);
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = svg_texts(&doc);
     for label in [
         "languages in the adapter",
         "multilingual",
