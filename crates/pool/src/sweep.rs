@@ -53,17 +53,15 @@ impl Sweep {
 
     /// Every point, in the order the axes list their values (languages slowest).
     pub fn points(&self) -> Vec<SweepPoint> {
-        let axis = |v: Vec<Option<f64>>| if v.is_empty() { vec![None] } else { v };
-        let langs = axis(self.languages.iter().map(|&k| Some(k as f64)).collect());
-        let ranks = axis(self.rank.iter().map(|&r| Some(r as f64)).collect());
-        let densities = axis(self.density.iter().map(|&d| Some(d)).collect());
+        let (langs, ranks, densities) =
+            (axis(&self.languages), axis(&self.rank), axis(&self.density));
         let mut out = Vec::new();
         for l in &langs {
             for r in &ranks {
                 for d in &densities {
                     out.push(SweepPoint {
-                        languages: l.map(|k| k as usize),
-                        rank: r.map(|r| r as usize),
+                        languages: *l,
+                        rank: *r,
                         density: *d,
                     });
                 }
@@ -90,6 +88,15 @@ impl Sweep {
             return Err(format!("[sweep] density = {d}: densities are in (0, 1]"));
         }
         Ok(())
+    }
+}
+
+/// An axis's values as options; an axis without values is one `None` point.
+fn axis<T: Copy>(values: &[T]) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.iter().copied().map(Some).collect()
     }
 }
 
