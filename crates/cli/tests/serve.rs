@@ -191,6 +191,8 @@ fn serve_beam_routes_pivots_errors_adapters_and_drains() {
             "100",
             "--max-body-bytes",
             "4096",
+            "--max-batch-tokens",
+            "64",
         ],
     );
     check_equal_to_cli(&server, dir.path(), &pool, "2");
@@ -324,7 +326,18 @@ fn serve_beam_routes_pivots_errors_adapters_and_drains() {
         );
         (answer, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // SIGTERM once the worker is decoding it (the batch holds 64 tokens, a few prompts).
+    let steps = |server: &Server| {
+        let (_, metrics) = server.get("/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("datm_batch_rows_count "))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = steps(&server);
+    while steps(&server) == before {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut server = server;
     // SAFETY: plain syscall on the child's pid.
     assert_eq!(
@@ -415,6 +428,70 @@ fn serve_greedy_equals_cli_completions_stop_and_overload() {
     assert!(statuses
         .iter()
         .all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(server.get("/health").0, StatusCode::OK);
+}
+
+/// Many clients at once, over every direction of the pool: their rows share decoding steps
+/// across adapters, and each answer still equals `datm translate --pool`'s. A request whose
+/// decoding panics fails alone; the server goes on.
+#[test]
+fn serve_mixes_adapters_in_one_batch_and_survives_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = fixture_pool(dir.path());
+    let server = Server::start(&pool, &["--num-beams", "2", "--panic-on-input", "BOOM"]);
+    let sources: Vec<String> = SOURCES.iter().map(|s| s.to_string()).collect();
+    let directions = [("de", "en"), ("fr", "en"), ("en", "de"), ("en", "fr")];
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(directions.len() * sources.len()));
+    let clients: Vec<_> = directions
+        .iter()
+        .flat_map(|&(src, tgt)| sources.iter().map(move |q| (src, tgt, q.clone())))
+        .map(|(src, tgt, q)| {
+            let (url, barrier) = (server.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let body = json!({"q": q, "source": src, "target": tgt, "format": "text"});
+                post(&url, "/translate", &body)
+            })
+        })
+        .collect();
+    let answers: Vec<(StatusCode, Value)> =
+        clients.into_iter().map(|c| c.join().unwrap()).collect();
+    for (d, &(src, tgt)) in directions.iter().enumerate() {
+        let want = cli_translate(dir.path(), &pool, src, tgt, &sources, "2");
+        for (i, want) in want.iter().enumerate() {
+            let (status, body) = &answers[d * sources.len() + i];
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            assert_eq!(
+                body["translatedText"],
+                json!(want),
+                "{src}-{tgt} source {i}"
+            );
+        }
+    }
+    // The steps decoded rows of several adapters together.
+    let (_, metrics) = server.get("/metrics");
+    let mixed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("datm_batch_adapters_bucket{le=\"1\"} "))
+        .map(|n| n.parse::<u64>().unwrap());
+    let steps = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("datm_batch_adapters_count "))
+        .map(|n| n.parse::<u64>().unwrap());
+    assert!(mixed < steps, "no step mixed adapters:\n{metrics}");
+
+    let (status, body) = translate(&server, "de", "en", json!(["Datei öffnen", "BOOM"]));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("panicked"),
+        "{body}"
+    );
+    let (status, body) = translate(&server, "de", "en", json!(sources));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        strings(&body["translatedText"]),
+        cli_translate(dir.path(), &pool, "de", "en", &sources, "2")
+    );
     assert_eq!(server.get("/health").0, StatusCode::OK);
 }
 

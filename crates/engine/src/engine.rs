@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use datm_adapter::Adapter;
 use datm_lang::Direction;
-use datm_model::{generate, GenerationConfig, Model};
+use datm_model::generate::Decoder;
+use datm_model::{generate, Generation, GenerationConfig, Model};
 
 use crate::{LoadSpec, Translation};
 
@@ -95,16 +96,22 @@ impl Engine {
         on_done: &mut dyn FnMut(usize),
     ) -> Result<Vec<TextGeneration>> {
         let gens = generate(&self.model, prompts, cfg, on_done)?;
-        let tok = self.model.tokenizer()?;
-        gens.into_iter()
-            .map(|g| {
-                Ok(TextGeneration {
-                    text: tok.decode(&g.token_ids, true)?,
-                    prompt_ids: g.prompt_ids,
-                    token_ids: g.token_ids,
-                })
-            })
-            .collect()
+        gens.into_iter().map(|g| self.text_generation(g)).collect()
+    }
+
+    /// A continuous batch on this model (see [`Decoder`]): prompts of any resident adapter
+    /// join at step boundaries and leave when finished.
+    pub fn decoder(&self) -> Decoder<'_> {
+        Decoder::new(&self.model, 0)
+    }
+
+    /// A generation with its new tokens detokenized (special tokens skipped).
+    pub fn text_generation(&self, g: Generation) -> Result<TextGeneration> {
+        Ok(TextGeneration {
+            text: self.model.tokenizer()?.decode(&g.token_ids, true)?,
+            prompt_ids: g.prompt_ids,
+            token_ids: g.token_ids,
+        })
     }
 
     /// Translates `sources` in `direction` with the resident adapter `adapter` (`None` = the

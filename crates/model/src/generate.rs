@@ -18,10 +18,11 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 
+use crate::lora::Adapters;
 use crate::model::Model;
 use crate::nn::KvCache;
 use crate::tokenizer::Tokenizer;
@@ -134,50 +135,411 @@ pub struct Generation {
 }
 
 /// Decodes every prompt (token ids) and returns one [`Generation`] per prompt, in order.
-/// `on_done` is called with the number of prompts finished so far.
+/// `on_done` is called with the number of prompts finished so far. Up to `batch_size`
+/// prompts are decoded together; a finished prompt's place is taken by the next one at the
+/// following step (continuous batching), and each prompt's result is the one it would have
+/// alone.
 pub fn generate(
     model: &Model,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     on_done: &mut dyn FnMut(usize),
 ) -> Result<Vec<Generation>> {
-    ensure!(cfg.num_beams >= 1, "num_beams must be at least 1");
-    ensure!(cfg.max_new_tokens >= 1, "max_new_tokens must be at least 1");
+    cfg.validate()?;
     ensure!(cfg.batch_size >= 1, "batch_size must be at least 1");
-    if cfg.do_sample && cfg.num_beams > 1 {
-        bail!("beam sampling (do_sample with num_beams > 1) is not supported");
+    model.check_adapters(Adapters::All(cfg.adapter.as_deref()))?;
+    if let Some(i) = prompts.iter().position(Vec::is_empty) {
+        bail!("prompt {i} is empty (no tokens)");
     }
-    if cfg.do_sample {
-        ensure!(
-            cfg.temperature > 0.0,
-            "temperature must be positive when sampling"
-        );
-    }
-    model.check_adapter(cfg.adapter.as_deref())?;
-    let eos = cfg
-        .eos_token_ids
-        .clone()
-        .unwrap_or_else(|| model.eos_token_ids().to_vec());
-    let stops = Stops {
-        tokenizer: if cfg.stops.is_empty() {
-            None
-        } else {
-            Some(model.tokenizer()?)
-        },
-        criteria: &cfg.stops,
-    };
-    let ends = Ends { eos: &eos, stops };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(cfg.batch_size) {
-        for p in chunk {
-            ensure!(!p.is_empty(), "empty prompt (no tokens)");
+    let shared = Arc::new(cfg.clone());
+    let mut decoder = Decoder::new(model, cfg.seed);
+    let mut results: Vec<Option<Generation>> = vec![None; prompts.len()];
+    let (mut queued, mut done) = (0, 0);
+    while done < prompts.len() {
+        let room = cfg.batch_size - decoder.len();
+        let admit = (queued..prompts.len().min(queued + room))
+            .map(|i| DecodeRequest {
+                id: i as u64,
+                prompt: prompts[i].clone(),
+                cfg: shared.clone(),
+            })
+            .collect::<Vec<_>>();
+        queued += admit.len();
+        decoder.add(admit)?;
+        let finished = decoder.step()?;
+        if !finished.is_empty() {
+            done += finished.len();
+            for (id, g) in finished {
+                results[id as usize] = Some(g);
+            }
+            on_done(done);
         }
-        let results = decode_batch(model, chunk, cfg, &ends, &mut rng)?;
-        out.extend(results);
-        on_done(out.len());
     }
-    Ok(out)
+    results
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .context("a prompt was not decoded")
+}
+
+impl GenerationConfig {
+    /// Checks the settings that do not depend on the model.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.num_beams >= 1, "num_beams must be at least 1");
+        ensure!(
+            self.max_new_tokens >= 1,
+            "max_new_tokens must be at least 1"
+        );
+        if self.do_sample && self.num_beams > 1 {
+            bail!("beam sampling (do_sample with num_beams > 1) is not supported");
+        }
+        if self.do_sample {
+            ensure!(
+                self.temperature > 0.0,
+                "temperature must be positive when sampling"
+            );
+        }
+        Ok(())
+    }
+
+    /// Candidates kept per row and step: the best token (greedy, sampling) or HF's
+    /// `max(2, 1 + n_eos)·beams` (beam search).
+    fn candidates(&self, eos: usize) -> usize {
+        if self.num_beams == 1 {
+            1
+        } else {
+            (1 + eos).max(2) * self.num_beams
+        }
+    }
+}
+
+/// One prompt for a [`Decoder`], with its own settings (adapter, beams, limits, stops).
+#[derive(Debug, Clone)]
+pub struct DecodeRequest {
+    /// The caller's key, returned with the result.
+    pub id: u64,
+    /// Prompt token ids.
+    pub prompt: Vec<u32>,
+    /// Decoding settings (`batch_size` is not used).
+    pub cfg: Arc<GenerationConfig>,
+}
+
+/// Continuous batching: prompts join at step boundaries ([`Decoder::add`]), each step
+/// generates one token for every row in one forward pass ([`Decoder::step`]), and finished
+/// prompts leave. Prompts may use different adapters (the base matmuls run once for all
+/// rows, each row gets its own adapter's delta) and different settings. Each prompt is
+/// prefilled alone, its rows are left-padded and masked, and decoding a prompt never depends
+/// on its neighbours, so its result is the one [`generate`] gives it alone.
+///
+/// After an error the decoder's state is unspecified: drop it.
+pub struct Decoder<'m> {
+    model: &'m Model,
+    tokenizer: Option<&'m Tokenizer>,
+    slots: Vec<Slot>,
+    cache: KvCache,
+    /// Row-major logits of the current rows, one buffer reused across steps.
+    logits: Vec<f32>,
+    vocab: usize,
+    /// Sampling draws, shared by the rows in row order.
+    rng: rand::rngs::StdRng,
+}
+
+/// A prompt in flight.
+struct Slot {
+    id: u64,
+    prompt: Vec<u32>,
+    cfg: Arc<GenerationConfig>,
+    eos: Vec<u32>,
+    search: Search,
+    /// Steps taken (the number of tokens chosen so far).
+    step: usize,
+    /// Rows of the cache and the logits it holds: 1 until a beam prompt's first step, then
+    /// `num_beams`.
+    rows: usize,
+}
+
+impl<'m> Decoder<'m> {
+    /// An empty decoder; `seed` seeds the sampler.
+    pub fn new(model: &'m Model, seed: u64) -> Self {
+        Decoder {
+            model,
+            tokenizer: model.tokenizer().ok(),
+            slots: Vec::new(),
+            cache: model.new_cache(0),
+            logits: Vec::new(),
+            vocab: 0,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Prompts in flight.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no prompt is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Rows in flight (a beam prompt has one per beam).
+    pub fn rows(&self) -> usize {
+        self.cache.rows()
+    }
+
+    /// Distinct adapters of the prompts in flight (the base model counting as one).
+    pub fn adapters(&self) -> usize {
+        let names: std::collections::BTreeSet<Option<&str>> = self
+            .slots
+            .iter()
+            .map(|s| s.cfg.adapter.as_deref())
+            .collect();
+        names.len()
+    }
+
+    /// Prefills `requests` (each alone) and adds them to the batch; they take their first
+    /// token at the next [`Decoder::step`].
+    pub fn add(&mut self, requests: Vec<DecodeRequest>) -> Result<()> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        for r in &requests {
+            r.cfg.validate()?;
+            ensure!(!r.prompt.is_empty(), "empty prompt (no tokens)");
+            self.model
+                .check_adapters(Adapters::All(r.cfg.adapter.as_deref()))?;
+            if !r.cfg.stops.is_empty() {
+                self.model.tokenizer()?;
+            }
+        }
+        let mut caches = Vec::with_capacity(requests.len() + 1);
+        let mut hidden = Vec::with_capacity(requests.len());
+        for r in &requests {
+            let mut cache = self.model.new_cache(1);
+            let adapter = Adapters::All(r.cfg.adapter.as_deref());
+            let prompt = std::slice::from_ref(&r.prompt);
+            hidden.push(self.model.step_hidden(prompt, &mut cache, adapter)?);
+            caches.push(cache);
+        }
+        // The prompts' first logits come from one pass over the LM head.
+        let mut logits = Vec::new();
+        self.model
+            .head_into(&Tensor::cat(&hidden, 0)?, &mut logits)?;
+        self.vocab = logits.len() / requests.len();
+        self.logits.extend_from_slice(&logits);
+        let old = std::mem::replace(&mut self.cache, self.model.new_cache(0));
+        if old.rows() > 0 {
+            caches.insert(0, old);
+        }
+        self.cache = KvCache::stack(&caches)?;
+        let model_eos = self.model.eos_token_ids();
+        self.slots
+            .extend(requests.into_iter().map(|r| Slot::new(r, model_eos)));
+        Ok(())
+    }
+
+    /// Chooses the next token of every prompt, then runs the forward pass of every row that
+    /// goes on. Returns the prompts that finished at this step with their results.
+    pub fn step(&mut self) -> Result<Vec<(u64, Generation)>> {
+        if self.slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logits = std::mem::take(&mut self.logits);
+        let rows: Vec<&[f32]> = logits.chunks_exact(self.vocab).collect();
+        let row_k: Vec<usize> = self
+            .slots
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.cfg.candidates(s.eos.len()), s.rows))
+            .collect();
+        ensure!(
+            row_k.len() == rows.len(),
+            "decoder holds {} logit rows for {} rows",
+            rows.len(),
+            row_k.len()
+        );
+        let summaries = crate::pool::par_map(rows.len(), |r| RowSummary::new(rows[r], row_k[r]));
+        let mut next_idx = Vec::new();
+        let mut next_tok = Vec::new();
+        let mut finished = Vec::new();
+        let mut going = Vec::with_capacity(self.slots.len());
+        let mut r = 0;
+        for mut slot in std::mem::take(&mut self.slots) {
+            let n = slot.rows;
+            let conts = slot.advance(
+                &rows[r..r + n],
+                &summaries[r..r + n],
+                self.tokenizer,
+                &mut self.rng,
+            )?;
+            if conts.is_empty() {
+                finished.push((slot.id, slot.into_generation()?));
+            } else {
+                for &(src, tok) in &conts {
+                    next_idx.push(r + if n == 1 { 0 } else { src });
+                    next_tok.push(vec![tok]);
+                }
+                slot.rows = conts.len();
+                going.push(slot);
+            }
+            r += n;
+        }
+        self.slots = going;
+        self.logits = logits;
+        self.keep_rows(&next_idx, false)?;
+        if !self.slots.is_empty() {
+            let adapters = self.row_adapters();
+            let adapters: Vec<Option<&str>> = adapters.iter().map(|a| a.as_deref()).collect();
+            self.model.step_into(
+                &next_tok,
+                &mut self.cache,
+                Adapters::PerRow(&adapters),
+                &mut self.logits,
+            )?;
+        }
+        Ok(finished)
+    }
+
+    /// Drops the prompts for which `keep(id)` is false (a client that went away).
+    pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) -> Result<()> {
+        let mut idx = Vec::new();
+        let mut r = 0;
+        let mut kept = Vec::with_capacity(self.slots.len());
+        for slot in std::mem::take(&mut self.slots) {
+            let rows = r..r + slot.rows;
+            r = rows.end;
+            if keep(slot.id) {
+                idx.extend(rows);
+                kept.push(slot);
+            }
+        }
+        self.slots = kept;
+        self.keep_rows(&idx, true)
+    }
+
+    /// Keeps (reorders, duplicates) the cache rows `idx`, and with `logits` the logit rows
+    /// too; an empty selection frees the cache.
+    fn keep_rows(&mut self, idx: &[usize], logits: bool) -> Result<()> {
+        if idx.is_empty() {
+            self.cache = self.model.new_cache(0);
+            self.logits.clear();
+            return Ok(());
+        }
+        let identity =
+            idx.len() == self.cache.rows() && idx.iter().enumerate().all(|(i, &j)| i == j);
+        if identity {
+            return Ok(());
+        }
+        self.cache.select_rows(idx)?;
+        self.cache.trim_padding()?;
+        if logits {
+            let v = self.vocab;
+            self.logits = idx
+                .iter()
+                .flat_map(|&i| self.logits[i * v..(i + 1) * v].iter().copied())
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// The adapter of every row, in row order.
+    fn row_adapters(&self) -> Vec<Option<String>> {
+        self.slots
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.cfg.adapter.clone(), s.rows))
+            .collect()
+    }
+}
+
+impl Slot {
+    fn new(r: DecodeRequest, model_eos: &[u32]) -> Slot {
+        let eos = r
+            .cfg
+            .eos_token_ids
+            .clone()
+            .unwrap_or_else(|| model_eos.to_vec());
+        let width = r.cfg.num_beams;
+        let search = if width == 1 {
+            Search::Single(SingleState {
+                tokens: Vec::new(),
+                score: 0.0,
+                done: false,
+            })
+        } else {
+            let mut running = vec![
+                Hyp {
+                    tokens: Vec::new(),
+                    score: -1e9
+                };
+                width
+            ];
+            running[0].score = 0.0;
+            Search::Beam(BeamState {
+                running,
+                finished: Vec::new(),
+                heuristic_unsatisfied: true,
+                done: false,
+            })
+        };
+        Slot {
+            id: r.id,
+            prompt: r.prompt,
+            cfg: r.cfg,
+            eos,
+            search,
+            step: 0,
+            rows: 1,
+        }
+    }
+
+    /// Takes one step on this prompt's rows; returns the continuations, (source row, token)
+    /// per row, or nothing when the prompt is finished.
+    fn advance(
+        &mut self,
+        rows: &[&[f32]],
+        summaries: &[RowSummary],
+        tokenizer: Option<&Tokenizer>,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<Continuations> {
+        self.step += 1;
+        let ends = Ends {
+            eos: &self.eos,
+            stops: Stops {
+                tokenizer: tokenizer.filter(|_| !self.cfg.stops.is_empty()),
+                criteria: &self.cfg.stops,
+            },
+        };
+        match &mut self.search {
+            Search::Single(s) => {
+                single_step(s, rows[0], &summaries[0], &self.cfg, &ends, self.step, rng)
+            }
+            Search::Beam(b) => {
+                // At the first step one row (the prefill) stands for all beams.
+                let last = summaries.len() - 1;
+                let group: Vec<&RowSummary> = (0..self.cfg.num_beams)
+                    .map(|i| &summaries[i.min(last)])
+                    .collect();
+                beam_step(b, &group, &self.cfg, &ends, self.step)
+            }
+        }
+    }
+
+    fn into_generation(self) -> Result<Generation> {
+        let (token_ids, score) = match self.search {
+            Search::Single(s) => (s.tokens, s.score),
+            Search::Beam(b) => {
+                let best = b
+                    .finished
+                    .into_iter()
+                    .next()
+                    .context("beam search ended without a finished hypothesis")?;
+                (best.tokens, best.score as f64)
+            }
+        };
+        Ok(Generation {
+            prompt_ids: self.prompt,
+            token_ids,
+            score,
+        })
+    }
 }
 
 /// The stop criteria with the tokenizer that turns tokens into the text they judge.
@@ -241,132 +603,6 @@ struct BeamState {
 
 /// What a prompt wants next: (row of the previous step to continue from, token) per row.
 type Continuations = Vec<(usize, u32)>;
-
-fn decode_batch(
-    model: &Model,
-    prompts: &[Vec<u32>],
-    cfg: &GenerationConfig,
-    ends: &Ends,
-    rng: &mut rand::rngs::StdRng,
-) -> Result<Vec<Generation>> {
-    let eos = ends.eos;
-    let adapter = cfg.adapter.as_deref();
-    let width = cfg.num_beams;
-    // Prefill each prompt alone.
-    let mut caches = Vec::with_capacity(prompts.len());
-    let mut last_hidden = Vec::with_capacity(prompts.len());
-    for p in prompts {
-        let mut cache = model.new_cache(1);
-        last_hidden.push(model.step_hidden(std::slice::from_ref(p), &mut cache, adapter)?);
-        caches.push(cache);
-    }
-    // Row-major logits of the current rows, one buffer for the whole search; the prompts'
-    // first logits come from one pass over the LM head.
-    let mut logits = Vec::new();
-    model.head_into(&Tensor::cat(&last_hidden, 0)?, &mut logits)?;
-    let vocab = logits.len() / prompts.len();
-    let mut states: Vec<Search> = prompts
-        .iter()
-        .map(|_| {
-            if width == 1 {
-                Search::Single(SingleState {
-                    tokens: Vec::new(),
-                    score: 0.0,
-                    done: false,
-                })
-            } else {
-                let mut running = vec![
-                    Hyp {
-                        tokens: Vec::new(),
-                        score: -1e9
-                    };
-                    width
-                ];
-                running[0].score = 0.0;
-                Search::Beam(BeamState {
-                    running,
-                    finished: Vec::new(),
-                    heuristic_unsatisfied: true,
-                    done: false,
-                })
-            }
-        })
-        .collect();
-    let mut cache = KvCache::stack(&caches)?;
-    drop(caches);
-    // Rows of the current logits: (prompt, beam) pairs.
-    let mut row_owner: Vec<usize> = (0..prompts.len()).collect();
-    let mut step = 0usize;
-    loop {
-        step += 1;
-        let rows: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
-        let k = if width == 1 {
-            1
-        } else {
-            (1 + eos.len()).max(2) * width
-        };
-        let summaries = crate::pool::par_map(rows.len(), |r| RowSummary::new(rows[r], k));
-        let mut next_idx = Vec::new();
-        let mut next_tok = Vec::new();
-        let mut next_owner = Vec::new();
-        let mut r = 0;
-        while r < rows.len() {
-            let prompt = row_owner[r];
-            // At step 1 a beam prompt has one row (the prefill) standing for all its beams.
-            let n = match (&states[prompt], step) {
-                (Search::Beam(_), 1) | (Search::Single(_), _) => 1,
-                (Search::Beam(_), _) => width,
-            };
-            let conts = match &mut states[prompt] {
-                Search::Single(s) => single_step(s, rows[r], &summaries[r], cfg, ends, step, rng)?,
-                Search::Beam(b) => {
-                    let group: Vec<&RowSummary> =
-                        (0..width).map(|i| &summaries[r + i.min(n - 1)]).collect();
-                    beam_step(b, &group, cfg, ends, step)?
-                }
-            };
-            for (src, tok) in conts {
-                next_idx.push(r + if n == 1 { 0 } else { src });
-                next_tok.push(vec![tok]);
-                next_owner.push(prompt);
-            }
-            r += n;
-        }
-        if next_idx.is_empty() {
-            break;
-        }
-        let identity =
-            next_idx.len() == row_owner.len() && next_idx.iter().enumerate().all(|(i, &j)| i == j);
-        if !identity {
-            cache.select_rows(&next_idx)?;
-            cache.trim_padding()?;
-        }
-        row_owner = next_owner;
-        model.step_into(&next_tok, &mut cache, adapter, &mut logits)?;
-    }
-    Ok(prompts
-        .iter()
-        .zip(states)
-        .map(|(p, s)| {
-            let (token_ids, score) = match s {
-                Search::Single(s) => (s.tokens, s.score),
-                Search::Beam(b) => {
-                    let best = b
-                        .finished
-                        .into_iter()
-                        .next()
-                        .expect("beam search always finishes hypotheses");
-                    (best.tokens, best.score as f64)
-                }
-            };
-            Generation {
-                prompt_ids: p.clone(),
-                token_ids,
-                score,
-            }
-        })
-        .collect())
-}
 
 /// Greedy / sampling step for one prompt; returns the continuation (empty when done).
 fn single_step(

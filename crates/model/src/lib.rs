@@ -36,7 +36,7 @@ pub use candle_core;
 pub use config::{Arch, ModelConfig};
 pub use device::parse_device;
 pub use generate::{generate, EarlyStopping, Generation, GenerationConfig};
-pub use lora::{Ctx, LoraLinear};
+pub use lora::{Adapters, Ctx, LoraLinear};
 pub use model::{load_parts, LoadOptions, Model, ModelParts};
 pub use nn::KvCache;
 pub use weights::{Weight, WeightMap};

@@ -15,16 +15,69 @@ use std::sync::Arc;
 use crate::kernels::{PackedMatrix, Precision};
 use crate::weights::Weight;
 
-/// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapter.
+/// Per-forward choices: training mode (dropout on, differentiable ops only) and the adapters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ctx<'a> {
     /// Training mode: LoRA dropout is applied, only differentiable ops are used and dense
     /// base weights are frozen (no weight gradient is computed, see [`frozen_matmul_t`]).
     pub train: bool,
-    /// Name of the adapter to apply, if any.
-    pub adapter: Option<&'a str>,
+    /// The adapter of each row.
+    pub adapters: Adapters<'a>,
     /// Source of the LoRA dropout masks in training mode (no dropout when `None`).
     pub dropout: Option<&'a SeededDropout>,
+}
+
+/// Which adapter each row of a forward pass uses (rows are the first dimension of every
+/// layer input).
+#[derive(Debug, Clone, Copy)]
+pub enum Adapters<'a> {
+    /// The same adapter on every row (`None` = the base model).
+    All(Option<&'a str>),
+    /// Row `i` uses entry `i`. Rows of different adapters share the base matmuls; each run of
+    /// consecutive rows with the same adapter gets that adapter's delta (Punica's SGMV
+    /// grouping), so a row's output is the one it would have in a batch of its adapter alone.
+    PerRow(&'a [Option<&'a str>]),
+}
+
+impl Default for Adapters<'_> {
+    fn default() -> Self {
+        Adapters::All(None)
+    }
+}
+
+impl<'a> Adapters<'a> {
+    /// Runs of consecutive rows with the same adapter: `(first row, rows, adapter)`;
+    /// `rows` is the batch size, checked against a per-row list.
+    pub fn runs(&self, rows: usize) -> Result<Vec<(usize, usize, Option<&'a str>)>> {
+        let names = match self {
+            Adapters::All(name) => return Ok(vec![(0, rows, *name)]),
+            Adapters::PerRow(names) => names,
+        };
+        ensure!(
+            names.len() == rows,
+            "{} per-row adapters given for a batch of {rows} rows",
+            names.len()
+        );
+        let mut runs: Vec<(usize, usize, Option<&'a str>)> = Vec::new();
+        for (i, &name) in names.iter().enumerate() {
+            match runs.last_mut() {
+                Some(run) if run.2 == name => run.1 += 1,
+                _ => runs.push((i, 1, name)),
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Every distinct adapter named.
+    pub fn names(&self) -> Vec<&'a str> {
+        let mut names: Vec<&'a str> = match self {
+            Adapters::All(name) => name.iter().copied().collect(),
+            Adapters::PerRow(names) => names.iter().flatten().copied().collect(),
+        };
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 /// Deterministic dropout masks for one forward pass: the `n`-th dropout call of the pass
@@ -233,16 +286,40 @@ impl LoraLinear {
         Ok(merged.to_dtype(dtype)?)
     }
 
-    /// Applies the layer to `x` (`[…, in]`).
+    /// Applies the layer to `x` (`[rows, …, in]`), with each row's adapter from `ctx`.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let y = self.forward_base(x, ctx.train)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        let Some(l) = ctx.adapter.and_then(|n| self.adapter(n)) else {
+        let rows = if x.rank() < 2 { 1 } else { x.dim(0)? };
+        let runs = ctx.adapters.runs(rows)?;
+        let resident = |name: Option<&str>| name.and_then(|n| self.adapter(n));
+        if let [(_, _, name)] = runs.as_slice() {
+            return match resident(*name) {
+                Some(l) => Ok((&y + self.delta(l, x, &y, ctx)?)?),
+                None => Ok(y),
+            };
+        }
+        if runs.iter().all(|r| resident(r.2).is_none()) {
             return Ok(y);
-        };
+        }
+        let parts = runs
+            .iter()
+            .map(|&(start, n, name)| {
+                let ys = y.narrow(0, start, n)?;
+                match resident(name) {
+                    Some(l) => Ok((&ys + self.delta(l, &x.narrow(0, start, n)?, &ys, ctx)?)?),
+                    None => Ok(ys),
+                }
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+
+    /// PEFT's `B·A·dropout(x)·scaling` of adapter `l`, in the dtype of the base output `y`.
+    fn delta(&self, l: &LoraWeights, x: &Tensor, y: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let xin = x.to_dtype(l.a.dtype())?;
         let xin = match ctx.dropout {
             Some(d) if ctx.train && l.dropout > 0.0 => d.apply(&xin, l.dropout)?,
@@ -251,8 +328,7 @@ impl LoraLinear {
         // Scaling the rank-r intermediate instead of the output saves a pass over `[…, out]`.
         let low = (matmul_t(&xin, l.a.as_tensor())? * l.scaling)?;
         let up = matmul_t(&low, l.b.as_tensor())?;
-        let up = up.to_dtype(y.dtype())?;
-        Ok((y + up)?)
+        Ok(up.to_dtype(y.dtype())?)
     }
 
     fn forward_base(&self, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::arch::{load_architecture, Architecture};
 use crate::config::ModelConfig;
 use crate::kernels::Precision;
-use crate::lora::{Ctx, LoraLinear, LoraWeights, SeededDropout};
+use crate::lora::{Adapters, Ctx, LoraLinear, LoraWeights, SeededDropout};
 use crate::nn::{KvCache, Layout};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{Weight, WeightMap};
@@ -356,7 +356,7 @@ impl Model {
         let dropout = SeededDropout::new(dropout_seed);
         let ctx = Ctx {
             train: true,
-            adapter: self.active.as_deref(),
+            adapters: Adapters::All(self.active.as_deref()),
             dropout: Some(&dropout),
         };
         let mut cache = KvCache::new(self.config().num_layers, b);
@@ -379,21 +379,21 @@ impl Model {
         adapter: Option<&str>,
     ) -> Result<Tensor> {
         let mut logits = Vec::new();
-        self.step_into(ids, cache, adapter, &mut logits)?;
+        self.step_into(ids, cache, Adapters::All(adapter), &mut logits)?;
         let vocab = logits.len() / ids.len().max(1);
         Ok(Tensor::from_vec(logits, (ids.len(), vocab), &Device::Cpu)?.to_device(&self.device)?)
     }
 
-    /// Like [`Model::step`], writing the logits row-major into `logits` (resized; decoding
-    /// reuses one buffer across steps).
+    /// Like [`Model::step`] with an adapter per row (or one for all), writing the logits
+    /// row-major into `logits` (resized; decoding reuses one buffer across steps).
     pub fn step_into(
         &self,
         ids: &[Vec<u32>],
         cache: &mut KvCache,
-        adapter: Option<&str>,
+        adapters: Adapters<'_>,
         logits: &mut Vec<f32>,
     ) -> Result<()> {
-        let hidden = self.step_hidden(ids, cache, adapter)?;
+        let hidden = self.step_hidden(ids, cache, adapters)?;
         self.head_into(&hidden, logits)
     }
 
@@ -403,14 +403,15 @@ impl Model {
         self.arch.head().forward_into(hidden, logits)
     }
 
-    /// [`Model::step`] without the LM head: the last position's final hidden states
+    /// [`Model::step_into`] without the LM head: the last position's final hidden states
     /// `[rows, hidden]`.
     pub fn step_hidden(
         &self,
         ids: &[Vec<u32>],
         cache: &mut KvCache,
-        adapter: Option<&str>,
+        adapters: Adapters<'_>,
     ) -> Result<Tensor> {
+        self.check_adapters(adapters)?;
         let rows = ids.len();
         ensure!(
             rows == cache.rows(),
@@ -434,7 +435,7 @@ impl Model {
         let flat: Vec<u32> = ids.concat();
         let t = Tensor::from_vec(flat, (rows, q), &self.device)?;
         let ctx = Ctx {
-            adapter,
+            adapters,
             ..Ctx::default()
         };
         let hidden = self.arch.forward(&t, &layout, cache, &ctx)?;
@@ -451,7 +452,7 @@ impl Model {
             &layout,
             &mut cache,
             &Ctx {
-                adapter,
+                adapters: Adapters::All(adapter),
                 ..Ctx::default()
             },
         )?;
@@ -468,9 +469,9 @@ impl Model {
         self.arch.linears()
     }
 
-    /// Checks an adapter name for a request.
-    pub(crate) fn check_adapter(&self, name: Option<&str>) -> Result<()> {
-        if let Some(n) = name {
+    /// Checks that every adapter named is attached.
+    pub(crate) fn check_adapters(&self, adapters: Adapters<'_>) -> Result<()> {
+        for n in adapters.names() {
             ensure!(
                 self.adapters.contains_key(n),
                 "no adapter named `{n}` is attached"

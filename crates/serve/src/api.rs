@@ -51,6 +51,7 @@ impl State {
             translation: config.translation,
             max_batch_tokens: config.max_batch_tokens,
             max_queue: config.max_queue,
+            panic_on_input: config.panic_on_input.clone(),
         };
         let (queue, worker) = worker::start(engine, worker_config, metrics.clone())?;
         let inner = Inner {

@@ -8,10 +8,11 @@
 //! - `GET /health`, `GET /metrics` (Prometheus text).
 //!
 //! One decode worker thread owns the [`datm_engine::Engine`] and is fed by a bounded queue
-//! (429 when full). It takes every queued request at once, groups the rows by adapter and
-//! decoding settings and decodes each group as one batch (see [`worker`]). A request waits at
-//! most `timeout` (504), a panic while decoding fails only the requests of that batch (500),
-//! and SIGTERM/SIGINT stop accepting connections, finish the requests in flight and exit.
+//! (429 when full). It decodes with continuous batching: the rows of every request, whatever
+//! their adapter, join one running batch at step boundaries and leave when finished (see
+//! [`worker`]). A request waits at most `timeout` (504), a panic while decoding fails only the
+//! requests in the batch (500), and SIGTERM/SIGINT stop accepting connections, finish the
+//! requests in flight and exit.
 
 #![forbid(unsafe_code)]
 
@@ -44,7 +45,8 @@ pub struct ServeConfig {
     pub load: LoadSpec,
     /// Translation settings (beams, new tokens, prompt template, newline stop).
     pub translation: Translation,
-    /// Prompt tokens in one decoded batch at most (a longer single request is decoded alone).
+    /// Tokens in the running batch at most: prompt tokens times beams of the rows decoding
+    /// together (a longer single input is decoded alone).
     pub max_batch_tokens: usize,
     /// Requests waiting for the decode worker at most; more get 429.
     pub max_queue: usize,
@@ -54,6 +56,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// How long one request may wait for its result; then 504.
     pub timeout: Duration,
+    /// Testing only: decoding an input text equal to this panics (see
+    /// [`worker::WorkerConfig::panic_on_input`]).
+    pub panic_on_input: Option<String>,
 }
 
 /// Loads the model and the pool's adapters, listens, and serves until SIGTERM or SIGINT;

@@ -16,8 +16,10 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Requests waiting for the decode worker.
     pub queue_depth: IntGauge,
-    /// Rows (prompts) per decoded batch.
+    /// Rows in the batch at each decoding step.
     pub batch_rows: Histogram,
+    /// Distinct adapters (the base model counting as one) in the batch at each decoding step.
+    pub batch_adapters: Histogram,
     /// Tokens generated, all requests together.
     pub tokens: IntCounter,
 }
@@ -40,14 +42,24 @@ impl Metrics {
         )?;
         let queue_depth = IntGauge::new("datm_queue_depth", "requests waiting for the decoder")?;
         let batch_rows = Histogram::with_opts(
-            HistogramOpts::new("datm_batch_rows", "prompts per decoded batch")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            HistogramOpts::new("datm_batch_rows", "rows in the batch at each decoding step")
+                .buckets(vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                ]),
+        )?;
+        let batch_adapters = Histogram::with_opts(
+            HistogramOpts::new(
+                "datm_batch_adapters",
+                "distinct adapters in the batch at each decoding step",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )?;
         let tokens = IntCounter::new("datm_generated_tokens_total", "tokens generated")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(batch_rows.clone()))?;
+        registry.register(Box::new(batch_adapters.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
         Ok(Metrics {
             registry,
@@ -55,6 +67,7 @@ impl Metrics {
             latency,
             queue_depth,
             batch_rows,
+            batch_adapters,
             tokens,
         })
     }

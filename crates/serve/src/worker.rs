@@ -1,14 +1,19 @@
-//! The decode worker: one thread owns the engine and serves a bounded queue of jobs.
+//! The decode worker: one thread owns the engine and serves a bounded queue of jobs with
+//! continuous batching.
 //!
-//! Each round takes every job waiting in the queue, groups their rows (one per input text)
-//! by adapter and decoding settings, and decodes each group as one batch: rows of different
-//! directions and requests share a batch, rows of different adapters do not (per-adapter
-//! sub-batches; the LoRA layers apply one adapter per forward pass). Every prompt of a batch
-//! is decoded as it would be alone, so a request's output does not depend on its batch
-//! neighbours and equals `datm translate --pool`'s for the same settings. Jobs whose client
-//! has gone (timed out) are dropped before decoding.
+//! The rows of every job (one per input text) join one running batch ([`Decoder`]) at step
+//! boundaries while it holds at most `max_batch_tokens` tokens (prompt tokens times beams);
+//! finished rows leave, and a job is answered as soon as its last row is done. Rows of
+//! different adapters, directions and requests share every step: the base matmuls run once
+//! for all rows and each row gets its own adapter's LoRA delta. Every prompt is decoded as it
+//! would be alone, so a request's output does not depend on its neighbours and equals
+//! `datm translate --pool`'s for the same settings.
+//!
+//! Adapter jobs (load, unload) wait until the batch has drained, and no row joins meanwhile.
+//! The rows of a job whose client has gone (timed out) are dropped at the next step. A panic
+//! while decoding fails the jobs in the batch (500); the worker goes on with an empty batch.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -18,7 +23,7 @@ use std::thread::JoinHandle;
 use axum::http::StatusCode;
 use datm_engine::{Engine, Translation};
 use datm_lang::Direction;
-use datm_model::generate::{StopCriterion, StopString};
+use datm_model::generate::{DecodeRequest, Decoder, StopCriterion, StopString};
 use datm_model::GenerationConfig;
 use tokio::sync::oneshot;
 
@@ -110,6 +115,9 @@ pub struct WorkerConfig {
     pub max_batch_tokens: usize,
     /// Queued jobs at most.
     pub max_queue: usize,
+    /// An input text whose decoding panics on purpose, to test that a panic fails only the
+    /// requests in the batch (`datm serve --panic-on-input`, hidden).
+    pub panic_on_input: Option<String>,
 }
 
 /// Starts the worker thread on `engine`.
@@ -135,6 +143,13 @@ pub fn start(
         .name("datm-decode".into())
         .spawn(move || state.serve(rx))?;
     Ok((queue, Worker(handle)))
+}
+
+impl Task {
+    /// Whether the task changes the resident adapters (run while no row is decoding).
+    fn is_adapter_change(&self) -> bool {
+        matches!(self, Task::Load { .. } | Task::Unload { .. })
+    }
 }
 
 impl Queue {
@@ -167,21 +182,59 @@ impl Queue {
     }
 }
 
-/// One input text of a decode job.
-struct Row {
-    job: usize,
-    index: usize,
-    prompt: Vec<u32>,
-    direction: Option<Direction>,
+/// How a finished row becomes an output.
+#[derive(Debug, Clone)]
+enum Finish {
+    /// ALMA's cleaning for this direction.
+    Translate(Direction),
+    /// The completion cut before its first stop string.
+    Complete(Vec<String>),
 }
 
-/// What rows of one batch share.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct BatchKey {
-    adapter: Option<String>,
+/// A decode job made ready: how its rows become outputs, its settings, its prompts.
+struct Prepared {
+    finish: Finish,
+    cfg: Arc<GenerationConfig>,
+    prompts: Vec<Vec<u32>>,
+}
+
+/// A decode job being answered.
+struct ActiveJob {
+    reply: oneshot::Sender<Reply>,
+    finish: Finish,
     max_tokens: usize,
-    /// `None`: translation (newline stop per settings, ALMA cleaning).
-    stop: Option<Vec<String>>,
+    outputs: Vec<Option<Output>>,
+    /// Rows not finished yet.
+    left: usize,
+}
+
+/// A row waiting to join the batch.
+struct WaitingRow {
+    job: u64,
+    index: usize,
+    prompt: Vec<u32>,
+    cfg: Arc<GenerationConfig>,
+    /// Fault injection: decoding this row panics.
+    panics: bool,
+}
+
+/// A row in the batch: its job, its index in the job, and the tokens it holds.
+struct RowRef {
+    job: u64,
+    index: usize,
+    cost: usize,
+}
+
+/// The running batch with the jobs it answers.
+struct Batch<'e> {
+    decoder: Decoder<'e>,
+    jobs: HashMap<u64, ActiveJob>,
+    waiting: VecDeque<WaitingRow>,
+    rows: HashMap<u64, RowRef>,
+    /// Tokens (prompt tokens times beams) of the rows in the decoder.
+    tokens: usize,
+    next_job: u64,
+    next_row: u64,
 }
 
 struct WorkerState {
@@ -193,104 +246,42 @@ struct WorkerState {
 
 impl WorkerState {
     fn serve(&mut self, rx: Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            jobs.extend(rx.try_iter());
-            self.metrics.queue_depth.sub(jobs.len() as i64);
-            let (replies, jobs): (Vec<_>, Vec<_>) =
-                jobs.into_iter().map(|j| (j.reply, j.task)).unzip();
-            let mut answers: Vec<Option<Reply>> = vec![None; jobs.len()];
-            let round = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.round(&jobs, &replies, &mut answers)
-            }));
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let answer = match (&round, answer) {
-                    (_, Some(a)) => a,
-                    (Err(_), None) => Err(ApiError::internal("decoding panicked")),
-                    (Ok(()), None) => continue,
-                };
-                let _ = reply.send(answer);
+        let mut next = None;
+        loop {
+            let Some(job) = next.take().or_else(|| self.receive(&rx, true)) else {
+                return;
+            };
+            if job.task.is_adapter_change() {
+                self.change_adapters(job);
+            } else {
+                next = self.decode(job, &rx);
             }
         }
     }
 
-    /// Answers every job: adapter changes first, then the decode rows in batches.
-    fn round(
-        &mut self,
-        jobs: &[Task],
-        replies: &[oneshot::Sender<Reply>],
-        answers: &mut [Option<Reply>],
-    ) {
-        let mut groups: BTreeMap<BatchKey, Vec<Row>> = BTreeMap::new();
-        for (j, task) in jobs.iter().enumerate() {
-            if replies[j].is_closed() {
-                answers[j] = Some(Err(ApiError::internal("abandoned")));
-                continue;
-            }
-            match self.prepare(j, task) {
-                Ok(Some((key, rows))) => groups.entry(key).or_default().extend(rows),
-                Ok(None) => answers[j] = Some(Ok(Vec::new())),
-                Err(e) => answers[j] = Some(Err(e)),
-            }
-        }
-        let mut outputs: BTreeMap<usize, Vec<Option<Output>>> = BTreeMap::new();
-        for (key, rows) in groups {
-            for chunk in self.chunks(rows) {
-                // A client that timed out or went away while earlier batches decoded is
-                // not decoded for: under load, that work would only make the next
-                // requests time out too.
-                let (chunk, gone): (Vec<Row>, Vec<Row>) =
-                    chunk.into_iter().partition(|r| !replies[r.job].is_closed());
-                for row in gone {
-                    answers[row.job] = Some(Err(ApiError::internal("abandoned")));
-                }
-                if chunk.is_empty() {
-                    continue;
-                }
-                match self.decode(&key, &chunk) {
-                    Ok(outs) => {
-                        for (row, out) in chunk.iter().zip(outs) {
-                            let slot = outputs.entry(row.job).or_default();
-                            if slot.len() <= row.index {
-                                slot.resize(row.index + 1, None);
-                            }
-                            slot[row.index] = Some(out);
-                        }
-                    }
-                    Err(e) => {
-                        for row in &chunk {
-                            answers[row.job] = Some(Err(e.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        for (job, outs) in outputs {
-            if answers[job].is_none() {
-                answers[job] = Some(Ok(outs.into_iter().flatten().collect()));
-            }
-        }
-    }
-
-    /// Applies adapter jobs; turns decode jobs into rows.
-    fn prepare(
-        &mut self,
-        job: usize,
-        task: &Task,
-    ) -> Result<Option<(BatchKey, Vec<Row>)>, ApiError> {
-        let row = |index, prompt, direction| Row {
-            job,
-            index,
-            prompt,
-            direction,
+    /// The next queued job, waiting for one if `block`; `None` when there is none (or the
+    /// queue is closed).
+    fn receive(&self, rx: &Receiver<Job>, block: bool) -> Option<Job> {
+        let job = if block {
+            rx.recv().ok()
+        } else {
+            rx.try_recv().ok()
         };
-        match task {
+        if job.is_some() {
+            self.metrics.queue_depth.dec();
+        }
+        job
+    }
+
+    /// Loads or unloads an adapter (no row is decoding).
+    fn change_adapters(&mut self, job: Job) {
+        let answer = std::panic::catch_unwind(AssertUnwindSafe(|| match &job.task {
             Task::Load { id, dir } => {
                 self.engine
                     .attach(id, dir)
                     .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
                 self.publish_adapters();
-                Ok(None)
+                Ok(Vec::new())
             }
             Task::Unload { id } => {
                 if !self.engine.detach(id) {
@@ -300,30 +291,124 @@ impl WorkerState {
                     ));
                 }
                 self.publish_adapters();
-                Ok(None)
+                Ok(Vec::new())
             }
+            _ => Err(ApiError::internal("not an adapter job")),
+        }))
+        .unwrap_or_else(|_| Err(ApiError::internal("changing adapters panicked")));
+        let _ = job.reply.send(answer);
+    }
+
+    /// Decodes `first` and every decode job queued while the batch runs, until the batch is
+    /// empty; returns an adapter job that arrived meanwhile (it runs once the batch drained).
+    fn decode(&self, first: Job, rx: &Receiver<Job>) -> Option<Job> {
+        let mut batch = Batch {
+            decoder: self.engine.decoder(),
+            jobs: HashMap::new(),
+            waiting: VecDeque::new(),
+            rows: HashMap::new(),
+            tokens: 0,
+            next_job: 0,
+            next_row: 0,
+        };
+        self.accept(&mut batch, first);
+        let mut held = None;
+        loop {
+            while held.is_none() {
+                match self.receive(rx, false) {
+                    Some(job) if job.task.is_adapter_change() => held = Some(job),
+                    Some(job) => self.accept(&mut batch, job),
+                    None => break,
+                }
+            }
+            let admitting = held.is_none();
+            let round = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.drop_abandoned(&mut batch)?;
+                if admitting {
+                    self.admit(&mut batch)?;
+                }
+                self.step(&mut batch)
+            }));
+            match round {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.fail_batch(&mut batch, ApiError::internal(format!("{e:#}"))),
+                Err(_) => self.fail_batch(&mut batch, ApiError::internal("decoding panicked")),
+            }
+            let idle = batch.waiting.is_empty() || !admitting;
+            if batch.decoder.is_empty() && idle {
+                for job in batch.jobs.into_values() {
+                    let _ = job
+                        .reply
+                        .send(Err(ApiError::internal("the job was not decoded")));
+                }
+                return held;
+            }
+        }
+    }
+
+    /// Turns a decode job into waiting rows (or answers it at once with its error).
+    fn accept(&self, batch: &mut Batch, job: Job) {
+        let Prepared {
+            finish,
+            cfg,
+            prompts,
+        } = match self.prepare(&job.task) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+                return;
+            }
+        };
+        let id = batch.next_job;
+        batch.next_job += 1;
+        let panics = match (&job.task, &self.config.panic_on_input) {
+            (Task::Translate { sources, .. }, Some(p)) => sources.iter().map(|s| s == p).collect(),
+            _ => vec![false; prompts.len()],
+        };
+        batch.jobs.insert(
+            id,
+            ActiveJob {
+                reply: job.reply,
+                finish,
+                max_tokens: cfg.max_new_tokens,
+                outputs: vec![None; prompts.len()],
+                left: prompts.len(),
+            },
+        );
+        let rows = prompts.into_iter().zip(panics).enumerate();
+        batch
+            .waiting
+            .extend(rows.map(|(index, (prompt, panics))| WaitingRow {
+                job: id,
+                index,
+                prompt,
+                cfg: cfg.clone(),
+                panics,
+            }));
+    }
+
+    /// The output rule, decoding settings and prompts of a decode job.
+    fn prepare(&self, task: &Task) -> Result<Prepared, ApiError> {
+        let settings = &self.config.translation;
+        let bad = |e: anyhow::Error| ApiError::bad_request(format!("{e:#}"));
+        match task {
             Task::Translate {
                 adapter,
                 direction,
                 sources,
             } => {
                 self.check_resident(adapter.as_deref())?;
-                let settings = &self.config.translation;
-                let rows = sources
+                let prompts = sources
                     .iter()
-                    .enumerate()
-                    .map(|(i, s)| -> anyhow::Result<Row> {
-                        let p = self.engine.translation_prompt(settings, *direction, s)?;
-                        Ok(row(i, p, Some(*direction)))
-                    })
-                    .collect::<anyhow::Result<Vec<Row>>>()
-                    .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-                let key = BatchKey {
-                    adapter: adapter.clone(),
-                    max_tokens: settings.max_new_tokens,
-                    stop: None,
-                };
-                Ok(Some((key, rows)))
+                    .map(|s| self.engine.translation_prompt(settings, *direction, s))
+                    .collect::<anyhow::Result<Vec<_>>>()
+                    .map_err(bad)?;
+                let cfg = settings.generation(adapter.as_deref());
+                Ok(Prepared {
+                    finish: Finish::Translate(*direction),
+                    cfg: Arc::new(cfg),
+                    prompts,
+                })
             }
             Task::Complete {
                 adapter,
@@ -332,21 +417,21 @@ impl WorkerState {
                 stop,
             } => {
                 self.check_resident(adapter.as_deref())?;
-                let ids = self
-                    .engine
-                    .encode(prompts)
-                    .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-                let rows = ids
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, p)| row(i, p, None))
+                let ids = self.engine.encode(prompts).map_err(bad)?;
+                let mut cfg = settings.generation(adapter.as_deref());
+                cfg.max_new_tokens = *max_tokens;
+                cfg.stops = stop
+                    .iter()
+                    .map(|s| Arc::new(StopString(s.clone())) as Arc<dyn StopCriterion>)
                     .collect();
-                let key = BatchKey {
-                    adapter: adapter.clone(),
-                    max_tokens: *max_tokens,
-                    stop: Some(stop.clone()),
-                };
-                Ok(Some((key, rows)))
+                Ok(Prepared {
+                    finish: Finish::Complete(stop.clone()),
+                    cfg: Arc::new(cfg),
+                    prompts: ids,
+                })
+            }
+            Task::Load { .. } | Task::Unload { .. } => {
+                Err(ApiError::internal("an adapter job reached the decoder"))
             }
         }
     }
@@ -367,67 +452,139 @@ impl WorkerState {
         }
     }
 
-    /// Splits rows into batches of at most `max_batch_tokens` prompt tokens (a longer row
-    /// alone).
-    fn chunks(&self, rows: Vec<Row>) -> Vec<Vec<Row>> {
-        let mut out: Vec<Vec<Row>> = Vec::new();
-        let mut tokens = 0;
-        for row in rows {
-            let n = row.prompt.len();
-            match out.last_mut() {
-                Some(last) if tokens + n <= self.config.max_batch_tokens => {
-                    tokens += n;
-                    last.push(row);
-                }
-                _ => {
-                    tokens = n;
-                    out.push(vec![row]);
-                }
-            }
+    /// Drops the jobs whose client has gone (timed out, disconnected), with their rows: under
+    /// load, decoding for them would only make the next requests time out too.
+    fn drop_abandoned(&self, batch: &mut Batch) -> anyhow::Result<()> {
+        let gone: HashSet<u64> = batch
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.reply.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
         }
-        out
+        batch.jobs.retain(|id, _| !gone.contains(id));
+        batch.waiting.retain(|w| !gone.contains(&w.job));
+        let rows = &batch.rows;
+        batch
+            .decoder
+            .retain(|id| rows.get(&id).is_none_or(|r| !gone.contains(&r.job)))?;
+        let mut freed = 0;
+        batch.rows.retain(|_, r| {
+            let keep = !gone.contains(&r.job);
+            if !keep {
+                freed += r.cost;
+            }
+            keep
+        });
+        batch.tokens -= freed;
+        Ok(())
     }
 
-    /// Decodes one batch; a panic fails this batch only.
-    fn decode(&self, key: &BatchKey, rows: &[Row]) -> Result<Vec<Output>, ApiError> {
-        let settings = &self.config.translation;
-        let mut cfg: GenerationConfig = settings.generation(key.adapter.as_deref());
-        cfg.max_new_tokens = key.max_tokens;
-        cfg.batch_size = rows.len();
-        if let Some(stop) = &key.stop {
-            cfg.stops = stop
-                .iter()
-                .map(|s| Arc::new(StopString(s.clone())) as Arc<dyn StopCriterion>)
-                .collect();
+    /// Moves waiting rows into the batch, first come first served, while it holds at most
+    /// `max_batch_tokens` tokens (a longer row joins an empty batch alone).
+    fn admit(&self, batch: &mut Batch) -> anyhow::Result<()> {
+        let mut joining = Vec::new();
+        while let Some(w) = batch.waiting.front() {
+            let cost = w.prompt.len() * w.cfg.num_beams;
+            let empty = batch.decoder.is_empty() && joining.is_empty();
+            if !empty && batch.tokens + cost > self.config.max_batch_tokens {
+                break;
+            }
+            let Some(w) = batch.waiting.pop_front() else {
+                break;
+            };
+            let id = batch.next_row;
+            batch.next_row += 1;
+            batch.tokens += cost;
+            let row = RowRef {
+                job: w.job,
+                index: w.index,
+                cost,
+            };
+            batch.rows.insert(id, row);
+            if w.panics {
+                panic!("--panic-on-input: decoding an input given to fail on purpose");
+            }
+            joining.push(DecodeRequest {
+                id,
+                prompt: w.prompt,
+                cfg: w.cfg,
+            });
         }
-        let prompts: Vec<Vec<u32>> = rows.iter().map(|r| r.prompt.clone()).collect();
-        let gens = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.engine.generate_texts(&prompts, &cfg, &mut |_| {})
-        }))
-        .map_err(|_| ApiError::internal("decoding panicked"))?
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-        self.metrics.batch_rows.observe(rows.len() as f64);
-        let eos = self.engine.model().eos_token_ids();
-        Ok(rows
-            .iter()
-            .zip(gens)
-            .map(|(row, g)| {
-                self.metrics.tokens.inc_by(g.token_ids.len() as u64);
-                let ended = g.token_ids.last().is_some_and(|t| eos.contains(t));
-                let text = match (row.direction, &key.stop) {
-                    (Some(d), _) => settings.clean(d, &g.text),
-                    (None, Some(stop)) => cut_at_stop(&g.text, stop),
-                    (None, None) => g.text.clone(),
-                };
-                let stopped = ended || text.len() < g.text.len();
-                Output {
-                    at_limit: g.token_ids.len() >= key.max_tokens && !stopped,
-                    prompt_tokens: g.prompt_ids.len(),
-                    tokens: g.token_ids.len(),
-                    text,
+        batch.decoder.add(joining)
+    }
+
+    /// One decoding step; answers the jobs whose last row finished.
+    fn step(&self, batch: &mut Batch) -> anyhow::Result<()> {
+        if batch.decoder.is_empty() {
+            return Ok(());
+        }
+        self.metrics.batch_rows.observe(batch.decoder.rows() as f64);
+        let adapters = batch.decoder.adapters();
+        self.metrics.batch_adapters.observe(adapters as f64);
+        for (id, g) in batch.decoder.step()? {
+            let Some(row) = batch.rows.remove(&id) else {
+                continue;
+            };
+            batch.tokens -= row.cost;
+            self.metrics.tokens.inc_by(g.token_ids.len() as u64);
+            let Some(job) = batch.jobs.get_mut(&row.job) else {
+                continue;
+            };
+            let answer = match self.engine.text_generation(g) {
+                Ok(text) => {
+                    job.outputs[row.index] = Some(self.output(job, text));
+                    job.left -= 1;
+                    if job.left > 0 {
+                        continue;
+                    }
+                    Ok(std::mem::take(&mut job.outputs)
+                        .into_iter()
+                        .flatten()
+                        .collect())
                 }
-            })
-            .collect())
+                Err(e) => Err(ApiError::internal(format!("detokenizing an output: {e:#}"))),
+            };
+            if let Some(job) = batch.jobs.remove(&row.job) {
+                let _ = job.reply.send(answer);
+            }
+            batch.waiting.retain(|w| w.job != row.job);
+        }
+        Ok(())
+    }
+
+    /// A finished row's output: the cleaned translation, or the completion before its stop.
+    fn output(&self, job: &ActiveJob, g: datm_engine::TextGeneration) -> Output {
+        let eos = self.engine.model().eos_token_ids();
+        let ended = g.token_ids.last().is_some_and(|t| eos.contains(t));
+        let text = match &job.finish {
+            Finish::Translate(d) => self.config.translation.clean(*d, &g.text),
+            Finish::Complete(stop) => cut_at_stop(&g.text, stop),
+        };
+        let stopped = ended || text.len() < g.text.len();
+        Output {
+            at_limit: g.token_ids.len() >= job.max_tokens && !stopped,
+            prompt_tokens: g.prompt_ids.len(),
+            tokens: g.token_ids.len(),
+            text,
+        }
+    }
+
+    /// After a failed or panicked step: answers every job with a row in the batch with
+    /// `err` and starts over with an empty batch (the decoder's state is unknown).
+    fn fail_batch<'e>(&'e self, batch: &mut Batch<'e>, err: ApiError) {
+        let failed: HashSet<u64> = batch.rows.values().map(|r| r.job).collect();
+        batch.rows.clear();
+        batch.tokens = 0;
+        batch.decoder = self.engine.decoder();
+        batch.waiting.retain(|w| !failed.contains(&w.job));
+        for id in failed {
+            if let Some(job) = batch.jobs.remove(&id) {
+                let _ = job.reply.send(Err(err.clone()));
+            }
+        }
     }
 }
 

@@ -44,7 +44,8 @@ pub struct ServeArgs {
     /// Prompt template: alma or x-alma-chat.
     #[arg(long, default_value = "alma")]
     template: String,
-    /// Prompt tokens decoded in one batch at most.
+    /// Tokens in the running batch at most: prompt tokens times beams of the rows decoding
+    /// together (a longer single input is decoded alone).
     #[arg(long, default_value_t = 4096)]
     max_batch_tokens: usize,
     /// Requests waiting for the decoder at most (more get HTTP 429).
@@ -59,6 +60,10 @@ pub struct ServeArgs {
     /// Seconds a request may wait for its result (then HTTP 504).
     #[arg(long, default_value_t = 120.0)]
     timeout_s: f64,
+    /// Testing only: decoding an input text equal to this panics, to check that a panic
+    /// fails only the requests in its batch.
+    #[arg(long, hide = true)]
+    panic_on_input: Option<String>,
 }
 
 /// Runs `datm serve` until SIGTERM or SIGINT.
@@ -87,6 +92,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_input_chars: args.max_input_chars,
         max_body_bytes: args.max_body_bytes,
         timeout: Duration::from_secs_f64(args.timeout_s),
+        panic_on_input: args.panic_on_input,
     };
     datm_serve::run(config, |addr| {
         eprintln!("datm: serving on http://{addr}");
