@@ -11,10 +11,17 @@ for En→XX) from `--clients` concurrent clients (stdlib threads, LibreTranslate
   seq     `datm translate --pool` called once per sentence, one after the other, on the
           first `--seq-n` sentences of the mixed phase (the CLI today: model load per call)
 
+and an A/B of the cost of mixing adapters, on identical work: the ALMA prompts of the mixed
+phase's sentences as OpenAI completions (`--ab-tokens` new tokens, no stop, so nearly every
+row generates exactly that many), first spread over 4 adapters (prompt i on adapter i mod 4),
+then all on the first of them:
+
+  adapters4, adapters1
+
 For each phase: requests, failures, sentences/s, generated tokens/s (from /metrics),
 latency p50/p99; for the server: peak RSS and RSS at each quarter of the run (flat = no
-growth under load). Goals (issue 14): mixed ≥ 3× seq sentences/s; single/mixed tokens/s
-ratio ≤ 1.15; 0 failures; RSS flat.
+growth under load). Goals (issue 14): mixed ≥ 3× seq sentences/s; adapters1/adapters4
+tokens/s ratio ≤ 1.15; 0 failures; RSS flat.
 
     python3 bench/serve/load_test.py --datm target/release/datm \
         --model gemma-3-270m-q4_k_m.gguf --pool runs/quickstart/pool/dat.toml [--clients 64] \
@@ -56,7 +63,7 @@ def catalog_pairs(lang, n):
 
 def start_server(args):
     cmd = [args.datm, "serve", "--model", args.model, "--pool", args.pool, "--port", "0",
-           "--max-queue", str(4 * args.clients)]
+           "--max-queue", str(4 * args.clients), "--timeout-s", str(args.timeout_s)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         sys.stderr.write(line)
@@ -110,17 +117,39 @@ def translate(url, src, tgt, text):
     return status, time.perf_counter() - t
 
 
+def complete(url, model, prompt, max_tokens):
+    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens}).encode()
+    req = urllib.request.Request(url + "/v1/completions", body,
+                                 {"Content-Type": "application/json"})
+    t = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            status = r.status
+            r.read()
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except OSError:
+        status = -1
+    return status, time.perf_counter() - t
+
+
+def alma_prompt(names, src, tgt, text):
+    """ALMA's prompt (the server's translation prompt, without its truncation)."""
+    s, t = names[src], names[tgt]
+    return f"Translate this from {s} to {t}:\n{s}: {text}\n{t}:"
+
+
 def percentile(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None
 
 
-def run_phase(url, name, work, clients, deadline):
+def run_phase(url, name, work, clients, deadline, send=translate):
     tokens_before = generated_tokens(url)
     t = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(
-            lambda w: translate(url, *w) if time.time() < deadline else (0, 0.0), work))
+            lambda w: send(url, *w) if time.time() < deadline else (0, 0.0), work))
     secs = time.perf_counter() - t
     done = [r for r in results if r[0] != 0]
     lat = [r[1] for r in done if r[0] == 200]
@@ -158,6 +187,11 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--requests", type=int, default=512)
     ap.add_argument("--seq-n", type=int, default=32)
+    ap.add_argument("--ab-tokens", type=int, default=32)
+    # A sentence whose beams never emit a newline or EOS decodes all 512 new tokens: with
+    # the study's small pool that takes about 110 s alone on a 2-core CPU (`datm translate`),
+    # longer beside other rows, so the server's default 120 s would fail it.
+    ap.add_argument("--timeout-s", type=float, default=900)
     ap.add_argument("--max-seconds", type=float, default=900)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
@@ -185,6 +219,14 @@ def main():
         phases = [run_phase(url, "mixed", mixed, args.clients, deadline),
                   run_phase(url, "single", single, args.clients, deadline)]
         phases.append(sequential(args, mixed[:args.seq_n]))
+        names = {l["code"]: l["name"] for l in langs}
+        adapters = [m["id"] for m in json.loads(get(url + "/v1/models"))["data"]
+                    if m["id"] != "base"][:4]
+        prompts = [alma_prompt(names, *w) for w in mixed]
+        four = [(adapters[i % len(adapters)], p, args.ab_tokens) for i, p in enumerate(prompts)]
+        one = [(adapters[0], p, args.ab_tokens) for p in prompts]
+        phases.append(run_phase(url, "adapters4", four, args.clients, deadline, complete))
+        phases.append(run_phase(url, "adapters1", one, args.clients, deadline, complete))
     finally:
         proc.terminate()
         proc.wait(timeout=600)
@@ -198,6 +240,9 @@ def main():
         "rss_quarters_mib": [round(q / 1024, 1) for q in quarters],
         "mixed_vs_seq": round(phases[0]["sentences_per_s"] / max(phases[2]["sentences_per_s"], 1e-9), 2),
         "single_vs_mixed_tokens": round(phases[1]["tokens_per_s"] / max(phases[0]["tokens_per_s"], 1e-9), 3),
+        "ab_adapters": adapters,
+        "adapters1_vs_adapters4_tokens": round(
+            phases[4]["tokens_per_s"] / max(phases[3]["tokens_per_s"], 1e-9), 3),
     }
     print(json.dumps(result, indent=1))
     if args.out:
