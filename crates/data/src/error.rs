@@ -31,8 +31,9 @@ impl fmt::Display for Location {
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing a file failed (the cause is the error's source, so a chain
+    /// printer shows it once).
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -101,4 +102,29 @@ pub(crate) fn read_utf8(path: &Path) -> Result<String> {
 /// Writes a file crash-safely (temporary file, fsync, rename: [`datm_fsio`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(datm_fsio::write_atomic(path, bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its sources as a chain printer (`{:#}` of anyhow) joins them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            out = format!("{out}: {s}");
+            source = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn an_io_error_names_the_file_and_its_cause_once() {
+        let path = Path::new("/no/such/corpus.jsonl");
+        let err = read_bytes(path).unwrap_err();
+        let text = chain(&err);
+        assert!(text.starts_with("/no/such/corpus.jsonl: "), "{text}");
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    }
 }

@@ -56,15 +56,16 @@ pub fn save_merged(
         .collect::<Result<HashMap<_, _>>>()?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let st = out.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &st)
-        .with_context(|| format!("cannot write {}", st.display()))?;
+    datm_fsio::write_atomic_with(&st, |tmp| -> Result<()> {
+        Ok(candle_core::safetensors::save(&tensors, tmp)?)
+    })
+    .with_context(|| format!("cannot write {}", st.display()))?;
     let mut config = parts.config;
     if let Some(obj) = config.as_object_mut() {
         obj.insert("torch_dtype".into(), dtype_name(dtype).into());
     }
     let cfg_path = out.join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(&config)?)
-        .with_context(|| format!("cannot write {}", cfg_path.display()))?;
+    datm_fsio::write_atomic(&cfg_path, serde_json::to_string_pretty(&config)?.as_bytes())?;
     if model.is_dir() {
         for f in SIDE_FILES {
             let src = model.join(f);

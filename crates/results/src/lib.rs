@@ -19,8 +19,9 @@ use std::path::PathBuf;
 /// Errors of the results store; each names the database file.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    /// SQLite refused an operation.
-    #[error("results store {path}: {context}: {source}")]
+    /// SQLite refused an operation (SQLite's error is the source, so a chain printer shows
+    /// it once).
+    #[error("results store {path}: {context}")]
     Sqlite {
         /// The database file.
         path: PathBuf,

@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::Context;
 use datm_data::corpus::english_centric;
 use datm_data::gettext::import::{discover, import_catalogs, ImportOptions, ImportReport};
 use datm_data::{
@@ -208,7 +207,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     write_layout(&corpus, &a.out, format)?;
     let report_path = a.out.join(REPORT_FILE);
     let json = serde_json::to_string_pretty(&report)? + "\n";
-    std::fs::write(&report_path, json).with_context(|| report_path.display().to_string())?;
+    datm_fsio::write_atomic(&report_path, json.as_bytes())?;
     emit(&format!(
         "{}{}wrote {} ({REPORT_FILE} has the details)\n",
         import_summary(&report, &corpus),

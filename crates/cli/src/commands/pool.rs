@@ -530,7 +530,7 @@ fn translate(a: TranslateArgs) -> Result<()> {
         ..ReportOptions::default()
     };
     let report = Report::build(&[results], &opts)?;
-    std::fs::write(a.out.join("report.md"), report.to_markdown())?;
+    datm_fsio::write_atomic(&a.out.join("report.md"), report.to_markdown().as_bytes())?;
     print!("{}", report.to_markdown());
     Ok(())
 }
