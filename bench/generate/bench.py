@@ -24,7 +24,7 @@ PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA
 `MKL_ENABLE_INSTRUCTIONS=AVX2`), and the capability torch reports is recorded. The CPU model
 and its SIMD flags are recorded with every run.
 
-    $DATM_PYTHON bench/generate/bench.py [--datm target/release/datm] [--n 12]
+    $(bench/generate/venv.sh) bench/generate/bench.py [--datm target/release/datm] [--n 12]
         [--max-new-tokens 64] [--batch-size 8] [--threads 2] [--cpu-path PATH]
         [--cpu-peak target/release/examples/cpu_peak]
 """

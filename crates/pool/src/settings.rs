@@ -1,5 +1,5 @@
-//! Trainer settings shared by `datm pool train` flags and the `[train]` table of an
-//! experiment file: every field overrides the paper's default (datm-train's defaults
+//! Trainer settings shared by `datm pool train` flags (with the `clap` feature, which only
+//! the CLI turns on) and the `[train]` table of an experiment file: every field overrides the paper's default (datm-train's defaults
 //! module) only when given.
 
 use std::path::PathBuf;
@@ -8,56 +8,57 @@ use datm_train::{Precision, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 /// Overrides of the paper's training recipe.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainSettings {
     /// Peak learning rate (paper: 2e-3).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub lr: Option<f64>,
     /// Warm-up fraction of the steps (paper: 0.01).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub warmup_ratio: Option<f64>,
     /// Effective batch size in sequences (paper: 128).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub batch_size: Option<usize>,
     /// Sequences per forward/backward pass.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub micro_batch_size: Option<usize>,
     /// Epochs (paper: 1).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub epochs: Option<usize>,
     /// Stop after this many optimizer steps.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_steps: Option<usize>,
     /// LoRA rank (paper: 16).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub rank: Option<usize>,
     /// LoRA alpha (paper: 2·rank).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub alpha: Option<f64>,
     /// LoRA dropout (paper: 0.05).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dropout: Option<f64>,
     /// Adapted modules, comma-separated (paper: all linear layers).
-    #[arg(long, value_delimiter = ',')]
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub target_modules: Option<Vec<String>>,
     /// Compute precision: f32 or bf16.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dtype: Option<String>,
     /// Data-order and initialisation seed (paper: 42).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub seed: Option<u64>,
     /// Checkpoint every this many steps (0: only at the end).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub save_steps: Option<usize>,
     /// Prompt tokens at most, BOS included (paper: 512).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_source_length: Option<usize>,
     /// Target tokens at most, EOS included (paper: 512).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_target_length: Option<usize>,
     /// Validation sequences used for the validation loss (0: no validation).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub eval_examples: Option<usize>,
 }
 
