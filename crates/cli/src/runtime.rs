@@ -13,11 +13,21 @@ const CANDLE_SPIN_LIMIT: &str = "500";
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 32 << 20;
 
-/// Applies the settings; an explicit `CANDLE_BARRIER_POOL_SPIN_LIMIT` wins.
+/// Applies the settings; an explicit `CANDLE_BARRIER_POOL_SPIN_LIMIT` or
+/// `RAYON_NUM_THREADS` wins.
 pub fn configure() {
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         // Safe: called first thing in `main`, before any other thread exists.
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // candle asks for its thread count at every CPU matmul and, without this variable,
+        // counts the physical cores by reading and parsing /proc/cpuinfo each time (~30 µs:
+        // a tenth of a serving step, which runs a thousand small LoRA matmuls). Counted once
+        // here, the same way, it is an environment lookup from then on.
+        let threads = datm_model::candle_core::utils::get_num_threads();
+        // Safe: called first thing in `main`, before any other thread exists.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; no other thread runs yet.
