@@ -432,8 +432,9 @@ fn serve_greedy_equals_cli_completions_stop_and_overload() {
 }
 
 /// Many clients at once, over every direction of the pool: their rows share decoding steps
-/// across adapters, and each answer still equals `datm translate --pool`'s. A request whose
-/// decoding panics fails alone; the server goes on.
+/// across adapters, and each answer still equals `datm translate --pool`'s, also when an
+/// adapter is loaded meanwhile. A request whose decoding panics fails alone; the server goes
+/// on.
 #[test]
 fn serve_mixes_adapters_in_one_batch_and_survives_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -454,6 +455,14 @@ fn serve_mixes_adapters_in_one_batch_and_survives_a_panic() {
             })
         })
         .collect();
+    // An adapter loaded while they decode: it waits for the batch to drain, and rows still
+    // waiting then are decoded after it.
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, body) = server.post(
+        "/v1/load_lora_adapter",
+        &json!({"lora_name": "extra", "lora_path": lora()}),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
     let answers: Vec<(StatusCode, Value)> =
         clients.into_iter().map(|c| c.join().unwrap()).collect();
     for (d, &(src, tgt)) in directions.iter().enumerate() {

@@ -225,13 +225,15 @@ struct RowRef {
     cost: usize,
 }
 
-/// The running batch with the jobs it answers.
-struct Batch<'e> {
-    decoder: Decoder<'e>,
+/// The jobs being answered with their rows, waiting or in the running batch; kept across
+/// batches (an adapter change runs between two).
+#[derive(Default)]
+struct Backlog {
     jobs: HashMap<u64, ActiveJob>,
     waiting: VecDeque<WaitingRow>,
+    /// The rows in the running batch, by decoder id.
     rows: HashMap<u64, RowRef>,
-    /// Tokens (prompt tokens times beams) of the rows in the decoder.
+    /// Tokens (prompt tokens times beams) of the rows in the running batch.
     tokens: usize,
     next_job: u64,
     next_row: u64,
@@ -246,16 +248,23 @@ struct WorkerState {
 
 impl WorkerState {
     fn serve(&mut self, rx: Receiver<Job>) {
-        let mut next = None;
+        let mut backlog = Backlog::default();
+        let mut held = None;
         loop {
-            let Some(job) = next.take().or_else(|| self.receive(&rx, true)) else {
-                return;
-            };
-            if job.task.is_adapter_change() {
+            if let Some(job) = held.take() {
                 self.change_adapters(job);
-            } else {
-                next = self.decode(job, &rx);
             }
+            if backlog.waiting.is_empty() {
+                let Some(job) = self.receive(&rx, true) else {
+                    return;
+                };
+                if job.task.is_adapter_change() {
+                    held = Some(job);
+                    continue;
+                }
+                self.accept(&mut backlog, job);
+            }
+            held = self.decode(&mut backlog, &rx);
         }
     }
 
@@ -299,55 +308,46 @@ impl WorkerState {
         let _ = job.reply.send(answer);
     }
 
-    /// Decodes `first` and every decode job queued while the batch runs, until the batch is
-    /// empty; returns an adapter job that arrived meanwhile (it runs once the batch drained).
-    fn decode(&self, first: Job, rx: &Receiver<Job>) -> Option<Job> {
-        let mut batch = Batch {
-            decoder: self.engine.decoder(),
-            jobs: HashMap::new(),
-            waiting: VecDeque::new(),
-            rows: HashMap::new(),
-            tokens: 0,
-            next_job: 0,
-            next_row: 0,
-        };
-        self.accept(&mut batch, first);
+    /// Runs one batch: decodes the waiting rows and those of every decode job queued
+    /// meanwhile, until the batch is empty; returns an adapter job that arrived meanwhile (no
+    /// row joins after it; it runs once the batch has drained).
+    fn decode(&self, backlog: &mut Backlog, rx: &Receiver<Job>) -> Option<Job> {
+        let mut decoder = self.engine.decoder();
         let mut held = None;
         loop {
             while held.is_none() {
                 match self.receive(rx, false) {
                     Some(job) if job.task.is_adapter_change() => held = Some(job),
-                    Some(job) => self.accept(&mut batch, job),
+                    Some(job) => self.accept(backlog, job),
                     None => break,
                 }
             }
             let admitting = held.is_none();
             let round = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.drop_abandoned(&mut batch)?;
+                self.drop_abandoned(&mut decoder, backlog)?;
                 if admitting {
-                    self.admit(&mut batch)?;
+                    self.admit(&mut decoder, backlog)?;
                 }
-                self.step(&mut batch)
+                self.step(&mut decoder, backlog)
             }));
-            match round {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => self.fail_batch(&mut batch, ApiError::internal(format!("{e:#}"))),
-                Err(_) => self.fail_batch(&mut batch, ApiError::internal("decoding panicked")),
+            let failed = match round {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(ApiError::internal(format!("{e:#}"))),
+                Err(_) => Some(ApiError::internal("decoding panicked")),
+            };
+            if let Some(err) = failed {
+                // The decoder's state is unknown: its jobs fail, the batch starts over.
+                self.fail_batch(backlog, err);
+                decoder = self.engine.decoder();
             }
-            let idle = batch.waiting.is_empty() || !admitting;
-            if batch.decoder.is_empty() && idle {
-                for job in batch.jobs.into_values() {
-                    let _ = job
-                        .reply
-                        .send(Err(ApiError::internal("the job was not decoded")));
-                }
+            if decoder.is_empty() && (backlog.waiting.is_empty() || !admitting) {
                 return held;
             }
         }
     }
 
     /// Turns a decode job into waiting rows (or answers it at once with its error).
-    fn accept(&self, batch: &mut Batch, job: Job) {
+    fn accept(&self, batch: &mut Backlog, job: Job) {
         let Prepared {
             finish,
             cfg,
@@ -454,7 +454,7 @@ impl WorkerState {
 
     /// Drops the jobs whose client has gone (timed out, disconnected), with their rows: under
     /// load, decoding for them would only make the next requests time out too.
-    fn drop_abandoned(&self, batch: &mut Batch) -> anyhow::Result<()> {
+    fn drop_abandoned(&self, decoder: &mut Decoder, batch: &mut Backlog) -> anyhow::Result<()> {
         let gone: HashSet<u64> = batch
             .jobs
             .iter()
@@ -467,9 +467,7 @@ impl WorkerState {
         batch.jobs.retain(|id, _| !gone.contains(id));
         batch.waiting.retain(|w| !gone.contains(&w.job));
         let rows = &batch.rows;
-        batch
-            .decoder
-            .retain(|id| rows.get(&id).is_none_or(|r| !gone.contains(&r.job)))?;
+        decoder.retain(|id| rows.get(&id).is_none_or(|r| !gone.contains(&r.job)))?;
         let mut freed = 0;
         batch.rows.retain(|_, r| {
             let keep = !gone.contains(&r.job);
@@ -483,18 +481,26 @@ impl WorkerState {
     }
 
     /// Moves waiting rows into the batch, first come first served, while it holds at most
-    /// `max_batch_tokens` tokens (a longer row joins an empty batch alone).
-    fn admit(&self, batch: &mut Batch) -> anyhow::Result<()> {
+    /// `max_batch_tokens` tokens (a longer row joins an empty batch alone). A job whose
+    /// adapter was unloaded meanwhile gets 503.
+    fn admit(&self, decoder: &mut Decoder, batch: &mut Backlog) -> anyhow::Result<()> {
         let mut joining = Vec::new();
         while let Some(w) = batch.waiting.front() {
             let cost = w.prompt.len() * w.cfg.num_beams;
-            let empty = batch.decoder.is_empty() && joining.is_empty();
+            let empty = decoder.is_empty() && joining.is_empty();
             if !empty && batch.tokens + cost > self.config.max_batch_tokens {
                 break;
             }
             let Some(w) = batch.waiting.pop_front() else {
                 break;
             };
+            if let Err(e) = self.check_resident(w.cfg.adapter.as_deref()) {
+                batch.waiting.retain(|r| r.job != w.job);
+                if let Some(job) = batch.jobs.remove(&w.job) {
+                    let _ = job.reply.send(Err(e));
+                }
+                continue;
+            }
             let id = batch.next_row;
             batch.next_row += 1;
             batch.tokens += cost;
@@ -513,18 +519,18 @@ impl WorkerState {
                 cfg: w.cfg,
             });
         }
-        batch.decoder.add(joining)
+        decoder.add(joining)
     }
 
     /// One decoding step; answers the jobs whose last row finished.
-    fn step(&self, batch: &mut Batch) -> anyhow::Result<()> {
-        if batch.decoder.is_empty() {
+    fn step(&self, decoder: &mut Decoder, batch: &mut Backlog) -> anyhow::Result<()> {
+        if decoder.is_empty() {
             return Ok(());
         }
-        self.metrics.batch_rows.observe(batch.decoder.rows() as f64);
-        let adapters = batch.decoder.adapters();
+        self.metrics.batch_rows.observe(decoder.rows() as f64);
+        let adapters = decoder.adapters();
         self.metrics.batch_adapters.observe(adapters as f64);
-        for (id, g) in batch.decoder.step()? {
+        for (id, g) in decoder.step()? {
             let Some(row) = batch.rows.remove(&id) else {
                 continue;
             };
@@ -573,12 +579,11 @@ impl WorkerState {
     }
 
     /// After a failed or panicked step: answers every job with a row in the batch with
-    /// `err` and starts over with an empty batch (the decoder's state is unknown).
-    fn fail_batch<'e>(&'e self, batch: &mut Batch<'e>, err: ApiError) {
+    /// `err` (the batch then starts over, empty).
+    fn fail_batch(&self, batch: &mut Backlog, err: ApiError) {
         let failed: HashSet<u64> = batch.rows.values().map(|r| r.job).collect();
         batch.rows.clear();
         batch.tokens = 0;
-        batch.decoder = self.engine.decoder();
         batch.waiting.retain(|w| !failed.contains(&w.job));
         for id in failed {
             if let Some(job) = batch.jobs.remove(&id) {
