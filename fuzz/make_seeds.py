@@ -259,6 +259,23 @@ def mo_file(pairs):
     return head + tables[0] + tables[1] + blob
 
 
+def serve_seeds():
+    """Request bodies of datm serve's routes, as LibreTranslate and OpenAI clients send them."""
+    bodies = {
+        "translate.json": {"q": "The cat sleeps.", "source": "en", "target": "de"},
+        "translate-many.json": {"q": ["Hello", "How are you?"], "source": "de", "target": "fr",
+                                "format": "text"},
+        "completion.json": {"model": "base", "prompt": "Hello world, how are",
+                            "max_tokens": 16},
+        "completion-batch.json": {"model": "de-en", "prompt": ["a", "b"], "max_tokens": 8,
+                                  "stop": ["\n", "."], "n": 1, "temperature": 0},
+        "load.json": {"lora_name": "de-en", "lora_path": "/srv/pool/adapters/de-en"},
+        "unload.json": {"lora_name": "de-en"},
+    }
+    for name, body in bodies.items():
+        put("serve_request", name, json.dumps(body, ensure_ascii=False))
+
+
 def regressions():
     deep = "(" * 100_000 + "n"
     put("plural", "nested-100000", f"nplurals=2; plural={deep};", REGRESSIONS)
@@ -277,6 +294,8 @@ def regressions():
     put("toml_configs", "deep-array.toml", b"\x00x = " + b"[" * 10_000, REGRESSIONS)
     put("toml_configs", "deep-inline.toml", b"\x01x = " + b"{a = " * 2_000, REGRESSIONS)
     put("adapter_config", "deep.json", b"[" * 10_000, REGRESSIONS)
+    put("serve_request", "deep.json", b'{"q": ' + b"[" * 10_000, REGRESSIONS)
+    put("serve_request", "deep-unknown-field.json", b'{"x": ' + b"[" * 10_000, REGRESSIONS)
 
 
 def main():
@@ -284,6 +303,7 @@ def main():
     # Regressions are kept: campaigns add inputs there by hand (fuzz/RESULTS.md).
     regressions()
     text_seeds()
+    serve_seeds()
     mecab_seed()
     safetensors_seeds()
     spm_seeds()

@@ -5,9 +5,12 @@
 # generate` on the tiny fixtures there and compares it with the x86-64 binary's output,
 # and type-checks the crates that build without Apple's SDK for aarch64-apple-darwin.
 # Installs what is missing (rustup targets; apt packages, as root or through sudo).
-# Cross builds go to target/aarch64 (CARGO_TARGET_DIR), apart from the native target/.
+# Cross builds go to AARCH64_TARGET_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/datm/
+# aarch64-target, outside the checkout, so a fresh clone reuses the last build); the x86-64
+# datm is built in the caller's CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fetch-models.sh # datm_cache_dir
 start=$SECONDS
 
 LINUX=aarch64-unknown-linux-gnu
@@ -28,7 +31,8 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/
     g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 fi
 
-export CARGO_TARGET_DIR=target/aarch64
+NATIVE_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+export CARGO_TARGET_DIR=${AARCH64_TARGET_DIR:-$(datm_cache_dir)/aarch64-target}
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
@@ -50,8 +54,8 @@ done
 # same f32 FMA chains and bf16 widening as NEON)
 cargo build -p datm-cli --bin datm "${cross[@]}"
 arm_datm=$CARGO_TARGET_DIR/$LINUX/debug/datm
-(unset CARGO_TARGET_DIR; cargo build -p datm-cli --bin datm)
-x86_datm=target/debug/datm
+CARGO_TARGET_DIR=$NATIVE_TARGET_DIR cargo build -p datm-cli --bin datm
+x86_datm=$NATIVE_TARGET_DIR/debug/datm
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf '%s\n' '{"prompt": "Translate this from English to German:\nEnglish: The cat sleeps.\nGerman:"}' \

@@ -1,5 +1,7 @@
 # Shared by scripts/fuzz-smoke.sh and scripts/fuzz-long.sh (sourced, not run): builds the
-# fuzz targets of fuzz/ with cargo-fuzz on the nightly toolchain and sets
+# fuzz targets of fuzz/ with cargo-fuzz on the nightly toolchain into FUZZ_TARGET_DIR (an
+# absolute path; default ${XDG_CACHE_HOME:-$HOME/.cache}/datm/fuzz-target, outside the
+# checkout, so a fresh clone reuses the last build) and sets
 #   FUZZ_BIN      the folder holding the target binaries
 #   FUZZ_LIST     the targets to run (FUZZ_TARGETS, default all)
 #   FUZZ_FLAGS    libFuzzer's limits: no RSS above 2 GiB, no input over 1 s (FUZZ_TIMEOUT)
@@ -11,8 +13,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "  rustup toolchain install nightly && cargo install cargo-fuzz" >&2
   exit 1
 fi
-(cd fuzz && cargo +nightly fuzz build -s "${FUZZ_SANITIZER:-none}")
-FUZZ_BIN=fuzz/target/x86_64-unknown-linux-gnu/release
+source scripts/fetch-models.sh # datm_cache_dir
+FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$(datm_cache_dir)/fuzz-target}
+(cd fuzz && cargo +nightly fuzz build -s "${FUZZ_SANITIZER:-none}" --target-dir "$FUZZ_TARGET_DIR")
+FUZZ_BIN=$FUZZ_TARGET_DIR/$(rustc +nightly -vV | sed -n 's/^host: //p')/release
 FUZZ_LIST=${FUZZ_TARGETS:-$(cd fuzz && cargo +nightly fuzz list)}
 # FUZZ_TIMEOUT (seconds, default 1) may be raised on a loaded machine, where a starved
 # process can pass a second on a fast input; re-run any timeout artifact alone at 1 s.

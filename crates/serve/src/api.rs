@@ -1,6 +1,5 @@
 //! The HTTP routes: LibreTranslate, OpenAI (with vLLM's adapter loading), health, metrics.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,11 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use datm_engine::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::request::{
+    CompletionRequest, Limits, LoadRequest, Translate, TranslateRequest, UnloadRequest,
+};
 use crate::routing::Routing;
 use crate::worker::{self, Output, Queue, Task, Worker, WorkerConfig};
 use crate::ServeConfig;
@@ -33,8 +34,7 @@ struct Inner {
     queue: Queue,
     routing: Routing,
     metrics: Metrics,
-    max_input_chars: usize,
-    max_new_tokens: usize,
+    limits: Limits,
     timeout: Duration,
     completions: AtomicU64,
 }
@@ -58,8 +58,10 @@ impl State {
             queue,
             routing,
             metrics,
-            max_input_chars: config.max_input_chars,
-            max_new_tokens: config.translation.max_new_tokens,
+            limits: Limits {
+                max_input_chars: config.max_input_chars,
+                max_new_tokens: config.translation.max_new_tokens,
+            },
             timeout: config.timeout,
             completions: AtomicU64::new(0),
         };
@@ -77,23 +79,6 @@ impl State {
                     format!("no result within {} s", self.0.timeout.as_secs_f64()),
                 ))
             })
-    }
-
-    fn check_lengths(&self, texts: &[String]) -> Result<(), ApiError> {
-        if texts.is_empty() {
-            return Err(ApiError::bad_request("no input text"));
-        }
-        match texts
-            .iter()
-            .map(|t| t.chars().count())
-            .find(|&n| n > self.0.max_input_chars)
-        {
-            Some(n) => Err(ApiError::bad_request(format!(
-                "an input text has {n} characters; at most {} are accepted",
-                self.0.max_input_chars
-            ))),
-            None => Ok(()),
-        }
     }
 }
 
@@ -141,47 +126,17 @@ async fn record(metrics: Metrics, req: Request, next: Next) -> Response {
     response
 }
 
-/// One text or a list of texts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Texts {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Texts {
-    fn into_vec(self) -> (Vec<String>, bool) {
-        match self {
-            Texts::One(t) => (vec![t], false),
-            Texts::Many(v) => (v, true),
-        }
-    }
-}
-
-/// LibreTranslate's `POST /translate` body.
-#[derive(Debug, Deserialize)]
-struct TranslateRequest {
-    q: Texts,
-    source: String,
-    target: String,
-    #[serde(default)]
-    format: Option<String>,
-}
-
 async fn translate(
     axum::extract::State(state): axum::extract::State<State>,
     body: Result<Json<TranslateRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let deadline = Instant::now() + state.0.timeout;
     let Json(req) = body?;
-    if let Some(f) = req.format.as_deref().filter(|f| *f != "text") {
-        return Err(ApiError::bad_request(format!(
-            "format {f:?} is not supported (only \"text\")"
-        )));
-    }
-    let (mut texts, many) = req.q.into_vec();
-    state.check_lengths(&texts)?;
-    let legs = state.0.routing.legs(&req.source, &req.target)?;
+    let Translate {
+        mut texts,
+        many,
+        legs,
+    } = req.check(&state.0.limits, &state.0.routing)?;
     for leg in &legs {
         let task = Task::Translate {
             adapter: leg.adapter.clone(),
@@ -221,47 +176,19 @@ async fn languages(axum::extract::State(state): axum::extract::State<State>) -> 
     Json(json!(langs))
 }
 
-/// OpenAI's `POST /v1/completions` body (the fields datm honours).
-#[derive(Debug, Deserialize)]
-struct CompletionRequest {
-    model: String,
-    prompt: Texts,
-    #[serde(default)]
-    max_tokens: Option<usize>,
-    #[serde(default)]
-    stop: Option<Texts>,
-    #[serde(default)]
-    n: Option<usize>,
-}
-
 async fn completions(
     axum::extract::State(state): axum::extract::State<State>,
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let deadline = Instant::now() + state.0.timeout;
     let Json(req) = body?;
-    let adapter = model_adapter(&state, &req.model)?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("only n = 1 is supported"));
-    }
-    let max_tokens = req.max_tokens.unwrap_or(16);
-    if max_tokens == 0 || max_tokens > state.0.max_new_tokens {
-        return Err(ApiError::bad_request(format!(
-            "max_tokens must be between 1 and {} (the server's --max-new-tokens)",
-            state.0.max_new_tokens
-        )));
-    }
-    let stop = req.stop.map(|s| s.into_vec().0).unwrap_or_default();
-    if stop.len() > 4 {
-        return Err(ApiError::bad_request("at most 4 stop sequences"));
-    }
-    let (prompts, _) = req.prompt.into_vec();
-    state.check_lengths(&prompts)?;
+    let adapter = model_adapter(&state, req.model())?;
+    let req = req.check(&state.0.limits)?;
     let task = Task::Complete {
         adapter,
-        prompts,
-        max_tokens,
-        stop,
+        prompts: req.prompts,
+        max_tokens: req.max_tokens,
+        stop: req.stop,
     };
     let outputs = state.run(task, deadline).await?;
     let (prompt_tokens, tokens) = outputs
@@ -324,13 +251,6 @@ async fn models(axum::extract::State(state): axum::extract::State<State>) -> Jso
     Json(json!({ "object": "list", "data": data }))
 }
 
-/// vLLM's `POST /v1/load_lora_adapter` body.
-#[derive(Debug, Deserialize)]
-struct LoadRequest {
-    lora_name: String,
-    lora_path: PathBuf,
-}
-
 async fn load_adapter(
     axum::extract::State(state): axum::extract::State<State>,
     body: Result<Json<LoadRequest>, JsonRejection>,
@@ -349,12 +269,6 @@ async fn load_adapter(
     };
     state.run(task, deadline).await?;
     Ok(Json(json!({ "loaded": req.lora_name })))
-}
-
-/// vLLM's `POST /v1/unload_lora_adapter` body.
-#[derive(Debug, Deserialize)]
-struct UnloadRequest {
-    lora_name: String,
 }
 
 async fn unload_adapter(

@@ -19,6 +19,7 @@
 mod api;
 mod error;
 mod metrics;
+pub mod request;
 mod routing;
 mod worker;
 
@@ -29,6 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use datm_engine::{Engine, LoadSpec, Translation};
 
+pub use error::ApiError;
 pub use routing::{Leg, Routing};
 
 /// Everything `datm serve` is started with.
