@@ -215,7 +215,7 @@ fuzz_smoke() {
 # the neon and scalar paths, `datm generate` on the tiny fixtures against this machine's, and
 # the macOS type-check. Measured like fuzz_smoke: cold ~2730 s (the cross builds of the model
 # tests and of datm-cli ~730 s and ~660 s, the tests under qemu ~760 s, the macOS check
-# ~420 s), warm in a fresh clone 892 s (datm's crates rebuilt ~110 s, the tests ~560 s, of
+# ~450 s), warm in a fresh clone 892 s (datm's crates rebuilt ~110 s, the tests ~560 s, of
 # which the parity tests take ~240 s on each kernel path).
 aarch64() {
   step "aarch64 cross build, tests under qemu, macOS check (scripts/aarch64-test.sh)"
