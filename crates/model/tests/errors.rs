@@ -91,12 +91,14 @@ fn fuzz_regressions_do_not_panic() {
     let gguf = std::fs::read(dir.join("gguf/unaligned-tensor.gguf")).unwrap();
     let mode = datm_model::gguf::LoadMode::Dequantize(candle_core::DType::F32);
     let _ = datm_model::gguf::load_bytes(&gguf, "unaligned.gguf", mode, &candle_core::Device::Cpu);
-    let json = std::fs::read(dir.join("tokenizer_json/decoder-panic.json")).unwrap();
-    let err = datm_model::tokenizer::parse_tokenizer_json(&json, "bad/tokenizer.json")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("bad/tokenizer.json: cannot load tokenizer"),
-        "{err}"
-    );
+    for name in ["decoder-panic.json", "template-unknown-special.json"] {
+        let json = std::fs::read(dir.join("tokenizer_json").join(name)).unwrap();
+        let err = datm_model::tokenizer::parse_tokenizer_json(&json, "bad/tokenizer.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad/tokenizer.json: cannot load tokenizer"),
+            "{name}: {err}"
+        );
+    }
 }

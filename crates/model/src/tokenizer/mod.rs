@@ -22,9 +22,24 @@ pub(crate) use gguf::{float as gguf_float, integer as gguf_integer};
 /// `expect` in its `DecoderWrapper` deserializer); that panic is caught and becomes an
 /// error, so a bad download cannot abort datm.
 pub fn parse_tokenizer_json(bytes: &[u8], origin: &str) -> Result<tokenizers::Tokenizer> {
-    std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+    let t = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
         .map_err(|_| anyhow!("{origin}: cannot load tokenizer: malformed tokenizer.json (the tokenizers crate panicked)"))?
-        .map_err(|e| anyhow!("{origin}: cannot load tokenizer: {e}"))
+        .map_err(|e| anyhow!("{origin}: cannot load tokenizer: {e}"))?;
+    // The tokenizers crate trusts parts of the file it loads: a post-processor template that
+    // names a special token the file does not define loads, then panics at every encode with
+    // special tokens. One probe encode and decode refuses such files here, by name.
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let ids = t.encode("a", true).map(|e| e.get_ids().to_vec());
+        ids.map(|ids| t.decode(&ids, false))
+    }));
+    if probe.is_err() {
+        anyhow::bail!(
+            "{origin}: cannot load tokenizer: malformed tokenizer.json (the tokenizers crate \
+             panicked encoding a probe text; e.g. a post-processor template naming a special \
+             token the file does not define)"
+        );
+    }
+    Ok(t)
 }
 
 /// The special token ids a model uses for prompting and generation.
