@@ -148,6 +148,20 @@ ensure_fuzz_tools() {
   cargo +nightly fuzz --version
 }
 
+# Disk: a clean build of the workspace takes ~20 GB of target/. Under CI incremental
+# compilation is off (a clean checkout builds once; its caches would add ~7 GB for nothing).
+disk_space() {
+  step "disk space"
+  mkdir -p "${CARGO_TARGET_DIR:-target}" "$CACHE"
+  df -h "${CARGO_TARGET_DIR:-target}" "$CACHE" | sed 's/^/  /'
+  local free_kb
+  free_kb=$(df -Pk "${CARGO_TARGET_DIR:-target}" | awk 'NR == 2 { print $4 }')
+  if [ "$free_kb" -lt $((25 * 1024 * 1024)) ]; then
+    echo "test.sh: warning: under 25 GB free for the build in ${CARGO_TARGET_DIR:-target}" >&2
+  fi
+  if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+}
+
 lint() {
   step "fmt and clippy"
   cargo fmt --all -- --check
@@ -233,6 +247,7 @@ report_skips() {
 }
 
 main() {
+  disk_space
   ensure_debian_packages
   ensure_reference_python
   ensure_sacrebleu_python
