@@ -10,7 +10,8 @@
 //! the input values. The tile is written once over [`crate::simd::Vector`]; its width
 //! follows the registers: 64 columns (4 × 16 lanes, 24 accumulators) with AVX-512,
 //! 16 with AVX2 (2 × 8 lanes: 12 accumulators of the 16 ymm registers), NEON (4 × 4 lanes)
-//! and the portable scalar path.
+//! and the portable scalar path. Long batches (an encoder's hundreds of tokens) run in
+//! groups of panels and blocks of rows, so that inputs and partial sums stay in cache too.
 //!
 //! Two precisions: [`Precision::F32`] (exact f32 products, one FMA chain per output over the
 //! input features in order, so every path gives the same bits) for `--dtype f32` inference,
@@ -186,6 +187,31 @@ impl PackedMatrix {
     /// Like [`PackedMatrix::matmul_t`], writing into `out` (`[m, n]`, overwritten): a
     /// buffer reused across calls spares the kernel the page faults of a fresh one.
     pub fn matmul_t_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        self.product(x, m, None, out)
+    }
+
+    /// `x · wᵀ + bias` (`bias`: `n` values added to every row) into `out` like
+    /// [`PackedMatrix::matmul_t_into`]: each output is the FMA chain of `matmul_t` plus its
+    /// bias, added as the tile is stored.
+    pub fn matmul_t_bias_into(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        ensure!(
+            bias.len() == self.n,
+            "bias has {} values, expected {}",
+            bias.len(),
+            self.n
+        );
+        self.product(x, m, Some(bias), out)
+    }
+
+    /// The product behind [`PackedMatrix::matmul_t_into`] and
+    /// [`PackedMatrix::matmul_t_bias_into`].
+    fn product(&self, x: &[f32], m: usize, bias: Option<&[f32]>, out: &mut [f32]) -> Result<()> {
         ensure!(
             x.len() == m * self.k,
             "input has {} values, expected {m}×{}",
@@ -201,7 +227,10 @@ impl PackedMatrix {
         if m == 0 {
             return Ok(());
         }
-        let out = SendPtr(out.as_mut_ptr());
+        let out = Dest {
+            out: out.as_mut_ptr(),
+            bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        };
         let panels = self.n.div_ceil(self.layout.nr);
         // On candle's worker pool, like the element-wise ops between the matmuls: one warm
         // pool instead of two competing for the cores.
@@ -241,19 +270,17 @@ impl PackedMatrix {
         Ok(())
     }
 
-    /// The `vdpbf16ps` path: inputs rounded to bf16 pairs, one panel at a time.
-    fn matmul_pairs(&self, w: &[u16], x: &[f32], m: usize, out: SendPtr) {
+    /// The `vdpbf16ps` path: inputs rounded to bf16 pairs.
+    fn matmul_pairs(&self, w: &[u16], x: &[f32], m: usize, out: Dest) {
         #[cfg(target_arch = "x86_64")]
         {
             let xb = pairs_bf16(x);
             let panels = self.n.div_ceil(self.layout.nr);
             candle_core::utils::barrier_pool().execute_chunked(panels, |range| {
-                for p in range {
-                    // SAFETY: the layout has pairs only where the CPU has AVX512-BF16
-                    // (`Isa::bf16_dot`); panel `p` is handed to one call only and writes
-                    // only its own output columns.
-                    unsafe { self.panel::<Dpbf16>(w, &xb, m, p, out) }
-                }
+                // SAFETY: the layout has pairs only where the CPU has AVX512-BF16
+                // (`Isa::bf16_dot`); the panels of `range` are handed to one call only and
+                // write only their own output columns.
+                unsafe { self.panel_range::<Dpbf16>(w, &xb, m, range, out) }
             })
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -268,58 +295,210 @@ impl PackedMatrix {
         (self.n - p * self.layout.nr).min(self.layout.nr)
     }
 
-    /// Panel `p` times all `m` rows, in blocks of [`KC`] steps along the input features so
-    /// that the block of weights stays in cache while every row tile passes over it.
+    /// Panels `group` (at most [`group_len`] of them) times all `m` rows, in the order
+    /// that keeps every operand in cache: for each block of [`MC`] rows, for each block of
+    /// [`KC`] steps along the input features, each panel's block of weights passes over the
+    /// rows' tiles. A row block's partial sums (a few dozen KiB) stay in cache from one
+    /// block of steps to the next, its inputs while the group's panels pass, and the group's
+    /// blocks of weights (at most 256 KiB) while the row tiles pass. (Sweeping all rows per
+    /// block of steps reloaded partial sums from memory on long batches: rows a power-of-two
+    /// apart share a few cache sets.)
     ///
     /// # Safety
     /// The CPU runs `A`'s instructions, `A` matches the layout, and no other call writes
-    /// the output columns of panel `p` meanwhile.
+    /// the output columns of the group's panels meanwhile.
     #[inline(always)]
-    unsafe fn panel<A: Arith>(&self, data: &[A::W], x: &[A::X], m: usize, p: usize, out: SendPtr) {
+    unsafe fn panels<A: Arith>(
+        &self,
+        data: &[A::W],
+        x: &[A::X],
+        m: usize,
+        group: Range<usize>,
+        out: Dest,
+    ) {
         let nr = self.layout.nr;
         let steps = self.k / A::FEATURES_PER_STEP;
-        let step_bytes = nr * A::FEATURES_PER_STEP * std::mem::size_of::<A::W>();
+        let per_step = nr * A::FEATURES_PER_STEP;
+        let step_bytes = per_step * std::mem::size_of::<A::W>();
         let lines = step_bytes.div_ceil(64);
-        let cols = self.panel_cols(p);
-        let has_next = (p + 1) * nr < self.n;
-        // SAFETY: every pointer stays inside its buffer: panel `p` holds
-        // `steps × nr × FEATURES_PER_STEP` weights, `x` `m × steps` inputs and `out`
-        // `m × n` outputs; the caller's contract covers the CPU and the columns.
-        unsafe {
-            let w = data.as_ptr().add(p * steps * nr * A::FEATURES_PER_STEP);
+        let panel_at = |p: usize| p * steps * per_step;
+        for mb in (0..m).step_by(MC) {
+            let rows = MC.min(m - mb);
             for kb in (0..steps).step_by(KC) {
-                for i0 in (0..m).step_by(MR) {
-                    // The first row tiles read this block from cache; each fetches one of
-                    // the cache lines per step of the next panel's block, spreading its
-                    // DRAM traffic.
-                    let pass = i0 / MR;
-                    let next = if has_next && (1..=lines).contains(&pass) {
-                        let block = w.add((steps + kb) * nr * A::FEATURES_PER_STEP);
-                        (block as *const i8).add(64 * (pass - 1))
+                for p in group.clone() {
+                    // The block to fetch ahead: one panel at a time, the next panel's block
+                    // of the same steps; in a group, the block read next: the next panel's,
+                    // after the last panel the group's next block, after the last block the
+                    // group's first (next row block) or the next group's first (none past
+                    // the weight, nor a shorter last block, which the prefetches would
+                    // overrun).
+                    let next_block = if p + 1 < group.end || group.len() == 1 {
+                        ((p + 1) * nr < self.n).then(|| panel_at(p + 1) + kb * per_step)
+                    } else if kb + 2 * KC <= steps {
+                        Some(panel_at(group.start) + (kb + KC) * per_step)
+                    } else if kb + KC < steps {
+                        None
+                    } else if mb + MC < m {
+                        Some(panel_at(group.start))
                     } else {
-                        std::ptr::null()
+                        ((p + 1) * nr < self.n).then(|| panel_at(p + 1))
                     };
-                    let t = Tile {
-                        x: x.as_ptr().add(i0 * steps + kb),
-                        ldx: steps,
-                        steps: KC.min(steps - kb),
-                        w: w.add(kb * nr * A::FEATURES_PER_STEP),
-                        out: out.0.add(i0 * self.n + p * nr),
-                        ldo: self.n,
-                        cols,
-                        accumulate: kb > 0,
-                        next,
-                        next_stride: step_bytes,
-                    };
-                    match (m - i0).min(MR) {
-                        6 => A::tile::<6>(&t),
-                        5 => A::tile::<5>(&t),
-                        4 => A::tile::<4>(&t),
-                        3 => A::tile::<3>(&t),
-                        2 => A::tile::<2>(&t),
-                        _ => A::tile::<1>(&t),
+                    // SAFETY: every pointer stays inside its buffer: panel `p` holds
+                    // `steps × per_step` weights, `x` `m × steps` inputs, `out` `m × n`
+                    // outputs and the bias (if any) `n` values; the caller's contract
+                    // covers the CPU and the columns.
+                    unsafe {
+                        let w = data.as_ptr().add(panel_at(p));
+                        for i0 in (mb..mb + rows).step_by(MR) {
+                            // The first row tiles read this block from memory; each fetches
+                            // one of the cache lines per step of the next block, spreading
+                            // its DRAM traffic.
+                            let pass = (i0 - mb) / MR;
+                            let next = match next_block {
+                                Some(b) if (1..=lines).contains(&pass) => {
+                                    (data.as_ptr().add(b) as *const i8).add(64 * (pass - 1))
+                                }
+                                _ => std::ptr::null(),
+                            };
+                            let t = Tile {
+                                x: x.as_ptr().add(i0 * steps + kb),
+                                ldx: steps,
+                                steps: KC.min(steps - kb),
+                                w: w.add(kb * per_step),
+                                out: out.out.add(i0 * self.n + p * nr),
+                                ldo: self.n,
+                                cols: self.panel_cols(p),
+                                accumulate: kb > 0,
+                                bias: if out.bias.is_null() || kb + KC < steps {
+                                    std::ptr::null()
+                                } else {
+                                    out.bias.add(p * nr)
+                                },
+                                next,
+                                next_stride: step_bytes,
+                            };
+                            tile_rows::<A>(&t, mb + rows - i0);
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    /// Panels `range`, group after group ([`PackedMatrix::panels`]).
+    ///
+    /// # Safety
+    /// As [`PackedMatrix::panels`], for the panels of `range`.
+    #[inline(always)]
+    unsafe fn panel_range<A: Arith>(
+        &self,
+        data: &[A::W],
+        x: &[A::X],
+        m: usize,
+        range: Range<usize>,
+        out: Dest,
+    ) {
+        let step_bytes = self.layout.nr * A::FEATURES_PER_STEP * std::mem::size_of::<A::W>();
+        let len = group_len(step_bytes, m * self.k);
+        for start in range.clone().step_by(len) {
+            // SAFETY: the caller's contract, for a part of its range.
+            unsafe { self.panels::<A>(data, x, m, start..range.end.min(start + len), out) }
+        }
+    }
+}
+
+/// Panels per group in [`PackedMatrix::panels`] for `inputs` f32 inputs: one while they
+/// fit in 512 KiB of cache anyway (decoding), else as many blocks of [`KC`] steps of
+/// `step_bytes` as fit in 256 KiB (4 AVX-512 f32 panels, 16 AVX2 ones).
+fn group_len(step_bytes: usize, inputs: usize) -> usize {
+    if inputs * 4 <= 512 << 10 {
+        return 1;
+    }
+    ((256 << 10) / (KC * step_bytes)).max(1)
+}
+
+/// Rows per row block in [`PackedMatrix::panels`] (eight tiles): the block's partial sums
+/// of a group take 48 KiB, its inputs per block of [`KC`] steps as much.
+const MC: usize = 8 * MR;
+
+/// Runs the register tile of `A` over the first `rows` rows of `t` (at most [`MR`]).
+///
+/// # Safety
+/// As [`Arith::tile`], for `rows.min(MR)` rows.
+#[inline(always)]
+unsafe fn tile_rows<A: Arith>(t: &Tile<A::X, A::W>, rows: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match rows.min(MR) {
+            6 => A::tile::<6>(t),
+            5 => A::tile::<5>(t),
+            4 => A::tile::<4>(t),
+            3 => A::tile::<3>(t),
+            2 => A::tile::<2>(t),
+            _ => A::tile::<1>(t),
+        }
+    }
+}
+
+/// Packs an `[n, k]` operand whose column `c`, input feature `kk` is `at(c, kk)` into f32
+/// panels of `nr` columns (a path's `V::NR`) for [`small_product`], on the calling thread;
+/// `out` is overwritten.
+pub(crate) fn pack_small(
+    n: usize,
+    k: usize,
+    nr: usize,
+    at: impl Fn(usize, usize) -> f32,
+    out: &mut Vec<f32>,
+) {
+    let layout = Layout { nr, pairs: false };
+    out.clear();
+    out.resize(n.div_ceil(nr) * nr * k, 0.0);
+    for (p, panel) in out.chunks_mut(nr * k).enumerate() {
+        fill_panel(panel, p, n, k, layout, &at);
+    }
+}
+
+/// `x · wᵀ` on the calling thread with the f32 register tiles of path `V`, for an `[n, k]`
+/// operand `w` packed by [`pack_small`] with `V::NR`: `x` holds `m` rows of `k` values, `ldx`
+/// apart; `out` gets `m` rows of `n` values, `ldo` apart (each one FMA chain, as in
+/// [`PackedMatrix::matmul_t`]).
+///
+/// # Safety
+/// The CPU runs `V`.
+#[inline(always)]
+pub(crate) unsafe fn small_product<V: Vector>(
+    panels: &[f32],
+    (n, k): (usize, usize),
+    x: &[f32],
+    ldx: usize,
+    m: usize,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    if m == 0 {
+        return;
+    }
+    assert!(panels.len() == n.div_ceil(V::NR) * V::NR * k);
+    assert!(x.len() >= (m - 1) * ldx + k && out.len() >= (m - 1) * ldo + n);
+    for p in 0..n.div_ceil(V::NR) {
+        for i0 in (0..m).step_by(MR) {
+            // SAFETY: the asserts keep every row of the tile inside `x` and `out`, panel `p`
+            // holds `k × V::NR` weights; the caller guarantees the CPU.
+            unsafe {
+                let t = Tile {
+                    x: x.as_ptr().add(i0 * ldx),
+                    ldx,
+                    steps: k,
+                    w: panels.as_ptr().add(p * k * V::NR),
+                    out: out.as_mut_ptr().add(i0 * ldo + p * V::NR),
+                    ldo,
+                    cols: V::NR.min(n - p * V::NR),
+                    accumulate: false,
+                    bias: std::ptr::null(),
+                    next: std::ptr::null(),
+                    next_stride: 0,
+                };
+                tile_rows::<Widen<V, f32>>(&t, m - i0);
             }
         }
     }
@@ -332,20 +511,18 @@ struct PanelRange<'a, W> {
     x: &'a [f32],
     m: usize,
     range: Range<usize>,
-    out: SendPtr,
+    out: Dest,
 }
 
 impl<W: Weight> Task for PanelRange<'_, W> {
     type Out = ();
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
-        for p in self.range {
-            // SAFETY: the CPU runs `V` (caller); `V::NR` is the layout's width (both come
-            // from the matrix's path); panel `p` is handed to this call only.
-            unsafe {
-                self.a
-                    .panel::<Widen<V, W>>(self.w, self.x, self.m, p, self.out)
-            }
+        // SAFETY: the CPU runs `V` (caller); `V::NR` is the layout's width (both come from
+        // the matrix's path); the panels of the range are handed to this call only.
+        unsafe {
+            self.a
+                .panel_range::<Widen<V, W>>(self.w, self.x, self.m, self.range, self.out)
         }
     }
 }
@@ -373,7 +550,9 @@ struct Tile<X, W> {
     cols: usize,
     /// Add to the partial sums already in `out` (later blocks) instead of starting at 0.
     accumulate: bool,
-    /// A cache line of the next panel's block to prefetch at each step (null: none).
+    /// The bias of the tile's first column, added as the last block is stored (null: none).
+    bias: *const f32,
+    /// A cache line of the next block of weights to prefetch at each step (null: none).
     next: *const i8,
     /// Bytes of weights per step.
     next_stride: usize,
@@ -468,14 +647,25 @@ fn pack_panels<T: Copy + Default + Send>(
     advise_huge_pages(&mut out);
     out.par_chunks_mut(nr * k)
         .enumerate()
-        .for_each(|(p, panel)| {
-            for c in 0..nr.min(n - p * nr) {
-                for (kk, &v) in w[(p * nr + c) * k..][..k].iter().enumerate() {
-                    panel[layout.index(c, kk)] = conv(v);
-                }
-            }
-        });
+        .for_each(|(p, panel)| fill_panel(panel, p, n, k, layout, |c, kk| conv(w[c * k + kk])));
     out
+}
+
+/// Fills panel `p` of an `[n, k]` operand whose column `c`, feature `kk` is `at(c, kk)`
+/// (columns past `n` are left as they are).
+fn fill_panel<T>(
+    panel: &mut [T],
+    p: usize,
+    n: usize,
+    k: usize,
+    layout: Layout,
+    at: impl Fn(usize, usize) -> T,
+) {
+    for c in 0..layout.nr.min(n - p * layout.nr) {
+        for kk in 0..k {
+            panel[layout.index(c, kk)] = at(p * layout.nr + c, kk);
+        }
+    }
 }
 
 /// Asks the kernel to back a large buffer (not yet written) with transparent huge pages:
@@ -497,12 +687,17 @@ fn advise_huge_pages<T>(buf: &mut [T]) {
     let _ = buf;
 }
 
+/// Where a product goes: its `[m, n]` output and the bias of its columns (null: none).
 #[derive(Debug, Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only for disjoint writes from the pool's workers (see `matmul_t_into`).
-unsafe impl Send for SendPtr {}
+struct Dest {
+    out: *mut f32,
+    bias: *const f32,
+}
+// SAFETY: used only for disjoint writes from the pool's workers and reads of the bias
+// (see `product`).
+unsafe impl Send for Dest {}
 // SAFETY: as above.
-unsafe impl Sync for SendPtr {}
+unsafe impl Sync for Dest {}
 
 /// The tile's accumulators: zero, or the partial sums already in the output.
 ///
@@ -522,15 +717,30 @@ unsafe fn start_tile<V: Vector, const R: usize, X, W>(t: &Tile<X, W>) -> [V::Row
     }
 }
 
-/// Stores the tile's accumulators into the first `cols` columns of its output rows.
+/// Stores the tile's accumulators (plus the bias, if any) into the first `cols` columns of
+/// its output rows.
 ///
 /// # Safety
-/// As [`start_tile`].
+/// As [`start_tile`]; `t.bias`, unless null, is valid for `t.cols` values.
 #[inline(always)]
 unsafe fn finish_tile<V: Vector, const R: usize, X, W>(t: &Tile<X, W>, acc: &[V::Row; R]) {
-    for (i, row) in acc.iter().enumerate() {
-        // SAFETY: the caller's contract.
-        unsafe { store_row::<V>(row, t.out.add(i * t.ldo), t.cols) }
+    // SAFETY: the caller's contract.
+    unsafe {
+        let has_bias = !t.bias.is_null();
+        let bias = if has_bias {
+            load_row::<V>(t.bias, t.cols)
+        } else {
+            V::row(0.0)
+        };
+        for (i, row) in acc.iter().enumerate() {
+            let mut row = *row;
+            if has_bias {
+                for (a, b) in row.as_mut().iter_mut().zip(bias.as_ref()) {
+                    *a = a.add(*b);
+                }
+            }
+            store_row::<V>(&row, t.out.add(i * t.ldo), t.cols)
+        }
     }
 }
 
@@ -681,7 +891,13 @@ mod tests {
                 Precision::F32 => v,
                 Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
             };
-            for (m, n, k) in [(13, 131, 96), (1, 64, 2), (6, 70, 34), (40, 200, 640)] {
+            for (m, n, k) in [
+                (13, 131, 96),
+                (1, 64, 2),
+                (6, 70, 34),
+                (40, 200, 640),
+                (101, 300, 1400),
+            ] {
                 let w = data(n * k, 37, 101, 64.0);
                 let x = data(m * k, 53, 89, 32.0);
                 let packed = PackedMatrix::pack_for(isa, &w, n, k, precision).unwrap();
@@ -714,21 +930,24 @@ mod tests {
             .collect()
     }
 
-    /// The f32 path gives the same bits on every kernel path: one FMA chain per output.
+    /// The f32 path gives the same bits on every kernel path: one FMA chain per output,
+    /// also for a batch long enough for groups of panels and blocks of rows.
     #[test]
     fn f32_tiles_equal_a_sequential_fma_chain() {
-        let (m, n, k) = (7, 65, 300);
-        let w = data(n * k, 29, 97, 7.0);
-        let x = data(m * k, 31, 83, 3.0);
-        for isa in crate::cpu::available() {
-            let y = PackedMatrix::pack_for(isa, &w, n, k, Precision::F32)
-                .unwrap()
-                .matmul_t(&x, m)
-                .unwrap();
-            for i in 0..m {
-                for j in 0..n {
-                    let want = (0..k).fold(0f32, |a, t| x[i * k + t].mul_add(w[j * k + t], a));
-                    assert_eq!(y[i * n + j], want, "{isa} ({i},{j})");
+        for (m, n, k) in [(7, 65, 300), (101, 300, 1400)] {
+            assert_eq!(group_len(4, m * k) > 1, m > MC);
+            let w = data(n * k, 29, 97, 7.0);
+            let x = data(m * k, 31, 83, 3.0);
+            for isa in crate::cpu::available() {
+                let y = PackedMatrix::pack_for(isa, &w, n, k, Precision::F32)
+                    .unwrap()
+                    .matmul_t(&x, m)
+                    .unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let want = (0..k).fold(0f32, |a, t| x[i * k + t].mul_add(w[j * k + t], a));
+                        assert_eq!(y[i * n + j], want, "{isa} {m}×{n}×{k} ({i},{j})");
+                    }
                 }
             }
         }
@@ -756,6 +975,28 @@ mod tests {
                     assert_eq!(y[i * n + j], want, "{isa} ({i},{j})");
                 }
             }
+        }
+    }
+
+    /// The bias is added once, to the finished sums, on every path and precision (also
+    /// where the input features span several cache blocks).
+    #[test]
+    fn bias_is_added_to_the_finished_products() {
+        let (m, n, k) = (7, 70, 2 * KC + 6);
+        let w = data(n * k, 29, 97, 7.0);
+        let x = data(m * k, 31, 83, 3.0);
+        let bias = data(n, 7, 13, 5.0);
+        for (isa, precision) in paths() {
+            let packed = PackedMatrix::pack_for(isa, &w, n, k, precision).unwrap();
+            let plain = packed.matmul_t(&x, m).unwrap();
+            let mut got = vec![f32::NAN; m * n];
+            packed.matmul_t_bias_into(&x, m, &bias, &mut got).unwrap();
+            for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
+                assert_eq!(*g, p + bias[i % n], "{isa} {precision:?} {i}");
+            }
+            assert!(packed
+                .matmul_t_bias_into(&x, m, &bias[1..], &mut got)
+                .is_err());
         }
     }
 

@@ -26,7 +26,7 @@ pub mod lora;
 pub mod merge;
 pub mod model;
 pub mod nn;
-mod pool;
+pub mod pool;
 mod simd;
 pub mod tokenizer;
 pub mod vmath;

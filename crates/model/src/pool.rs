@@ -4,7 +4,7 @@
 
 /// Fills `out` chunk by chunk (chunks of `len` values, the last possibly shorter) with
 /// `f(chunk index, chunk)`, in parallel.
-pub(crate) fn par_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub fn par_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if len == 0 {
         return;
     }
@@ -18,6 +18,37 @@ pub(crate) fn par_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &
             let n = len.min(total - i * len);
             let row = unsafe { std::slice::from_raw_parts_mut(base.at(i * len), n) };
             f(i, row);
+        }
+    });
+}
+
+/// Fills `out`, cut into consecutive chunks of `lens[i]` values (summing to `out.len()`),
+/// with `f(i, chunk)`, in parallel.
+pub(crate) fn par_split<T: Send>(
+    out: &mut [T],
+    lens: &[usize],
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    assert_eq!(
+        lens.iter().sum::<usize>(),
+        out.len(),
+        "chunks do not cover the slice"
+    );
+    let starts: Vec<usize> = lens
+        .iter()
+        .scan(0, |at, &len| {
+            *at += len;
+            Some(*at - len)
+        })
+        .collect();
+    let base = SendPtr(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(lens.len(), |range| {
+        for i in range {
+            // SAFETY: the chunks `starts[i]..starts[i] + lens[i]` are disjoint and inside
+            // `out` (their lengths sum to its length), each is handed to one call only, and
+            // `out` outlives the call.
+            let chunk = unsafe { std::slice::from_raw_parts_mut(base.at(starts[i]), lens[i]) };
+            f(i, chunk);
         }
     });
 }
