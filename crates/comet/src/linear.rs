@@ -1,7 +1,8 @@
 //! `y = x·Wᵀ + b` for the encoder and estimator: on the CPU through datm-model's packed
-//! kernels when this CPU runs them, elsewhere (and as the fallback) through candle.
+//! kernels when this CPU runs them (bias added as the kernel stores its tiles), elsewhere
+//! (and as the fallback) through candle.
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor};
 use datm_model::kernels::{PackedMatrix, Precision};
 use std::collections::HashMap;
@@ -36,8 +37,28 @@ impl Linear {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let w = take(sd, &format!("{prefix}.weight"), &[n, k])?;
-        let b = take(sd, &format!("{prefix}.bias"), &[n])?;
+        Self::stacked(sd, &[prefix], n, k, device, dtype)
+    }
+
+    /// Several layers of the same input as one: the `[n, k]` weights and biases of every
+    /// prefix taken out of the state dict and stacked into an `[n × prefixes, k]` layer,
+    /// whose outputs are theirs side by side (the query, key and value projections).
+    pub fn stacked(
+        sd: &mut HashMap<String, Tensor>,
+        prefixes: &[&str],
+        n: usize,
+        k: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let mut ws = Vec::with_capacity(prefixes.len());
+        let mut bs = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            ws.push(take(sd, &format!("{prefix}.weight"), &[n, k])?);
+            bs.push(take(sd, &format!("{prefix}.bias"), &[n])?);
+        }
+        let (w, b) = (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?);
+        let n = n * prefixes.len();
         let precision = match dtype {
             DType::BF16 => Precision::Bf16,
             _ => Precision::F32,
@@ -56,17 +77,23 @@ impl Linear {
         })
     }
 
+    /// Output features.
+    pub fn n(&self) -> usize {
+        match self {
+            Linear::Packed { b, .. } => b.len(),
+            Linear::Plain { b, .. } => b.elem_count(),
+        }
+    }
+
     /// `x` `[m, k]` f32 → `[m, n]` f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Linear::Packed { w, b } => {
+            Linear::Packed { .. } => {
                 let (m, _) = x.dims2()?;
                 let xs = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-                let mut y = w.matmul_t(&xs, m)?;
-                for row in y.chunks_exact_mut(b.len()) {
-                    row.iter_mut().zip(b).for_each(|(v, bi)| *v += bi);
-                }
-                Ok(Tensor::from_vec(y, (m, b.len()), x.device())?)
+                let mut y = vec![0f32; m * self.n()];
+                self.forward_into(&xs, m, &mut y)?;
+                Ok(Tensor::from_vec(y, (m, self.n()), x.device())?)
             }
             Linear::Plain { w, b } => {
                 let y = x
@@ -74,6 +101,30 @@ impl Linear {
                     .matmul(&w.t()?)?
                     .to_dtype(DType::F32)?;
                 Ok(y.broadcast_add(b)?)
+            }
+        }
+    }
+
+    /// Row-major `x` (`m` rows) into `out` (`[m, n]`, overwritten), on the CPU.
+    pub fn forward_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        match self {
+            Linear::Packed { w, b } => w.matmul_t_bias_into(x, m, b, out),
+            Linear::Plain { .. } => {
+                ensure!(
+                    m > 0 && x.len().is_multiple_of(m),
+                    "{} inputs for {m} rows",
+                    x.len()
+                );
+                let x = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
+                let y = self.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+                ensure!(
+                    y.len() == out.len(),
+                    "{} outputs for {}",
+                    y.len(),
+                    out.len()
+                );
+                out.copy_from_slice(&y);
+                Ok(())
             }
         }
     }

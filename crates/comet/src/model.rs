@@ -2,8 +2,9 @@
 //! and the feed-forward estimator, as unbabel-comet 2.2.7 runs them in `predict`.
 
 use anyhow::{bail, ensure, Context, Result};
+use candle_core::Tensor;
 pub use candle_core::{DType, Device};
-use candle_core::{Tensor, D};
+use datm_model::pool::par_chunks;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
@@ -167,57 +168,58 @@ impl Comet {
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
-    /// Sentence embeddings (`[hidden]` each) of already tokenized sentences, all in one
-    /// padded batch.
+    /// Sentence embeddings (`[hidden]` each) of already tokenized sentences, run through
+    /// the encoder as one batch. Each sentence's embedding is the same whatever batch it is
+    /// in (no value of one sentence enters another's sums).
     pub fn embed_batch(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        let pad = self.encoder.config().pad_token_id;
-        let t = ids.iter().map(Vec::len).max().context("empty batch")?;
-        ensure!(t > 0, "a sentence has no tokens");
+        ensure!(!ids.is_empty(), "empty batch");
+        ensure!(
+            self.weights.iter().any(|&w| w != 0.0),
+            "every layer weight is zero"
+        );
+        let config = self.encoder.config();
+        let (h, pad) = (config.hidden_size, config.pad_token_id);
         let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let padded: Vec<Vec<u32>> = ids
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(pad, t - r.len()))
-                    .collect()
-            })
-            .collect();
-        let b = ids.len();
-        let mask: Vec<f32> = lens
-            .iter()
-            .flat_map(|&l| (0..t).map(move |i| (i < l) as u8 as f32))
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, t, 1), &self.device)?;
         let last = self.weights.iter().rposition(|&w| w != 0.0).unwrap_or(0);
-        let mut acc: Option<Tensor> = None;
-        self.encoder.forward(&padded, &lens, last, |l, hidden| {
+        // LayerwiseAttention: Σ weight·state over the layers in order (a zero weight adds an
+        // exact zero), each state first normalised per sentence if `layer_norm`.
+        let mut mix = vec![0f32; lens.iter().sum::<usize>() * h];
+        let mut normed = Vec::new();
+        self.encoder.forward(ids, last, |l, hidden| {
             let w = self.weights[l];
             if w == 0.0 {
-                return Ok(()); // adds an exact zero in COMET's sum
+                return Ok(());
             }
             let x = if self.hparams.layer_norm {
-                masked_norm(hidden, &mask)?
+                masked_norm(hidden, &lens, h, &mut normed);
+                &normed[..]
             } else {
-                hidden.clone()
+                hidden
             };
-            let piece = (x * w as f64)?;
-            acc = Some(match acc.take() {
-                None => piece,
-                Some(a) => (a + piece)?,
+            par_chunks(&mut mix, h, |r, row| {
+                for (a, v) in row.iter_mut().zip(&x[r * h..(r + 1) * h]) {
+                    *a += w * v;
+                }
             });
             Ok(())
         })?;
-        let mixed = (acc.context("every layer weight is zero")? * self.gamma as f64)?;
-        // average_pooling: zero the pad-id tokens, sum over time, divide by the mask count.
-        let not_pad: Vec<f32> = padded
+        // average_pooling of gamma·mix: the tokens that are not the pad id summed, divided
+        // by the sentence's length.
+        let mut start = 0;
+        Ok(ids
             .iter()
-            .flat_map(|r| r.iter().map(|&id| (id != pad) as u8 as f32))
-            .collect();
-        let not_pad = Tensor::from_vec(not_pad, (b, t, 1), &self.device)?;
-        let summed = mixed.broadcast_mul(&not_pad)?.sum(1)?;
-        let pooled = summed.broadcast_div(&mask.sum(1)?)?;
-        Ok(pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+            .map(|seq| {
+                let mut sum = vec![0f64; h];
+                for (r, _) in seq.iter().enumerate().filter(|(_, &id)| id != pad) {
+                    let row = &mix[(start + r) * h..(start + r + 1) * h];
+                    for (s, v) in sum.iter_mut().zip(row) {
+                        *s += f64::from(self.gamma * v);
+                    }
+                }
+                start += seq.len();
+                sum.iter().map(|&s| s as f32 / seq.len() as f32).collect()
+            })
+            .collect())
     }
 
     /// Estimator scores for `(mt, src, ref)` embedding triples (`ref` None for QE models).
@@ -259,26 +261,25 @@ impl Comet {
     }
 }
 
-/// `LayerwiseAttention._layer_norm`: per sentence, mean and variance over its unmasked
-/// tokens × dims, `(x − μ) / √(σ² + 1e-12)` with no affine.
-fn masked_norm(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let (b, t, h) = x.dims3()?;
-    let masked = x.broadcast_mul(mask)?;
-    let n = (mask.sum((1, 2))? * h as f64)?.reshape((b, 1, 1))?;
-    let mean = masked
-        .reshape((b, t * h))?
-        .sum(D::Minus1)?
-        .reshape((b, 1, 1))?
-        .div(&n)?;
-    let centred = masked.broadcast_sub(&mean)?.broadcast_mul(mask)?;
-    let var = centred
-        .sqr()?
-        .reshape((b, t * h))?
-        .sum(D::Minus1)?
-        .reshape((b, 1, 1))?
-        .div(&n)?;
-    Ok(x.broadcast_sub(&mean)?
-        .broadcast_div(&(var + 1e-12)?.sqrt()?)?)
+/// `LayerwiseAttention._layer_norm` into `out`: per sentence (`lens` consecutive rows of
+/// `h` values each), mean and variance over all its tokens × dims (summed in f64),
+/// `(x − μ) / √(σ² + 1e-12)` with no affine.
+fn masked_norm(x: &[f32], lens: &[usize], h: usize, out: &mut Vec<f32>) {
+    out.clear();
+    let mut start = 0;
+    for &len in lens {
+        let rows = &x[start * h..(start + len) * h];
+        let n = rows.len() as f64;
+        let mean = rows.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = rows
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let (mean, sd) = (mean as f32, (var as f32 + 1e-12).sqrt());
+        out.extend(rows.iter().map(|&v| (v - mean) / sd));
+        start += len;
+    }
 }
 
 fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer> {
@@ -294,4 +295,55 @@ fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer> {
     }))
     .map_err(anyhow::Error::msg)?;
     Ok(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hidden states of a batch (sentences of different lengths, one with the pad id
+    /// inside) are the same packed on the CPU kernels and padded through candle.
+    #[test]
+    fn packed_and_padded_batches_agree() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/comet");
+        let opts = LoadOptions {
+            encoder_dir: Some(fixtures.join(format!(
+                "hub/models--datm--xlmr-tiny/snapshots/{}",
+                "0".repeat(40)
+            ))),
+            ..LoadOptions::default()
+        };
+        let model = Comet::load(&fixtures.join("softmax"), &opts).unwrap();
+        let pad = model.encoder.config().pad_token_id;
+        let ids = model
+            .tokenize(&[
+                "Open the file",
+                "",
+                "Datei <pad> öffnen, bitte jetzt sofort",
+            ])
+            .unwrap();
+        assert!(ids[2].contains(&pad), "{:?}", ids[2]);
+        let run = |packed: bool| {
+            let mut states = Vec::new();
+            let visit = |_, h: &[f32]| {
+                states.push(h.to_vec());
+                Ok(())
+            };
+            let last = model.encoder.num_states() - 1;
+            if packed {
+                model.encoder.forward_packed(&ids, last, visit).unwrap();
+            } else {
+                model.encoder.forward_padded(&ids, last, visit).unwrap();
+            }
+            states
+        };
+        let (packed, padded) = (run(true), run(false));
+        assert_eq!(packed.len(), model.encoder.num_states());
+        for (l, (a, b)) in packed.iter().zip(&padded).enumerate() {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "state {l}: {x} vs {y}");
+            }
+        }
+    }
 }
