@@ -3,7 +3,7 @@
 //! (and as the fallback) through candle.
 
 use anyhow::{ensure, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use datm_model::kernels::{PackedMatrix, Precision};
 use std::collections::HashMap;
 
@@ -65,7 +65,7 @@ impl Linear {
         };
         let packable = precision == Precision::F32 || k.is_multiple_of(2);
         if device.is_cpu() && packable {
-            let w = PackedMatrix::pack(&w.flatten_all()?.to_vec1::<f32>()?, n, k, precision)?;
+            let w = with_values(&w, |v| PackedMatrix::pack(v, n, k, precision))??;
             return Ok(Linear::Packed {
                 w,
                 b: b.to_vec1::<f32>()?,
@@ -128,4 +128,18 @@ impl Linear {
             }
         }
     }
+}
+
+/// `f` on the values of an f32 CPU tensor in row-major order, borrowed where the tensor is
+/// contiguous (the checkpoint's weights: a gigabyte not copied once more), else copied.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&v[start..end]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }

@@ -652,7 +652,8 @@ fn pack_panels<T: Copy + Default + Send>(
 }
 
 /// Fills panel `p` of an `[n, k]` operand whose column `c`, feature `kk` is `at(c, kk)`
-/// (columns past `n` are left as they are).
+/// (columns past `n` are left as they are), feature after feature: the panel is written in
+/// order while the reads of a row-major weight stay within `nr` rows' cache lines.
 fn fill_panel<T>(
     panel: &mut [T],
     p: usize,
@@ -661,8 +662,9 @@ fn fill_panel<T>(
     layout: Layout,
     at: impl Fn(usize, usize) -> T,
 ) {
-    for c in 0..layout.nr.min(n - p * layout.nr) {
-        for kk in 0..k {
+    let cols = layout.nr.min(n - p * layout.nr);
+    for kk in 0..k {
+        for c in 0..cols {
             panel[layout.index(c, kk)] = at(p * layout.nr + c, kk);
         }
     }
