@@ -113,22 +113,26 @@ impl Task for Sequence<'_> {
             return;
         }
         let (qkv, stride) = (self.qkv, 3 * h);
-        let (mut keys, mut values, mut scores) = (Vec::new(), Vec::new(), vec![0f32; t * t]);
+        // Rows of scores padded to whole registers with −∞ (weight 0 after the softmax), so
+        // that the softmax runs on registers only.
+        let tp = t.next_multiple_of(V::LANES);
+        let (mut keys, mut values, mut scores) = (Vec::new(), Vec::new(), vec![0f32; t * tp]);
         for g in 0..self.heads {
+            scores.fill(f32::NEG_INFINITY);
             let (q0, k0, v0) = (g * d, h + g * d, 2 * h + g * d);
             // Keys as a `[t, d]` operand (scores = q · keysᵀ), values as `[d, t]`.
             pack_small(t, d, V::NR, |j, e| qkv[j * stride + k0 + e], &mut keys);
             pack_small(d, t, V::NR, |e, j| qkv[j * stride + v0 + e], &mut values);
             // SAFETY (both products and the softmax): the caller guarantees the CPU runs `V`.
-            unsafe { small_product::<V>(&keys, (t, d), &qkv[q0..], stride, t, &mut scores, t) };
-            for row in scores.chunks_exact_mut(t) {
-                row.iter_mut().for_each(|s| *s *= self.scale);
+            unsafe { small_product::<V>(&keys, (t, d), &qkv[q0..], stride, t, &mut scores, tp) };
+            for row in scores.chunks_exact_mut(tp) {
+                row[..t].iter_mut().for_each(|s| *s *= self.scale);
                 // SAFETY: as above.
                 unsafe { softmax_v::<V>(row) };
             }
             let out = &mut self.out[g * d..];
             // SAFETY: as above.
-            unsafe { small_product::<V>(&values, (d, t), &scores, t, t, out, h) };
+            unsafe { small_product::<V>(&values, (d, t), &scores, tp, t, out, h) };
         }
     }
 }
