@@ -3,7 +3,8 @@
 //! restricted unpickler that runs no code), runs the XLM-R encoder, layer-wise attention
 //! (softmax or sparsemax), average pooling and the estimator of `regression_metric` and
 //! `referenceless_regression_metric`, and scores several hypothesis files against one
-//! source/reference set, embedding each distinct sentence once.
+//! source/reference set, embedding each distinct sentence once (and, through an
+//! [`EmbeddingCache`], once across calls).
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
@@ -17,4 +18,4 @@ pub mod score;
 pub mod xlmr;
 
 pub use model::{Comet, LoadOptions};
-pub use score::{score, SystemScore};
+pub use score::{score, score_cached, EmbeddingCache, SystemScore};

@@ -1,9 +1,15 @@
 //! Scoring hypothesis files against one source (and reference) set: every distinct sentence
-//! of any role is tokenized and embedded once, in batches of similar length (sorted, each
-//! padded only to its own longest row), then the estimator runs per hypothesis file.
+//! of any role is tokenized and embedded once, in batches of similar length (sorted by
+//! length), then the estimator runs per hypothesis file.
+//!
+//! An [`EmbeddingCache`] carries the embeddings from one call to the next, keyed by text:
+//! systems scored one after another on the same test set (a pipeline's base, multilingual,
+//! DAT and DATM outputs) embed its sources and references once. A sentence's embedding does
+//! not depend on the batch it was computed in, so cached and fresh scores are the same.
 
 use anyhow::{bail, ensure, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::Comet;
 
@@ -19,10 +25,160 @@ pub struct SystemScore {
 /// Rows per estimator call.
 const ESTIMATOR_CHUNK: usize = 256;
 
+/// Bytes an entry costs besides its embedding and text (map slot, counters, allocations).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Sentence embeddings kept across scoring calls, keyed by text, within a memory bound:
+/// after a call leaves more than `max_bytes` cached, the least recently used embeddings are
+/// dropped down to three quarters of it (a call's own sentences are the last to go).
+#[derive(Debug)]
+pub struct EmbeddingCache {
+    entries: HashMap<String, Entry>,
+    max_bytes: usize,
+    bytes: usize,
+    clock: u64,
+    embedded: usize,
+    reused: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    embedding: Arc<[f32]>,
+    /// The call that last used it.
+    used: u64,
+}
+
+impl EmbeddingCache {
+    /// An empty cache that holds at most about `max_bytes` between calls.
+    pub fn new(max_bytes: usize) -> Self {
+        EmbeddingCache {
+            entries: HashMap::new(),
+            max_bytes,
+            bytes: 0,
+            clock: 0,
+            embedded: 0,
+            reused: 0,
+        }
+    }
+
+    /// Sentences the encoder has embedded for this cache's calls (each distinct text once
+    /// while it stays cached).
+    pub fn embedded(&self) -> usize {
+        self.embedded
+    }
+
+    /// Distinct sentences of calls that were found here instead of embedded.
+    pub fn reused(&self) -> usize {
+        self.reused
+    }
+
+    /// Sentences cached now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes the cached embeddings and texts take, about.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The embeddings of `sentences` (distinct), from the cache or embedded by `model` (in
+    /// batches of `batch_size`) and cached; then the cache is trimmed to its bound.
+    fn embeddings(
+        &mut self,
+        model: &Comet,
+        sentences: &[&str],
+        batch_size: usize,
+    ) -> Result<Vec<Arc<[f32]>>> {
+        self.clock += 1;
+        let mut out: Vec<Option<Arc<[f32]>>> = Vec::with_capacity(sentences.len());
+        let mut missing = Vec::new();
+        for (i, s) in sentences.iter().enumerate() {
+            match self.entries.get_mut(*s) {
+                Some(e) => {
+                    e.used = self.clock;
+                    out.push(Some(e.embedding.clone()));
+                }
+                None => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        self.reused += sentences.len() - missing.len();
+        let texts: Vec<&str> = missing.iter().map(|&i| sentences[i]).collect();
+        for (&i, embedding) in missing.iter().zip(embed_all(model, &texts, batch_size)?) {
+            let embedding: Arc<[f32]> = embedding.into();
+            self.bytes += entry_bytes(sentences[i], &embedding);
+            self.entries.insert(
+                sentences[i].to_string(),
+                Entry {
+                    embedding: embedding.clone(),
+                    used: self.clock,
+                },
+            );
+            out[i] = Some(embedding);
+        }
+        self.embedded += missing.len();
+        self.trim();
+        Ok(out.into_iter().map(|e| e.expect("filled above")).collect())
+    }
+
+    /// Drops the least recently used entries down to 3/4 of the bound once it is exceeded.
+    fn trim(&mut self) {
+        if self.bytes <= self.max_bytes {
+            return;
+        }
+        let mut by_age: Vec<(u64, String)> = self
+            .entries
+            .iter()
+            .map(|(k, e)| (e.used, k.clone()))
+            .collect();
+        by_age.sort_unstable();
+        for (_, key) in by_age {
+            if self.bytes <= self.max_bytes / 4 * 3 {
+                break;
+            }
+            if let Some(e) = self.entries.remove(&key) {
+                self.bytes -= entry_bytes(&key, &e.embedding);
+            }
+        }
+    }
+}
+
+fn entry_bytes(text: &str, embedding: &[f32]) -> usize {
+    text.len() + std::mem::size_of_val(embedding) + ENTRY_OVERHEAD
+}
+
 /// Scores every file of `hyps` against `src` and (for reference-based models) `refs`;
 /// `batch_size` sentences go through the encoder at a time.
 pub fn score(
     model: &Comet,
+    src: &[String],
+    refs: Option<&[String]>,
+    hyps: &[Vec<String>],
+    batch_size: usize,
+) -> Result<Vec<SystemScore>> {
+    score_cached(
+        model,
+        &mut EmbeddingCache::new(usize::MAX),
+        src,
+        refs,
+        hyps,
+        batch_size,
+    )
+}
+
+/// [`score`], taking the embeddings of sentences already in `cache` from there and
+/// leaving the new ones in it.
+pub fn score_cached(
+    model: &Comet,
+    cache: &mut EmbeddingCache,
     src: &[String],
     refs: Option<&[String]>,
     hyps: &[Vec<String>],
@@ -69,15 +225,15 @@ pub fn score(
                 .collect()
         })
         .collect();
-    let emb = embed_all(model, &unique, batch_size)?;
+    let emb = cache.embeddings(model, &unique, batch_size)?;
     let order = comet_order(src);
     hyp_ids
         .iter()
         .map(|mt| {
             let rows: Vec<_> = (0..src.len())
                 .map(|i| {
-                    let r = ref_ids.as_ref().map(|r| emb[r[i]].as_slice());
-                    (emb[mt[i]].as_slice(), emb[src_ids[i]].as_slice(), r)
+                    let r = ref_ids.as_ref().map(|r| &emb[r[i]][..]);
+                    (&emb[mt[i]][..], &emb[src_ids[i]][..], r)
                 })
                 .collect();
             let mut scores = Vec::with_capacity(rows.len());
@@ -102,6 +258,9 @@ fn intern<'a>(index: &mut HashMap<&'a str, usize>, unique: &mut Vec<&'a str>, s:
 
 /// Embeddings of `sentences`, longest first in batches of `batch_size`.
 fn embed_all(model: &Comet, sentences: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    if sentences.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids = model.tokenize(sentences)?;
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));

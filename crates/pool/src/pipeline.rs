@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName};
 use crate::merge::merge_groupwise;
-use crate::score::{CometScorer, MecabDicts};
+use crate::score::{CometCacheStats, CometScorer, MecabDicts};
 use crate::settings::TrainSettings;
 use crate::sweep::{Sweep, SweepPoint};
 use crate::train::{train_pool, PoolTrainOptions};
@@ -338,6 +339,10 @@ pub struct Pipeline {
     point: String,
     /// The translation cache (a sweep's points share their parent's).
     translations: PathBuf,
+    /// The COMET scorer and its settings, loaded on first use and kept for every system (a
+    /// sweep's points share their parent's): each test sentence is embedded once per
+    /// experiment.
+    comet: Arc<Mutex<Option<(CometConfig, CometScorer)>>>,
 }
 
 impl Pipeline {
@@ -363,6 +368,7 @@ impl Pipeline {
             started: Instant::now(),
             point: String::new(),
             translations: out.join("translations"),
+            comet: Arc::default(),
         })
     }
 
@@ -377,6 +383,7 @@ impl Pipeline {
             let mut run = Pipeline::new(exp, &self.out.join("points").join(&label))?;
             run.point = label.clone();
             run.translations = self.translations.clone();
+            run.comet = self.comet.clone();
             self.log(&format!("sweep point {label}"));
             run.run()?;
         }
@@ -395,12 +402,18 @@ impl Pipeline {
         if self.exp.strategies.contains(&Strategy::Datm) {
             self.stage("merge", || self.merge().map(|_| PathBuf::new()))?;
         }
-        let (mut translator, mut comet) = (None, None);
+        let mut translator = None;
         for system in self.exp.systems() {
             self.stage(&format!("translate-{system}"), || {
-                self.translate(&system, &data, &mut translator, &mut comet)
+                self.translate(&system, &data, &mut translator)
                     .map(|_| PathBuf::new())
             })?;
+        }
+        if let Some(c) = self.comet_stats() {
+            self.log(&format!(
+                "COMET: {} sentences embedded, {} taken from the cache",
+                c.embedded, c.reused
+            ));
         }
         let report = self.report()?;
         self.log("report written");
@@ -557,12 +570,17 @@ impl Pipeline {
         Ok(())
     }
 
+    /// What this run's COMET scorer has embedded and reused so far (none before it loads).
+    pub fn comet_stats(&self) -> Option<CometCacheStats> {
+        let comet = self.comet.lock().unwrap_or_else(PoisonError::into_inner);
+        comet.as_ref().map(|(_, scorer)| scorer.cache_stats())
+    }
+
     fn translate(
         &self,
         system: &str,
         data: &Path,
         translator: &mut Option<Translator>,
-        comet: &mut Option<CometScorer>,
     ) -> Result<()> {
         let router = match system {
             BASE_SYSTEM => None,
@@ -578,19 +596,23 @@ impl Pipeline {
                 self.exp.decoding.clone(),
             )?);
         }
-        if let (Some(c), None) = (&self.exp.comet, &comet) {
-            *comet = Some(CometScorer::load(
-                &c.model,
-                c.encoder.as_deref(),
-                c.batch_size,
-            )?);
+        let mut comet = self.comet.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = &self.exp.comet {
+            if comet.as_ref().is_none_or(|(loaded, _)| loaded != c) {
+                let scorer = CometScorer::load(&c.model, c.encoder.as_deref(), c.batch_size)?;
+                *comet = Some((c.clone(), scorer));
+            }
         }
         let corpus = datm_data::read_layout(data)?;
         let mut evaluator = Evaluator {
             translator: translator.as_mut().expect("loaded above"),
             scoring: Scoring {
                 dicts: &self.exp.mecab,
-                comet: comet.as_ref(),
+                comet: self
+                    .exp
+                    .comet
+                    .as_ref()
+                    .and(comet.as_ref().map(|(_, scorer)| scorer)),
             },
             cache: Some(self.translations.clone()),
             fingerprint: self.decoding_fingerprint()?,

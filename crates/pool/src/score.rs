@@ -8,6 +8,9 @@
 //! and Korean to `13a`; the BLEU signature in every report records the tokenizer used.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use datm_comet::{score_cached, EmbeddingCache};
 
 use datm_lang::Direction;
 use datm_metrics::mecab::{Flavor, MeCab};
@@ -101,11 +104,28 @@ pub fn score_metrics(
         .collect()
 }
 
-/// A loaded COMET model that scores outputs.
+/// Memory for the embeddings a [`CometScorer`] keeps across systems: about 120,000
+/// sentences of XLM-R large (4 KiB each), every source and reference of a large
+/// experiment with room for a system's outputs.
+pub const COMET_CACHE_BYTES: usize = 512 << 20;
+
+/// A loaded COMET model that scores outputs, keeping the embedding of every sentence it
+/// encodes ([`COMET_CACHE_BYTES`] at most): the systems of an experiment, scored one after
+/// another on the same test sets, embed each source and reference once.
 pub struct CometScorer {
     model: datm_comet::Comet,
     name: String,
     batch_size: usize,
+    cache: Mutex<EmbeddingCache>,
+}
+
+/// What a [`CometScorer`]'s embedding cache has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CometCacheStats {
+    /// Sentences the encoder embedded.
+    pub embedded: usize,
+    /// Sentences taken from the cache instead.
+    pub reused: usize,
 }
 
 impl CometScorer {
@@ -127,7 +147,17 @@ impl CometScorer {
             model,
             name,
             batch_size: batch_size.max(1),
+            cache: Mutex::new(EmbeddingCache::new(COMET_CACHE_BYTES)),
         })
+    }
+
+    /// Sentences embedded and reused so far.
+    pub fn cache_stats(&self) -> CometCacheStats {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        CometCacheStats {
+            embedded: cache.embedded(),
+            reused: cache.reused(),
+        }
     }
 
     /// The COMET score of `hyps`, with segment scores (references are used by
@@ -140,7 +170,8 @@ impl CometScorer {
     ) -> anyhow::Result<MetricScore> {
         let refs = self.model.needs_references().then_some(refs);
         let hyps = [hyps.to_vec()];
-        let s = datm_comet::score(&self.model, src, refs, &hyps, self.batch_size)?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = score_cached(&self.model, &mut cache, src, refs, &hyps, self.batch_size)?;
         let s = s.into_iter().next().expect("one system scored");
         Ok(MetricScore {
             metric: "comet".into(),

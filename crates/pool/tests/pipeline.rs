@@ -1,5 +1,6 @@
 //! The pipeline on the tiny LLaMA fixture: every stage, markers, resume, report.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use datm_pool::pipeline::{Experiment, Pipeline};
@@ -209,22 +210,65 @@ fn experiment_errors_are_clear() {
     );
 }
 
+/// The `[comet]` table for the fixture model with its encoder folder, and both folders.
+fn comet_table() -> (String, PathBuf, PathBuf) {
+    let fixtures = repo().join("tests/fixtures/comet");
+    let encoder = fixtures
+        .join("hub/models--datm--xlmr-tiny/snapshots")
+        .join("0".repeat(40));
+    let model = fixtures.join("sparsemax");
+    let table = format!(
+        "\n[comet]\nmodel = \"{}\"\nencoder = \"{}\"\n",
+        model.display(),
+        encoder.display()
+    );
+    (table, model, encoder)
+}
+
+/// One scorer for every system (and sweep point) of `pipeline`'s run: every distinct
+/// sentence of `stored` (each direction's sources and references, every system's outputs)
+/// was embedded once, and the scores are those of scoring each output on its own, with a
+/// model of its own.
+fn assert_embedded_once(pipeline: &Pipeline, stored: &[datm_results::SystemResults]) {
+    let (_, model, encoder) = comet_table();
+    let opts = datm_comet::LoadOptions {
+        encoder_dir: Some(encoder),
+        ..Default::default()
+    };
+    let model = datm_comet::Comet::load(&model, &opts).unwrap();
+    let mut distinct = HashSet::new();
+    let mut per_output = 0;
+    for output in stored.iter().flat_map(|s| &s.outputs) {
+        let t = &output.test_set;
+        let texts = [&t.sources, &t.references, &output.hypotheses];
+        distinct.extend(texts.into_iter().flatten().cloned());
+        per_output += texts.into_iter().flatten().collect::<HashSet<_>>().len();
+        let hyps = [output.hypotheses.clone()];
+        let alone = datm_comet::score(&model, &t.sources, Some(&t.references), &hyps, 16).unwrap();
+        // (Equal up to the store's text form; the comet crate's tests compare bits.)
+        let got = output.score("comet").unwrap();
+        let stored = got.segments.as_ref().unwrap();
+        assert_eq!(stored.len(), alone[0].scores.len());
+        let want = alone[0].scores.iter().chain([&alone[0].system_score]);
+        for (a, b) in stored.iter().chain([&got.score]).zip(want) {
+            assert!((a - b).abs() <= 1e-15, "{a} vs {b}");
+        }
+    }
+    let stats = pipeline.comet_stats().unwrap();
+    assert_eq!(stats.embedded, distinct.len());
+    assert_eq!(stats.embedded + stats.reused, per_output);
+    assert!(stats.reused > stats.embedded, "{stats:?}");
+}
+
 #[test]
 fn pipeline_with_comet_reports_comet_first() {
     let work = tempfile::tempdir().unwrap();
     write_data(&work.path().join("data"));
-    let comet = repo().join("tests/fixtures/comet");
-    let encoder = comet
-        .join("hub/models--datm--xlmr-tiny/snapshots")
-        .join("0".repeat(40));
-    let extra = format!(
-        "\n[comet]\nmodel = \"{}\"\nencoder = \"{}\"\n",
-        comet.join("sparsemax").display(),
-        encoder.display()
-    );
-    let exp = Experiment::load(&experiment_with(work.path(), &extra)).unwrap();
+    let (table, ..) = comet_table();
+    let exp = Experiment::load(&experiment_with(work.path(), &table)).unwrap();
     let out = work.path().join("out");
-    let report = Pipeline::new(exp, &out).unwrap().run().unwrap();
+    let pipeline = Pipeline::new(exp, &out).unwrap();
+    let report = pipeline.run().unwrap();
     let section = &report.sections[0];
     assert_eq!(section.metrics[0], datm_report::MetricKind::Comet);
     assert_eq!(section.scores.len(), 5 * 6);
@@ -249,20 +293,27 @@ fn pipeline_with_comet_reports_comet_first() {
     let stored_comet = stored[0].outputs[0].score("comet").unwrap().score;
     assert_eq!(base.direction, stored[0].outputs[0].direction);
     assert!((base.values[0] - 100.0 * stored_comet).abs() < 1e-9);
+    assert_embedded_once(&pipeline, &stored);
 }
 
 #[test]
 fn a_sweep_runs_every_point_into_one_store() {
     let work = tempfile::tempdir().unwrap();
     write_data(&work.path().join("data"));
-    let path = experiment_with(work.path(), "\n[sweep]\nlanguages = [1, 3]\n");
+    let (comet, ..) = comet_table();
+    let sweep = format!("{comet}\n[sweep]\nlanguages = [1, 3]\n");
+    let path = experiment_with(work.path(), &sweep);
     let exp = Experiment::load(&path).unwrap();
     let out = work.path().join("out");
-    Pipeline::new(exp.clone(), &out).unwrap().run().unwrap();
+    let pipeline = Pipeline::new(exp.clone(), &out).unwrap();
+    pipeline.run().unwrap();
     let stored = datm_results::Store::open_existing(&out.join("results.sqlite"))
         .unwrap()
         .systems()
         .unwrap();
+    // The points share one COMET scorer: the one-language point's sentences are not
+    // embedded again by the three-language point.
+    assert_embedded_once(&pipeline, &stored);
     let labels: Vec<String> = stored.iter().map(|s| s.info.label()).collect();
     assert_eq!(labels.len(), 10, "{labels:?}");
     for s in &stored {
