@@ -20,7 +20,11 @@ Throughput is real (non-padding) tokens per second of training steps, model load
 first step excluded (warm-up) for both. Peak memory is each process's maximum RSS (loading
 included, for both).
 
-    $DATM_PYTHON bench/train/bench.py --data DIR [--datm target/release/datm]
+Run it with transformers 5 (bench/generate/venv.sh): transformers 4.x, which the test venv
+holds for unbabel-comet, rebuilds Gemma-3's GGUF tokenizer wrongly (39 tokens instead of 20 for
+an ALMA prompt), so PyTorch would train on other sequences than datm (step-1 loss 6.3 vs 3.3).
+
+    PY=$(bench/generate/venv.sh) && $PY bench/train/bench.py --data DIR [--datm target/release/datm]
         [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2]
 """
 
