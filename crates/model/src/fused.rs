@@ -8,15 +8,33 @@
 //! composite versions in [`crate::nn`], which remain the path for other dtypes and devices.
 //! Gradients flow to the activations only: norm weights and RoPE tables are constants.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
 use crate::pool::par_chunks;
 use crate::vmath::{gated_product, Activation};
 
-/// Whether the fused ops can run on `x` (f32 on the CPU).
+/// Whether the CPU-only training shortcuts are on (the default): these fused ops and the
+/// frozen-weight matmul ([`crate::lora::frozen_matmul_t`]).
+static CPU_FAST_PATHS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the CPU-only training shortcuts on or off for the whole process. Off, a CPU run
+/// takes the composite, device-generic path that GPUs take: tests use it to prove both
+/// paths give the reference's losses and gradients.
+pub fn set_cpu_fast_paths(enabled: bool) {
+    CPU_FAST_PATHS.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the CPU-only training shortcuts are on ([`set_cpu_fast_paths`]).
+pub fn cpu_fast_paths() -> bool {
+    CPU_FAST_PATHS.load(Ordering::Relaxed)
+}
+
+/// Whether the fused ops can run on `x` (f32 on the CPU, the fast paths on).
 pub fn applies(x: &Tensor) -> bool {
-    x.dtype() == DType::F32 && x.device().is_cpu()
+    x.dtype() == DType::F32 && x.device().is_cpu() && cpu_fast_paths()
 }
 
 /// The contiguous f32 data of a CPU storage, or an error naming the op.

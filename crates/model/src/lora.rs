@@ -398,9 +398,10 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// `x · wᵀ` like [`matmul_t`], but with `w` treated as a frozen constant: the backward pass
 /// computes only `∂x = ∂y · w`, never the (large, unused) gradient of `w`. Runs as a candle
 /// custom op on CPU tensors of any float dtype candle's matmul supports (f32, bf16, f16, f64);
-/// on other devices it falls back to the plain matmul.
+/// on other devices, or with the CPU fast paths off ([`crate::fused::set_cpu_fast_paths`]),
+/// it falls back to the plain matmul.
 pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if !w.device().is_cpu() {
+    if !w.device().is_cpu() || !crate::fused::cpu_fast_paths() {
         return matmul_t(x, w);
     }
     let dims = x.dims();
