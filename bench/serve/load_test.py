@@ -102,24 +102,9 @@ def generated_tokens(url):
     return float(m.group(1)) if m else 0.0
 
 
-def translate(url, src, tgt, text):
-    body = json.dumps({"q": text, "source": src, "target": tgt, "format": "text"}).encode()
-    req = urllib.request.Request(url + "/translate", body, {"Content-Type": "application/json"})
-    t = time.perf_counter()
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            status = r.status
-            r.read()
-    except urllib.error.HTTPError as e:
-        status = e.code
-    except OSError:
-        status = -1
-    return status, time.perf_counter() - t
-
-
-def complete(url, model, prompt, max_tokens):
-    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens}).encode()
-    req = urllib.request.Request(url + "/v1/completions", body,
+def post_timed(url, path, payload):
+    """POSTs `payload` as JSON to `url + path`: (HTTP status, or -1 without a response; seconds)."""
+    req = urllib.request.Request(url + path, json.dumps(payload).encode(),
                                  {"Content-Type": "application/json"})
     t = time.perf_counter()
     try:
@@ -131,6 +116,14 @@ def complete(url, model, prompt, max_tokens):
     except OSError:
         status = -1
     return status, time.perf_counter() - t
+
+
+def translate(url, src, tgt, text):
+    return post_timed(url, "/translate", {"q": text, "source": src, "target": tgt, "format": "text"})
+
+
+def complete(url, model, prompt, max_tokens):
+    return post_timed(url, "/v1/completions", {"model": model, "prompt": prompt, "max_tokens": max_tokens})
 
 
 def alma_prompt(names, src, tgt, text):

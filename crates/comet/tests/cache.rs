@@ -1,29 +1,14 @@
 //! The embedding cache across scoring calls: systems scored one after another on one test
 //! set embed its sources and references once, and score exactly as without the cache.
 
-use datm_comet::{score, score_cached, Comet, EmbeddingCache, LoadOptions};
+use datm_comet::{score, score_cached, Comet, EmbeddingCache};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/comet")
-}
-
-fn lines(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
-    text.lines().map(str::to_string).collect()
-}
+mod support;
+use support::{lines, load};
 
 fn model() -> Comet {
-    let opts = LoadOptions {
-        encoder_dir: Some(
-            fixtures()
-                .join("hub/models--datm--xlmr-tiny/snapshots")
-                .join("0".repeat(40)),
-        ),
-        ..LoadOptions::default()
-    };
-    Comet::load(&fixtures().join("sparsemax"), &opts).unwrap()
+    load("sparsemax")
 }
 
 fn distinct<'a>(texts: impl IntoIterator<Item = &'a Vec<String>>) -> usize {

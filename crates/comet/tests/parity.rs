@@ -4,30 +4,16 @@
 
 use datm_comet::{score, Comet, LoadOptions};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+
+mod support;
+use support::{fixtures, lines, load};
 
 const SEGMENT_TOL: f64 = 1e-5;
 const SYSTEM_TOL: f64 = 1e-6;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/comet")
-}
-
-fn lines(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
-    text.lines().map(str::to_string).collect()
-}
-
 fn read_expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
         .unwrap()
-}
-
-fn load(variant: &str) -> Comet {
-    // The encoder `datm/xlmr-tiny` is found in the fixture's hub cache, as a user's
-    // `xlm-roberta-large` is found in theirs (every test sets the same value).
-    std::env::set_var("HF_HUB_CACHE", fixtures().join("hub"));
-    Comet::load(&fixtures().join(variant), &LoadOptions::default()).unwrap()
 }
 
 fn check(variant: &str) {
