@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{datm, fixture_pool, model};
+use common::{datm, fixture_pool, model, run};
 use serde_json::Value;
 
 /// An ALMA-layout test split for de and fr (both directions), three pairs each.
@@ -38,7 +38,13 @@ fn write_test_sets(dir: &Path) {
 
 /// Translates `pool` greedily into `out`, recording it as `system` in `db`.
 fn translate(pool: &Path, data: &Path, out: &Path, db: &Path, system: &str) {
-    datm(&[
+    let args = translate_args(pool, data, out, db, system);
+    datm(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// The `pool translate` command line of [`translate`].
+fn translate_args(pool: &Path, data: &Path, out: &Path, db: &Path, system: &str) -> Vec<String> {
+    [
         "pool",
         "translate",
         "--pool",
@@ -59,7 +65,9 @@ fn translate(pool: &Path, data: &Path, out: &Path, db: &Path, system: &str) {
         "1",
         "--max-new-tokens",
         "6",
-    ]);
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 fn s(p: &Path) -> &str {
@@ -129,4 +137,26 @@ fn pools_translated_in_separate_runs_report_as_one_table() {
         md.contains("| dat |") && md.contains("| multilingual |"),
         "{md}"
     );
+}
+
+/// `pool translate --device`: a name that is not a device, or a GPU that cannot be opened,
+/// stops the command before any work, with the name in the error.
+#[test]
+fn pool_translate_names_a_device_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_test_sets(&data);
+    let pool = fixture_pool(dir.path(), "dat", "de,fr", 2.0);
+    let (out, db) = (dir.path().join("out"), dir.path().join("r.sqlite"));
+    for (device, want) in [
+        ("gpu", "expected cpu, cuda or cuda:N"),
+        ("cuda:99", "device cuda:99"),
+    ] {
+        let mut args = translate_args(&pool, &data, &out, &db, "dat");
+        args.extend(["--device".to_string(), device.to_string()]);
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{device}: {err}");
+    }
+    assert!(!db.exists());
 }

@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use datm_data::gettext::import::{import_gettext, split_hash, ImportOptions};
 use datm_data::{Corpus, Format, PromptTemplate, Split};
 use datm_lang::{Direction, Grouping, Lang};
+use datm_model::device::{check_device_name, parse_device};
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{adapter_languages, system_info, test_set, Evaluator, Scoring, SystemName};
@@ -79,6 +80,10 @@ pub struct Experiment {
     /// Decoding settings.
     #[serde(default)]
     pub decoding: Decoding,
+    /// Where training, decoding and COMET run: `cpu`, `cuda` or `cuda:N`. Not part of
+    /// what the experiment is: a run resumes on another device.
+    #[serde(default = "cpu", skip_serializing_if = "is_cpu")]
+    pub device: String,
     /// Adapters trained at once.
     #[serde(default = "one")]
     pub jobs: usize,
@@ -141,6 +146,12 @@ fn one() -> usize {
 }
 fn alma() -> String {
     "alma".into()
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+fn is_cpu(device: &str) -> bool {
+    device == "cpu"
 }
 
 /// The `[data]` table: an existing ALMA layout or a gettext import.
@@ -262,6 +273,7 @@ impl Experiment {
         if self.data.dir.is_some() == self.data.gettext.is_some() {
             bail!("[data] needs exactly one of `dir` or `[data.gettext]`");
         }
+        check_device_name(&self.device).context("`device`")?;
         self.template()?;
         self.grouping()?;
         if let Some(sweep) = &self.sweep {
@@ -352,7 +364,13 @@ impl Pipeline {
         let copy = out.join("experiment.toml");
         let text = toml::to_string(&exp)?;
         // Compared as values, so that a field added later with a default still resumes.
-        let same = |old: &str| toml::from_str::<Experiment>(old).is_ok_and(|o| o == exp);
+        // The device is where the run goes on, not what it computes.
+        let same = |old: &str| {
+            toml::from_str::<Experiment>(old).is_ok_and(|o| {
+                let device = exp.device.clone();
+                Experiment { device, ..o } == exp
+            })
+        };
         match std::fs::read_to_string(&copy) {
             Ok(old) if !same(&old) => bail!(
                 "{} holds a different experiment ({}); choose another --out or delete it",
@@ -530,7 +548,8 @@ impl Pipeline {
     }
 
     fn train(&self, data: &Path) -> Result<()> {
-        let base = self.exp.train.config(self.exp.model.clone())?;
+        let mut base = self.exp.train.config(self.exp.model.clone())?;
+        base.device = self.exp.device.clone();
         let trainer = LibraryTrainer::new(base, 10);
         let opts = PoolTrainOptions {
             jobs: self.exp.jobs,
@@ -589,17 +608,20 @@ impl Pipeline {
         if let Some(r) = &router {
             r.verify_files()?;
         }
+        let device = || parse_device(&self.exp.device);
         if translator.is_none() {
             *translator = Some(Translator::load(
                 &self.exp.model,
                 self.exp.template()?,
                 self.exp.decoding.clone(),
+                &device()?,
             )?);
         }
         let mut comet = self.comet.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = &self.exp.comet {
             if comet.as_ref().is_none_or(|(loaded, _)| loaded != c) {
-                let scorer = CometScorer::load(&c.model, c.encoder.as_deref(), c.batch_size)?;
+                let scorer =
+                    CometScorer::load(&c.model, c.encoder.as_deref(), c.batch_size, &device()?)?;
                 *comet = Some((c.clone(), scorer));
             }
         }

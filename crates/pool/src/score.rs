@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use datm_comet::{score_cached, EmbeddingCache};
+use datm_model::candle_core::Device;
 
 use datm_lang::Direction;
 use datm_metrics::mecab::{Flavor, MeCab};
@@ -130,10 +131,16 @@ pub struct CometCacheStats {
 
 impl CometScorer {
     /// Loads the COMET model folder `dir` (encoder from `encoder`, or found by its
-    /// `pretrained_model`), f32 on the CPU.
-    pub fn load(dir: &Path, encoder: Option<&Path>, batch_size: usize) -> anyhow::Result<Self> {
+    /// `pretrained_model`), f32 on `device`.
+    pub fn load(
+        dir: &Path,
+        encoder: Option<&Path>,
+        batch_size: usize,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         let opts = datm_comet::LoadOptions {
             encoder_dir: encoder.map(Path::to_path_buf),
+            device: device.clone(),
             ..datm_comet::LoadOptions::default()
         };
         let model = datm_comet::Comet::load(dir, &opts)

@@ -7,7 +7,7 @@ use anyhow::Result;
 use datm_data::PromptTemplate;
 use datm_engine::{Engine, LoadSpec, Translation};
 use datm_lang::Direction;
-use datm_model::candle_core::DType;
+use datm_model::candle_core::{DType, Device};
 
 use crate::AdapterRef;
 
@@ -57,11 +57,11 @@ impl Decoding {
         }
     }
 
-    /// How the base model is loaded (CPU; f32 when not quantized).
-    pub fn load_spec(&self) -> LoadSpec {
+    /// How the base model is loaded on `device` (f32 when not quantized).
+    pub fn load_spec(&self, device: &Device) -> LoadSpec {
         LoadSpec {
+            device: device.clone(),
             dtype: (!self.quantized).then_some(DType::F32),
-            ..LoadSpec::default()
         }
     }
 }
@@ -73,10 +73,16 @@ pub struct Translator {
 }
 
 impl Translator {
-    /// Loads the base model (HF directory or `.gguf`).
-    pub fn load(model: &Path, template: PromptTemplate, decoding: Decoding) -> Result<Translator> {
+    /// Loads the base model (HF directory or `.gguf`) onto `device`. The device is where
+    /// the work runs, not part of the decoding settings (nor of their cache fingerprint).
+    pub fn load(
+        model: &Path,
+        template: PromptTemplate,
+        decoding: Decoding,
+        device: &Device,
+    ) -> Result<Translator> {
         Ok(Translator {
-            engine: Engine::load(model, &decoding.load_spec())?,
+            engine: Engine::load(model, &decoding.load_spec(device))?,
             settings: decoding.translation(template),
         })
     }

@@ -335,3 +335,43 @@ fn a_sweep_runs_every_point_into_one_store() {
     assert_eq!(report.systems.len(), 10);
     assert!(out.join("figures").read_dir().unwrap().count() > 0);
 }
+
+/// `device` says where a run goes on, not what it computes: it is checked when the file is
+/// read, left out of the saved experiment when it is the CPU, a run resumes on another
+/// device, and a device that cannot be opened stops the run with its name.
+#[test]
+fn device_is_where_a_run_goes_not_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(&dir.path().join("data"));
+    let cpu = experiment(dir.path());
+    let text = std::fs::read_to_string(&cpu).unwrap();
+    let on = |device: &str| {
+        let path = dir
+            .path()
+            .join(format!("{}.toml", device.replace(':', "-")));
+        std::fs::write(&path, format!("device = \"{device}\"\n{text}")).unwrap();
+        path
+    };
+    let err = format!("{:#}", Experiment::load(&on("gpu")).unwrap_err());
+    assert!(
+        err.contains("`device`") && err.contains("expected cpu, cuda or cuda:N"),
+        "{err}"
+    );
+    let gpu = Experiment::load(&on("cuda:99")).unwrap();
+    assert_eq!(gpu.device, "cuda:99");
+    let cpu = Experiment::load(&cpu).unwrap();
+    assert_eq!(cpu.device, "cpu");
+
+    let out = dir.path().join("run");
+    Pipeline::new(cpu.clone(), &out).unwrap();
+    let saved = std::fs::read_to_string(out.join("experiment.toml")).unwrap();
+    assert!(!saved.contains("device"), "{saved}");
+    // The same experiment on another device resumes in the same folder.
+    let err = format!("{:#}", Pipeline::new(gpu, &out).unwrap().run().unwrap_err());
+    assert!(err.contains("cuda:99"), "{err}");
+    let other = Experiment {
+        test_size: Some(1),
+        ..cpu
+    };
+    assert!(Pipeline::new(other, &out).is_err());
+}

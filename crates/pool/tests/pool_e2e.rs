@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use datm_data::PromptTemplate;
 use datm_lang::{parse_list, Direction, Grouping};
+use datm_model::candle_core::Device;
 use datm_pool::evaluate::Scoring;
 use datm_pool::merge::merge_groupwise;
 use datm_pool::score::MecabDicts;
@@ -125,7 +126,8 @@ fn plan_train_merge_route_translate_all_directions() {
         batch_size: 2,
         ..Decoding::default()
     };
-    let mut translator = Translator::load(&model, PromptTemplate::Alma, decoding).unwrap();
+    let mut translator =
+        Translator::load(&model, PromptTemplate::Alma, decoding, &Device::Cpu).unwrap();
     let mut systems = Vec::new();
     let dicts = MecabDicts::default();
     let scoring = Scoring {

@@ -16,6 +16,10 @@ pub struct PipelineArgs {
     /// Override the experiment's base model.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Override the experiment's `device`: `cpu`, or `cuda` / `cuda:N` (a build with the
+    /// `cuda` feature). A run may resume on another device.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 /// Runs the pipeline and prints the Markdown report.
@@ -23,6 +27,10 @@ pub fn run(args: PipelineArgs) -> Result<()> {
     let mut exp = Experiment::load(&args.experiment)?;
     if let Some(m) = args.model {
         exp.model = m;
+    }
+    if let Some(d) = args.device {
+        datm_model::device::check_device_name(&d)?;
+        exp.device = d;
     }
     let out = args
         .out

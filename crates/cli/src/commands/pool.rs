@@ -279,6 +279,10 @@ struct TranslateArgs {
     /// there: ALMA's output cleaning drops everything after it).
     #[arg(long)]
     no_stop_at_newline: bool,
+    /// Where to decode and score: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda`
+    /// feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     #[command(flatten)]
     scoring: ScoringArgs,
 }
@@ -476,14 +480,15 @@ fn translate(a: TranslateArgs) -> Result<()> {
         stop_at_newline: !a.no_stop_at_newline,
         ..Decoding::default()
     };
-    let mut tr = Translator::load(&a.model, template, decoding.clone())?;
+    let device = datm_model::parse_device(&a.device)?;
+    let mut tr = Translator::load(&a.model, template, decoding.clone(), &device)?;
     let corpus = datm_data::read_layout(&a.data)?;
     let system = a
         .system
         .clone()
         .unwrap_or_else(|| router.plan().strategy.to_string());
     let dicts = a.scoring.dicts();
-    let comet = a.scoring.comet()?;
+    let comet = a.scoring.comet(&device)?;
     let mut evaluator = Evaluator {
         translator: &mut tr,
         scoring: Scoring {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use datm_model::candle_core::Device;
 use datm_pool::evaluate::Scoring;
 use datm_pool::pipeline::TEST_SET_NAME;
 use datm_results::{Params, Store, SystemInfo, SystemResults};
@@ -65,7 +66,7 @@ pub fn run(args: ResultsArgs) -> Result<()> {
 fn import(a: ImportArgs) -> Result<()> {
     let corpus = datm_data::read_layout(&a.test_set)?;
     let dicts = a.scoring.dicts();
-    let comet = a.scoring.comet()?;
+    let comet = a.scoring.comet(&Device::Cpu)?;
     let scoring = Scoring {
         dicts: &dicts,
         comet: comet.as_ref(),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use datm_model::candle_core::Device;
 use datm_pool::score::{CometScorer, MecabDicts};
 
 /// Tokenizer dictionaries for BLEU and an optional COMET model.
@@ -32,11 +33,11 @@ impl ScoringArgs {
         }
     }
 
-    /// The COMET model, loaded when one was given.
-    pub fn comet(&self) -> Result<Option<CometScorer>> {
+    /// The COMET model on `device`, loaded when one was given.
+    pub fn comet(&self, device: &Device) -> Result<Option<CometScorer>> {
         self.comet
             .as_deref()
-            .map(|m| CometScorer::load(m, self.comet_encoder.as_deref(), 16))
+            .map(|m| CometScorer::load(m, self.comet_encoder.as_deref(), 16, device))
             .transpose()
     }
 }
