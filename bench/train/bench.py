@@ -25,7 +25,7 @@ holds for unbabel-comet, rebuilds Gemma-3's GGUF tokenizer wrongly (39 tokens in
 an ALMA prompt), so PyTorch would train on other sequences than datm (step-1 loss 6.3 vs 3.3).
 
     PY=$(bench/generate/venv.sh) && $PY bench/train/bench.py --data DIR [--datm target/release/datm]
-        [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2]
+        [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2] [--gradient-checkpointing]
 """
 
 import argparse
@@ -70,6 +70,8 @@ def torch_run(args):
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj"])
     model = get_peft_model(model, cfg)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     seqs = []
     for en, de in pairs(args.data, args.n):
@@ -138,6 +140,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "neon"],
                     help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
+    ap.add_argument("--gradient-checkpointing", action="store_true",
+                    help="activation checkpointing on both sides (HF's non-reentrant one)")
     ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_child:
@@ -153,7 +157,8 @@ def main():
     common = ["--data", args.data, "--model", args.model, "--n", str(args.n),
               "--batch-size", str(args.batch_size), "--micro-batch-size",
               str(args.micro_batch_size), "--threads", str(args.threads)]
-    out, torch_peak = peak_rss_of([sys.executable, __file__, "--torch-child"] + common)
+    checkpointing = ["--gradient-checkpointing"] if args.gradient_checkpointing else []
+    out, torch_peak = peak_rss_of([sys.executable, __file__, "--torch-child"] + common + checkpointing)
     torch_out = json.loads(out.strip().splitlines()[-1])
     torch_steps = torch_out["steps"]
 
@@ -162,7 +167,7 @@ def main():
         cmd = [args.datm, "train", "--model", args.model, "--data", os.path.join(tmp, "data"),
                "--directions", "en-de", "--out", os.path.join(tmp, "out"),
                "--batch-size", str(args.batch_size),
-               "--micro-batch-size", str(args.micro_batch_size), "--dtype", "f32"]
+               "--micro-batch-size", str(args.micro_batch_size), "--dtype", "f32"] + checkpointing
         env_threads = {"RAYON_NUM_THREADS": str(args.threads)}
         os.environ.update(env_threads)
         _, datm_peak = peak_rss_of(cmd)
@@ -174,6 +179,7 @@ def main():
         "cpu_path": args.cpu_path or "native", "torch_cpu_capability": torch_out["capability"],
         "sequences": args.n, "batch_size": args.batch_size,
         "micro_batch_size": args.micro_batch_size, "threads": args.threads,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "torch_tokens_per_s": round(t_tps, 1), "datm_tokens_per_s": round(d_tps, 1),
         "speedup": round(d_tps / t_tps, 2),
         "torch_peak_rss_mb": torch_peak // 2**20, "datm_peak_rss_mb": datm_peak // 2**20,

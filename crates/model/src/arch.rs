@@ -8,13 +8,29 @@ use candle_core::{DType, Tensor};
 
 use crate::config::{Arch, ModelConfig};
 use crate::lora::{Ctx, LoraLinear};
-use crate::nn::{Attention, Embedding, GatedMlp, KvCache, Layout};
+use crate::nn::{Attention, Embedding, GatedMlp, KvCache, Layout, StepTensors};
 use crate::weights::WeightMap;
 
 /// A decoder-only language model.
 pub trait Architecture: Send + Sync {
     /// The normalised configuration.
     fn config(&self) -> &ModelConfig;
+
+    /// The input embeddings of `ids` `[rows, q]`: `[rows, q, hidden]`.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor>;
+
+    /// Decoder layer `i` on hidden states `x` `[rows, q, hidden]`, appending to `cache`.
+    fn layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        step: &StepTensors,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor>;
+
+    /// The final norm of the last layer's output.
+    fn final_norm(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor>;
 
     /// Runs the decoder on `ids` `[rows, q]` laid out as `layout`, appending to `cache`;
     /// returns final-norm hidden states `[rows, q, hidden]`.
@@ -24,7 +40,16 @@ pub trait Architecture: Send + Sync {
         layout: &Layout,
         cache: &mut KvCache,
         ctx: &Ctx,
-    ) -> Result<Tensor>;
+    ) -> Result<Tensor> {
+        let cfg = self.config();
+        let step = StepTensors::new(layout, &cfg.layers, cfg.head_dim, ids.device())?;
+        let mut x = self.embed(ids)?;
+        for i in 0..cfg.num_layers {
+            x = self.layer(i, &x, &step, cache, ctx)?;
+        }
+        cache.commit(layout);
+        self.final_norm(&x, ctx)
+    }
 
     /// The LM head.
     fn head(&self) -> &LmHead;

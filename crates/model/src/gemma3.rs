@@ -11,8 +11,7 @@ use crate::arch::{Architecture, LmHead};
 use crate::config::ModelConfig;
 use crate::lora::{Ctx, LoraLinear};
 use crate::nn::{
-    Activation, Attention, AttentionSpec, Embedding, GatedMlp, KvCache, Layout, RmsNorm,
-    StepTensors,
+    Activation, Attention, AttentionSpec, Embedding, GatedMlp, KvCache, RmsNorm, StepTensors,
 };
 use crate::weights::WeightMap;
 
@@ -103,27 +102,31 @@ impl Architecture for Gemma3 {
         &self.cfg
     }
 
-    fn forward(
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed.forward(ids)
+    }
+
+    fn layer(
         &self,
-        ids: &Tensor,
-        layout: &Layout,
+        i: usize,
+        x: &Tensor,
+        step: &StepTensors,
         cache: &mut KvCache,
         ctx: &Ctx,
     ) -> Result<Tensor> {
-        let step = StepTensors::new(layout, &self.cfg.layers, self.cfg.head_dim, ids.device())?;
-        let mut x = self.embed.forward(ids)?;
-        for b in &self.layers {
-            let h = b
-                .self_attn
-                .forward(&b.input_layernorm.forward(&x, ctx)?, &step, cache, ctx)?;
-            x = (x + b.post_attention_layernorm.forward(&h, ctx)?)?;
-            let h = b
-                .mlp
-                .forward(&b.pre_feedforward_layernorm.forward(&x, ctx)?, ctx)?;
-            x = (x + b.post_feedforward_layernorm.forward(&h, ctx)?)?;
-        }
-        cache.commit(layout);
-        self.norm.forward(&x, ctx)
+        let b = &self.layers[i];
+        let h = b
+            .self_attn
+            .forward(&b.input_layernorm.forward(x, ctx)?, step, cache, ctx)?;
+        let x = (x + b.post_attention_layernorm.forward(&h, ctx)?)?;
+        let h = b
+            .mlp
+            .forward(&b.pre_feedforward_layernorm.forward(&x, ctx)?, ctx)?;
+        Ok((x + b.post_feedforward_layernorm.forward(&h, ctx)?)?)
+    }
+
+    fn final_norm(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.norm.forward(x, ctx)
     }
 
     fn head(&self) -> &LmHead {

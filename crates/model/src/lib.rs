@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod attend;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod device;

@@ -98,6 +98,17 @@ impl SeededDropout {
         }
     }
 
+    /// Dropout calls drawn so far in this pass.
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// Draws the next masks as call `n` onwards did: a layer run again (activation
+    /// checkpointing) gets the masks of its first run.
+    pub fn rewind(&self, n: u64) {
+        self.calls.set(n);
+    }
+
     /// Zeroes each element of `x` with probability `p` and scales the rest by `1/(1-p)`.
     pub fn apply(&self, x: &Tensor, p: f32) -> Result<Tensor> {
         ensure!(

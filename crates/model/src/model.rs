@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::arch::{load_architecture, Architecture};
+use crate::checkpoint::{train_ctx, CheckpointedPass};
 use crate::config::ModelConfig;
 use crate::kernels::Precision;
 use crate::lora::{Adapters, Ctx, LoraLinear, LoraWeights, SeededDropout};
@@ -106,6 +107,28 @@ pub struct Model {
     source: PathBuf,
 }
 
+/// The layout of a right-padded training batch: `input_ids` and `attention_mask`
+/// `[batch, len]`, positions `0..len` as in an HF forward without `position_ids`, keys only
+/// where the mask is 1.
+fn train_layout(input_ids: &Tensor, attention_mask: &Tensor) -> Result<Layout> {
+    let (b, l) = input_ids.dims2()?;
+    let mask: Vec<Vec<u32>> = attention_mask.to_dtype(DType::U32)?.to_vec2()?;
+    ensure!(
+        mask.len() == b && mask.iter().all(|m| m.len() == l),
+        "attention_mask must be [{b}, {l}]"
+    );
+    let q_pos: Vec<Vec<i64>> = (0..b).map(|_| (0..l as i64).collect()).collect();
+    let k_pos = mask
+        .iter()
+        .map(|m| {
+            m.iter()
+                .enumerate()
+                .map(|(i, &v)| (v != 0).then_some(i as i64))
+                .collect()
+        })
+        .collect();
+    Ok(Layout { q_pos, k_pos })
+}
 impl Model {
     /// Loads an HF directory or a `.gguf` file.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
@@ -336,32 +359,35 @@ impl Model {
         attention_mask: &Tensor,
         dropout_seed: u64,
     ) -> Result<Tensor> {
-        let (b, l) = input_ids.dims2()?;
-        let mask: Vec<Vec<u32>> = attention_mask.to_dtype(DType::U32)?.to_vec2()?;
-        ensure!(
-            mask.len() == b && mask.iter().all(|m| m.len() == l),
-            "attention_mask must be [{b}, {l}]"
-        );
-        let q_pos: Vec<Vec<i64>> = (0..b).map(|_| (0..l as i64).collect()).collect();
-        let k_pos = mask
-            .iter()
-            .map(|m| {
-                m.iter()
-                    .enumerate()
-                    .map(|(i, &v)| (v != 0).then_some(i as i64))
-                    .collect()
-            })
-            .collect();
-        let layout = Layout { q_pos, k_pos };
+        let layout = train_layout(input_ids, attention_mask)?;
         let dropout = SeededDropout::new(dropout_seed);
-        let ctx = Ctx {
-            train: true,
-            adapters: Adapters::All(self.active.as_deref()),
-            dropout: Some(&dropout),
-        };
-        let mut cache = KvCache::new(self.config().num_layers, b);
-        self.arch
-            .forward(&input_ids.to_dtype(DType::U32)?, &layout, &mut cache, &ctx)
+        let mut cache = KvCache::new(self.config().num_layers, input_ids.dim(0)?);
+        self.arch.forward(
+            &input_ids.to_dtype(DType::U32)?,
+            &layout,
+            &mut cache,
+            &train_ctx(self.active.as_deref(), &dropout),
+        )
+    }
+
+    /// Like [`Model::forward_train`] with activation (gradient) checkpointing per decoder
+    /// layer: only each layer's input is kept, and [`CheckpointedPass::backward`] runs each
+    /// layer again, last to first, to take its gradients. Same loss and gradients, the
+    /// memory of one layer's activations instead of all of them.
+    pub fn forward_train_checkpointed(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        dropout_seed: u64,
+    ) -> Result<CheckpointedPass<'_>> {
+        let layout = train_layout(input_ids, attention_mask)?;
+        CheckpointedPass::run(
+            self.arch.as_ref(),
+            &input_ids.to_dtype(DType::U32)?,
+            &layout,
+            SeededDropout::new(dropout_seed),
+            self.active.as_deref(),
+        )
     }
 
     /// f32 vocabulary logits for hidden states `[…, hidden]` in training mode: a dense head

@@ -60,6 +60,10 @@ pub struct TrainSettings {
     /// Validation sequences used for the validation loss (0: no validation).
     #[cfg_attr(feature = "clap", arg(long))]
     pub eval_examples: Option<usize>,
+    /// Activation checkpointing per decoder layer: the same gradients, far less memory, one
+    /// more forward pass per step.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub gradient_checkpointing: bool,
 }
 
 impl TrainSettings {
@@ -90,6 +94,7 @@ impl TrainSettings {
         set(&mut c.limits.max_source_length, self.max_source_length);
         set(&mut c.limits.max_target_length, self.max_target_length);
         set(&mut c.max_eval_examples, self.eval_examples);
+        c.gradient_checkpointing = self.gradient_checkpointing;
         if c.batch.micro_batch_size > c.batch.batch_size {
             c.batch.micro_batch_size = c.batch.batch_size;
         }
@@ -133,6 +138,9 @@ impl TrainSettings {
             self.max_target_length.map(|v| v.to_string()),
         );
         push("eval-examples", self.eval_examples.map(|v| v.to_string()));
+        if self.gradient_checkpointing {
+            out.push("--gradient-checkpointing".into());
+        }
         out
     }
 }
@@ -176,6 +184,13 @@ mod tests {
                 "0"
             ]
         );
+        assert!(!c.gradient_checkpointing);
+        let ck = TrainSettings {
+            gradient_checkpointing: true,
+            ..Default::default()
+        };
+        assert!(ck.config("m".into()).unwrap().gradient_checkpointing);
+        assert_eq!(ck.to_args(), ["--gradient-checkpointing"]);
         assert!(TrainSettings {
             dtype: Some("f16".into()),
             ..Default::default()

@@ -131,6 +131,11 @@ pub struct TrainConfig {
     /// Where to train: `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
+    /// Keep only each decoder layer's input during the forward pass and run the layer again
+    /// in backward (activation checkpointing): the same gradients for one more forward pass,
+    /// with a layer's activations in memory instead of all layers'.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
 }
 
 fn cpu() -> String {
@@ -170,6 +175,7 @@ impl TrainConfig {
             max_eval_examples: d::MAX_EVAL_EXAMPLES,
             resume: false,
             device: cpu(),
+            gradient_checkpointing: false,
         }
     }
 
@@ -217,8 +223,9 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The settings that decide the trained weights (everything but output, logging and
-    /// checkpoint cadence), as JSON: a resumed run must match them exactly.
+    /// The settings that decide the trained weights (everything but output, logging,
+    /// checkpoint cadence and activation checkpointing), as JSON: a resumed run must match
+    /// them exactly.
     pub fn identity(&self) -> Result<serde_json::Value> {
         let mut v = serde_json::to_value(self)?;
         if let Some(o) = v.as_object_mut() {
@@ -229,6 +236,7 @@ impl TrainConfig {
                 "eval_steps",
                 "max_eval_examples",
                 "resume",
+                "gradient_checkpointing",
             ] {
                 o.remove(k);
             }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use datm_adapter::Adapter;
 use datm_data::prompt::Example;
@@ -119,6 +120,7 @@ pub fn train_model(
         vars: &vars,
         seqs: &train,
         seed: config.batch.seed,
+        checkpointing: config.gradient_checkpointing,
     };
     progress.start(steps.len(), start);
     for (i, step) in steps.iter().enumerate().skip(start) {
@@ -378,6 +380,8 @@ pub struct StepRunner<'a> {
     /// The run seed; each micro-batch's dropout seed derives from it, the step index and the
     /// micro-batch index (see [`dropout_seed`]), so a resumed run redraws the same masks.
     pub seed: u64,
+    /// Activation checkpointing per decoder layer ([`Model::forward_train_checkpointed`]).
+    pub checkpointing: bool,
 }
 
 impl StepRunner<'_> {
@@ -397,9 +401,8 @@ impl StepRunner<'_> {
         let (mut loss_sum, mut tokens) = (0f64, 0usize);
         for (j, rows) in step.micro_batches.iter().enumerate() {
             let mb = MicroBatch::new(self.seqs, rows, self.model.device())?;
-            let sum = summed_loss(self.model, &mb, dropout_seed(self.seed, index, j))?;
-            loss_sum += sum.to_scalar::<f32>()? as f64;
-            let store = (sum / norm)?.backward()?;
+            let (sum, store) = self.gradients(&mb, dropout_seed(self.seed, index, j), norm)?;
+            loss_sum += sum;
             for ((name, var), acc) in self.vars.iter().zip(grads.iter_mut()) {
                 // Gradients carry the op graph that made them (and through it the whole
                 // forward pass); detach so that nothing outlives the micro-batch.
@@ -438,6 +441,22 @@ impl StepRunner<'_> {
         })
     }
 
+    /// The summed loss of micro-batch `mb` (LoRA dropout masks from `seed`) and the
+    /// gradients of it divided by `norm`.
+    pub fn gradients(&self, mb: &MicroBatch, seed: u64, norm: f64) -> Result<(f64, GradStore)> {
+        if !self.checkpointing {
+            let sum = summed_loss(self.model, mb, seed)?;
+            return Ok((sum.to_scalar::<f32>()? as f64, (sum / norm)?.backward()?));
+        }
+        let pass = self
+            .model
+            .forward_train_checkpointed(&mb.ids, &mb.mask, seed)?;
+        let sum = loss_at_labels(self.model, pass.hidden(), mb)?;
+        let vars: Vec<&Var> = self.vars.iter().map(|(_, v)| v).collect();
+        let store = pass.backward(&(&sum / norm)?, &vars)?;
+        Ok((sum.to_scalar::<f32>()? as f64, store))
+    }
+
     /// Mean token cross-entropy over `valid` (inference mode: no dropout).
     pub fn validation_loss(&self, valid: &[Sequence]) -> Result<f64> {
         let (mut sum, mut n) = (0f64, 0usize);
@@ -461,6 +480,12 @@ pub fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
 /// `dropout_seed` fixes the LoRA dropout masks.
 pub fn summed_loss(model: &Model, mb: &MicroBatch, dropout_seed: u64) -> Result<Tensor> {
     let hidden = model.forward_train(&mb.ids, &mb.mask, dropout_seed)?;
+    loss_at_labels(model, &hidden, mb)
+}
+
+/// Summed cross-entropy of the final hidden states `[rows, width, hidden]` of micro-batch
+/// `mb`, with the LM head applied only at labelled positions.
+fn loss_at_labels(model: &Model, hidden: &Tensor, mb: &MicroBatch) -> Result<Tensor> {
     let (rows, width, dim) = hidden.dims3()?;
     let picked = hidden
         .reshape((rows * width, dim))?

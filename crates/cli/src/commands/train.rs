@@ -102,6 +102,10 @@ pub struct TrainArgs {
     /// Where to train: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Keep only each decoder layer's input in the forward pass and run the layer again in
+    /// backward: the same gradients, far less activation memory, one more forward pass.
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
 }
 
 impl TrainArgs {
@@ -142,6 +146,7 @@ impl TrainArgs {
         c.eval_steps = self.eval_steps;
         c.max_eval_examples = self.max_eval_examples;
         c.device = self.device.clone();
+        c.gradient_checkpointing = self.gradient_checkpointing;
         c.resume = self.resume;
         c.validate()?;
         Ok(c)

@@ -1,8 +1,10 @@
-//! The PEFT parity check shared by `peft_parity.rs` (datm's CPU fast paths) and
-//! `composite_parity.rs` (the composite, device-generic path): datm's loss, gradients and
+//! The fixture loader and PEFT parity check shared by `peft_parity.rs` (datm's CPU fast
+//! paths), `composite_parity.rs` (the composite, device-generic path) and `checkpointing.rs`: datm's loss, gradients and
 //! AdamW steps against PyTorch + PEFT on tiny LLaMA and Gemma-3 models (`tests/fixtures/train/{llama,gemma3}`, made by `tools/make_train_fixtures.py`):
 //! three optimizer steps over one batch of four sequences in two micro-batches, with clipping
 //! and the inverse-sqrt warm-up.
+
+#![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,7 @@ use datm_model::{LoadOptions, Model};
 use datm_train::batching::Step;
 use datm_train::optim::{AdamW, AdamWConfig, InverseSqrtSchedule};
 use datm_train::sequences::Sequence;
-use datm_train::trainer::{summed_loss, MicroBatch, StepRunner, ADAPTER_NAME};
+use datm_train::trainer::{MicroBatch, StepRunner, ADAPTER_NAME};
 use serde_json::Value;
 
 fn dir(arch: &str) -> PathBuf {
@@ -96,11 +98,10 @@ fn assert_tensor_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
     );
 }
 
-/// Trains `arch`'s fixture as PyTorch + PEFT did and checks every step against it.
-pub fn parity(arch: &str) {
+/// `arch`'s fixture model with its initial adapter active (its PEFT configuration changed by
+/// `edit` first) and the fixture batch's four sequences.
+pub fn load(arch: &str, edit: impl FnOnce(&mut Adapter)) -> (Model, Vec<Sequence>) {
     let d = dir(arch);
-    let batch = json(&d.join("batch.json"));
-    let expected = json(&d.join("expected.json"));
     let mut model = Model::load(
         &d.join("model"),
         &LoadOptions {
@@ -109,15 +110,11 @@ pub fn parity(arch: &str) {
         },
     )
     .unwrap();
-    model
-        .attach_adapter(
-            ADAPTER_NAME,
-            &Adapter::load(&d.join("adapter_init")).unwrap(),
-        )
-        .unwrap();
+    let mut adapter = Adapter::load(&d.join("adapter_init")).unwrap();
+    edit(&mut adapter);
+    model.attach_adapter(ADAPTER_NAME, &adapter).unwrap();
     model.set_active_adapter(Some(ADAPTER_NAME)).unwrap();
-    let vars = model.lora_vars(ADAPTER_NAME);
-
+    let batch = json(&d.join("batch.json"));
     let prompt_lens = batch["prompt_lens"].as_array().unwrap();
     let seqs: Vec<Sequence> = batch["sequences"]
         .as_array()
@@ -135,20 +132,35 @@ pub fn parity(arch: &str) {
             direction: "de-en".parse().unwrap(),
         })
         .collect();
+    (model, seqs)
+}
+
+/// Trains `arch`'s fixture as PyTorch + PEFT did and checks every step against it, with
+/// activation checkpointing when `checkpointing`.
+pub fn parity(arch: &str, checkpointing: bool) {
+    let d = dir(arch);
+    let batch = json(&d.join("batch.json"));
+    let expected = json(&d.join("expected.json"));
+    let (model, seqs) = load(arch, |_| {});
+    let vars = model.lora_vars(ADAPTER_NAME);
     let n_items: usize = seqs.iter().map(Sequence::target_len).sum();
     assert_eq!(
         n_items as u64,
         expected["num_items_in_batch"].as_u64().unwrap()
     );
 
-    // Step-1 gradients, tensor by tensor.
+    // Step-1 gradients, tensor by tensor, through the trainer's step runner.
+    let runner = StepRunner {
+        model: &model,
+        vars: &vars,
+        seqs: &seqs,
+        seed: 0,
+        checkpointing,
+    };
     let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
     for rows in [[0usize, 1], [2, 3]] {
         let mb = MicroBatch::new(&seqs, &rows, &Device::Cpu).unwrap();
-        let store = (summed_loss(&model, &mb, 0).unwrap() / n_items as f64)
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (_, store) = runner.gradients(&mb, 0, n_items as f64).unwrap();
         for ((_, v), acc) in vars.iter().zip(grads.iter_mut()) {
             let g = store.get(v).unwrap().clone();
             *acc = Some(match acc.take() {
@@ -177,12 +189,6 @@ pub fn parity(arch: &str) {
     );
     let mut opt = AdamW::new(AdamWConfig::default(), &vars).unwrap();
     let (mut lr_sum, mut relaxed, mut elements) = (0.0, 0, 0);
-    let runner = StepRunner {
-        model: &model,
-        vars: &vars,
-        seqs: &seqs,
-        seed: 0,
-    };
     let step = Step {
         epoch: 0,
         micro_batches: vec![vec![0, 1], vec![2, 3]],
