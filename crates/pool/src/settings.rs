@@ -42,7 +42,7 @@ pub struct TrainSettings {
     /// Adapted modules, comma-separated (paper: all linear layers).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub target_modules: Option<Vec<String>>,
-    /// Compute precision: f32 or bf16.
+    /// Compute precision: f32, bf16 or f16 (with loss scaling).
     #[cfg_attr(feature = "clap", arg(long))]
     pub dtype: Option<String>,
     /// Data-order and initialisation seed (paper: 42).
@@ -192,7 +192,7 @@ mod tests {
         assert!(ck.config("m".into()).unwrap().gradient_checkpointing);
         assert_eq!(ck.to_args(), ["--gradient-checkpointing"]);
         assert!(TrainSettings {
-            dtype: Some("f16".into()),
+            dtype: Some("f8".into()),
             ..Default::default()
         }
         .config("m".into())

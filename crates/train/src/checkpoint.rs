@@ -32,6 +32,9 @@ pub struct TrainerState {
     pub run_fingerprint: String,
     /// Training metrics so far.
     pub metrics: crate::metrics::Metrics,
+    /// The f16 loss scaler's state (none at other precisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::optim::LossScaler>,
 }
 
 /// A checkpoint read back from disk.

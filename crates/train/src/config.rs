@@ -24,15 +24,18 @@ pub enum Precision {
     F32,
     /// bfloat16.
     Bf16,
+    /// IEEE half precision, with dynamic loss scaling ([`crate::optim::LossScaler`]).
+    F16,
 }
 
 impl Precision {
-    /// Parses `f32` or `bf16`.
+    /// Parses `f32`, `bf16` or `f16`.
     pub fn from_name(name: &str) -> Result<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "f32" | "float32" => Ok(Precision::F32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            other => bail!("unknown dtype {other:?}; expected f32 or bf16"),
+            "f16" | "fp16" | "float16" => Ok(Precision::F16),
+            other => bail!("unknown dtype {other:?}; expected f32, bf16 or f16"),
         }
     }
 
@@ -41,6 +44,7 @@ impl Precision {
         match self {
             Precision::F32 => DType::F32,
             Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
         }
     }
 }

@@ -23,6 +23,12 @@ pub struct StepRecord {
     pub target_tokens: usize,
     /// Wall-clock seconds of the step.
     pub seconds: f64,
+    /// The loss scale of an f16 step (none at other precisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
+    /// The step's gradients were not finite (f16 overflow): no update was made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// A validation measurement.

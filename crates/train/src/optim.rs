@@ -174,6 +174,56 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     Ok(total)
 }
 
+/// Dynamic loss scaling for f16 training, as PyTorch's `torch.amp.GradScaler` does it with
+/// its defaults: the loss is multiplied by [`LossScaler::scale`] before backward, so that
+/// small gradients survive f16's range, and the gradients are divided by it before clipping.
+/// A step whose gradients are not finite is skipped (no update, and the learning-rate
+/// schedule does not advance, as in HF's Trainer) and halves the scale; [`GROWTH_INTERVAL`]
+/// finite steps in a row double it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossScaler {
+    /// The factor the loss is multiplied by.
+    pub scale: f64,
+    /// Finite steps since the scale last changed.
+    pub good_steps: usize,
+    /// Steps skipped so far in the run.
+    pub skipped: usize,
+}
+
+/// GradScaler's `init_scale`.
+pub const INITIAL_LOSS_SCALE: f64 = 65536.0;
+/// GradScaler's `growth_interval`.
+pub const GROWTH_INTERVAL: usize = 2000;
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler {
+            scale: INITIAL_LOSS_SCALE,
+            good_steps: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl LossScaler {
+    /// Records whether a step's unscaled gradients were all finite and updates the scale;
+    /// returns whether the optimizer may take the step.
+    pub fn update(&mut self, finite: bool) -> bool {
+        if !finite {
+            self.scale *= 0.5;
+            self.good_steps = 0;
+            self.skipped += 1;
+            return false;
+        }
+        self.good_steps += 1;
+        if self.good_steps == GROWTH_INTERVAL {
+            self.scale *= 2.0;
+            self.good_steps = 0;
+        }
+        true
+    }
+}
+
 /// HF transformers' `inverse_sqrt` schedule (`get_inverse_sqrt_schedule`) with linear warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InverseSqrtSchedule {

@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 
 use crate::batching::{plan, Step};
 use crate::checkpoint::{self, TrainerState};
-use crate::config::TrainConfig;
+use crate::config::{Precision, TrainConfig};
 use crate::data::TrainData;
 use crate::loss::cross_entropy_sum;
 use crate::metrics::{EvalRecord, Metrics, StepRecord};
-use crate::optim::{clip_grad_norm, AdamW, InverseSqrtSchedule};
+use crate::optim::{clip_grad_norm, AdamW, InverseSqrtSchedule, LossScaler};
 use crate::progress::Progress;
 use crate::sequences::{Sequence, SequenceBuilder};
 
@@ -114,6 +114,10 @@ pub fn train_model(
         }
         None => (0, Metrics::default()),
     };
+    let mut scaler = match &resume {
+        Some(ck) => ck.state.loss_scaler,
+        None => (config.precision == Precision::F16).then(LossScaler::default),
+    };
     let mut log = open_log(&config.out, start)?;
     let runner = StepRunner {
         model,
@@ -124,7 +128,14 @@ pub fn train_model(
     };
     progress.start(steps.len(), start);
     for (i, step) in steps.iter().enumerate().skip(start) {
-        let record = runner.run(step, i, &schedule, config.max_grad_norm, &mut opt)?;
+        let record = runner.run(
+            step,
+            i,
+            &schedule,
+            config.max_grad_norm,
+            &mut opt,
+            scaler.as_mut(),
+        )?;
         writeln!(log, "{}", serde_json::to_string(&record)?)?;
         log.flush()?;
         metrics.record(&record);
@@ -147,6 +158,7 @@ pub fn train_model(
                 seed: config.batch.seed,
                 run_fingerprint: run_fingerprint.clone(),
                 metrics: metrics.clone(),
+                loss_scaler: scaler,
             };
             let adapter = model.export_adapter(ADAPTER_NAME)?;
             checkpoint::save(
@@ -394,14 +406,18 @@ impl StepRunner<'_> {
         schedule: &InverseSqrtSchedule,
         max_grad_norm: f64,
         opt: &mut AdamW,
+        mut scaler: Option<&mut LossScaler>,
     ) -> Result<StepRecord> {
         let t0 = Instant::now();
         let norm = step.target_tokens as f64;
+        // A power of two: scaling and unscaling are exact.
+        let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
         let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         let (mut loss_sum, mut tokens) = (0f64, 0usize);
         for (j, rows) in step.micro_batches.iter().enumerate() {
             let mb = MicroBatch::new(self.seqs, rows, self.model.device())?;
-            let (sum, store) = self.gradients(&mb, dropout_seed(self.seed, index, j), norm)?;
+            let seed = dropout_seed(self.seed, index, j);
+            let (sum, store) = self.gradients(&mb, seed, norm / scale)?;
             loss_sum += sum;
             for ((name, var), acc) in self.vars.iter().zip(grads.iter_mut()) {
                 // Gradients carry the op graph that made them (and through it the whole
@@ -417,17 +433,26 @@ impl StepRunner<'_> {
             }
             tokens += mb.tokens;
         }
-        let mut grads: Vec<Tensor> = grads
+        let mut grads = grads
             .into_iter()
-            .map(|g| g.expect("every step has a micro-batch"))
-            .collect();
+            .map(|g| {
+                let g = g.expect("every step has a micro-batch");
+                Ok(if scale == 1.0 { g } else { (g / scale)? })
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
         let grad_norm = if max_grad_norm > 0.0 {
             clip_grad_norm(&mut grads, max_grad_norm)?
         } else {
             clip_grad_norm(&mut grads, f64::INFINITY)?
         };
-        let lr = schedule.lr(index);
-        opt.step(self.vars, &grads, lr)?;
+        // Skipped steps do not advance the schedule (HF's Trainer under a GradScaler).
+        let lr = schedule.lr(index - scaler.as_ref().map_or(0, |s| s.skipped));
+        let stepped = scaler
+            .as_mut()
+            .is_none_or(|s| s.update(grad_norm.is_finite()));
+        if stepped {
+            opt.step(self.vars, &grads, lr)?;
+        }
         Ok(StepRecord {
             step: index + 1,
             epoch: step.epoch,
@@ -438,6 +463,8 @@ impl StepRunner<'_> {
             tokens,
             target_tokens: step.target_tokens,
             seconds: t0.elapsed().as_secs_f64(),
+            loss_scale: scaler.map(|_| scale),
+            skipped: !stepped,
         })
     }
 

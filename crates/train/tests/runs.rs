@@ -192,21 +192,44 @@ fn too_small_source_limit_is_reported_with_the_example() {
     );
 }
 
+/// bf16 and f16 base weights train an f32 adapter; f16 steps log their loss scale, and a
+/// resumed f16 run continues with the scaler's state.
 #[test]
-fn bf16_base_trains_with_f32_adapter() {
+fn half_precision_bases_train_f32_adapters() {
+    use datm_train::Precision;
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = config(&tmp.path().join("run"));
-    cfg.precision = datm_train::Precision::Bf16;
-    cfg.save_steps = 0;
-    let done = train(&cfg, &mut Silent).unwrap();
-    let (first, last) = (
-        done.metrics.first_loss.unwrap(),
-        done.metrics.last_loss.unwrap(),
-    );
-    assert!(last < first, "bf16 loss did not fall: {first} -> {last}");
-    let adapter = datm_adapter::Adapter::load(&cfg.out).unwrap();
-    let a = &adapter.modules.values().next().unwrap().a;
-    assert_eq!(a.dtype(), candle_core::DType::F32);
+    for precision in [Precision::Bf16, Precision::F16] {
+        let mut cfg = config(&tmp.path().join(format!("{precision:?}")));
+        cfg.precision = precision;
+        let done = train(&cfg, &mut Silent).unwrap();
+        let (first, last) = (
+            done.metrics.first_loss.unwrap(),
+            done.metrics.last_loss.unwrap(),
+        );
+        assert!(
+            last < first,
+            "{precision:?} loss did not fall: {first} -> {last}"
+        );
+        let adapter = datm_adapter::Adapter::load(&cfg.out).unwrap();
+        let a = &adapter.modules.values().next().unwrap().a;
+        assert_eq!(a.dtype(), candle_core::DType::F32);
+        let log = std::fs::read_to_string(cfg.out.join("train_log.jsonl")).unwrap();
+        assert_eq!(
+            log.lines().all(|l| l.contains("\"loss_scale\":65536")),
+            precision == Precision::F16,
+            "{log}"
+        );
+        let (_, ck) = datm_train::checkpoint::list(&cfg.out)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let state = std::fs::read_to_string(ck.join("trainer_state.json")).unwrap();
+        assert_eq!(
+            state.contains("loss_scaler"),
+            precision == Precision::F16,
+            "{state}"
+        );
+    }
 }
 
 #[test]

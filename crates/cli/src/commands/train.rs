@@ -81,7 +81,8 @@ pub struct TrainArgs {
     /// Continue from the last checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Compute dtype of the base model: f32 or bf16.
+    /// Compute dtype of the base model: f32, bf16, or f16 (with dynamic loss scaling, as
+    /// PyTorch's GradScaler). LoRA weights and optimizer moments stay f32.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Prompt tokens at most (BOS included); longer sources are cut.

@@ -101,11 +101,21 @@ fn assert_tensor_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
 /// `arch`'s fixture model with its initial adapter active (its PEFT configuration changed by
 /// `edit` first) and the fixture batch's four sequences.
 pub fn load(arch: &str, edit: impl FnOnce(&mut Adapter)) -> (Model, Vec<Sequence>) {
+    load_as(arch, DType::F32, edit)
+}
+
+/// Like [`load`], with the base weights in `dtype`.
+pub fn load_as(
+    arch: &str,
+    dtype: DType,
+    edit: impl FnOnce(&mut Adapter),
+) -> (Model, Vec<Sequence>) {
     let d = dir(arch);
     let mut model = Model::load(
         &d.join("model"),
         &LoadOptions {
             quantized: false,
+            dtype: Some(dtype),
             ..Default::default()
         },
     )
@@ -202,6 +212,7 @@ pub fn parity(arch: &str, checkpointing: bool) {
                 &schedule,
                 batch["max_grad_norm"].as_f64().unwrap(),
                 &mut opt,
+                None,
             )
             .unwrap();
         let (wl, wn, wlr) = (
