@@ -136,6 +136,13 @@ pub fn train_model(
             &mut opt,
             scaler.as_mut(),
         )?;
+        // Loss scaling rescues gradients, not a forward pass that overflows f16.
+        ensure!(
+            config.precision != Precision::F16 || record.loss.is_finite(),
+            "step {}: the loss is not finite in f16: this model's activations overflow f16 \
+             (Gemma models are known to); train with --dtype bf16 or f32",
+            i + 1
+        );
         writeln!(log, "{}", serde_json::to_string(&record)?)?;
         log.flush()?;
         metrics.record(&record);

@@ -287,3 +287,30 @@ fn checkpointed_run_saves_the_same_adapter() {
         assert_eq!(losses(&out(run)), losses(&out("plain")), "{run}");
     }
 }
+
+/// An f16 forward pass that overflows stops the run with a clear error: loss scaling cannot
+/// help it.
+#[test]
+fn f16_overflow_in_the_forward_pass_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let init = tmp.path().join("huge");
+    let mut cfg = config(&tmp.path().join("f16"));
+    cfg.batch.max_steps = Some(1);
+    let plain = train(&cfg, &mut Silent).unwrap();
+    assert!(plain.metrics.last_loss.unwrap().is_finite());
+    // An adapter whose deltas exceed f16's range (65504) but not f32's.
+    let mut adapter = datm_adapter::Adapter::load(&cfg.out).unwrap();
+    for pair in adapter.modules.values_mut() {
+        pair.b = (pair.b.ones_like().unwrap() * 1e4).unwrap();
+        pair.a = (pair.a.ones_like().unwrap() * 1e2).unwrap();
+    }
+    adapter.save(&init).unwrap();
+    cfg.init_adapter = Some(init);
+    cfg.precision = datm_train::Precision::F16;
+    cfg.out = tmp.path().join("f16-huge");
+    let err = format!("{:#}", train(&cfg, &mut Silent).unwrap_err());
+    assert!(
+        err.contains("step 1: the loss is not finite in f16") && err.contains("--dtype bf16"),
+        "{err}"
+    );
+}
