@@ -54,44 +54,56 @@ def write_layout(rows, out):
         json.dump([{"translation": {"de": de, "en": en}} for en, de in rows], f, ensure_ascii=False)
 
 
-def torch_run(args):
-    """The PyTorch + PEFT side (runs in its own process)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.optimization import get_inverse_sqrt_schedule
+def alma_sequences(tok, rows):
+    """(ids, prompt length) per (en, de) pair: `[BOS] prompt` masked, `target [EOS]` learned."""
+    seqs = []
+    for en, de in rows:
+        p = [tok.bos_token_id] + tok(ALMA.format(en), add_special_tokens=False)["input_ids"]
+        t = tok(de, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        seqs.append((p + t, len(p)))
+    return seqs
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(42)
-    d, f = os.path.split(os.path.abspath(args.model))
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+
+def with_lora(model, gradient_checkpointing):
+    """The paper's LoRA (r 16, α 32, dropout 0.05, all linear layers) on `model` with PEFT,
+    in training mode; with HF's non-reentrant activation checkpointing if asked."""
+    from peft import LoraConfig, get_peft_model
+
     cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM",
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj"])
     model = get_peft_model(model, cfg)
-    if args.gradient_checkpointing:
+    if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    seqs = []
-    for en, de in pairs(args.data, args.n):
-        p = [tok.bos_token_id] + tok(ALMA.format(en), add_special_tokens=False)["input_ids"]
-        t = tok(de, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        seqs.append((p + t, len(p)))
-    steps = [seqs[i: i + args.batch_size] for i in range(0, len(seqs), args.batch_size)]
+    return model
+
+
+def torch_train(model, seqs, batch_size, micro_batch_size, pad, device, loss_scaling=False):
+    """HF-Trainer-equivalent LoRA steps over `seqs` on `device`: AdamW lr 2e-3, inverse-sqrt
+    warm-up, loss summed over each step's target tokens, clipping 1.0, each step's sequences
+    sorted by length before being cut into micro-batches (as datm does); with `loss_scaling`
+    (f16), a GradScaler as HF's Trainer uses. Returns one record per step: tokens, seconds,
+    loss."""
+    import torch
+    from transformers.optimization import get_inverse_sqrt_schedule
+
+    steps = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
     sched = get_inverse_sqrt_schedule(opt, num_warmup_steps=math.ceil(0.01 * len(steps)))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    scaler = torch.amp.GradScaler(str(device).split(":")[0], enabled=loss_scaling)
     log = []
     for step in steps:
+        sync()
         t0 = time.perf_counter()
         step = sorted(step, key=lambda s: -len(s[0]))
         n_items = sum(len(ids) - p for ids, p in step)
         tokens = sum(len(ids) for ids, _ in step)
         loss_sum = 0.0
-        for i in range(0, len(step), args.micro_batch_size):
-            mb = step[i: i + args.micro_batch_size]
+        for i in range(0, len(step), micro_batch_size):
+            mb = step[i: i + micro_batch_size]
             width = max(len(ids) for ids, _ in mb)
             ids = torch.full((len(mb), width), pad)
             mask = torch.zeros((len(mb), width), dtype=torch.long)
@@ -100,16 +112,36 @@ def torch_run(args):
                 ids[r, : len(s)] = torch.tensor(s)
                 mask[r, : len(s)] = 1
                 labels[r, p: len(s)] = torch.tensor(s[p:])
-            out = model(input_ids=ids, attention_mask=mask, labels=labels,
-                        num_items_in_batch=torch.tensor(n_items))
-            out.loss.backward()
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                        labels=labels.to(device), num_items_in_batch=torch.tensor(n_items, device=device))
+            scaler.scale(out.loss).backward()
             loss_sum += out.loss.item()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         opt.zero_grad()
+        sync()
         log.append({"tokens": tokens, "seconds": time.perf_counter() - t0, "loss": loss_sum})
         print(f"torch step {len(log)}: loss {loss_sum:.4f} {log[-1]['seconds']:.1f}s", file=sys.stderr)
+    return log
+
+
+def torch_run(args):
+    """The PyTorch + PEFT side (runs in its own process)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(42)
+    d, f = os.path.split(os.path.abspath(args.model))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    model = with_lora(model, args.gradient_checkpointing)
+    seqs = alma_sequences(tok, pairs(args.data, args.n))
+    log = torch_train(model, seqs, args.batch_size, args.micro_batch_size,
+                      tok.pad_token_id if tok.pad_token_id is not None else 0, "cpu")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"steps": log, "peak_rss": peak, "capability": torch.backends.cpu.get_cpu_capability()}))
 
