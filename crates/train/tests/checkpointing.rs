@@ -6,7 +6,7 @@
 mod support;
 
 use candle_core::{Device, Tensor};
-use datm_train::trainer::{MicroBatch, StepRunner, ADAPTER_NAME};
+use datm_train::trainer::{MicroBatch, ADAPTER_NAME};
 
 /// Loss and gradients (flattened, in variable order) of the fixture batch as one
 /// micro-batch, with LoRA dropout `p`.
@@ -23,13 +23,7 @@ fn gradients(arch: &str, p: f64, checkpointing: bool) -> (f64, Vec<Vec<f32>>) {
                 .unwrap();
         }
     }
-    let runner = StepRunner {
-        model: &model,
-        vars: &vars,
-        seqs: &seqs,
-        seed: 0,
-        checkpointing,
-    };
+    let runner = support::runner(&model, &vars, &seqs, checkpointing);
     let mb = MicroBatch::new(&seqs, &[0, 1, 2, 3], &Device::Cpu).unwrap();
     let (loss, store) = runner.gradients(&mb, 11, 1.0).unwrap();
     let grads = vars

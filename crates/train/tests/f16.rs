@@ -6,7 +6,7 @@ mod support;
 use candle_core::{DType, Device};
 use datm_train::batching::Step;
 use datm_train::optim::{AdamW, AdamWConfig, InverseSqrtSchedule, LossScaler};
-use datm_train::trainer::{MicroBatch, StepRunner, ADAPTER_NAME};
+use datm_train::trainer::{MicroBatch, ADAPTER_NAME};
 
 /// The scaler's state machine: halve and skip on overflow, double after 2000 finite steps.
 #[test]
@@ -34,13 +34,7 @@ fn an_overflowing_step_is_skipped_and_the_next_one_trains() {
         .iter()
         .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
         .collect();
-    let runner = StepRunner {
-        model: &model,
-        vars: &vars,
-        seqs: &seqs,
-        seed: 0,
-        checkpointing: false,
-    };
+    let runner = support::runner(&model, &vars, &seqs, false);
     let n_items: usize = seqs.iter().map(|s| s.target_len()).sum();
     let step = Step {
         epoch: 0,
@@ -92,13 +86,7 @@ fn an_overflowing_step_is_skipped_and_the_next_one_trains() {
 fn gradients(dtype: DType, scale: f64) -> (f64, Vec<f32>) {
     let (model, seqs) = support::load_as("llama", dtype, |_| {});
     let vars = model.lora_vars(ADAPTER_NAME);
-    let runner = StepRunner {
-        model: &model,
-        vars: &vars,
-        seqs: &seqs,
-        seed: 0,
-        checkpointing: false,
-    };
+    let runner = support::runner(&model, &vars, &seqs, false);
     let n_items: usize = seqs.iter().map(|s| s.target_len()).sum();
     let mb = MicroBatch::new(&seqs, &[0, 1, 2, 3], &Device::Cpu).unwrap();
     let (loss, store) = runner.gradients(&mb, 0, n_items as f64 / scale).unwrap();

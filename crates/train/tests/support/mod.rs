@@ -145,6 +145,22 @@ pub fn load_as(
     (model, seqs)
 }
 
+/// The trainer's step runner over `seqs` with seed 0.
+pub fn runner<'a>(
+    model: &'a Model,
+    vars: &'a [(String, candle_core::Var)],
+    seqs: &'a [Sequence],
+    checkpointing: bool,
+) -> StepRunner<'a> {
+    StepRunner {
+        model,
+        vars,
+        seqs,
+        seed: 0,
+        checkpointing,
+    }
+}
+
 /// Trains `arch`'s fixture as PyTorch + PEFT did and checks every step against it, with
 /// activation checkpointing when `checkpointing`.
 pub fn parity(arch: &str, checkpointing: bool) {
@@ -160,13 +176,7 @@ pub fn parity(arch: &str, checkpointing: bool) {
     );
 
     // Step-1 gradients, tensor by tensor, through the trainer's step runner.
-    let runner = StepRunner {
-        model: &model,
-        vars: &vars,
-        seqs: &seqs,
-        seed: 0,
-        checkpointing,
-    };
+    let runner = runner(&model, &vars, &seqs, checkpointing);
     let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
     for rows in [[0usize, 1], [2, 3]] {
         let mb = MicroBatch::new(&seqs, &rows, &Device::Cpu).unwrap();
