@@ -362,8 +362,15 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The jobs `--emit slurm` submits: every path absolute, the running binary as `$DATM`.
+/// The jobs `--emit slurm` submits: every path absolute, the running binary as `$DATM`, and
+/// every job on the device asked for (`--devices`: each array task gets one GPU, `cuda`).
 fn slurm_jobs(a: &TrainArgs, plan: &PoolPlan) -> Result<SlurmJobs> {
+    let device = if a.devices.is_empty() {
+        datm_model::device::check_device_name(&a.device)?;
+        a.device.clone()
+    } else {
+        "cuda".to_string()
+    };
     let mut train_args = vec![
         "--model".to_string(),
         abs(&a.model),
@@ -373,6 +380,8 @@ fn slurm_jobs(a: &TrainArgs, plan: &PoolPlan) -> Result<SlurmJobs> {
         abs(&a.out),
         "--log-every".into(),
         a.log_every.to_string(),
+        "--device".into(),
+        device.clone(),
     ];
     train_args.extend(a.settings.to_args());
     let merge =
@@ -385,6 +394,8 @@ fn slurm_jobs(a: &TrainArgs, plan: &PoolPlan) -> Result<SlurmJobs> {
             abs(&a.data),
             "--out".into(),
             abs(dir),
+            "--device".into(),
+            device.clone(),
         ];
         args.extend(a.slurm.evaluate_arg.iter().cloned());
         args
