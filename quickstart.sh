@@ -6,7 +6,8 @@
 #
 # Sizes (examples/quickstart.toml): 80 training pairs per language, batch 8, lr 1e-3, rank 16,
 # 24 test sentences per direction, greedy decoding of at most 32 tokens — scaled down to
-# finish within 15 minutes on 2 CPU cores. The paper's 50-language setting:
+# finish within 15 minutes on 2 CPU cores. The paper's 50-language setting, on a GPU (a build
+# with the `cuda` feature; `--device cpu` runs it on the CPU instead):
 #   target/release/datm pipeline examples/full-50.toml --model MODEL --out runs/full-50
 #
 # Environment: DATM_GEMMA_GGUF  an existing Gemma-3-270M Q4_K_M GGUF to use (else

@@ -241,6 +241,12 @@ fn example_files_are_valid() {
     }
     let full = datm_pool::pipeline::Experiment::load(&root.join("full-50.toml")).unwrap();
     assert_eq!(full.languages.len(), 49);
+    assert_eq!(full.device, "cuda");
+    assert!(full.train.gradient_checkpointing);
+    assert_eq!(
+        (full.decoding.max_new_tokens, full.decoding.max_source_length),
+        (datm_lang::paper::MAX_NEW_TOKENS, datm_lang::paper::MAX_SOURCE_LENGTH)
+    );
     let dat = PoolPlan::build(Strategy::Dat, &full.languages, &full.grouping().unwrap()).unwrap();
     assert_eq!(dat.adapters.len(), 57);
 }
