@@ -244,8 +244,14 @@ fn example_files_are_valid() {
     assert_eq!(full.device, "cuda");
     assert!(full.train.gradient_checkpointing);
     assert_eq!(
-        (full.decoding.max_new_tokens, full.decoding.max_source_length),
-        (datm_lang::paper::MAX_NEW_TOKENS, datm_lang::paper::MAX_SOURCE_LENGTH)
+        (
+            full.decoding.max_new_tokens,
+            full.decoding.max_source_length
+        ),
+        (
+            datm_lang::paper::MAX_NEW_TOKENS,
+            datm_lang::paper::MAX_SOURCE_LENGTH
+        )
     );
     let dat = PoolPlan::build(Strategy::Dat, &full.languages, &full.grouping().unwrap()).unwrap();
     assert_eq!(dat.adapters.len(), 57);
