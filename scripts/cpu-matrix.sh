@@ -27,7 +27,7 @@ if [ -n "${CPU_MATRIX_PATHS:-}" ]; then
 fi
 
 tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops
-  --test lora --test cache --test errors)
+  --test lora --test cache --test errors --test continuous)
 cargo test -p datm-model "${tests[@]}" --no-run "$@"
 summary=()
 for p in "${paths[@]}"; do

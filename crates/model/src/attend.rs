@@ -4,6 +4,8 @@
 //! No backward pass: training uses the composite ops of `nn`. [`attend_packed`] is the
 //! encoders' variant: unmasked attention over sequences packed without padding.
 
+use std::ops::Range;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
@@ -297,11 +299,18 @@ impl Task for Head<'_> {
         let ((r, g), d) = (self.at, self.kk.d);
         let (n, q_len) = (self.queries.len() / d, self.q_len);
         let keys = self.mask.len() / q_len;
+        // Only the keys from the first to the last one a query sees enter its sums, so a
+        // row's output is the same bits whatever padding its batch adds around it.
+        let spans: Vec<Range<usize>> = self.mask.chunks_exact(keys).map(visible_span).collect();
+        let span = |i: usize| &spans[i % q_len];
         // Scores of all the kv head's queries, each key read once: `[n, keys]`.
         let mut scores = vec![0f32; n * keys];
         for j in 0..keys {
             let kj = self.kk.at(r, g, j);
             for (i, q) in self.queries.chunks_exact(d).enumerate() {
+                if !span(i).contains(&j) {
+                    continue;
+                }
                 // SAFETY: the caller guarantees the CPU runs `V`.
                 let raw = unsafe { dot_v::<V>(q, kj) } * self.op.scale;
                 let capped = match self.op.softcap {
@@ -311,18 +320,35 @@ impl Task for Head<'_> {
                 scores[i * keys + j] = capped + self.mask[(i % q_len) * keys + j];
             }
         }
-        for row in scores.chunks_exact_mut(keys) {
-            // SAFETY: as above.
-            unsafe { softmax_v::<V>(row) }
+        for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
+            if !span(i).is_empty() {
+                // SAFETY: as above.
+                unsafe { softmax_v::<V>(&mut row[span(i).clone()]) }
+            }
         }
         // Weighted values, each value read once.
         for j in 0..keys {
             let vj = self.vv.at(r, g, j);
             for (i, o) in self.block.chunks_exact_mut(d).enumerate() {
-                // SAFETY: as above.
-                unsafe { axpy_v::<V>(scores[i * keys + j], vj, o) }
+                if span(i).contains(&j) {
+                    // SAFETY: as above.
+                    unsafe { axpy_v::<V>(scores[i * keys + j], vj, o) }
+                }
             }
         }
+    }
+}
+
+/// The additive mask value of a hidden key, as the decoder's masks write it: a key masked
+/// with it (or anything lower, `-inf` included) adds exactly nothing to a query's softmax.
+pub(crate) const MASKED: f32 = -1e30;
+
+/// The keys a mask row sees, from the first to the last (empty when it sees none).
+fn visible_span(mask: &[f32]) -> Range<usize> {
+    let seen = |m: &f32| *m > MASKED;
+    match (mask.iter().position(seen), mask.iter().rposition(seen)) {
+        (Some(first), Some(last)) => first..last + 1,
+        _ => 0..0,
     }
 }
 
@@ -434,6 +460,63 @@ mod tests {
                 assert!((*g as f64 - w).abs() < 1e-5, "{isa} {i}: {g} vs {w}");
             }
             assert!(attend_packed_on(isa, &qkv, &lens[1..], (heads, d), scale, &mut got).is_err());
+        }
+    }
+
+    /// A row's keys with padding around them (hidden keys before and after, as a batch
+    /// pads shorter prompts and a causal or sliding-window mask hides keys) give the same
+    /// bits as the keys alone, on every path.
+    #[test]
+    fn padding_leaves_a_rows_output_unchanged_on_every_path() {
+        let (kvh, n, d, keys) = (2, 3, 20, 13);
+        let q = tensor(&[1, kvh, n, d], 5);
+        let (k, v) = (tensor(&[1, kvh, keys, d], 6), tensor(&[1, kvh, keys, d], 7));
+        let mask = |m: Vec<f32>| {
+            let wide = m.len() / n;
+            Tensor::from_vec(m, (1, 1, 1, n, wide), &Device::Cpu)
+        };
+        for (before, after) in [(1, 0), (4, 3), (9, 0), (0, 11)] {
+            let pad = |t: &Tensor| {
+                let z = |len| Tensor::zeros((1, kvh, len, d), DType::F32, &Device::Cpu);
+                let parts = [z(before).unwrap(), t.clone(), z(after).unwrap()];
+                Tensor::cat(&parts, 2).unwrap()
+            };
+            // Query `i` sees keys `i..keys - 2 + i`; the padding is hidden from all.
+            let seen = |i: usize, j: usize| (i..keys - 2 + i).contains(&j);
+            let alone: Vec<f32> = (0..n * keys)
+                .map(|x| {
+                    if seen(x / keys, x % keys) {
+                        0.0
+                    } else {
+                        MASKED
+                    }
+                })
+                .collect();
+            let wide = before + keys + after;
+            let padded: Vec<f32> = (0..n * wide)
+                .map(|x| {
+                    let (i, j) = (x / wide, x % wide);
+                    let inside = (before..before + keys).contains(&j) && seen(i, j - before);
+                    if inside {
+                        0.0
+                    } else if j % 2 == 0 {
+                        MASKED
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+                .collect();
+            for isa in cpu::available() {
+                let run = |k: &Tensor, v: &Tensor, m: Vec<f32>| {
+                    let got = attend_on(isa, &q, k, v, &mask(m).unwrap(), 0.3, None).unwrap();
+                    got.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                };
+                assert_eq!(
+                    run(&k, &v, alone.clone()),
+                    run(&pad(&k), &pad(&v), padded.clone()),
+                    "{isa}: {before} hidden keys before, {after} after"
+                );
+            }
         }
     }
 

@@ -173,6 +173,8 @@ pub struct LoraLinear {
     base: Base,
     bias: Option<Tensor>,
     adapters: Vec<LoraWeights>,
+    /// The resident adapters' factors for the packed kernels, while the base is packed.
+    packed_adapters: Vec<PackedLora>,
     in_dim: usize,
     out_dim: usize,
 }
@@ -192,6 +194,7 @@ impl LoraLinear {
             base,
             bias,
             adapters: Vec::new(),
+            packed_adapters: Vec::new(),
             in_dim: dims[1],
             out_dim: dims[0],
         })
@@ -237,6 +240,11 @@ impl LoraLinear {
             PackedMatrix::pack(w, self.out_dim, self.in_dim, precision)
         })?;
         self.base = Base::Packed(Arc::new(m));
+        self.packed_adapters = self
+            .adapters
+            .iter()
+            .map(PackedLora::pack)
+            .collect::<Result<_>>()?;
         Ok(true)
     }
 
@@ -259,7 +267,10 @@ impl LoraLinear {
             self.in_dim,
             self.out_dim
         );
-        self.adapters.retain(|l| l.name != lora.name);
+        self.detach(&lora.name);
+        if matches!(self.base, Base::Packed(_)) {
+            self.packed_adapters.push(PackedLora::pack(&lora)?);
+        }
         self.adapters.push(lora);
         Ok(())
     }
@@ -268,6 +279,7 @@ impl LoraLinear {
     pub fn detach(&mut self, name: &str) -> bool {
         let before = self.adapters.len();
         self.adapters.retain(|l| l.name != name);
+        self.packed_adapters.retain(|p| p.name != name);
         before != self.adapters.len()
     }
 
@@ -331,6 +343,9 @@ impl LoraLinear {
 
     /// PEFT's `B·A·dropout(x)·scaling` of adapter `l`, in the dtype of the base output `y`.
     fn delta(&self, l: &LoraWeights, x: &Tensor, y: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if let Some(p) = self.packed_adapters.iter().find(|p| p.name == l.name) {
+            return p.delta(x, l.scaling, y.dtype());
+        }
         let xin = x.to_dtype(l.a.dtype())?;
         let xin = match ctx.dropout {
             Some(d) if ctx.train && l.dropout > 0.0 => d.apply(&xin, l.dropout)?,
@@ -377,6 +392,48 @@ impl LoraLinear {
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// An adapter's factors packed for the inference kernels of a packed layer. Each output of
+/// [`PackedMatrix`] is one FMA chain over its inputs in order, whatever the number of rows,
+/// so a row's delta is the same alone or in any batch (candle's GEMM changes its summation
+/// with the row count on some CPUs), and the same on every kernel path.
+#[derive(Debug, Clone)]
+struct PackedLora {
+    name: String,
+    /// `lora_A`, `[r, in]`.
+    a: Arc<PackedMatrix>,
+    /// `lora_B`, `[out, r]`.
+    b: Arc<PackedMatrix>,
+}
+
+impl PackedLora {
+    fn pack(l: &LoraWeights) -> Result<Self> {
+        let pack = |t: &Tensor| -> Result<Arc<PackedMatrix>> {
+            let (n, k) = t.dims2()?;
+            let m = with_f32_data(t, |w| PackedMatrix::pack(w, n, k, Precision::F32))?;
+            Ok(Arc::new(m))
+        };
+        Ok(PackedLora {
+            name: l.name.clone(),
+            a: pack(l.a.as_tensor())?,
+            b: pack(l.b.as_tensor())?,
+        })
+    }
+
+    /// `B·A·x·scaling` (inference: no dropout) for `x` `[…, in]`, in `dtype`.
+    fn delta(&self, x: &Tensor, scaling: f64, dtype: DType) -> Result<Tensor> {
+        let mut low = Vec::new();
+        packed_matmul_into(&self.a, x, &mut low)?;
+        let scaling = scaling as f32;
+        low.iter_mut().for_each(|v| *v *= scaling);
+        let rows = low.len() / self.a.n();
+        let mut up = vec![0f32; rows * self.b.n()];
+        self.b.matmul_t_into(&low, rows, &mut up)?;
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("rank >= 1") = self.b.n();
+        Ok(Tensor::from_vec(up, dims, x.device())?.to_dtype(dtype)?)
     }
 }
 

@@ -160,7 +160,7 @@ fn build_mask(layout: &Layout, window: Option<usize>, device: &Device) -> Result
                     Some(kj) => kj <= qi && window.is_none_or(|w| qi - kj < w as i64),
                     None => false,
                 };
-                data.push(if visible { 0f32 } else { -1e30 });
+                data.push(if visible { 0f32 } else { crate::attend::MASKED });
             }
         }
     }

@@ -173,3 +173,40 @@ fn an_unknown_adapter_is_refused_when_added() {
         "{err:#}"
     );
 }
+
+/// A prompt decodes to the same bits alone and batched beside longer and shorter prompts
+/// (which pad it), on an adapter: neither the attention's sums nor the adapter's products
+/// may depend on the batch around a row.
+fn padding_does_not_change_decoding(name: &str) {
+    let m = model_with_two_adapters(name);
+    let prompt: Vec<u32> = vec![7, 7, 7];
+    for beams in [1, 3] {
+        let c = cfg(Some("b"), beams, 19);
+        let expected = alone(&m, &prompt, &c);
+        // Longer prompts pad it on the left by 1 to 9 positions, a shorter one not at all.
+        let longer = [64, 3, 250, 11, 19, 27, 8, 5, 17, 33, 48, 90];
+        for other in (4..=longer.len())
+            .map(|n| longer[..n].to_vec())
+            .chain([vec![1, 2]])
+        {
+            let batched = GenerationConfig {
+                batch_size: 2,
+                ..c.clone()
+            };
+            let got = generate(&m, &[prompt.clone(), other.clone()], &batched, &mut |_| {})
+                .unwrap()
+                .remove(0);
+            assert_eq!(got, expected, "{name}, {beams} beams, beside {other:?}");
+        }
+    }
+}
+
+#[test]
+fn padding_does_not_change_decoding_llama() {
+    padding_does_not_change_decoding("tiny-llama");
+}
+
+#[test]
+fn padding_does_not_change_decoding_gemma3() {
+    padding_does_not_change_decoding("tiny-gemma3");
+}
