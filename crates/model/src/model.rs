@@ -154,9 +154,14 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            // bf16 on every kernel path: `vdpbf16ps` with AVX512-BF16, elsewhere widened
-            // on load; either way half the weight bytes per step of `--dtype f32`.
-            pack_for_inference(arch.as_mut(), Precision::Bf16)?;
+            // bf16 where the CPU runs it well (`Isa::packs_bf16_by_default`): half the
+            // weight bytes per step of `--dtype f32`.
+            let precision = if crate::cpu::active()?.packs_bf16_by_default() {
+                Precision::Bf16
+            } else {
+                Precision::F32
+            };
+            pack_for_inference(arch.as_mut(), precision)?;
         }
         let eos_token_ids = match &parts.tokenizer {
             Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
