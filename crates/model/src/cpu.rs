@@ -76,9 +76,7 @@ impl Isa {
         }
         false
     }
-}
 
-impl Isa {
     /// Whether a quantized model's weights are packed as bf16 by default on this path (half
     /// the weight bytes of f32, the inputs rounded to bf16; AVX512-BF16's dot products where
     /// the CPU has them, else widened to f32 as they load). Not on the AVX2 path of CPUs
@@ -101,10 +99,16 @@ fn half_width_vector_units() -> bool {
         let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
         let family = ((signature >> 8) & 0xf) + ((signature >> 20) & 0xff);
         let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
-        amd && (family == 0x15 || (family == 0x17 && model < 0x30))
+        amd && splits_256_bit_ops(family, model)
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// Whether an AMD CPU of this family and model is one of [`half_width_vector_units`].
+#[cfg(target_arch = "x86_64")]
+fn splits_256_bit_ops(family: u32, model: u32) -> bool {
+    family == 0x15 || (family == 0x17 && model < 0x30)
 }
 
 impl std::fmt::Display for Isa {
@@ -210,7 +214,7 @@ mod tests {
             field("model\t").parse().unwrap(),
         );
         let amd = field("vendor_id") == "AuthenticAMD";
-        let want = amd && (family == 0x15 || (family == 0x17 && model < 0x30));
+        let want = amd && splits_256_bit_ops(family, model);
         assert_eq!(
             half_width_vector_units(),
             want,
