@@ -10,7 +10,7 @@
 # datm is built in the caller's CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/fetch-models.sh # datm_cache_dir
+source scripts/fetch-models.sh # datm_cache_dir, claim_target_dir
 start=$SECONDS
 
 LINUX=aarch64-unknown-linux-gnu
@@ -33,6 +33,7 @@ fi
 
 NATIVE_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export CARGO_TARGET_DIR=${AARCH64_TARGET_DIR:-$(datm_cache_dir)/aarch64-target}
+claim_target_dir "$CARGO_TARGET_DIR"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc

@@ -26,6 +26,20 @@ datm_cache_dir() {
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/datm"
 }
 
+# Readies the cargo target folder DIR for this checkout. Test binaries keep the path of the
+# checkout they were built from (env!("CARGO_MANIFEST_DIR")), and cargo rebuilds a crate only
+# when its files are newer than its build; so when DIR was last built from another checkout
+# (CI's fresh clones share one cached folder), datm's own crates are forgotten and rebuilt,
+# while the dependencies stay built.
+claim_target_dir() {
+  local dir=$1
+  mkdir -p "$dir"
+  if [ "$(cat "$dir/.datm-checkout" 2>/dev/null)" != "$PWD" ]; then
+    find "$dir" -path '*/.fingerprint/datm*' -prune -exec rm -rf {} +
+    echo "$PWD" >"$dir/.datm-checkout"
+  fi
+}
+
 # Whether FILE exists with sha256 SUM.
 checksum_ok() {
   [ -f "$1" ] && echo "$2  $1" | sha256sum -c --quiet - >/dev/null 2>&1

@@ -13,8 +13,9 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "  rustup toolchain install nightly && cargo install cargo-fuzz" >&2
   exit 1
 fi
-source scripts/fetch-models.sh # datm_cache_dir
+source scripts/fetch-models.sh # datm_cache_dir, claim_target_dir
 FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$(datm_cache_dir)/fuzz-target}
+claim_target_dir "$FUZZ_TARGET_DIR"
 (cd fuzz && cargo +nightly fuzz build -s "${FUZZ_SANITIZER:-none}" --target-dir "$FUZZ_TARGET_DIR")
 FUZZ_BIN=$FUZZ_TARGET_DIR/$(rustc +nightly -vV | sed -n 's/^host: //p')/release
 FUZZ_LIST=${FUZZ_TARGETS:-$(cd fuzz && cargo +nightly fuzz list)}

@@ -15,6 +15,7 @@
 #   models/    the real GGUF models (Gemma-3-270M, SmolLM2-135M; scripts/fetch-models.sh)
 #   fuzz-target/  the fuzz targets of fuzz/, built by cargo-fuzz on nightly (scripts/fuzz-common.sh)
 #   aarch64-target/  the aarch64 cross build (scripts/aarch64-test.sh)
+#   target/    under CI=true, the workspace build (CARGO_TARGET_DIR, unless set)
 # plus Debian packages the tests run (gettext's msgunfmt, chromium, and through aarch64-test.sh
 # the aarch64 cross gcc and qemu-user; apt-get only when missing), rustup's aarch64 targets,
 # cargo-machete and cargo-fuzz (in ~/.cargo/bin) and the nightly toolchain (rustup, for
@@ -148,11 +149,15 @@ ensure_fuzz_tools() {
   cargo +nightly fuzz --version
 }
 
-# Disk: a clean build of the workspace takes ~20 GB of target/. Under CI incremental
-# compilation is off (a clean checkout builds once; its caches would add ~7 GB for nothing).
+# Disk: a clean build of the workspace takes ~20 GB of target/. Under CI the build goes to
+# $CACHE/target, outside the clean checkout, so the dependencies are built once and reused
+# by later runs (claim_target_dir rebuilds datm's own crates), and incremental compilation is
+# off (a clean checkout builds once; its caches would add ~7 GB for nothing).
 disk_space() {
   step "disk space"
-  mkdir -p "${CARGO_TARGET_DIR:-target}" "$CACHE"
+  if [ "${CI:-}" = true ]; then export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}; fi
+  mkdir -p "$CACHE"
+  claim_target_dir "${CARGO_TARGET_DIR:-target}"
   df -h "${CARGO_TARGET_DIR:-target}" "$CACHE" | sed 's/^/  /'
   local free_kb
   free_kb=$(df -Pk "${CARGO_TARGET_DIR:-target}" | awk 'NR == 2 { print $4 }')

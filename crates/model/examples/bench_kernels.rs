@@ -2,15 +2,26 @@
 //! Gemma-3-270M's decode shapes (40 rows = 8 prompts × 5 beams) by default, or XLM-R
 //! large's (COMET's encoder, 512 rows = a batch of 16 sentences of 32 tokens) with `xlmr`:
 //! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`.
+//! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows),
+//! forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed kernels against candle's matmul.
 
 use std::time::Instant;
 
+use candle_core::{Device, Tensor};
 use datm_model::cpu;
 use datm_model::kernels::{PackedMatrix, Precision};
 
+const GEMMA: [(&str, usize, usize); 6] = [
+    ("q_proj", 1024, 640),
+    ("k_proj", 256, 640),
+    ("o_proj", 640, 1024),
+    ("gate_proj", 2048, 640),
+    ("down_proj", 640, 2048),
+    ("lm_head", 262_144, 640),
+];
+
 fn main() -> anyhow::Result<()> {
-    let xlmr = std::env::args().nth(1).as_deref() == Some("xlmr");
-    let m = if xlmr { 512 } else { 40 };
+    let mode = std::env::args().nth(1).unwrap_or_default();
     let isa = cpu::active()?;
     let bf16 = if isa.bf16_dot() {
         "vdpbf16ps"
@@ -18,43 +29,103 @@ fn main() -> anyhow::Result<()> {
         "widened"
     };
     println!("kernel path: {isa} (bf16: {bf16})");
-    let gemma = [
-        ("q_proj", 1024, 640),
-        ("k_proj", 256, 640),
-        ("o_proj", 640, 1024),
-        ("gate_proj", 2048, 640),
-        ("down_proj", 640, 2048),
-        ("lm_head", 262_144, 640),
-    ];
+    if mode == "train" {
+        return training_shapes();
+    }
     let encoder = [
         ("qkv", 3072, 1024),
         ("attn_out", 1024, 1024),
         ("up", 4096, 1024),
         ("down", 1024, 4096),
     ];
-    let shapes: &[(&str, usize, usize)] = if xlmr { &encoder } else { &gemma };
+    let (m, shapes): (usize, &[(&str, usize, usize)]) = if mode == "xlmr" {
+        (512, &encoder)
+    } else {
+        (40, &GEMMA)
+    };
     for precision in [Precision::F32, Precision::Bf16] {
         for &(name, n, k) in shapes {
-            let w: Vec<f32> = (0..n * k).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
-            let x: Vec<f32> = (0..m * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
-            let packed = PackedMatrix::pack(&w, n, k, precision)?;
-            let flop = 2.0 * (m * n * k) as f64;
-            let mut out = vec![0f32; m * n];
-            packed.matmul_t_into(&x, m, &mut out)?;
-            // Calls for about 0.3 s (at least one).
-            let (t, mut reps) = (Instant::now(), 0);
-            while reps == 0 || (t.elapsed().as_secs_f64() < 0.3 && reps < 2000) {
-                packed.matmul_t_into(&x, m, &mut out)?;
-                std::hint::black_box(&out);
-                reps += 1;
-            }
-            let s = t.elapsed().as_secs_f64() / reps as f64;
-            println!(
-                "{precision:?} {name:10} {m}×{n}×{k}: {:8.1} µs/call, {:6.1} GFLOP/s",
-                s * 1e6,
-                flop / s / 1e9
-            );
+            let packed = PackedMatrix::pack(&values(n * k, 97), n, k, precision)?;
+            let s = packed_seconds(&packed, &values(m * k, 89), m)?;
+            report(&format!("{precision:?} {name}"), m, n, k, s);
         }
     }
     Ok(())
+}
+
+/// Forward and backward shapes of the frozen projections (the LM head left out: training
+/// computes it only where there are labels), packed f32 against candle's matmul.
+fn training_shapes() -> anyhow::Result<()> {
+    let m = 256;
+    for &(name, n, k) in &GEMMA[..5] {
+        let w = values(n * k, 97);
+        let wt = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu)?;
+        for (pass, n, k, w) in [("fwd", n, k, w.clone()), ("bwd", k, n, transpose(&w, n, k))] {
+            let x = values(m * k, 89);
+            let packed = PackedMatrix::pack(&w, n, k, Precision::F32)?;
+            report(
+                &format!("packed {pass} {name}"),
+                m,
+                n,
+                k,
+                packed_seconds(&packed, &x, m)?,
+            );
+            let xt = Tensor::from_vec(x, (m, k), &Device::Cpu)?;
+            let s = seconds(|| {
+                let y = if pass == "fwd" {
+                    xt.matmul(&wt.t()?)?
+                } else {
+                    xt.matmul(&wt)?
+                };
+                std::hint::black_box(y);
+                Ok(())
+            })?;
+            report(&format!("candle {pass} {name}"), m, n, k, s);
+        }
+    }
+    Ok(())
+}
+
+/// Seconds per call of `x · packedᵀ` over `m` rows.
+fn packed_seconds(packed: &PackedMatrix, x: &[f32], m: usize) -> anyhow::Result<f64> {
+    let mut out = vec![0f32; m * packed.n()];
+    seconds(|| {
+        packed.matmul_t_into(x, m, &mut out)?;
+        std::hint::black_box(&out);
+        Ok(())
+    })
+}
+
+/// Seconds per call of `f`, over about 0.3 s of calls (at least one, after one warm-up).
+fn seconds(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?;
+    let (t, mut reps) = (Instant::now(), 0);
+    while reps == 0 || (t.elapsed().as_secs_f64() < 0.3 && reps < 2000) {
+        f()?;
+        reps += 1;
+    }
+    Ok(t.elapsed().as_secs_f64() / reps as f64)
+}
+
+fn report(label: &str, m: usize, n: usize, k: usize, s: f64) {
+    let flop = 2.0 * (m * n * k) as f64;
+    println!(
+        "{label:20} {m}×{n}×{k}: {:8.1} µs/call, {:6.1} GFLOP/s",
+        s * 1e6,
+        flop / s / 1e9
+    );
+}
+
+/// `len` deterministic values in [-0.5, 0.5) with period `period`.
+fn values(len: usize, period: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (i % period) as f32 / period as f32 - 0.5)
+        .collect()
+}
+
+/// The `[n, k]` row-major matrix `w` as `[k, n]`.
+fn transpose(w: &[f32], n: usize, k: usize) -> Vec<f32> {
+    (0..k)
+        .flat_map(|j| (0..n).map(move |i| w[i * k + j]))
+        .collect()
 }

@@ -38,7 +38,11 @@ pub fn applies(x: &Tensor) -> bool {
 }
 
 /// The contiguous f32 data of a CPU storage, or an error naming the op.
-fn f32_slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn f32_slice<'a>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
         candle_core::bail!("{op}: expected f32 data, got {:?}", s.dtype());
     };

@@ -98,6 +98,18 @@ pub struct PackedMatrix {
     panels: Panels,
 }
 
+/// Checks that `isa` runs here and that `w` holds a non-empty `[n, k]` weight.
+fn check_weight(isa: Isa, w: &[f32], n: usize, k: usize) -> Result<()> {
+    ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
+    ensure!(
+        w.len() == n * k,
+        "weight has {} values, expected {n}×{k}",
+        w.len()
+    );
+    ensure!(n > 0 && k > 0, "cannot pack an empty {n}×{k} weight");
+    Ok(())
+}
+
 fn to_bf16(v: f32) -> u16 {
     half::bf16::from_f32(v).to_bits()
 }
@@ -111,22 +123,16 @@ impl PackedMatrix {
 
     /// Like [`PackedMatrix::pack`], for kernel path `isa`.
     pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
-        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
-        ensure!(
-            w.len() == n * k,
-            "weight has {} values, expected {n}×{k}",
-            w.len()
-        );
-        ensure!(n > 0 && k > 0, "cannot pack an empty {n}×{k} weight");
+        check_weight(isa, w, n, k)?;
         let layout = Layout::of(isa, precision);
         let panels = match precision {
-            Precision::F32 => Panels::F32(pack_panels(w, n, k, layout, |v| v)),
+            Precision::F32 => Panels::F32(pack_panels(n, k, layout, |c, kk| w[c * k + kk])),
             Precision::Bf16 => {
                 ensure!(
                     k.is_multiple_of(2),
                     "the bf16 kernel needs an even input size, got {k}"
                 );
-                Panels::Bf16(pack_panels(w, n, k, layout, to_bf16))
+                Panels::Bf16(pack_panels(n, k, layout, |c, kk| to_bf16(w[c * k + kk])))
             }
         };
         Ok(PackedMatrix {
@@ -135,6 +141,22 @@ impl PackedMatrix {
             isa,
             layout,
             panels,
+        })
+    }
+
+    /// Packs the transpose `[k, n]` of a row-major `[n, k]` f32 weight in f32 for the active
+    /// kernel path, so that [`PackedMatrix::matmul_t`] computes `x · w` (`x` `[m, n]`):
+    /// the backward pass through a frozen layer.
+    pub fn pack_transposed(w: &[f32], n: usize, k: usize) -> Result<Self> {
+        let isa = cpu::active()?;
+        check_weight(isa, w, n, k)?;
+        let layout = Layout::of(isa, Precision::F32);
+        Ok(PackedMatrix {
+            n: k,
+            k: n,
+            isa,
+            layout,
+            panels: Panels::F32(pack_panels(k, n, layout, |c, kk| w[kk * k + c])),
         })
     }
 
@@ -633,21 +655,20 @@ impl<V: Vector, W: Weight> Arith for Widen<V, W> {
     }
 }
 
-/// The panels of a row-major `[n, k]` weight, values converted by `conv`, missing columns of
-/// the last panel zero.
+/// The panels of an `[n, k]` operand whose column `c`, feature `kk` is `at(c, kk)`, missing
+/// columns of the last panel zero.
 fn pack_panels<T: Copy + Default + Send>(
-    w: &[f32],
     n: usize,
     k: usize,
     layout: Layout,
-    conv: impl Fn(f32) -> T + Sync,
+    at: impl Fn(usize, usize) -> T + Sync,
 ) -> Vec<T> {
     let nr = layout.nr;
     let mut out = vec![T::default(); n.div_ceil(nr) * nr * k];
     advise_huge_pages(&mut out);
     out.par_chunks_mut(nr * k)
         .enumerate()
-        .for_each(|(p, panel)| fill_panel(panel, p, n, k, layout, |c, kk| conv(w[c * k + kk])));
+        .for_each(|(p, panel)| fill_panel(panel, p, n, k, layout, &at));
     out
 }
 
@@ -950,6 +971,25 @@ mod tests {
                         let want = (0..k).fold(0f32, |a, t| x[i * k + t].mul_add(w[j * k + t], a));
                         assert_eq!(y[i * n + j], want, "{isa} {m}×{n}×{k} ({i},{j})");
                     }
+                }
+            }
+        }
+    }
+
+    /// A transposed pack multiplies by the weight itself (`x · w`, training's backward
+    /// pass), one FMA chain per output, on the active path.
+    #[test]
+    fn transposed_pack_multiplies_by_the_weight() {
+        for (m, n, k) in [(7, 65, 30), (50, 33, 300)] {
+            let w = data(n * k, 29, 97, 7.0);
+            let x = data(m * n, 31, 83, 3.0);
+            let packed = PackedMatrix::pack_transposed(&w, n, k).unwrap();
+            assert_eq!(packed.n(), k);
+            let y = packed.matmul_t(&x, m).unwrap();
+            for i in 0..m {
+                for j in 0..k {
+                    let want = (0..n).fold(0f32, |a, c| x[i * n + c].mul_add(w[c * k + j], a));
+                    assert_eq!(y[i * k + j], want, "{m}×{n}×{k} ({i},{j})");
                 }
             }
         }

@@ -10,7 +10,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::kernels::{PackedMatrix, Precision};
 use crate::weights::Weight;
@@ -175,6 +175,8 @@ pub struct LoraLinear {
     adapters: Vec<LoraWeights>,
     /// The resident adapters' factors for the packed kernels, while the base is packed.
     packed_adapters: Vec<PackedLora>,
+    /// A dense f32 base weight packed for training on the CPU, once it trains.
+    frozen: OnceLock<Arc<FrozenPanels>>,
     in_dim: usize,
     out_dim: usize,
 }
@@ -195,6 +197,7 @@ impl LoraLinear {
             bias,
             adapters: Vec::new(),
             packed_adapters: Vec::new(),
+            frozen: OnceLock::new(),
             in_dim: dims[1],
             out_dim: dims[0],
         })
@@ -359,7 +362,10 @@ impl LoraLinear {
 
     fn forward_base(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.base {
-            Base::Dense(w) if train => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
+            Base::Dense(w) if train => match self.frozen_panels(w)? {
+                Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
+                None => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
+            },
             Base::Dense(w) => matmul_t(&x.to_dtype(w.dtype())?, w),
             Base::Quantized(q, _) => {
                 use candle_core::Module;
@@ -379,6 +385,20 @@ impl LoraLinear {
                 Ok(Tensor::from_vec(y, out, x.device())?.to_dtype(x.dtype())?)
             }
         }
+    }
+
+    /// The base weight `w` packed for training on the CPU's kernels (packed on the first
+    /// call), or `None` where they do not apply: a weight that is not f32 on the CPU, or the
+    /// CPU fast paths off ([`crate::fused::set_cpu_fast_paths`]).
+    fn frozen_panels(&self, w: &Tensor) -> Result<Option<Arc<FrozenPanels>>> {
+        if w.dtype() != DType::F32 || !w.device().is_cpu() || !crate::fused::cpu_fast_paths() {
+            return Ok(None);
+        }
+        if let Some(p) = self.frozen.get() {
+            return Ok(Some(p.clone()));
+        }
+        let panels = Arc::new(FrozenPanels::pack(w)?);
+        Ok(Some(self.frozen.get_or_init(|| panels).clone()))
     }
 
     /// For a packed layer without bias: `x · wᵀ` as f32 values written into `out` (resized,
@@ -437,6 +457,72 @@ impl PackedLora {
     }
 }
 
+/// A frozen f32 base weight packed for training: `W` for the forward `x·Wᵀ` and `Wᵀ` for
+/// the backward `∂x = ∂y·W`, on the packed kernels of [`crate::kernels`], which multiply
+/// without repacking the weight at every call as candle's GEMM does (twice the weight's
+/// memory, for a faster step).
+#[derive(Debug)]
+struct FrozenPanels {
+    w: PackedMatrix,
+    wt: PackedMatrix,
+}
+
+impl FrozenPanels {
+    fn pack(w: &Tensor) -> Result<Self> {
+        let (n, k) = w.dims2()?;
+        with_f32_data(w, |data| {
+            Ok(FrozenPanels {
+                w: PackedMatrix::pack(data, n, k, Precision::F32)?,
+                wt: PackedMatrix::pack_transposed(data, n, k)?,
+            })
+        })
+    }
+
+    /// `x · Wᵀ` for f32 `x` `[…, in]`, differentiable in `x` only.
+    fn matmul_t(self: Arc<Self>, x: &Tensor) -> Result<Tensor> {
+        let out = self.w.n();
+        rows_op(x, out, |x2| Ok(x2.apply_op1(FrozenPackedMatmulT(self))?))
+    }
+}
+
+/// The custom op behind [`FrozenPanels::matmul_t`]: `[m, in]` f32 input times the packed
+/// weight.
+struct FrozenPackedMatmulT(Arc<FrozenPanels>);
+
+/// `rows` rows of f32 inputs times packed `m`, as a new `[rows, m.n()]` buffer; errors name `op`.
+fn packed_rows(
+    op: &str,
+    m: &PackedMatrix,
+    x: &[f32],
+    rows: usize,
+) -> candle_core::Result<Vec<f32>> {
+    let mut out = vec![0f32; rows * m.n()];
+    m.matmul_t_into(x, rows, &mut out)
+        .map_err(|e| candle_core::Error::Msg(format!("{op}: {e}")))?;
+    Ok(out)
+}
+
+impl CustomOp1 for FrozenPackedMatmulT {
+    fn name(&self) -> &'static str {
+        "frozen-packed-matmul-t"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (m, _) = xl.shape().dims2()?;
+        let op = "frozen packed matmul";
+        let out = packed_rows(op, &self.0.w, crate::fused::f32_slice(op, x, xl)?, m)?;
+        Ok((CpuStorage::F32(out), Shape::from((m, self.0.w.n()))))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (m, _) = dy.dims2()?;
+        let op = "frozen packed matmul (backward)";
+        let dy = dy.to_dtype(DType::F32)?.contiguous()?;
+        let dx = crate::fused::with_f32(op, &dy, |data| packed_rows(op, &self.0.wt, data, m))?;
+        Ok(Some(Tensor::from_vec(dx, (m, self.0.wt.n()), dy.device())?))
+    }
+}
+
 /// `x` (`[…, in]`, any float dtype) times a packed weight, into `out` as `[rows, out]`.
 fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
     let dims = x.dims();
@@ -472,15 +558,21 @@ pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if !w.device().is_cpu() || !crate::fused::cpu_fast_paths() {
         return matmul_t(x, w);
     }
+    rows_op(x, w.dim(0)?, |x2| {
+        Ok(x2.apply_op1(FrozenMatmulT(w.clone()))?)
+    })
+}
+
+/// `op` applied to `x` (`[…, in]`) flattened to `[rows, in]`, its `[rows, out]` result
+/// shaped back to `[…, out]`.
+fn rows_op(x: &Tensor, out: usize, op: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
     let dims = x.dims();
     let (lead, k) = dims.split_at(dims.len() - 1);
     let rows: usize = lead.iter().product();
-    let y = x
-        .reshape((rows, k[0]))?
-        .apply_op1(FrozenMatmulT(w.clone()))?;
-    let mut out = lead.to_vec();
-    out.push(w.dim(0)?);
-    Ok(y.reshape(out)?)
+    let y = op(&x.reshape((rows, k[0]))?)?;
+    let mut shape = lead.to_vec();
+    shape.push(out);
+    Ok(y.reshape(shape)?)
 }
 
 /// The custom op behind [`frozen_matmul_t`]: `[m, k]` input times the captured `[n, k]`

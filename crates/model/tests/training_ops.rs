@@ -1,5 +1,5 @@
-//! The ops of the training path: the frozen-weight matmul gives the same input gradient as
-//! a plain matmul, seeded dropout masks depend on the seed alone, and the fused f32 ops
+//! The ops of the training path: the frozen-weight matmuls (candle's, and the packed kernels
+//! a training linear layer runs) give the same input gradient as a plain matmul, seeded dropout masks depend on the seed alone, and the fused f32 ops
 //! (`datm_model::fused`) give the values and input gradients of the composite candle ops
 //! they replace.
 
@@ -7,8 +7,9 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use datm_model::fused::{gated, rms_norm, rope, softmax_last_dim};
-use datm_model::lora::{frozen_matmul_t, SeededDropout};
+use datm_model::lora::{frozen_matmul_t, Ctx, LoraLinear, SeededDropout};
 use datm_model::nn::Activation;
+use datm_model::weights::Weight;
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
@@ -68,6 +69,39 @@ fn frozen_matmul_matches_plain_matmul_forward_and_input_gradient() {
         assert!(common::max_abs_diff(&y0, &y1) <= 1e-5, "{dtype:?} forward");
         assert!(common::max_abs_diff(&g0, &g1) <= 1e-5, "{dtype:?} gradient");
     }
+}
+
+/// A linear layer in training mode runs its dense f32 base weight on the packed kernels
+/// (forward `x·Wᵀ`, backward `∂y·W`): the same values and input gradient as candle's
+/// matmul, on ragged shapes (a last panel part full, rows not a multiple of the tile's).
+#[test]
+fn training_linear_layer_matches_plain_matmul() {
+    let w = randn(&[45, 37], 5);
+    let layer = LoraLinear::new(Weight::Dense(w.clone()), None, DType::F32).unwrap();
+    let x = Var::from_tensor(&randn(&[2, 7, 37], 6)).unwrap();
+    let ctx = Ctx {
+        train: true,
+        ..Ctx::default()
+    };
+    let y = layer.forward(x.as_tensor(), &ctx).unwrap();
+    let gx = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = gx.get(&x).unwrap();
+    let plain = x
+        .as_tensor()
+        .reshape((14, 37))
+        .unwrap()
+        .matmul(&w.t().unwrap())
+        .unwrap()
+        .reshape((2, 7, 45))
+        .unwrap();
+    let g0 = plain.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let g0 = g0.get(&x).unwrap();
+    assert_eq!(y.dims(), [2, 7, 45]);
+    assert!(common::max_abs_diff(&plain, &y) <= 1e-5, "forward");
+    assert!(common::max_abs_diff(g0, gx) <= 1e-5, "gradient");
+    // The layer packs once and reuses the panels: a second step gives the same bits.
+    let again = layer.forward(x.as_tensor(), &ctx).unwrap();
+    assert_eq!(common::max_abs_diff(&y, &again), 0.0);
 }
 
 #[test]
