@@ -18,7 +18,9 @@
 //! and [`Precision::Bf16`] (weights and inputs rounded to bf16, products summed in f32) for
 //! the default weights of quantized models: pairwise by `vdpbf16ps` where the CPU has
 //! AVX512-BF16, elsewhere one FMA chain over bf16 weights widened to f32 as they are loaded
-//! (half the memory traffic of f32). Inference only: there is no backward pass.
+//! (half the memory traffic of f32). The kernels have no backward pass of their own;
+//! training's frozen f32 weights run on them as two packs, `W` for the forward product and
+//! `Wᵀ` ([`PackedMatrix::pack_transposed`]) for the backward one (`lora.rs`).
 
 use std::marker::PhantomData;
 use std::ops::Range;
