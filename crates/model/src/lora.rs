@@ -243,6 +243,8 @@ impl LoraLinear {
             PackedMatrix::pack(w, self.out_dim, self.in_dim, precision)
         })?;
         self.base = Base::Packed(Arc::new(m));
+        // A packed layer never trains: the training packs, if any, are dropped.
+        self.frozen = OnceLock::new();
         self.packed_adapters = self
             .adapters
             .iter()
