@@ -25,7 +25,8 @@ tokens/s ratio ≤ 1.15; 0 failures; RSS flat.
 
     python3 bench/serve/load_test.py --datm target/release/datm \
         --model gemma-3-270m-q4_k_m.gguf --pool runs/quickstart/pool/dat.toml [--clients 64] \
-        [--requests 512] [--seq-n 32] [--max-seconds 900] [--out bench/serve/results.json]
+        [--requests 512] [--seq-n 32] [--max-seconds 900] [--max-new-tokens N] \
+        [--out bench/serve/results.json]
 """
 
 import argparse
@@ -61,9 +62,14 @@ def catalog_pairs(lang, n):
     return out
 
 
+def new_tokens(args):
+    """`--max-new-tokens N` for the server and the CLI alike, when the run caps it."""
+    return ["--max-new-tokens", str(args.max_new_tokens)] if args.max_new_tokens else []
+
+
 def start_server(args):
     cmd = [args.datm, "serve", "--model", args.model, "--pool", args.pool, "--port", "0",
-           "--max-queue", str(4 * args.clients), "--timeout-s", str(args.timeout_s)]
+           "--max-queue", str(4 * args.clients), "--timeout-s", str(args.timeout_s)] + new_tokens(args)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         sys.stderr.write(line)
@@ -164,7 +170,7 @@ def sequential(args, work):
             with open(path, "w") as f:
                 f.write(text + "\n")
             r = subprocess.run([args.datm, "translate", "--model", args.model, "--pool", args.pool,
-                                "--src", src, "--tgt", tgt, "-i", path],
+                                "--src", src, "--tgt", tgt, "-i", path] + new_tokens(args),
                                capture_output=True)
             failed += r.returncode != 0
     secs = time.perf_counter() - t
@@ -186,6 +192,9 @@ def main():
     # longer beside other rows, so the server's default 120 s would fail it.
     ap.add_argument("--timeout-s", type=float, default=900)
     ap.add_argument("--max-seconds", type=float, default=900)
+    # Both sides' cap on new tokens (default: theirs, the paper's 512). A slow CPU may cap
+    # it, so that rows whose beams never stop do not decide the run's length.
+    ap.add_argument("--max-new-tokens", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -228,6 +237,7 @@ def main():
     quarters = [s[min(len(s) - 1, i * len(s) // 4)] for i in range(4)] + [s[-1]] if s else []
     result = {
         "model": args.model, "pool": args.pool, "clients": args.clients,
+        "max_new_tokens": args.max_new_tokens,
         "directions": [f"{a}-{b}" for a, b in usable], "phases": phases,
         "peak_rss_mib": round(max(s) / 1024, 1) if s else None,
         "rss_quarters_mib": [round(q / 1024, 1) for q in quarters],
