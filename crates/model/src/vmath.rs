@@ -12,6 +12,21 @@ pub fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
     run(cpu::isa(), LogSoftmaxShift(x))
 }
 
+/// `out[i] = exp(x[i] − shift) · scale` over equal-length slices: a row of softmax
+/// probabilities scaled by `scale` when `shift` is the row's log-sum-exp.
+pub fn scaled_exp(x: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    assert_eq!(x.len(), out.len());
+    run(
+        cpu::isa(),
+        ScaledExp {
+            x,
+            shift,
+            scale,
+            out,
+        },
+    )
+}
+
 /// `Σ a[i]·b[i]` over equal-length slices.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -465,6 +480,36 @@ impl Task for Gated<'_> {
     }
 }
 
+struct ScaledExp<'a> {
+    x: &'a [f32],
+    shift: f32,
+    scale: f32,
+    out: &'a mut [f32],
+}
+
+impl Task for ScaledExp<'_> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        let len = self.out.len();
+        let n = len / V::LANES * V::LANES;
+        let (x, o) = (self.x.as_ptr(), self.out.as_mut_ptr());
+        // SAFETY: the CPU runs `V` (caller); both slices hold `len` values.
+        unsafe {
+            let (shift, scale) = (V::splat(self.shift), V::splat(self.scale));
+            for i in (0..n).step_by(V::LANES) {
+                exp(V::load(x.add(i)).sub(shift)).mul(scale).store(o.add(i));
+            }
+            let (shift, scale) = (Scalar::splat(self.shift), Scalar::splat(self.scale));
+            for i in n..len {
+                exp(Scalar::load(x.add(i)).sub(shift))
+                    .mul(scale)
+                    .store(o.add(i));
+            }
+        }
+    }
+}
+
 struct TopK<'a>(&'a [f32], usize);
 
 impl Task for TopK<'_> {
@@ -609,6 +654,30 @@ mod tests {
             let (max, lse) = run(isa, LogSoftmaxShift(&x));
             assert_eq!(max, want_max, "{isa}");
             assert!((lse as f64 - want).abs() < 1e-6, "{isa}: {lse} vs {want}");
+        }
+    }
+
+    #[test]
+    fn scaled_exp_is_within_three_ulp_of_libm_on_every_path() {
+        let x: Vec<f32> = (0..1003).map(|i| (i as f32 * 0.37).sin() * 40.0).collect();
+        let (shift, scale) = (3.25f32, -0.75f32);
+        for isa in available() {
+            let mut out = vec![0f32; x.len()];
+            run(
+                isa,
+                ScaledExp {
+                    x: &x,
+                    shift,
+                    scale,
+                    out: &mut out,
+                },
+            );
+            let worst = x
+                .iter()
+                .zip(&out)
+                .map(|(v, g)| ulps(*g, (v - shift).exp() * scale))
+                .max();
+            assert!(worst <= Some(3), "{isa}: worst error {worst:?} ulp");
         }
     }
 

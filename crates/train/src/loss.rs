@@ -3,11 +3,15 @@
 //! Logits for a 262k-token vocabulary are large, so the forward pass computes
 //! `logsumexp(z) − z[target]` row by row and the backward pass writes
 //! `(softmax(z) − onehot(target)) · g` in one sweep, instead of materialising `log_softmax`,
-//! a one-hot gather and their gradients as separate tensors. Rows are spread over threads.
+//! a one-hot gather and their gradients as separate tensors. Rows are spread over threads;
+//! the exponentials run vectorised ([`datm_model::vmath`]), and each row's log-sum-exp is
+//! computed once, in the forward pass, and kept for the backward one.
 
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use datm_model::vmath;
 use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 /// Summed cross-entropy of `logits` `[n, vocab]` (f32) against `targets` (length n), as a
 /// scalar that backpropagates into `logits`. Non-CPU devices use composed candle ops.
@@ -29,6 +33,7 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     }
     let per_row = logits.apply_op1(RowCrossEntropy {
         targets: targets.to_vec(),
+        lse: Mutex::new(None),
     })?;
     Ok(per_row.sum_all()?)
 }
@@ -36,6 +41,8 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
 /// Per-row `logsumexp(z) − z[target]`.
 struct RowCrossEntropy {
     targets: Vec<u32>,
+    /// Each row's log-sum-exp, from the forward pass.
+    lse: Mutex<Option<Vec<f32>>>,
 }
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
@@ -46,11 +53,15 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a 
     }
 }
 
-/// Maximum and log-sum-exp of one row.
-fn logsumexp(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
-    (max, max + sum.ln())
+/// Log-sum-exp of one row.
+fn logsumexp(row: &[f32]) -> f32 {
+    let (max, shift) = vmath::log_softmax_shift(row);
+    max + shift
+}
+
+/// The log-sum-exp of every row of `z` (rows of `vocab` values).
+fn row_logsumexps(z: &[f32], vocab: usize) -> Vec<f32> {
+    z.par_chunks(vocab).map(logsumexp).collect()
 }
 
 impl CustomOp1 for RowCrossEntropy {
@@ -61,11 +72,14 @@ impl CustomOp1 for RowCrossEntropy {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, vocab) = l.shape().dims2()?;
         let z = contiguous_f32(s, l)?;
+        let lse = row_logsumexps(z, vocab);
         let out: Vec<f32> = z
-            .par_chunks(vocab)
-            .zip(self.targets.par_iter())
-            .map(|(row, &t)| logsumexp(row).1 - row[t as usize])
+            .chunks(vocab)
+            .zip(&lse)
+            .zip(&self.targets)
+            .map(|((row, &lse), &t)| lse - row[t as usize])
             .collect();
+        *self.lse.lock().unwrap_or_else(PoisonError::into_inner) = Some(lse);
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
@@ -76,10 +90,16 @@ impl CustomOp1 for RowCrossEntropy {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        let lse = self
+            .lse
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let grad = arg.apply_op2_no_bwd(
             &g,
             &RowCrossEntropyGrad {
                 targets: self.targets.clone(),
+                lse,
             },
         )?;
         Ok(Some(grad))
@@ -89,6 +109,8 @@ impl CustomOp1 for RowCrossEntropy {
 /// `(softmax(z) − onehot(target)) · g_row`, the gradient of [`RowCrossEntropy`].
 struct RowCrossEntropyGrad {
     targets: Vec<u32>,
+    /// The rows' log-sum-exps from the forward pass (computed again if absent).
+    lse: Option<Vec<f32>>,
 }
 
 impl CustomOp2 for RowCrossEntropyGrad {
@@ -106,15 +128,20 @@ impl CustomOp2 for RowCrossEntropyGrad {
         let (n, vocab) = l1.shape().dims2()?;
         let z = contiguous_f32(s1, l1)?;
         let g = contiguous_f32(s2, l2)?;
+        let lse = match &self.lse {
+            Some(lse) if lse.len() == n => lse.clone(),
+            _ => row_logsumexps(z, vocab),
+        };
         let mut out = vec![0f32; n * vocab];
         out.par_chunks_mut(vocab)
             .zip(z.par_chunks(vocab))
-            .zip(g.par_iter().zip(self.targets.par_iter()))
-            .for_each(|((o, row), (&gr, &t))| {
-                let (_, lse) = logsumexp(row);
-                for (oi, &zi) in o.iter_mut().zip(row) {
-                    *oi = (zi - lse).exp() * gr;
-                }
+            .zip(
+                g.par_iter()
+                    .zip(self.targets.par_iter())
+                    .zip(lse.par_iter()),
+            )
+            .for_each(|((o, row), ((&gr, &t), &lse))| {
+                vmath::scaled_exp(row, lse, gr, o);
                 o[t as usize] -= gr;
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
