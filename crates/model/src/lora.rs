@@ -111,6 +111,13 @@ impl SeededDropout {
 
     /// Zeroes each element of `x` with probability `p` and scales the rest by `1/(1-p)`.
     pub fn apply(&self, x: &Tensor, p: f32) -> Result<Tensor> {
+        let mask = self.mask(x, p)?;
+        Ok((x * mask)?)
+    }
+
+    /// The next mask for `x` (its shape, dtype and device): each element `1/(1-p)`, or 0 with
+    /// probability `p`.
+    pub fn mask(&self, x: &Tensor, p: f32) -> Result<Tensor> {
         ensure!(
             (0.0..1.0).contains(&p),
             "dropout probability {p} not in [0, 1)"
@@ -128,8 +135,7 @@ impl SeededDropout {
                 *m = if rng.gen::<f32>() >= p { scale } else { 0.0 };
             }
         });
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        Ok((x * mask)?)
+        Ok(Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
     }
 }
 
@@ -316,6 +322,9 @@ impl LoraLinear {
 
     /// Applies the layer to `x` (`[rows, …, in]`), with each row's adapter from `ctx`.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if let Some(y) = self.forward_fused_train(x, ctx)? {
+            return Ok(y);
+        }
         let y = self.forward_base(x, ctx.train)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -344,6 +353,41 @@ impl LoraLinear {
             })
             .collect::<Result<Vec<Tensor>>>()?;
         Ok(Tensor::cat(&parts, 0)?)
+    }
+
+    /// Training on the CPU with one adapter, an f32 base weight packed for training and no
+    /// bias: the whole layer as one op ([`FrozenLoraLinear`]); `None` where that does not
+    /// apply.
+    fn forward_fused_train(&self, x: &Tensor, ctx: &Ctx) -> Result<Option<Tensor>> {
+        let (Base::Dense(w), None, true) = (&self.base, &self.bias, ctx.train && x.rank() >= 2)
+        else {
+            return Ok(None);
+        };
+        let rows = if x.rank() < 2 { 1 } else { x.dim(0)? };
+        let [(_, _, Some(name))] = ctx.adapters.runs(rows)?[..] else {
+            return Ok(None);
+        };
+        let Some(l) = self.adapter(name) else {
+            return Ok(None);
+        };
+        let f32s = [x.dtype(), l.a.dtype(), l.b.dtype()] == [DType::F32; 3];
+        let Some(panels) = self.frozen_panels(w)?.filter(|_| f32s) else {
+            return Ok(None);
+        };
+        let mask = match ctx.dropout {
+            Some(d) if l.dropout > 0.0 => Some(d.mask(x, l.dropout)?.flatten_to(x.rank() - 2)?),
+            _ => None,
+        };
+        let op = FrozenLoraLinear {
+            panels,
+            mask,
+            scaling: l.scaling,
+        };
+        let out = self.out_dim;
+        rows_op(x, out, |x2| {
+            Ok(x2.apply_op3(l.a.as_tensor(), l.b.as_tensor(), op)?)
+        })
+        .map(Some)
     }
 
     /// PEFT's `B·A·dropout(x)·scaling` of adapter `l`, in the dtype of the base output `y`.
@@ -518,6 +562,98 @@ impl CustomOp1 for FrozenPackedMatmulT {
     }
 }
 
+/// PEFT's `x·Wᵀ + B·A·dropout(x)·scaling` in training, as one candle op over f32 `x`
+/// (`[m, in]`), `A` (`[r, in]`) and `B` (`[out, r]`), the frozen `W` packed: the same
+/// arithmetic as the composed ops of [`LoraLinear::forward`], without the five intermediate
+/// tensors candle's autograd would keep, each with a zeroed gradient and an addition in the
+/// backward pass.
+struct FrozenLoraLinear {
+    panels: Arc<FrozenPanels>,
+    /// The dropout mask of `x`, `[m, in]` (none without dropout).
+    mask: Option<Tensor>,
+    scaling: f64,
+}
+
+impl FrozenLoraLinear {
+    /// `dropout(x)` of a `[m, in]` tensor.
+    fn dropped(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.mask {
+            Some(mask) => x * mask,
+            None => Ok(x.clone()),
+        }
+    }
+}
+
+impl candle_core::CustomOp3 for FrozenLoraLinear {
+    fn name(&self) -> &'static str {
+        "frozen-lora-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        const OP: &str = "frozen LoRA linear";
+        let (m, k) = xl.shape().dims2()?;
+        let ((r, _), (n, _)) = (al.shape().dims2()?, bl.shape().dims2()?);
+        let x = crate::fused::f32_slice(OP, xs, xl)?;
+        let dropped = match &self.mask {
+            Some(mask) => crate::fused::with_f32(OP, mask, |mask| {
+                Ok(x.iter().zip(mask).map(|(v, m)| v * m).collect())
+            })?,
+            None => x.to_vec(),
+        };
+        let low = CpuStorage::F32(dropped).matmul(
+            a,
+            (1, m, r, k),
+            &Layout::contiguous((m, k)),
+            &al.transpose(0, 1)?,
+        )?;
+        let low = low.affine(&Layout::contiguous((m, r)), self.scaling, 0.0)?;
+        let up = low.matmul(
+            b,
+            (1, m, n, r),
+            &Layout::contiguous((m, r)),
+            &bl.transpose(0, 1)?,
+        )?;
+        let mut y = vec![0f32; m * n];
+        self.panels
+            .w
+            .matmul_t_into(x, m, &mut y)
+            .map_err(|e| candle_core::Error::Msg(format!("{OP}: {e}")))?;
+        let up = crate::fused::f32_slice(OP, &up, &Layout::contiguous((m, n)))?;
+        y.iter_mut().zip(up).for_each(|(y, u)| *y += u);
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (x, a, b) = (x.detach(), a.detach(), b.detach());
+        let dropped = self.dropped(&x)?;
+        let low = (dropped.matmul(&a.t()?)? * self.scaling)?;
+        let db = dy.t()?.matmul(&low)?;
+        let dlow = (dy.matmul(&b)? * self.scaling)?;
+        let da = dlow.t()?.matmul(&dropped)?;
+        let dx_lora = self.dropped(&dlow.matmul(&a)?)?;
+        let mut dx = Vec::new();
+        packed_matmul_into(&self.panels.wt, dy, &mut dx)
+            .map_err(|e| candle_core::Error::Msg(format!("frozen LoRA linear (backward): {e}")))?;
+        let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
+        Ok((Some((dx + dx_lora)?), Some(da), Some(db)))
+    }
+}
+
 /// `x` (`[…, in]`, any float dtype) times a packed weight, into `out` as `[rows, out]`.
 fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
     let dims = x.dims();
@@ -595,5 +731,54 @@ impl CustomOp1 for FrozenMatmulT {
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(dy.matmul(&self.0)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Largest absolute difference between two tensors of one shape.
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+            .expect("same shapes")
+    }
+
+    /// The fused training layer gives the composed ops' output and gradients in `x`, `A` and
+    /// `B`, with dropout and without.
+    #[test]
+    fn fused_training_layer_matches_the_composed_ops() -> Result<()> {
+        let dev = Device::Cpu;
+        let (m, k, n, r, scaling) = (7, 24, 70, 4, 2.0);
+        let w = Tensor::randn(0f32, 0.5, (n, k), &dev)?;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (m, k), &dev)?)?;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 0.3, (r, k), &dev)?)?;
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, (n, r), &dev)?)?;
+        let g = Tensor::randn(0f32, 1.0, (m, n), &dev)?;
+        let panels = Arc::new(FrozenPanels::pack(&w)?);
+        for mask in [None, Some(SeededDropout::new(7).mask(x.as_tensor(), 0.25)?)] {
+            let dropped = match &mask {
+                Some(mask) => (x.as_tensor() * mask)?,
+                None => x.as_tensor().clone(),
+            };
+            let op = FrozenLoraLinear {
+                panels: panels.clone(),
+                mask,
+                scaling,
+            };
+            let fused = x.as_tensor().apply_op3(a.as_tensor(), b.as_tensor(), op)?;
+            let low = (matmul_t(&dropped, a.as_tensor())? * scaling)?;
+            let composed = (matmul_t(x.as_tensor(), &w)? + matmul_t(&low, b.as_tensor())?)?;
+            assert!(max_diff(&fused, &composed) < 1e-5);
+            let gf = (fused * &g)?.sum_all()?.backward()?;
+            let gc = (composed * &g)?.sum_all()?.backward()?;
+            for v in [&x, &a, &b] {
+                let (f, c) = (gf.get(v).expect("grad"), gc.get(v).expect("grad"));
+                assert!(max_diff(f, c) < 1e-4, "{:?}: {}", v.dims(), max_diff(f, c));
+            }
+        }
+        Ok(())
     }
 }
