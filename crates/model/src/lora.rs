@@ -363,8 +363,7 @@ impl LoraLinear {
         else {
             return Ok(None);
         };
-        let rows = if x.rank() < 2 { 1 } else { x.dim(0)? };
-        let [(_, _, Some(name))] = ctx.adapters.runs(rows)?[..] else {
+        let [(_, _, Some(name))] = ctx.adapters.runs(x.dim(0)?)?[..] else {
             return Ok(None);
         };
         let Some(l) = self.adapter(name) else {
@@ -602,18 +601,17 @@ impl candle_core::CustomOp3 for FrozenLoraLinear {
         let (m, k) = xl.shape().dims2()?;
         let ((r, _), (n, _)) = (al.shape().dims2()?, bl.shape().dims2()?);
         let x = crate::fused::f32_slice(OP, xs, xl)?;
-        let dropped = match &self.mask {
-            Some(mask) => crate::fused::with_f32(OP, mask, |mask| {
-                Ok(x.iter().zip(mask).map(|(v, m)| v * m).collect())
-            })?,
-            None => x.to_vec(),
+        let at = al.transpose(0, 1)?;
+        let low = match &self.mask {
+            Some(mask) => {
+                let dropped = crate::fused::with_f32(OP, mask, |mask| {
+                    Ok(x.iter().zip(mask).map(|(v, m)| v * m).collect())
+                })?;
+                let dl = Layout::contiguous((m, k));
+                CpuStorage::F32(dropped).matmul(a, (1, m, r, k), &dl, &at)?
+            }
+            None => xs.matmul(a, (1, m, r, k), xl, &at)?,
         };
-        let low = CpuStorage::F32(dropped).matmul(
-            a,
-            (1, m, r, k),
-            &Layout::contiguous((m, k)),
-            &al.transpose(0, 1)?,
-        )?;
         let low = low.affine(&Layout::contiguous((m, r)), self.scaling, 0.0)?;
         let up = low.matmul(
             b,

@@ -90,11 +90,12 @@ impl CustomOp1 for RowCrossEntropy {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        // Taken, not copied: a second backward pass computes them again.
         let lse = self
             .lse
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .take();
         let grad = arg.apply_op2_no_bwd(
             &g,
             &RowCrossEntropyGrad {
@@ -128,9 +129,13 @@ impl CustomOp2 for RowCrossEntropyGrad {
         let (n, vocab) = l1.shape().dims2()?;
         let z = contiguous_f32(s1, l1)?;
         let g = contiguous_f32(s2, l2)?;
+        let recomputed;
         let lse = match &self.lse {
-            Some(lse) if lse.len() == n => lse.clone(),
-            _ => row_logsumexps(z, vocab),
+            Some(lse) if lse.len() == n => lse,
+            _ => {
+                recomputed = row_logsumexps(z, vocab);
+                &recomputed
+            }
         };
         let mut out = vec![0f32; n * vocab];
         out.par_chunks_mut(vocab)
