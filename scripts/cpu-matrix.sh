@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs datm-model's kernel, parity and training-op tests once per CPU kernel path this
-# machine supports (DATM_CPU=scalar, avx2, avx512 on x86-64; scalar, neon on aarch64), so
+# machine supports (DATM_CPU=scalar, avx2, avx512, amx on x86-64; scalar, neon on aarch64), so
 # that every path is checked against the references, not only the fastest one.
 # Usage: scripts/cpu-matrix.sh [extra `cargo test` arguments]
 set -euo pipefail
@@ -13,6 +13,7 @@ case "$(uname -m)" in
     has() { [[ " $flags " == *" $1 "* ]]; }
     if has avx2 && has fma; then paths+=(avx2); fi
     if has avx512f; then paths+=(avx512); fi
+    if has avx512f && has avx512_bf16 && has amx_tile && has amx_bf16; then paths+=(amx); fi
     ;;
   aarch64) paths+=(neon) ;;
 esac

@@ -160,7 +160,7 @@ def cpu_peak(args):
         return {}
     out = subprocess.run([args.cpu_peak, str(args.threads)], capture_output=True, text=True, check=True)
     paths = json.loads(out.stdout)["paths"]
-    path = args.cpu_path or next((p for p in ("avx512", "avx2", "neon", "scalar") if p in paths), None)
+    path = args.cpu_path or next((p for p in ("amx", "avx512", "avx2", "neon", "scalar") if p in paths), None)
     return dict(paths.get(path) or {}, path=path)
 
 
@@ -175,7 +175,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpu-peak", default="target/release/examples/cpu_peak",
                     help="the cpu_peak example binary (`cargo build --release -p datm-model --examples`)")
-    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "neon"],
+    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
                     help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()

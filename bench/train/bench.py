@@ -170,7 +170,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--micro-batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "neon"],
+    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
                     help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="activation checkpointing on both sides (HF's non-reentrant one)")

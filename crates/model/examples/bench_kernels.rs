@@ -23,10 +23,10 @@ const GEMMA: [(&str, usize, usize); 6] = [
 fn main() -> anyhow::Result<()> {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let isa = cpu::active()?;
-    let bf16 = if isa.bf16_dot() {
-        "vdpbf16ps"
-    } else {
-        "widened"
+    let bf16 = match isa {
+        cpu::Isa::Amx => "AMX tiles",
+        _ if isa.bf16_dot() => "vdpbf16ps",
+        _ => "widened",
     };
     println!("kernel path: {isa} (bf16: {bf16})");
     if mode == "train" {

@@ -1,6 +1,7 @@
 //! This CPU's arithmetic peak on each SIMD kernel path it runs, measured: independent f32
-//! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`) and AVX-512
-//! bf16 dot products (`vdpbf16ps`) on every thread, no memory traffic. Prints one JSON line
+//! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`), AVX-512
+//! bf16 dot products (`vdpbf16ps`) and AMX tile products (`tdpbf16ps`) on every thread, no
+//! memory traffic. Prints one JSON line
 //! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops"}}}` (bf16 null without a bf16
 //! dot product) for the benchmarks' utilisation figures; `DATM_CPU` limits it to one path:
 //! `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
@@ -51,6 +52,15 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
                 .bf16_dot()
                 .then(|| rate(threads, 12.0 * 64.0, || unsafe { x86::dpbf16(ITERS) }));
             Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": bf16}))
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => {
+            // f32 as on the AVX-512 path; bf16: four 16×16×32 tile products per iteration.
+            let f32_gflops = rate(threads, 12.0 * 32.0, || unsafe { x86::fma512(ITERS) });
+            let amx = rate(threads, 4.0 * 16.0 * 16.0 * 32.0 * 2.0, || {
+                datm_model::amx::dot_product_loop(ITERS).expect("the AMX path runs here")
+            });
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": amx}))
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {

@@ -2,8 +2,8 @@
 //!
 //! datm's CPU kernels (packed GEMM, vectorised math, fused attention) exist once per
 //! instruction set, [`Isa`]. The path is the best one the CPU runs, detected at run time,
-//! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx512`, `neon`; empty or
-//! `auto` = detect) forces one. The variable is read once per process; a path the CPU cannot
+//! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx512`, `amx`, `neon`;
+//! empty or `auto` = detect) forces one. The variable is read once per process; a path the CPU cannot
 //! run is an error from [`active`], never a crash.
 
 use std::sync::OnceLock;
@@ -22,13 +22,16 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512F (512-bit registers); with AVX512-BF16 where [`Isa::bf16_dot`] says so.
     Avx512,
+    /// The AVX-512 path with AVX512-BF16, whose bf16 matrix products run on AMX tiles
+    /// (Intel Xeon from Sapphire Rapids on): everything else as [`Isa::Avx512`].
+    Amx,
     /// aarch64 Advanced SIMD (128-bit registers).
     Neon,
 }
 
 impl Isa {
     /// Every path, slowest first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512, Isa::Amx];
 
     /// The name `DATM_CPU` takes.
     pub fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
             Isa::Neon => "neon",
         }
     }
@@ -45,7 +49,7 @@ impl Isa {
         match Isa::ALL.into_iter().find(|i| i.name() == name) {
             Some(isa) => Ok(isa),
             None => bail!(
-                "{ENV}={name:?} is not a kernel path (expected one of: scalar, avx2, avx512, neon, auto)"
+                "{ENV}={name:?} is not a kernel path (expected one of: scalar, avx2, avx512, amx, neon, auto)"
             ),
         }
     }
@@ -60,6 +64,12 @@ impl Isa {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bf16")
+                    && crate::amx::tiles_enabled()
+            }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -67,12 +77,14 @@ impl Isa {
         }
     }
 
-    /// Whether the path has a bf16 dot-product instruction (AVX512-BF16's `vdpbf16ps`);
-    /// other paths widen bf16 weights to f32 as they load them.
+    /// Whether the path has a bf16 dot-product instruction (AVX512-BF16's `vdpbf16ps`, or
+    /// AMX's tiles); other paths widen bf16 weights to f32 as they load them.
     pub fn bf16_dot(self) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self == Isa::Avx512 {
-            return self.runs_here() && std::is_x86_feature_detected!("avx512bf16");
+        match self {
+            Isa::Avx512 => return self.runs_here() && std::is_x86_feature_detected!("avx512bf16"),
+            Isa::Amx => return self.runs_here(),
+            _ => {}
         }
         false
     }

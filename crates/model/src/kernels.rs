@@ -28,6 +28,7 @@ use std::ops::Range;
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 
+use crate::amx;
 use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
 
@@ -57,24 +58,56 @@ enum Panels {
 struct Layout {
     /// Output columns per panel.
     nr: usize,
-    /// bf16 input features in pairs (`vdpbf16ps`).
-    pairs: bool,
+    /// The order of a panel's values.
+    order: Order,
+}
+
+/// The order of the values in a panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// `[k][nr]`: one input feature after the other.
+    Features,
+    /// `[k / 2][nr][2]`: bf16 input features in pairs, each 32-bit lane holding two
+    /// consecutive ones (`vdpbf16ps`).
+    Pairs,
+    /// AMX weight tiles ([`amx::index`]).
+    Tiles,
 }
 
 impl Layout {
     fn of(isa: Isa, precision: Precision) -> Layout {
-        Layout {
-            nr: simd::run(isa, TileWidth),
-            pairs: precision == Precision::Bf16 && isa.bf16_dot(),
+        let nr = simd::run(isa, TileWidth);
+        match precision {
+            Precision::Bf16 if isa == Isa::Amx => Layout {
+                nr: amx::NR,
+                order: Order::Tiles,
+            },
+            Precision::Bf16 if isa.bf16_dot() => Layout {
+                nr,
+                order: Order::Pairs,
+            },
+            _ => Layout {
+                nr,
+                order: Order::Features,
+            },
         }
     }
 
     /// Where weight column `c` of a panel (`0..nr`), input feature `kk`, sits in the panel.
     fn index(self, c: usize, kk: usize) -> usize {
-        if self.pairs {
-            ((kk / 2) * self.nr + c) * 2 + kk % 2
-        } else {
-            kk * self.nr + c
+        match self.order {
+            Order::Features => kk * self.nr + c,
+            Order::Pairs => ((kk / 2) * self.nr + c) * 2 + kk % 2,
+            Order::Tiles => amx::index(c, kk),
+        }
+    }
+
+    /// The input features a panel holds for `k` of a weight: AMX tiles take whole steps
+    /// of [`amx::STEP`], zero past `k`.
+    fn padded(self, k: usize) -> usize {
+        match self.order {
+            Order::Tiles => k.next_multiple_of(amx::STEP),
+            _ => k,
         }
     }
 }
@@ -95,6 +128,8 @@ impl Task for TileWidth {
 pub struct PackedMatrix {
     n: usize,
     k: usize,
+    /// Input features per panel column as packed ([`Layout::padded`]).
+    kp: usize,
     isa: Isa,
     layout: Layout,
     panels: Panels,
@@ -127,6 +162,7 @@ impl PackedMatrix {
     pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
         check_weight(isa, w, n, k)?;
         let layout = Layout::of(isa, precision);
+        let kp = layout.padded(k);
         let panels = match precision {
             Precision::F32 => Panels::F32(pack_panels(n, k, layout, |c, kk| w[c * k + kk])),
             Precision::Bf16 => {
@@ -134,12 +170,16 @@ impl PackedMatrix {
                     k.is_multiple_of(2),
                     "the bf16 kernel needs an even input size, got {k}"
                 );
-                Panels::Bf16(pack_panels(n, k, layout, |c, kk| to_bf16(w[c * k + kk])))
+                Panels::Bf16(match layout.order {
+                    Order::Tiles => pack_tiles(w, n, k, kp),
+                    _ => pack_panels(n, k, layout, |c, kk| to_bf16(w[c * k + kk])),
+                })
             }
         };
         Ok(PackedMatrix {
             n,
             k,
+            kp,
             isa,
             layout,
             panels,
@@ -156,6 +196,7 @@ impl PackedMatrix {
         Ok(PackedMatrix {
             n: k,
             k: n,
+            kp: n,
             isa,
             layout,
             panels: Panels::F32(pack_panels(k, n, layout, |c, kk| w[kk * k + c])),
@@ -187,7 +228,7 @@ impl PackedMatrix {
             .into_par_iter()
             .map(|i| {
                 let (col, kk) = (i / k, i % k);
-                let at = (col / nr) * nr * k + self.layout.index(col % nr, kk);
+                let at = (col / nr) * nr * self.kp + self.layout.index(col % nr, kk);
                 match &self.panels {
                     Panels::F32(d) => d[at],
                     Panels::Bf16(d) => half::bf16::from_bits(d[at]).to_f32(),
@@ -271,7 +312,8 @@ impl PackedMatrix {
                 };
                 simd::run(self.isa, task)
             }),
-            Panels::Bf16(w) if self.layout.pairs => self.matmul_pairs(w, x, m, out),
+            Panels::Bf16(w) if self.layout.order == Order::Tiles => self.matmul_tiles(w, x, m, out),
+            Panels::Bf16(w) if self.layout.order == Order::Pairs => self.matmul_pairs(w, x, m, out),
             Panels::Bf16(w) => {
                 let x: Vec<f32> = x
                     .iter()
@@ -311,6 +353,85 @@ impl PackedMatrix {
         {
             let _ = (w, x, m, out);
             unreachable!("bf16 pairs are an AVX512-BF16 layout")
+        }
+    }
+
+    /// The AMX path: inputs rounded to bf16 rows of whole tile steps, zero past the input
+    /// features and the rows; each worker takes a range of panels, each panel every block
+    /// of 32 rows while its weights are in cache.
+    fn matmul_tiles(&self, w: &[u16], x: &[f32], m: usize, out: Dest) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (k, kp) = (self.k, self.kp);
+            let mut xb = vec![0u32; m.next_multiple_of(amx::TILE_ROWS) * kp / 2];
+            for (row, words) in x.chunks_exact(k).zip(xb.chunks_exact_mut(kp / 2)) {
+                pairs_bf16_into(row, &mut words[..k / 2]);
+            }
+            let panels = self.n.div_ceil(amx::NR);
+            candle_core::utils::barrier_pool().execute_chunked(panels, |range| {
+                // SAFETY: the layout has tiles only on the AMX path, whose CPU check asked
+                // for the tiles (`Isa::runs_here`); the panels of `range` are handed to one
+                // call only and write only their own output columns.
+                unsafe { self.tile_panels(w, &xb, m, range, out) }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (w, x, m, out);
+            unreachable!("AMX tiles are an x86-64 layout")
+        }
+    }
+
+    /// Panels `range` times all `m` rows of `xb` (bf16 pairs, `kp / 2` words per row, rows
+    /// padded to whole tiles), 32 rows at a time, the sums (plus the bias) stored into the
+    /// output columns that exist.
+    ///
+    /// # Safety
+    /// AMX tiles are enabled ([`amx::tiles_enabled`]); `w` is this matrix's tile-ordered
+    /// panels; no other call writes the output columns of `range` meanwhile.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn tile_panels(&self, w: &[u16], xb: &[u32], m: usize, range: Range<usize>, out: Dest) {
+        let (n, kp) = (self.n, self.kp);
+        let steps = kp / amx::STEP;
+        let mut sums = amx::Sums::default();
+        // SAFETY: the caller's contract; panel `p` holds `kp × NR` weights, `xb` 32-row
+        // blocks from every `r0 < m` (padded), `out` `m × n` values and the bias `n`.
+        unsafe {
+            let tiles = amx::Tiles::configure();
+            for p in range {
+                let wp = w.as_ptr().add(p * amx::NR * kp) as *const u8;
+                let (c0, cols) = (p * amx::NR, (n - p * amx::NR).min(amx::NR));
+                for r0 in (0..m).step_by(2 * amx::TILE_ROWS) {
+                    let rows = (m - r0).min(2 * amx::TILE_ROWS);
+                    let o = out.out.add(r0 * n + c0);
+                    let mut block = amx::Block {
+                        x: xb.as_ptr().add(r0 * kp / 2) as *const u8,
+                        x_stride: kp * 2,
+                        two_row_tiles: rows > amx::TILE_ROWS,
+                        w: wp,
+                        steps,
+                        out: o as *mut u8,
+                        out_stride: n * 4,
+                    };
+                    // Whole tiles without a bias go straight to the output.
+                    if cols == amx::NR && rows.is_multiple_of(amx::TILE_ROWS) && out.bias.is_null()
+                    {
+                        tiles.block(&block);
+                        continue;
+                    }
+                    block.out = sums.0.as_mut_ptr() as *mut u8;
+                    block.out_stride = amx::NR * 4;
+                    tiles.block(&block);
+                    for (i, row) in sums.0[..rows].iter().enumerate() {
+                        let o = std::slice::from_raw_parts_mut(o.add(i * n), cols);
+                        o.copy_from_slice(&row[..cols]);
+                        if !out.bias.is_null() {
+                            let bias = std::slice::from_raw_parts(out.bias.add(c0), cols);
+                            o.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -474,7 +595,10 @@ pub(crate) fn pack_small(
     at: impl Fn(usize, usize) -> f32,
     out: &mut Vec<f32>,
 ) {
-    let layout = Layout { nr, pairs: false };
+    let layout = Layout {
+        nr,
+        order: Order::Features,
+    };
     out.clear();
     out.resize(n.div_ceil(nr) * nr * k, 0.0);
     for (p, panel) in out.chunks_mut(nr * k).enumerate() {
@@ -674,6 +798,39 @@ fn pack_panels<T: Copy + Default + Send>(
     out
 }
 
+/// The AMX panels of a row-major `[n, k]` weight (`k` even) rounded to bf16, `kp` input
+/// features per column (zero past `k`): each weight row is rounded as a vector of pairs,
+/// whose 32-bit words go to their places in the panel's tiles.
+fn pack_tiles(w: &[f32], n: usize, k: usize, kp: usize) -> Vec<u16> {
+    let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * kp];
+    advise_huge_pages(&mut out);
+    out.par_chunks_mut(amx::NR * kp)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            let mut pairs = vec![0u32; k / 2];
+            for c in 0..amx::NR.min(n - p * amx::NR) {
+                round_pairs(&w[(p * amx::NR + c) * k..][..k], &mut pairs);
+                for (i, word) in pairs.iter().enumerate() {
+                    let at = amx::index(c, 2 * i);
+                    panel[at] = *word as u16;
+                    panel[at + 1] = (*word >> 16) as u16;
+                }
+            }
+        });
+    out
+}
+
+/// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised on x86-64,
+/// where only a CPU with AVX512-BF16 gets here).
+fn round_pairs(x: &[f32], out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    pairs_bf16_into(x, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    for (o, p) in out.iter_mut().zip(x.chunks_exact(2)) {
+        *o = u32::from(to_bf16(p[0])) | (u32::from(to_bf16(p[1])) << 16);
+    }
+}
+
 /// Fills panel `p` of an `[n, k]` operand whose column `c`, feature `kk` is `at(c, kk)`
 /// (columns past `n` are left as they are), feature after feature: the panel is written in
 /// order while the reads of a row-major weight stay within `nr` rows' cache lines.
@@ -815,7 +972,7 @@ unsafe fn store_row<V: Vector>(row: &V::Row, p: *mut f32, cols: usize) {
 }
 
 #[cfg(target_arch = "x86_64")]
-use x86_bf16::{pairs_bf16, Dpbf16};
+use x86_bf16::{pairs_bf16, pairs_bf16_into, Dpbf16};
 
 #[cfg(target_arch = "x86_64")]
 mod x86_bf16 {
@@ -870,13 +1027,19 @@ mod x86_bf16 {
     /// to have AVX512-BF16.
     pub(super) fn pairs_bf16(x: &[f32]) -> Vec<u32> {
         let mut out = vec![0u32; x.len() / 2];
+        pairs_bf16_into(x, &mut out);
+        out
+    }
+
+    /// [`pairs_bf16`] into `out` (half as many words as `x` has values).
+    pub(super) fn pairs_bf16_into(x: &[f32], out: &mut [u32]) {
+        assert_eq!(out.len() * 2, x.len());
         // SAFETY: callers checked the CPU features; `out` holds half as many words as `x`
         // floats.
-        let done = unsafe { pairs_bf16_avx512(x, &mut out) };
+        let done = unsafe { pairs_bf16_avx512(x, out) };
         for (o, p) in out[done / 2..].iter_mut().zip(x[done..].chunks_exact(2)) {
             *o = u32::from(to_bf16(p[0])) | (u32::from(to_bf16(p[1])) << 16);
         }
-        out
     }
 
     /// The vectorised part of [`pairs_bf16`]; returns how many input values it converted.

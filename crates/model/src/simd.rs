@@ -84,7 +84,7 @@ pub(crate) fn run<T: Task>(isa: Isa, task: T) -> T::Out {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the guard checked the CPU features the entry enables.
-        Isa::Avx512 if isa.runs_here() => unsafe { x86::on_avx512(task) },
+        Isa::Avx512 | Isa::Amx if isa.runs_here() => unsafe { x86::on_avx512(task) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 if isa.runs_here() => unsafe { x86::on_avx2(task) },
