@@ -72,6 +72,31 @@ pub fn load_bytes(
     device: &Device,
 ) -> Result<GgufModel> {
     let file = GgufFile::read(bytes, origin)?;
+    let tokenizer =
+        Tokenizer::from_gguf_metadata(&file.arch, &file.content.metadata, &file.origin)?;
+    let (config, weights) = config_and_weights(&file, bytes, mode, device)?;
+    Ok(GgufModel {
+        config,
+        weights,
+        tokenizer,
+    })
+}
+
+/// The HF-style config and the weights of a GGUF model file, without its tokenizer
+/// ([`load_tokenizer`] reads that).
+pub fn load_weights(path: &Path, mode: LoadMode, device: &Device) -> Result<(Json, WeightMap)> {
+    let (mmap, origin) = map(path)?;
+    let file = GgufFile::read(&mmap, &origin)?;
+    config_and_weights(&file, &mmap, mode, device)
+}
+
+/// The config and weights of a parsed GGUF file whose bytes are `bytes`.
+fn config_and_weights(
+    file: &GgufFile,
+    bytes: &[u8],
+    mode: LoadMode,
+    device: &Device,
+) -> Result<(Json, WeightMap)> {
     let content = &file.content;
     let origin = &file.origin;
     check_extents(content, bytes.len() as u64).with_context(|| origin.clone())?;
@@ -85,7 +110,6 @@ pub fn load_bytes(
         _ => gemma3_config(&meta, has_output),
     }
     .with_context(|| origin.clone())?;
-    let tokenizer = Tokenizer::from_gguf_metadata(&file.arch, &content.metadata, origin)?;
     let mut weights = WeightMap::new(origin.clone());
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
@@ -103,11 +127,7 @@ pub fn load_bytes(
         let weight = materialise(raw, fix, mode, device).with_context(context)?;
         weights.insert(hf, weight);
     }
-    Ok(GgufModel {
-        config,
-        weights,
-        tokenizer,
-    })
+    Ok((config, weights))
 }
 
 /// Reads only the tokenizer of a GGUF model file (no tensors are touched).

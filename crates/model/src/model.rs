@@ -73,12 +73,7 @@ pub fn load_parts(path: &Path, opts: &LoadOptions) -> Result<ModelParts> {
         });
     }
     if path.extension().is_some_and(|e| e == "gguf") {
-        let mode = if opts.quantized {
-            crate::gguf::LoadMode::Quantized
-        } else {
-            crate::gguf::LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32))
-        };
-        let g = crate::gguf::load(path, mode, &opts.device)?;
+        let g = crate::gguf::load(path, gguf_mode(opts), &opts.device)?;
         return Ok(ModelParts {
             config: g.config,
             weights: g.weights,
@@ -92,6 +87,20 @@ pub fn load_parts(path: &Path, opts: &LoadOptions) -> Result<ModelParts> {
         "{}: expected an HF model directory or a .gguf file",
         path.display()
     )
+}
+
+/// Whether `path` is a `.gguf` file (not a directory).
+fn is_gguf_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gguf") && path.is_file()
+}
+
+/// How [`crate::gguf`] loads the weights for `opts`.
+fn gguf_mode(opts: &LoadOptions) -> crate::gguf::LoadMode {
+    if opts.quantized {
+        crate::gguf::LoadMode::Quantized
+    } else {
+        crate::gguf::LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32))
+    }
 }
 
 /// A loaded model: architecture, tokenizer, generation defaults and LoRA adapters.
@@ -132,9 +141,37 @@ fn train_layout(input_ids: &Tensor, attention_mask: &Tensor) -> Result<Layout> {
 impl Model {
     /// Loads an HF directory or a `.gguf` file.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        let parts = load_parts(path, opts)?;
-        Model::from_parts(parts, opts, path)
-            .with_context(|| format!("cannot load model {}", path.display()))
+        if !is_gguf_file(path) {
+            let parts = load_parts(path, opts)?;
+            return Model::from_parts(parts, opts, path)
+                .with_context(|| format!("cannot load model {}", path.display()));
+        }
+        // A GGUF tokenizer (up to 262k tokens, merges derived from their scores) is built
+        // on a thread of its own while the weights load and pack.
+        std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| crate::gguf::load_tokenizer(path));
+            let (config, weights) = crate::gguf::load_weights(path, gguf_mode(opts), &opts.device)?;
+            let parts = ModelParts {
+                config,
+                weights,
+                tokenizer: None,
+            };
+            let mut model = Model::from_parts(parts, opts, path)
+                .with_context(|| format!("cannot load model {}", path.display()))?;
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            model.set_tokenizer(tokenizer);
+            Ok(model)
+        })
+    }
+
+    /// Makes `tokenizer` the model's, with its end-of-sequence ids where it has any.
+    fn set_tokenizer(&mut self, tokenizer: Tokenizer) {
+        if !tokenizer.eos_ids().is_empty() {
+            self.eos_token_ids = tokenizer.eos_ids().to_vec();
+        }
+        self.tokenizer = Some(tokenizer);
     }
 
     /// Builds a model from loaded parts; `source` names it in messages.
@@ -163,21 +200,21 @@ impl Model {
             };
             pack_for_inference(arch.as_mut(), precision)?;
         }
-        let eos_token_ids = match &parts.tokenizer {
-            Some(t) if !t.eos_ids().is_empty() => t.eos_ids().to_vec(),
-            _ => cfg.eos_token_ids.clone(),
-        };
-        Ok(Model {
+        let mut model = Model {
             arch,
             raw_config: parts.config,
-            tokenizer: parts.tokenizer,
-            eos_token_ids,
+            tokenizer: None,
+            eos_token_ids: cfg.eos_token_ids.clone(),
             adapters: BTreeMap::new(),
             active: None,
             dtype,
             device: opts.device.clone(),
             source: source.to_path_buf(),
-        })
+        };
+        if let Some(tokenizer) = parts.tokenizer {
+            model.set_tokenizer(tokenizer);
+        }
+        Ok(model)
     }
 
     /// Re-stores the f32 weights of the linear layers and the LM head for the packed f32
