@@ -234,6 +234,21 @@ mod tests {
         );
     }
 
+    /// The AMX path runs exactly where Linux reports AMX-BF16, AMX-TILE and AVX512-BF16 (the
+    /// kernels ask for the tile data at run time; kernels from 5.16 on grant it).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn amx_path_runs_where_linux_reports_the_tiles() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let flags = info.lines().find(|l| l.starts_with("flags")).unwrap();
+        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let want = has("amx_bf16") && has("amx_tile") && has("avx512_bf16");
+        assert_eq!(Isa::Amx.runs_here(), want, "{flags}");
+        if want {
+            assert_eq!(detected(), Isa::Amx);
+        }
+    }
+
     #[test]
     fn scalar_runs_everywhere_and_detection_picks_the_best() {
         let paths = available();
