@@ -135,6 +135,9 @@ pub struct PackedMatrix {
     panels: Panels,
 }
 
+/// Bytes per GGUF Q8_0 block: an f16 scale and 32 int8 values.
+const Q8_0_BLOCK: usize = 34;
+
 /// Checks that `isa` runs here and that `w` holds a non-empty `[n, k]` weight.
 fn check_weight(isa: Isa, w: &[f32], n: usize, k: usize) -> Result<()> {
     ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
@@ -183,6 +186,56 @@ impl PackedMatrix {
             isa,
             layout,
             panels,
+        })
+    }
+
+    /// Packs a row-major `[n, k]` weight of GGUF Q8_0 blocks (`blocks`: `n × k / 32` blocks
+    /// of 34 bytes, row after row) in bf16 for the [`Isa::Amx`] path, panel by panel from the
+    /// blocks: the same matrix as [`PackedMatrix::pack`] of the dequantized weight, without
+    /// an f32 copy of it (Gemma-3's tied LM head: 671 MB).
+    pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+        let isa = cpu::active()?;
+        ensure!(
+            isa == Isa::Amx,
+            "Q8_0 tiles need the AMX kernel path, not {isa}"
+        );
+        ensure!(
+            n > 0 && k > 0 && k.is_multiple_of(amx::STEP),
+            "a Q8_0 weight needs whole blocks of 32 inputs, got {n}×{k}"
+        );
+        let steps = k / amx::STEP;
+        ensure!(
+            blocks.len() == n * steps * Q8_0_BLOCK,
+            "Q8_0 weight has {} bytes, expected {} for {n}×{k}",
+            blocks.len(),
+            n * steps * Q8_0_BLOCK
+        );
+        let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * k];
+        advise_huge_pages(&mut out);
+        out.par_chunks_mut(amx::NR * k)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let mut values = vec![0i8; amx::NR * k];
+                let mut scales = vec![0f32; amx::NR * steps];
+                for c in 0..amx::NR.min(n - p * amx::NR) {
+                    let row = &blocks[(p * amx::NR + c) * steps * Q8_0_BLOCK..];
+                    for (s, block) in row.chunks_exact(Q8_0_BLOCK).take(steps).enumerate() {
+                        scales[s * amx::NR + c] =
+                            half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                        for (i, &q) in block[2..].iter().enumerate() {
+                            values[amx::index(c, s * amx::STEP + i)] = q as i8;
+                        }
+                    }
+                }
+                expand_q8_tiles(&values, &scales, panel);
+            });
+        Ok(PackedMatrix {
+            n,
+            k,
+            kp: k,
+            isa,
+            layout: Layout::of(isa, Precision::Bf16),
+            panels: Panels::Bf16(out),
         })
     }
 
@@ -820,6 +873,31 @@ fn pack_tiles(w: &[f32], n: usize, k: usize, kp: usize) -> Vec<u16> {
     out
 }
 
+/// One panel of Q8_0 values in tile order (`[k / 32][NR]` block scales) expanded to its
+/// bf16 tiles: each value times its block's scale in f32, rounded to bf16 (nearest-even),
+/// as dequantizing and [`pack_tiles`] give.
+fn expand_q8_tiles(values: &[i8], scales: &[f32], out: &mut [u16]) {
+    assert!(values.len() == out.len() && scales.len() * amx::STEP == values.len());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only the AMX path (AVX512-BF16, checked) packs Q8_0 tiles; the lengths are
+    // checked above.
+    unsafe {
+        x86_bf16::expand_q8_tiles(values, scales, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    expand_q8_tiles_portably(values, scales, out)
+}
+
+/// [`expand_q8_tiles`] in portable code (the vector code's twin, tested against it).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn expand_q8_tiles_portably(values: &[i8], scales: &[f32], out: &mut [u16]) {
+    for (i, (o, &q)) in out.iter_mut().zip(values).enumerate() {
+        // Row `i / 32` of tile `i / 512` holds columns `(i % 32) / 2` of that tile.
+        let column = (i / 512 % 2) * amx::TILE_ROWS + (i % 32) / 2;
+        *o = to_bf16(f32::from(q) * scales[i / 1024 * amx::NR + column]);
+    }
+}
+
 /// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised on x86-64,
 /// where only a CPU with AVX512-BF16 gets here).
 fn round_pairs(x: &[f32], out: &mut [u32]) {
@@ -1031,6 +1109,40 @@ mod x86_bf16 {
         out
     }
 
+    /// The body of [`super::expand_q8_tiles`]: per tile row, 32 values (16 columns × 2
+    /// features) times their columns' scales.
+    ///
+    /// # Safety
+    /// The CPU has AVX512-BF16; `values` and `out` hold whole steps of two tiles (1024
+    /// values), `scales` 32 per step.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn expand_q8_tiles(values: &[i8], scales: &[f32], out: &mut [u16]) {
+        // Lanes 2j and 2j + 1 take the scale of column j (first eight, last eight).
+        let first = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        let last = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+        for (tile, sc) in scales.chunks_exact(16).enumerate() {
+            // SAFETY: the caller's contract: tile `tile` holds 16 rows of 32 values in
+            // `values` and `out`, and 16 scales.
+            unsafe {
+                let sc = _mm512_loadu_ps(sc.as_ptr());
+                let (lo, hi) = (
+                    _mm512_permutexvar_ps(first, sc),
+                    _mm512_permutexvar_ps(last, sc),
+                );
+                for r in 0..16 {
+                    let at = (tile * 16 + r) * 32;
+                    let q = _mm256_loadu_si256(values.as_ptr().add(at) as *const __m256i);
+                    let a = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(q));
+                    let b = _mm512_cvtepi8_epi32(_mm256_extracti128_si256::<1>(q));
+                    let a = _mm512_mul_ps(_mm512_cvtepi32_ps(a), lo);
+                    let b = _mm512_mul_ps(_mm512_cvtepi32_ps(b), hi);
+                    let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
+                    _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut _, v);
+                }
+            }
+        }
+    }
+
     /// [`pairs_bf16`] into `out` (half as many words as `x` has values).
     pub(super) fn pairs_bf16_into(x: &[f32], out: &mut [u32]) {
         assert_eq!(out.len() * 2, x.len());
@@ -1205,6 +1317,54 @@ mod tests {
                 .matmul_t_bias_into(&x, m, &bias[1..], &mut got)
                 .is_err());
         }
+    }
+
+    /// A Q8_0 weight packed from its blocks is the bf16 matrix of its dequantized weight
+    /// (AMX path), or is refused on any other path; the vector expansion equals the
+    /// portable one.
+    #[test]
+    fn q8_0_tiles_equal_bf16_tiles_of_the_dequantized_weight() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        let (n, k) = (70, 96);
+        let w = data(n * k, 37, 101, 64.0);
+        let t = candle_core::Tensor::from_vec(w, (n, k), &candle_core::Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
+        let blocks = q.data().unwrap();
+        let isa = crate::cpu::active().unwrap();
+        let Ok(packed) = PackedMatrix::pack_q8_0(&blocks, n, k) else {
+            assert_ne!(isa, Isa::Amx, "the AMX path refused a Q8_0 weight");
+            return;
+        };
+        assert_eq!(isa, Isa::Amx);
+        let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
+        let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let plain = PackedMatrix::pack_for(isa, &dense, n, k, Precision::Bf16).unwrap();
+        let back = packed.to_tensor().unwrap().flatten_all().unwrap();
+        let want = plain.to_tensor().unwrap().flatten_all().unwrap();
+        assert_eq!(
+            back.to_vec1::<f32>().unwrap(),
+            want.to_vec1::<f32>().unwrap()
+        );
+        let bias = data(n, 7, 13, 5.0);
+        for m in [1, 7, 40] {
+            let x = data(m * k, 53, 89, 32.0);
+            assert_eq!(
+                packed.matmul_t(&x, m).unwrap(),
+                plain.matmul_t(&x, m).unwrap()
+            );
+            let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
+            packed.matmul_t_bias_into(&x, m, &bias, &mut a).unwrap();
+            plain.matmul_t_bias_into(&x, m, &bias, &mut b).unwrap();
+            assert_eq!(a, b, "{m} rows with a bias");
+        }
+        assert!(PackedMatrix::pack_q8_0(&blocks[1..], n, k).is_err());
+        assert!(PackedMatrix::pack_q8_0(&blocks, n, k + 1).is_err());
+        let values: Vec<i8> = (0..2048).map(|i| (i * 37 % 255) as i8).collect();
+        let scales: Vec<f32> = (0..64).map(|i| (i as f32 - 20.5) / 300.0).collect();
+        let (mut fast, mut portable) = (vec![0u16; 2048], vec![0u16; 2048]);
+        expand_q8_tiles(&values, &scales, &mut fast);
+        expand_q8_tiles_portably(&values, &scales, &mut portable);
+        assert_eq!(fast, portable);
     }
 
     #[test]

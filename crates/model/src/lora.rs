@@ -244,10 +244,21 @@ impl LoraLinear {
         if !fits || (precision == Precision::Bf16 && !self.in_dim.is_multiple_of(2)) {
             return Ok(false);
         }
-        // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
-        let m = with_f32_data(&self.dense_weight()?, |w| {
-            PackedMatrix::pack(w, self.out_dim, self.in_dim, precision)
-        })?;
+        let m = match &self.base {
+            // On AMX, Q8_0 packs from its blocks, without an f32 copy of the weight (Gemma-3's
+            // tied LM head: 671 MB).
+            Base::Quantized(_, q)
+                if precision == Precision::Bf16
+                    && q.dtype() == candle_core::quantized::GgmlDType::Q8_0
+                    && crate::cpu::active()? == crate::cpu::Isa::Amx =>
+            {
+                PackedMatrix::pack_q8_0(&q.data()?, self.out_dim, self.in_dim)?
+            }
+            // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
+            _ => with_f32_data(&self.dense_weight()?, |w| {
+                PackedMatrix::pack(w, self.out_dim, self.in_dim, precision)
+            })?,
+        };
         self.base = Base::Packed(Arc::new(m));
         // A packed layer never trains: the training packs, if any, are dropped.
         self.frozen = OnceLock::new();
