@@ -174,7 +174,9 @@ impl PackedMatrix {
                     "the bf16 kernel needs an even input size, got {k}"
                 );
                 Panels::Bf16(match layout.order {
-                    Order::Tiles => pack_tiles(w, n, k, kp),
+                    Order::Tiles => {
+                        pack_tiles(n, k, kp, |c, row| row.copy_from_slice(&w[c * k..][..k]))
+                    }
                     _ => pack_panels(n, k, layout, |c, kk| to_bf16(w[c * k + kk])),
                 })
             }
@@ -190,7 +192,7 @@ impl PackedMatrix {
     }
 
     /// Packs a row-major `[n, k]` weight of GGUF Q8_0 blocks (`blocks`: `n × k / 32` blocks
-    /// of 34 bytes, row after row) in bf16 for the [`Isa::Amx`] path, panel by panel from the
+    /// of 34 bytes, row after row) in bf16 for the [`Isa::Amx`] path, row by row from the
     /// blocks: the same matrix as [`PackedMatrix::pack`] of the dequantized weight, without
     /// an f32 copy of it (Gemma-3's tied LM head: 671 MB).
     pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
@@ -210,32 +212,23 @@ impl PackedMatrix {
             blocks.len(),
             n * steps * Q8_0_BLOCK
         );
-        let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * k];
-        advise_huge_pages(&mut out);
-        out.par_chunks_mut(amx::NR * k)
-            .enumerate()
-            .for_each(|(p, panel)| {
-                let mut values = vec![0i8; amx::NR * k];
-                let mut scales = vec![0f32; amx::NR * steps];
-                for c in 0..amx::NR.min(n - p * amx::NR) {
-                    let row = &blocks[(p * amx::NR + c) * steps * Q8_0_BLOCK..];
-                    for (s, block) in row.chunks_exact(Q8_0_BLOCK).take(steps).enumerate() {
-                        scales[s * amx::NR + c] =
-                            half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-                        for (i, &q) in block[2..].iter().enumerate() {
-                            values[amx::index(c, s * amx::STEP + i)] = q as i8;
-                        }
-                    }
+        // Each block's values times its scale in f32, as dequantizing gives them.
+        let panels = pack_tiles(n, k, k, |c, row| {
+            let blocks = blocks[c * steps * Q8_0_BLOCK..].chunks_exact(Q8_0_BLOCK);
+            for (block, out) in blocks.zip(row.chunks_exact_mut(amx::STEP)) {
+                let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                for (o, &q) in out.iter_mut().zip(&block[2..]) {
+                    *o = f32::from(q as i8) * d;
                 }
-                expand_q8_tiles(&values, &scales, panel);
-            });
+            }
+        });
         Ok(PackedMatrix {
             n,
             k,
             kp: k,
             isa,
             layout: Layout::of(isa, Precision::Bf16),
-            panels: Panels::Bf16(out),
+            panels: Panels::Bf16(panels),
         })
     }
 
@@ -851,18 +844,20 @@ fn pack_panels<T: Copy + Default + Send>(
     out
 }
 
-/// The AMX panels of a row-major `[n, k]` weight (`k` even) rounded to bf16, `kp` input
-/// features per column (zero past `k`): each weight row is rounded as a vector of pairs,
-/// whose 32-bit words go to their places in the panel's tiles.
-fn pack_tiles(w: &[f32], n: usize, k: usize, kp: usize) -> Vec<u16> {
+/// The AMX panels of an `[n, k]` weight (`k` even) rounded to bf16, `kp` input features per
+/// column (zero past `k`); `row(c, buf)` writes weight row `c` into `buf` (`k` values). Each
+/// row is rounded as a vector of pairs, whose 32-bit words go to their places in the
+/// panel's tiles.
+fn pack_tiles(n: usize, k: usize, kp: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<u16> {
     let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * kp];
     advise_huge_pages(&mut out);
     out.par_chunks_mut(amx::NR * kp)
         .enumerate()
         .for_each(|(p, panel)| {
-            let mut pairs = vec![0u32; k / 2];
+            let (mut values, mut pairs) = (vec![0f32; k], vec![0u32; k / 2]);
             for c in 0..amx::NR.min(n - p * amx::NR) {
-                round_pairs(&w[(p * amx::NR + c) * k..][..k], &mut pairs);
+                row(p * amx::NR + c, &mut values);
+                round_pairs(&values, &mut pairs);
                 for (i, word) in pairs.iter().enumerate() {
                     let at = amx::index(c, 2 * i);
                     panel[at] = *word as u16;
@@ -871,31 +866,6 @@ fn pack_tiles(w: &[f32], n: usize, k: usize, kp: usize) -> Vec<u16> {
             }
         });
     out
-}
-
-/// One panel of Q8_0 values in tile order (`[k / 32][NR]` block scales) expanded to its
-/// bf16 tiles: each value times its block's scale in f32, rounded to bf16 (nearest-even),
-/// as dequantizing and [`pack_tiles`] give.
-fn expand_q8_tiles(values: &[i8], scales: &[f32], out: &mut [u16]) {
-    assert!(values.len() == out.len() && scales.len() * amx::STEP == values.len());
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: only the AMX path (AVX512-BF16, checked) packs Q8_0 tiles; the lengths are
-    // checked above.
-    unsafe {
-        x86_bf16::expand_q8_tiles(values, scales, out)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    expand_q8_tiles_portably(values, scales, out)
-}
-
-/// [`expand_q8_tiles`] in portable code (the vector code's twin, tested against it).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn expand_q8_tiles_portably(values: &[i8], scales: &[f32], out: &mut [u16]) {
-    for (i, (o, &q)) in out.iter_mut().zip(values).enumerate() {
-        // Row `i / 32` of tile `i / 512` holds columns `(i % 32) / 2` of that tile.
-        let column = (i / 512 % 2) * amx::TILE_ROWS + (i % 32) / 2;
-        *o = to_bf16(f32::from(q) * scales[i / 1024 * amx::NR + column]);
-    }
 }
 
 /// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised on x86-64,
@@ -1109,40 +1079,6 @@ mod x86_bf16 {
         out
     }
 
-    /// The body of [`super::expand_q8_tiles`]: per tile row, 32 values (16 columns × 2
-    /// features) times their columns' scales.
-    ///
-    /// # Safety
-    /// The CPU has AVX512-BF16; `values` and `out` hold whole steps of two tiles (1024
-    /// values), `scales` 32 per step.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn expand_q8_tiles(values: &[i8], scales: &[f32], out: &mut [u16]) {
-        // Lanes 2j and 2j + 1 take the scale of column j (first eight, last eight).
-        let first = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-        let last = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
-        for (tile, sc) in scales.chunks_exact(16).enumerate() {
-            // SAFETY: the caller's contract: tile `tile` holds 16 rows of 32 values in
-            // `values` and `out`, and 16 scales.
-            unsafe {
-                let sc = _mm512_loadu_ps(sc.as_ptr());
-                let (lo, hi) = (
-                    _mm512_permutexvar_ps(first, sc),
-                    _mm512_permutexvar_ps(last, sc),
-                );
-                for r in 0..16 {
-                    let at = (tile * 16 + r) * 32;
-                    let q = _mm256_loadu_si256(values.as_ptr().add(at) as *const __m256i);
-                    let a = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(q));
-                    let b = _mm512_cvtepi8_epi32(_mm256_extracti128_si256::<1>(q));
-                    let a = _mm512_mul_ps(_mm512_cvtepi32_ps(a), lo);
-                    let b = _mm512_mul_ps(_mm512_cvtepi32_ps(b), hi);
-                    let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
-                    _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut _, v);
-                }
-            }
-        }
-    }
-
     /// [`pairs_bf16`] into `out` (half as many words as `x` has values).
     pub(super) fn pairs_bf16_into(x: &[f32], out: &mut [u32]) {
         assert_eq!(out.len() * 2, x.len());
@@ -1320,8 +1256,7 @@ mod tests {
     }
 
     /// A Q8_0 weight packed from its blocks is the bf16 matrix of its dequantized weight
-    /// (AMX path), or is refused on any other path; the vector expansion equals the
-    /// portable one.
+    /// (AMX path), or is refused on any other path.
     #[test]
     fn q8_0_tiles_equal_bf16_tiles_of_the_dequantized_weight() {
         use candle_core::quantized::{GgmlDType, QTensor};
@@ -1359,12 +1294,6 @@ mod tests {
         }
         assert!(PackedMatrix::pack_q8_0(&blocks[1..], n, k).is_err());
         assert!(PackedMatrix::pack_q8_0(&blocks, n, k + 1).is_err());
-        let values: Vec<i8> = (0..2048).map(|i| (i * 37 % 255) as i8).collect();
-        let scales: Vec<f32> = (0..64).map(|i| (i as f32 - 20.5) / 300.0).collect();
-        let (mut fast, mut portable) = (vec![0u16; 2048], vec![0u16; 2048]);
-        expand_q8_tiles(&values, &scales, &mut fast);
-        expand_q8_tiles_portably(&values, &scales, &mut portable);
-        assert_eq!(fast, portable);
     }
 
     #[test]
