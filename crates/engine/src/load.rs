@@ -37,6 +37,8 @@ impl LoadSpec {
         LoadOptions {
             dtype: self.dtype,
             quantized: self.dtype.is_none(),
+            // The engine packs the model for inference as soon as it is loaded.
+            keep_q8_0: true,
             device: self.device.clone(),
         }
     }

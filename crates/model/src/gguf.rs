@@ -42,6 +42,10 @@ pub enum LoadMode {
     /// quantized for `QMatMul`; everything else (norms, F16/F32 tensors, types with only a
     /// scalar kernel such as Q4_1 or Q5_0) is dequantized to dense f32.
     Quantized,
+    /// Everything dequantized to dense f32 but the Q8_0 matrices, which stay quantized: for
+    /// exact f32 inference whose every use of them dequantizes exactly
+    /// ([`crate::LoadOptions::keep_q8_0`]).
+    F32KeepQ8_0,
 }
 
 /// A model loaded from a GGUF file.
@@ -310,10 +314,13 @@ fn has_fast_kernel(dtype: GgmlDType) -> bool {
 }
 
 fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Result<Weight> {
-    let keep_quantized = mode == LoadMode::Quantized
-        && raw.rank() == 2
-        && has_fast_kernel(raw.dtype())
-        && !matches!(fix, Fix::SubtractOne);
+    let keep_quantized = raw.rank() == 2
+        && !matches!(fix, Fix::SubtractOne)
+        && match mode {
+            LoadMode::Quantized => has_fast_kernel(raw.dtype()),
+            LoadMode::F32KeepQ8_0 => raw.dtype() == GgmlDType::Q8_0,
+            LoadMode::Dequantize(_) => false,
+        };
     if keep_quantized {
         let q = match fix {
             Fix::UnpermuteRows(n_head) => permute_quantized_rows(&raw, n_head)?,
@@ -338,7 +345,7 @@ fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Resul
     }
     let dtype = match mode {
         LoadMode::Dequantize(dtype) => dtype,
-        LoadMode::Quantized => DType::F32,
+        LoadMode::Quantized | LoadMode::F32KeepQ8_0 => DType::F32,
     };
     Ok(Weight::Dense(t.to_dtype(dtype)?.to_device(device)?))
 }

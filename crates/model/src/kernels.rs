@@ -18,7 +18,10 @@
 //! and [`Precision::Bf16`] (weights and inputs rounded to bf16, products summed in f32) for
 //! the default weights of quantized models: pairwise by `vdpbf16ps` where the CPU has
 //! AVX512-BF16, elsewhere one FMA chain over bf16 weights widened to f32 as they are loaded
-//! (half the memory traffic of f32). The kernels have no backward pass of their own;
+//! (half the memory traffic of f32). A GGUF Q8_0 weight in f32 (Gemma-3's tied LM head with
+//! `--dtype f32`) keeps its int8 values and block scales, a quarter of the f32 panels' bytes,
+//! and each panel is widened to f32 in cache just before its products: `value × scale` is
+//! exact, so the outputs are the f32 panels' bits. The kernels have no backward pass of their own;
 //! training's frozen f32 weights run on them as two packs, `W` for the forward product and
 //! `Wᵀ` ([`PackedMatrix::pack_transposed`]) for the backward one (`lora.rs`).
 
@@ -51,6 +54,10 @@ enum Panels {
     /// `[panel][k][NR]`, or with `vdpbf16ps` `[panel][k / 2][NR][2]` (each 32-bit lane holds
     /// two consecutive input features).
     Bf16(Vec<u16>),
+    /// A GGUF Q8_0 weight in f32 panels kept as its int8 values `[panel][k][NR]` and block
+    /// scales `[panel][k / 32][NR]`: each weight is `value × scale` exactly, widened to f32
+    /// one panel at a time as the product runs (a quarter of the f32 panels' memory).
+    Q8 { values: Vec<i8>, scales: Vec<f32> },
 }
 
 /// Where the values of a panel sit.
@@ -192,14 +199,26 @@ impl PackedMatrix {
     }
 
     /// Packs a row-major `[n, k]` weight of GGUF Q8_0 blocks (`blocks`: `n × k / 32` blocks
-    /// of 34 bytes, row after row) in bf16 for the [`Isa::Amx`] path, row by row from the
-    /// blocks: the same matrix as [`PackedMatrix::pack`] of the dequantized weight, without
-    /// an f32 copy of it (Gemma-3's tied LM head: 671 MB).
-    pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
-        let isa = cpu::active()?;
+    /// of 34 bytes, row after row) for the active kernel path, without an f32 copy of it
+    /// (Gemma-3's tied LM head: 671 MB): in f32, on every path, as its int8 values and scales,
+    /// whose products equal [`PackedMatrix::pack`]'s of the dequantized weight bit for bit;
+    /// in bf16, on the [`Isa::Amx`] path only, as the same tiles, packed row by row.
+    pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize, precision: Precision) -> Result<Self> {
+        Self::pack_q8_0_for(cpu::active()?, blocks, n, k, precision)
+    }
+
+    /// Like [`PackedMatrix::pack_q8_0`], for kernel path `isa`.
+    pub fn pack_q8_0_for(
+        isa: Isa,
+        blocks: &[u8],
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         ensure!(
-            isa == Isa::Amx,
-            "Q8_0 tiles need the AMX kernel path, not {isa}"
+            precision == Precision::F32 || isa == Isa::Amx,
+            "bf16 Q8_0 tiles need the AMX kernel path, not {isa}"
         );
         ensure!(
             n > 0 && k > 0 && k.is_multiple_of(amx::STEP),
@@ -212,6 +231,22 @@ impl PackedMatrix {
             blocks.len(),
             n * steps * Q8_0_BLOCK
         );
+        if precision == Precision::F32 {
+            let layout = Layout::of(isa, Precision::F32);
+            let block = |c: usize, j: usize| &blocks[(c * steps + j) * Q8_0_BLOCK..][..Q8_0_BLOCK];
+            let values = pack_panels(n, k, layout, |c, kk| block(c, kk / 32)[2 + kk % 32] as i8);
+            let scales = pack_panels(n, steps, layout, |c, j| {
+                half::f16::from_le_bytes([block(c, j)[0], block(c, j)[1]]).to_f32()
+            });
+            return Ok(PackedMatrix {
+                n,
+                k,
+                kp: k,
+                isa,
+                layout,
+                panels: Panels::Q8 { values, scales },
+            });
+        }
         // Each block's values times its scale in f32, as dequantizing gives them.
         let panels = pack_tiles(n, k, k, |c, row| {
             let blocks = blocks[c * steps * Q8_0_BLOCK..].chunks_exact(Q8_0_BLOCK);
@@ -262,7 +297,7 @@ impl PackedMatrix {
     /// The arithmetic this matrix was packed for.
     pub fn precision(&self) -> Precision {
         match self.panels {
-            Panels::F32(_) => Precision::F32,
+            Panels::F32(_) | Panels::Q8 { .. } => Precision::F32,
             Panels::Bf16(_) => Precision::Bf16,
         }
     }
@@ -278,6 +313,10 @@ impl PackedMatrix {
                 match &self.panels {
                     Panels::F32(d) => d[at],
                     Panels::Bf16(d) => half::bf16::from_bits(d[at]).to_f32(),
+                    Panels::Q8 { values, scales } => {
+                        let block = (col / nr) * nr * (k / 32) + (kk / 32) * nr + col % nr;
+                        f32::from(values[at]) * scales[block]
+                    }
                 }
             })
             .collect();
@@ -351,6 +390,18 @@ impl PackedMatrix {
                 let task = PanelRange {
                     a: self,
                     w,
+                    x,
+                    m,
+                    range,
+                    out,
+                };
+                simd::run(self.isa, task)
+            }),
+            Panels::Q8 { values, scales } => pool.execute_chunked(panels, |range| {
+                let task = Q8PanelRange {
+                    a: self,
+                    values,
+                    scales,
                     x,
                     m,
                     range,
@@ -717,6 +768,67 @@ impl<W: Weight> Task for PanelRange<'_, W> {
         unsafe {
             self.a
                 .panel_range::<Widen<V, W>>(self.w, self.x, self.m, self.range, self.out)
+        }
+    }
+}
+
+/// The panels `range` of a product by a [`Panels::Q8`] weight, as one task on the matrix's
+/// kernel path: each panel widened to f32 (in cache), then multiplied by every row as the
+/// f32 panels are, one FMA chain per output over the input features in order.
+struct Q8PanelRange<'a> {
+    a: &'a PackedMatrix,
+    values: &'a [i8],
+    scales: &'a [f32],
+    x: &'a [f32],
+    m: usize,
+    range: Range<usize>,
+    out: Dest,
+}
+
+impl Task for Q8PanelRange<'_> {
+    type Out = ();
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        let (n, k, nr) = (self.a.n, self.a.k, V::NR);
+        let mut w = vec![0f32; nr * k];
+        for p in self.range {
+            let values = &self.values[p * nr * k..][..nr * k];
+            let scales = &self.scales[p * nr * (k / 32)..][..nr * k / 32];
+            for (j, (w, v)) in w
+                .chunks_exact_mut(nr)
+                .zip(values.chunks_exact(nr))
+                .enumerate()
+            {
+                let s = &scales[j / 32 * nr..][..nr];
+                for ((w, &v), &s) in w.iter_mut().zip(v).zip(s) {
+                    *w = f32::from(v) * s;
+                }
+            }
+            for i0 in (0..self.m).step_by(MR) {
+                // SAFETY: the CPU runs `V` (caller); `w` holds the panel's `k × V::NR`
+                // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
+                // `n` values; the panels of the range are handed to this call only.
+                unsafe {
+                    let t = Tile {
+                        x: self.x.as_ptr().add(i0 * k),
+                        ldx: k,
+                        steps: k,
+                        w: w.as_ptr(),
+                        out: self.out.out.add(i0 * n + p * nr),
+                        ldo: n,
+                        cols: self.a.panel_cols(p),
+                        accumulate: false,
+                        bias: if self.out.bias.is_null() {
+                            std::ptr::null()
+                        } else {
+                            self.out.bias.add(p * nr)
+                        },
+                        next: std::ptr::null(),
+                        next_stride: 0,
+                    };
+                    tile_rows::<Widen<V, f32>>(&t, self.m - i0);
+                }
+            }
         }
     }
 }
@@ -1255,45 +1367,52 @@ mod tests {
         }
     }
 
-    /// A Q8_0 weight packed from its blocks is the bf16 matrix of its dequantized weight
-    /// (AMX path), or is refused on any other path.
+    /// A Q8_0 weight packed from its blocks is the matrix of its dequantized weight, and
+    /// multiplies to the same bits: in f32 on every path, in bf16 on the AMX path (and is
+    /// refused on the others).
     #[test]
-    fn q8_0_tiles_equal_bf16_tiles_of_the_dequantized_weight() {
+    fn q8_0_packs_equal_packs_of_the_dequantized_weight() {
         use candle_core::quantized::{GgmlDType, QTensor};
         let (n, k) = (70, 96);
         let w = data(n * k, 37, 101, 64.0);
         let t = candle_core::Tensor::from_vec(w, (n, k), &candle_core::Device::Cpu).unwrap();
         let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
         let blocks = q.data().unwrap();
-        let isa = crate::cpu::active().unwrap();
-        let Ok(packed) = PackedMatrix::pack_q8_0(&blocks, n, k) else {
-            assert_ne!(isa, Isa::Amx, "the AMX path refused a Q8_0 weight");
-            return;
-        };
-        assert_eq!(isa, Isa::Amx);
         let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
         let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let plain = PackedMatrix::pack_for(isa, &dense, n, k, Precision::Bf16).unwrap();
-        let back = packed.to_tensor().unwrap().flatten_all().unwrap();
-        let want = plain.to_tensor().unwrap().flatten_all().unwrap();
-        assert_eq!(
-            back.to_vec1::<f32>().unwrap(),
-            want.to_vec1::<f32>().unwrap()
-        );
         let bias = data(n, 7, 13, 5.0);
-        for m in [1, 7, 40] {
-            let x = data(m * k, 53, 89, 32.0);
+        for (isa, precision) in paths() {
+            let Ok(packed) = PackedMatrix::pack_q8_0_for(isa, &blocks, n, k, precision) else {
+                assert!(
+                    precision == Precision::Bf16 && isa != Isa::Amx,
+                    "{isa} {precision:?}"
+                );
+                continue;
+            };
+            let plain = PackedMatrix::pack_for(isa, &dense, n, k, precision).unwrap();
+            let back = packed.to_tensor().unwrap().flatten_all().unwrap();
+            let want = plain.to_tensor().unwrap().flatten_all().unwrap();
+            let label = format!("{isa} {precision:?}");
             assert_eq!(
-                packed.matmul_t(&x, m).unwrap(),
-                plain.matmul_t(&x, m).unwrap()
+                back.to_vec1::<f32>().unwrap(),
+                want.to_vec1::<f32>().unwrap(),
+                "{label}"
             );
-            let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
-            packed.matmul_t_bias_into(&x, m, &bias, &mut a).unwrap();
-            plain.matmul_t_bias_into(&x, m, &bias, &mut b).unwrap();
-            assert_eq!(a, b, "{m} rows with a bias");
+            for m in [1, 7, 40] {
+                let x = data(m * k, 53, 89, 32.0);
+                let (a, b) = (
+                    packed.matmul_t(&x, m).unwrap(),
+                    plain.matmul_t(&x, m).unwrap(),
+                );
+                assert_eq!(a, b, "{label}, {m} rows");
+                let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
+                packed.matmul_t_bias_into(&x, m, &bias, &mut a).unwrap();
+                plain.matmul_t_bias_into(&x, m, &bias, &mut b).unwrap();
+                assert_eq!(a, b, "{label}, {m} rows with a bias");
+            }
+            assert!(PackedMatrix::pack_q8_0_for(isa, &blocks[1..], n, k, precision).is_err());
+            assert!(PackedMatrix::pack_q8_0_for(isa, &blocks, n, k + 1, precision).is_err());
         }
-        assert!(PackedMatrix::pack_q8_0(&blocks[1..], n, k).is_err());
-        assert!(PackedMatrix::pack_q8_0(&blocks, n, k + 1).is_err());
     }
 
     #[test]

@@ -245,14 +245,15 @@ impl LoraLinear {
             return Ok(false);
         }
         let m = match &self.base {
-            // On AMX, Q8_0 packs from its blocks, without an f32 copy of the weight (Gemma-3's
-            // tied LM head: 671 MB).
+            // Q8_0 packs from its blocks, without an f32 copy of the weight (Gemma-3's tied
+            // LM head: 671 MB): in f32 as its int8 values, in bf16 as AMX tiles.
             Base::Quantized(_, q)
-                if precision == Precision::Bf16
-                    && q.dtype() == candle_core::quantized::GgmlDType::Q8_0
-                    && crate::cpu::active()? == crate::cpu::Isa::Amx =>
+                if q.dtype() == candle_core::quantized::GgmlDType::Q8_0
+                    && self.in_dim.is_multiple_of(32)
+                    && (precision == Precision::F32
+                        || crate::cpu::active()? == crate::cpu::Isa::Amx) =>
             {
-                PackedMatrix::pack_q8_0(&q.data()?, self.out_dim, self.in_dim)?
+                PackedMatrix::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
             }
             // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
             _ => with_f32_data(&self.dense_weight()?, |w| {

@@ -30,6 +30,13 @@ pub struct LoadOptions {
     /// kernel where the CPU has it. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
+    /// With `quantized: false` and f32 weights on the CPU: keep GGUF Q8_0 tensors (Gemma-3's embedding
+    /// table and tied LM head) quantized instead of dequantizing them, for a model that is
+    /// packed for inference right after loading ([`Model::pack_for_inference`]): every use
+    /// of them is then exact in f32 (embedding rows dequantized as they are looked up, the
+    /// LM head's products widened from the int8 values), with a quarter of the memory.
+    /// Such a model cannot train.
+    pub keep_q8_0: bool,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +45,7 @@ impl Default for LoadOptions {
             dtype: None,
             device: Device::Cpu,
             quantized: true,
+            keep_q8_0: false,
         }
     }
 }
@@ -96,10 +104,23 @@ fn is_gguf_file(path: &Path) -> bool {
 
 /// How [`crate::gguf`] loads the weights for `opts`.
 fn gguf_mode(opts: &LoadOptions) -> crate::gguf::LoadMode {
+    use crate::gguf::LoadMode;
+    match keep(opts) {
+        Keep::FastKernels => LoadMode::Quantized,
+        Keep::Q8_0 => LoadMode::F32KeepQ8_0,
+        Keep::None => LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32)),
+    }
+}
+
+/// Which quantized tensors a load with `opts` keeps quantized.
+fn keep(opts: &LoadOptions) -> Keep {
+    let f32_on_cpu = opts.dtype.unwrap_or(DType::F32) == DType::F32 && opts.device.is_cpu();
     if opts.quantized {
-        crate::gguf::LoadMode::Quantized
+        Keep::FastKernels
+    } else if opts.keep_q8_0 && f32_on_cpu {
+        Keep::Q8_0
     } else {
-        crate::gguf::LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32))
+        Keep::None
     }
 }
 
@@ -187,7 +208,7 @@ impl Model {
         crate::cpu::active()?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let from_quantized = parts.weights.has_quantized();
-        let weights = prepare_weights(parts.weights, opts.quantized, dtype)?;
+        let weights = prepare_weights(parts.weights, keep(opts), dtype)?;
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
@@ -560,8 +581,19 @@ fn pack_for_inference(arch: &mut dyn Architecture, precision: Precision) -> Resu
     Ok(())
 }
 
+/// Which GGUF tensors [`prepare_weights`] keeps quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Those with fast CPU kernels ([`LoadOptions::quantized`]).
+    FastKernels,
+    /// Q8_0 only ([`LoadOptions::keep_q8_0`]).
+    Q8_0,
+    /// None.
+    None,
+}
+
 /// Dequantizes what should not stay quantized and casts dense weights to `dtype`.
-fn prepare_weights(w: WeightMap, keep_quantized: bool, dtype: DType) -> Result<WeightMap> {
+fn prepare_weights(w: WeightMap, keep: Keep, dtype: DType) -> Result<WeightMap> {
     use candle_core::quantized::GgmlDType as G;
     let mut out = WeightMap::new(w.origin().to_string());
     for (n, weight) in w.into_weights() {
@@ -569,12 +601,15 @@ fn prepare_weights(w: WeightMap, keep_quantized: bool, dtype: DType) -> Result<W
             // Types with fast CPU kernels stay quantized; others (Q4_1, Q5_x, …) take
             // candle's scalar path and are faster dequantized.
             Weight::Quantized(q)
-                if keep_quantized
+                if keep == Keep::FastKernels
                     && matches!(
                         q.dtype(),
                         G::Q4_0 | G::Q8_0 | G::Q2K | G::Q3K | G::Q4K | G::Q5K | G::Q6K | G::Q8K
                     ) =>
             {
+                Weight::Quantized(q)
+            }
+            Weight::Quantized(q) if keep == Keep::Q8_0 && q.dtype() == G::Q8_0 => {
                 Weight::Quantized(q)
             }
             Weight::Quantized(q) => Weight::Dense(q.dequantize(&q.device())?.to_dtype(dtype)?),

@@ -159,3 +159,49 @@ fn gemma3_quantized_mode_keeps_fast_types() {
         0.0
     );
 }
+
+/// `keep_q8_0` (how `datm generate --dtype f32` loads a GGUF file) keeps the Q8_0 embedding
+/// table and tied LM head quantized, everything else dense f32, and a packed model loaded so
+/// gives the dequantized model's logits bit for bit, at every step.
+#[test]
+fn gemma3_f32_inference_with_q8_0_kept_equals_the_dequantized_model() {
+    let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    let kept = gguf::load(&path, LoadMode::F32KeepQ8_0, &Device::Cpu).unwrap();
+    let weight = |name: &str, shape: &[usize]| kept.weights.get(name, shape).unwrap();
+    let emb = weight("model.embed_tokens.weight", &[262144, 640]);
+    assert!(matches!(emb, Weight::Quantized(_)));
+    let o = weight("model.layers.0.self_attn.o_proj.weight", &[640, 1024]);
+    assert!(
+        matches!(o, Weight::Dense(ref t) if t.dtype() == DType::F32),
+        "Q4_K dequantized"
+    );
+    let load = |keep_q8_0| {
+        let opts = datm_model::LoadOptions {
+            dtype: Some(DType::F32),
+            device: Device::Cpu,
+            quantized: false,
+            keep_q8_0,
+        };
+        let mut m = datm_model::Model::load(&path, &opts).unwrap();
+        m.pack_for_inference().unwrap();
+        m
+    };
+    let (q8, dense) = (load(true), load(false));
+    let (mut a, mut b) = (q8.new_cache(2), dense.new_cache(2));
+    let mut ids = vec![vec![2u32, 9259, 1902, 563], vec![2u32, 818, 4565, 236764]];
+    for step in 0..3 {
+        let la = q8.step(&ids, &mut a, None).unwrap();
+        let lb = dense.step(&ids, &mut b, None).unwrap();
+        let (la, lb) = (la.to_vec2::<f32>().unwrap(), lb.to_vec2::<f32>().unwrap());
+        assert_eq!(la, lb, "step {step}");
+        ids = la.iter().map(|row| vec![argmax(row)]).collect();
+    }
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    (0..row.len())
+        .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+        .unwrap() as u32
+}

@@ -35,6 +35,7 @@ fn round_trip(name: &str) {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
+        keep_q8_0: false,
     };
     let mut model = Model::load(&fixtures().join(name), &opts).unwrap();
     model.attach_adapter("rt", &adapter).unwrap();

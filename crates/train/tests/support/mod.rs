@@ -115,6 +115,7 @@ pub fn load_as(
         &d.join("model"),
         &LoadOptions {
             quantized: false,
+            keep_q8_0: false,
             dtype: Some(dtype),
             ..Default::default()
         },
