@@ -43,7 +43,7 @@ pub enum LoadMode {
     /// scalar kernel such as Q4_1 or Q5_0) is dequantized to dense f32.
     Quantized,
     /// Everything dequantized to dense f32 but the Q8_0 matrices, which stay quantized: for
-    /// exact f32 inference whose every use of them dequantizes exactly
+    /// exact f32 inference and training, whose every use of them is exact
     /// ([`crate::LoadOptions::keep_q8_0`]).
     F32KeepQ8_0,
 }

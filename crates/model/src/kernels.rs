@@ -55,9 +55,51 @@ enum Panels {
     /// two consecutive input features).
     Bf16(Vec<u16>),
     /// A GGUF Q8_0 weight in f32 panels kept as its int8 values `[panel][k][NR]` and block
-    /// scales `[panel][k / 32][NR]`: each weight is `value × scale` exactly, widened to f32
-    /// one panel at a time as the product runs (a quarter of the f32 panels' memory).
-    Q8 { values: Vec<i8>, scales: Vec<f32> },
+    /// scales: each weight is `value × scale` exactly, widened to f32 a block of a panel at a
+    /// time as the product runs (a quarter of the f32 panels' memory).
+    Q8 { values: Vec<i8>, scales: Q8Scales },
+}
+
+/// Where the block scales of a [`Panels::Q8`] matrix are: a Q8_0 block is 32 consecutive
+/// inputs of one output (the weight as stored), or, transposed, 32 consecutive outputs of
+/// one input.
+#[derive(Debug, Clone)]
+enum Q8Scales {
+    /// `[panel][k / 32][NR]`: one scale per column and 32 input features.
+    Columns(Vec<f32>),
+    /// `[k][n / 32]`: one scale per input feature and 32 columns (`n` a multiple of 32).
+    Features(Vec<f32>),
+}
+
+impl Q8Scales {
+    /// The scale of column `c` of panel `p` (of `nr` columns), input feature `j`.
+    fn at(&self, p: usize, nr: usize, (n, k): (usize, usize), c: usize, j: usize) -> f32 {
+        match self {
+            Q8Scales::Columns(s) => s[(p * (k / 32) + j / 32) * nr + c],
+            Q8Scales::Features(s) => s[j * (n / 32) + (p * nr + c) / 32],
+        }
+    }
+
+    /// The scales of steps `j0 .. j0 + steps` of panel `p` (of `nr` columns) into `out`
+    /// (`[steps][nr]`), for a matrix of `n` columns and `k` input features.
+    #[inline(always)]
+    fn fill(&self, p: usize, nr: usize, (n, k): (usize, usize), j0: usize, out: &mut [f32]) {
+        match self {
+            Q8Scales::Columns(s) => {
+                for (j, row) in out.chunks_exact_mut(nr).enumerate() {
+                    row.copy_from_slice(&s[(p * (k / 32) + (j0 + j) / 32) * nr..][..nr]);
+                }
+            }
+            Q8Scales::Features(s) => {
+                for (j, row) in out.chunks_exact_mut(nr).enumerate() {
+                    let blocks = &s[(j0 + j) * (n / 32)..][..n / 32];
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = blocks.get((p * nr + c) / 32).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Where the values of a panel sit.
@@ -145,6 +187,44 @@ pub struct PackedMatrix {
 /// Bytes per GGUF Q8_0 block: an f16 scale and 32 int8 values.
 const Q8_0_BLOCK: usize = 34;
 
+/// A row-major `[n, k]` weight of GGUF Q8_0 blocks, read in place.
+struct Q8Blocks<'a> {
+    blocks: &'a [u8],
+    /// Blocks per row.
+    per_row: usize,
+}
+
+impl<'a> Q8Blocks<'a> {
+    /// Checks the size of `blocks` for a non-empty `[n, k]` weight.
+    fn new(blocks: &'a [u8], n: usize, k: usize) -> Result<Self> {
+        ensure!(
+            n > 0 && k > 0 && k.is_multiple_of(32),
+            "a Q8_0 weight needs whole blocks of 32 inputs, got {n}×{k}"
+        );
+        ensure!(
+            blocks.len() == n * k / 32 * Q8_0_BLOCK,
+            "Q8_0 weight has {} bytes, expected {} for {n}×{k}",
+            blocks.len(),
+            n * k / 32 * Q8_0_BLOCK
+        );
+        Ok(Q8Blocks {
+            blocks,
+            per_row: k / 32,
+        })
+    }
+
+    /// The int8 value of row `r`, input `kk`.
+    fn value(&self, r: usize, kk: usize) -> i8 {
+        self.blocks[(r * self.per_row + kk / 32) * Q8_0_BLOCK + 2 + kk % 32] as i8
+    }
+
+    /// The scale of row `r`, block `j` (its f16, widened).
+    fn scale(&self, r: usize, j: usize) -> f32 {
+        let at = (r * self.per_row + j) * Q8_0_BLOCK;
+        half::f16::from_le_bytes([self.blocks[at], self.blocks[at + 1]]).to_f32()
+    }
+}
+
 /// Checks that `isa` runs here and that `w` holds a non-empty `[n, k]` weight.
 fn check_weight(isa: Isa, w: &[f32], n: usize, k: usize) -> Result<()> {
     ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
@@ -220,41 +300,28 @@ impl PackedMatrix {
             precision == Precision::F32 || isa == Isa::Amx,
             "bf16 Q8_0 tiles need the AMX kernel path, not {isa}"
         );
-        ensure!(
-            n > 0 && k > 0 && k.is_multiple_of(amx::STEP),
-            "a Q8_0 weight needs whole blocks of 32 inputs, got {n}×{k}"
-        );
+        let q8 = Q8Blocks::new(blocks, n, k)?;
         let steps = k / amx::STEP;
-        ensure!(
-            blocks.len() == n * steps * Q8_0_BLOCK,
-            "Q8_0 weight has {} bytes, expected {} for {n}×{k}",
-            blocks.len(),
-            n * steps * Q8_0_BLOCK
-        );
         if precision == Precision::F32 {
             let layout = Layout::of(isa, Precision::F32);
-            let block = |c: usize, j: usize| &blocks[(c * steps + j) * Q8_0_BLOCK..][..Q8_0_BLOCK];
-            let values = pack_panels(n, k, layout, |c, kk| block(c, kk / 32)[2 + kk % 32] as i8);
-            let scales = pack_panels(n, steps, layout, |c, j| {
-                half::f16::from_le_bytes([block(c, j)[0], block(c, j)[1]]).to_f32()
-            });
+            let values = pack_panels(n, k, layout, |c, kk| q8.value(c, kk));
+            let scales = pack_panels(n, steps, layout, |c, j| q8.scale(c, j));
             return Ok(PackedMatrix {
                 n,
                 k,
                 kp: k,
                 isa,
                 layout,
-                panels: Panels::Q8 { values, scales },
+                panels: Panels::Q8 {
+                    values,
+                    scales: Q8Scales::Columns(scales),
+                },
             });
         }
         // Each block's values times its scale in f32, as dequantizing gives them.
         let panels = pack_tiles(n, k, k, |c, row| {
-            let blocks = blocks[c * steps * Q8_0_BLOCK..].chunks_exact(Q8_0_BLOCK);
-            for (block, out) in blocks.zip(row.chunks_exact_mut(amx::STEP)) {
-                let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-                for (o, &q) in out.iter_mut().zip(&block[2..]) {
-                    *o = f32::from(q as i8) * d;
-                }
+            for (kk, o) in row.iter_mut().enumerate() {
+                *o = f32::from(q8.value(c, kk)) * q8.scale(c, kk / 32);
             }
         });
         Ok(PackedMatrix {
@@ -264,6 +331,35 @@ impl PackedMatrix {
             isa,
             layout: Layout::of(isa, Precision::Bf16),
             panels: Panels::Bf16(panels),
+        })
+    }
+
+    /// Packs the transpose `[k, n]` of a row-major `[n, k]` weight of GGUF Q8_0 blocks in f32
+    /// for the active kernel path, as its int8 values and scales, so that
+    /// [`PackedMatrix::matmul_t`] computes `x · w` (`x` `[m, n]`): the backward pass through a
+    /// frozen Q8_0 layer, with the bits of [`PackedMatrix::pack_transposed`] of the
+    /// dequantized weight.
+    pub fn pack_q8_0_transposed(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+        Self::pack_q8_0_transposed_for(cpu::active()?, blocks, n, k)
+    }
+
+    /// Like [`PackedMatrix::pack_q8_0_transposed`], for kernel path `isa`.
+    pub fn pack_q8_0_transposed_for(isa: Isa, blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
+        let q8 = Q8Blocks::new(blocks, n, k)?;
+        let layout = Layout::of(isa, Precision::F32);
+        let values = pack_panels(k, n, layout, |c, kk| q8.value(kk, c));
+        let scales = (0..n * k / 32).map(|i| q8.scale(i / (k / 32), i % (k / 32)));
+        Ok(PackedMatrix {
+            n: k,
+            k: n,
+            kp: n,
+            isa,
+            layout,
+            panels: Panels::Q8 {
+                values,
+                scales: Q8Scales::Features(scales.collect()),
+            },
         })
     }
 
@@ -314,8 +410,7 @@ impl PackedMatrix {
                     Panels::F32(d) => d[at],
                     Panels::Bf16(d) => half::bf16::from_bits(d[at]).to_f32(),
                     Panels::Q8 { values, scales } => {
-                        let block = (col / nr) * nr * (k / 32) + (kk / 32) * nr + col % nr;
-                        f32::from(values[at]) * scales[block]
+                        f32::from(values[at]) * scales.at(col / nr, nr, (n, k), col % nr, kk)
                     }
                 }
             })
@@ -773,12 +868,13 @@ impl<W: Weight> Task for PanelRange<'_, W> {
 }
 
 /// The panels `range` of a product by a [`Panels::Q8`] weight, as one task on the matrix's
-/// kernel path: each panel widened to f32 (in cache), then multiplied by every row as the
-/// f32 panels are, one FMA chain per output over the input features in order.
+/// kernel path: each block of [`KC`] steps of a panel widened to f32 (in cache), then
+/// multiplied by every row as the f32 panels are, one FMA chain per output over the input
+/// features in order.
 struct Q8PanelRange<'a> {
     a: &'a PackedMatrix,
     values: &'a [i8],
-    scales: &'a [f32],
+    scales: &'a Q8Scales,
     x: &'a [f32],
     m: usize,
     range: Range<usize>,
@@ -790,43 +886,40 @@ impl Task for Q8PanelRange<'_> {
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
         let (n, k, nr) = (self.a.n, self.a.k, V::NR);
-        let mut w = vec![0f32; nr * k];
+        let (mut w, mut scales) = (vec![0f32; nr * KC], vec![0f32; nr * KC]);
         for p in self.range {
-            let values = &self.values[p * nr * k..][..nr * k];
-            let scales = &self.scales[p * nr * (k / 32)..][..nr * k / 32];
-            for (j, (w, v)) in w
-                .chunks_exact_mut(nr)
-                .zip(values.chunks_exact(nr))
-                .enumerate()
-            {
-                let s = &scales[j / 32 * nr..][..nr];
-                for ((w, &v), &s) in w.iter_mut().zip(v).zip(s) {
+            for kb in (0..k).step_by(KC) {
+                let steps = KC.min(k - kb);
+                let values = &self.values[(p * k + kb) * nr..][..steps * nr];
+                self.scales
+                    .fill(p, nr, (n, k), kb, &mut scales[..steps * nr]);
+                for ((w, &v), &s) in w.iter_mut().zip(values).zip(&scales) {
                     *w = f32::from(v) * s;
                 }
-            }
-            for i0 in (0..self.m).step_by(MR) {
-                // SAFETY: the CPU runs `V` (caller); `w` holds the panel's `k × V::NR`
-                // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
-                // `n` values; the panels of the range are handed to this call only.
-                unsafe {
-                    let t = Tile {
-                        x: self.x.as_ptr().add(i0 * k),
-                        ldx: k,
-                        steps: k,
-                        w: w.as_ptr(),
-                        out: self.out.out.add(i0 * n + p * nr),
-                        ldo: n,
-                        cols: self.a.panel_cols(p),
-                        accumulate: false,
-                        bias: if self.out.bias.is_null() {
-                            std::ptr::null()
-                        } else {
-                            self.out.bias.add(p * nr)
-                        },
-                        next: std::ptr::null(),
-                        next_stride: 0,
-                    };
-                    tile_rows::<Widen<V, f32>>(&t, self.m - i0);
+                for i0 in (0..self.m).step_by(MR) {
+                    // SAFETY: the CPU runs `V` (caller); `w` holds this block's `steps × V::NR`
+                    // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
+                    // `n` values; the panels of the range are handed to this call only.
+                    unsafe {
+                        let t = Tile {
+                            x: self.x.as_ptr().add(i0 * k + kb),
+                            ldx: k,
+                            steps,
+                            w: w.as_ptr(),
+                            out: self.out.out.add(i0 * n + p * nr),
+                            ldo: n,
+                            cols: self.a.panel_cols(p),
+                            accumulate: kb > 0,
+                            bias: if self.out.bias.is_null() || kb + KC < k {
+                                std::ptr::null()
+                            } else {
+                                self.out.bias.add(p * nr)
+                            },
+                            next: std::ptr::null(),
+                            next_stride: 0,
+                        };
+                        tile_rows::<Widen<V, f32>>(&t, self.m - i0);
+                    }
                 }
             }
         }
@@ -1413,6 +1506,24 @@ mod tests {
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks[1..], n, k, precision).is_err());
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks, n, k + 1, precision).is_err());
         }
+        // Transposed (the backward pass), on the active path.
+        let packed = PackedMatrix::pack_q8_0_transposed(&blocks, n, k).unwrap();
+        let plain = PackedMatrix::pack_transposed(&dense, n, k).unwrap();
+        let back = packed.to_tensor().unwrap().flatten_all().unwrap();
+        let want = plain.to_tensor().unwrap().flatten_all().unwrap();
+        assert_eq!(
+            back.to_vec1::<f32>().unwrap(),
+            want.to_vec1::<f32>().unwrap()
+        );
+        for m in [1, 7, 40] {
+            let dy = data(m * n, 53, 89, 32.0);
+            let (a, b) = (
+                packed.matmul_t(&dy, m).unwrap(),
+                plain.matmul_t(&dy, m).unwrap(),
+            );
+            assert_eq!(a, b, "transposed, {m} rows");
+        }
+        assert!(PackedMatrix::pack_q8_0_transposed(&blocks[1..], n, k).is_err());
     }
 
     #[test]

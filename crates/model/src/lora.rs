@@ -371,8 +371,7 @@ impl LoraLinear {
     /// bias: the whole layer as one op ([`FrozenLoraLinear`]); `None` where that does not
     /// apply.
     fn forward_fused_train(&self, x: &Tensor, ctx: &Ctx) -> Result<Option<Tensor>> {
-        let (Base::Dense(w), None, true) = (&self.base, &self.bias, ctx.train && x.rank() >= 2)
-        else {
+        let (None, true) = (&self.bias, ctx.train && x.rank() >= 2) else {
             return Ok(None);
         };
         let [(_, _, Some(name))] = ctx.adapters.runs(x.dim(0)?)?[..] else {
@@ -382,7 +381,7 @@ impl LoraLinear {
             return Ok(None);
         };
         let f32s = [x.dtype(), l.a.dtype(), l.b.dtype()] == [DType::F32; 3];
-        let Some(panels) = self.frozen_panels(w)?.filter(|_| f32s) else {
+        let Some(panels) = self.frozen_panels()?.filter(|_| f32s) else {
             return Ok(None);
         };
         let mask = match ctx.dropout {
@@ -419,9 +418,15 @@ impl LoraLinear {
 
     fn forward_base(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.base {
-            Base::Dense(w) if train => match self.frozen_panels(w)? {
+            Base::Dense(w) if train => match self.frozen_panels()? {
                 Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
                 None => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
+            },
+            // Exact in training: a Q8_0 weight kept by `LoadOptions::keep_q8_0` multiplies
+            // as its dequantized f32 weight would (never through QMatMul's rounded inputs).
+            Base::Quantized(_, q) if train => match self.frozen_panels()? {
+                Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
+                None => frozen_matmul_t(&x.to_dtype(DType::F32)?, &q.dequantize(&q.device())?),
             },
             Base::Dense(w) => matmul_t(&x.to_dtype(w.dtype())?, w),
             Base::Quantized(q, _) => {
@@ -444,17 +449,30 @@ impl LoraLinear {
         }
     }
 
-    /// The base weight `w` packed for training on the CPU's kernels (packed on the first
-    /// call), or `None` where they do not apply: a weight that is not f32 on the CPU, or the
-    /// CPU fast paths off ([`crate::fused::set_cpu_fast_paths`]).
-    fn frozen_panels(&self, w: &Tensor) -> Result<Option<Arc<FrozenPanels>>> {
-        if w.dtype() != DType::F32 || !w.device().is_cpu() || !crate::fused::cpu_fast_paths() {
+    /// The base weight packed for training on the CPU's kernels (packed on the first call):
+    /// an f32 weight, or a Q8_0 one as its int8 values; `None` where they do not apply: other
+    /// weights, weights off the CPU, or the CPU fast paths off
+    /// ([`crate::fused::set_cpu_fast_paths`]).
+    fn frozen_panels(&self) -> Result<Option<Arc<FrozenPanels>>> {
+        let fits = match &self.base {
+            Base::Dense(w) => w.dtype() == DType::F32 && w.device().is_cpu(),
+            Base::Quantized(_, q) => {
+                q.dtype() == candle_core::quantized::GgmlDType::Q8_0 && q.device().is_cpu()
+            }
+            Base::Packed(_) => false,
+        };
+        if !fits || !crate::fused::cpu_fast_paths() {
             return Ok(None);
         }
         if let Some(p) = self.frozen.get() {
             return Ok(Some(p.clone()));
         }
-        let panels = Arc::new(FrozenPanels::pack(w)?);
+        let panels = Arc::new(match &self.base {
+            Base::Quantized(_, q) => {
+                FrozenPanels::pack_q8_0(&q.data()?, self.out_dim, self.in_dim)?
+            }
+            _ => FrozenPanels::pack(&self.dense_weight()?)?,
+        });
         Ok(Some(self.frozen.get_or_init(|| panels).clone()))
     }
 
@@ -525,6 +543,14 @@ struct FrozenPanels {
 }
 
 impl FrozenPanels {
+    /// A row-major `[n, k]` weight of GGUF Q8_0 blocks, kept as its int8 values.
+    fn pack_q8_0(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+        Ok(FrozenPanels {
+            w: PackedMatrix::pack_q8_0(blocks, n, k, Precision::F32)?,
+            wt: PackedMatrix::pack_q8_0_transposed(blocks, n, k)?,
+        })
+    }
+
     fn pack(w: &Tensor) -> Result<Self> {
         let (n, k) = w.dims2()?;
         with_f32_data(w, |data| {

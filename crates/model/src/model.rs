@@ -30,12 +30,12 @@ pub struct LoadOptions {
     /// kernel where the CPU has it. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
-    /// With `quantized: false` and f32 weights on the CPU: keep GGUF Q8_0 tensors (Gemma-3's embedding
-    /// table and tied LM head) quantized instead of dequantizing them, for a model that is
-    /// packed for inference right after loading ([`Model::pack_for_inference`]): every use
-    /// of them is then exact in f32 (embedding rows dequantized as they are looked up, the
-    /// LM head's products widened from the int8 values), with a quarter of the memory.
-    /// Such a model cannot train.
+    /// With `quantized: false` and f32 weights on the CPU: keep GGUF Q8_0 tensors (Gemma-3's
+    /// embedding table and tied LM head) quantized instead of dequantizing them, in a quarter
+    /// of the memory. Every use of them stays exact in f32: embedding rows are dequantized as
+    /// they are looked up, and the packed inference kernels ([`Model::pack_for_inference`])
+    /// and training's frozen weights multiply by the int8 values widened exactly; nothing
+    /// else may use such a model (candle's quantized matmul rounds its inputs).
     pub keep_q8_0: bool,
 }
 

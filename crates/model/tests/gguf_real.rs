@@ -205,3 +205,51 @@ fn argmax(row: &[f32]) -> u32 {
         .max_by(|&i, &j| row[i].total_cmp(&row[j]))
         .unwrap() as u32
 }
+
+/// Training a model loaded with `keep_q8_0` (as `datm train` loads a GGUF file: Gemma-3's Q8_0
+/// embedding table and tied LM head kept quantized) gives the dequantized model's loss and
+/// LoRA gradients bit for bit, dropout included.
+#[test]
+fn gemma3_training_with_q8_0_kept_equals_the_dequantized_model() {
+    use datm_adapter::{LoraConfig, TargetModules};
+    let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    let run = |keep_q8_0| {
+        let opts = datm_model::LoadOptions {
+            dtype: Some(DType::F32),
+            device: Device::Cpu,
+            quantized: false,
+            keep_q8_0,
+        };
+        let mut m = datm_model::Model::load(&path, &opts).unwrap();
+        let mut lora = LoraConfig::new(
+            4,
+            8.0,
+            TargetModules::List(vec!["q_proj".into(), "down_proj".into()]),
+        );
+        lora.lora_dropout = 0.1;
+        m.new_adapter("a", &lora, 7).unwrap();
+        m.set_active_adapter(Some("a")).unwrap();
+        let ids = candle_core::Tensor::new(
+            &[[2u32, 9259, 1902, 563, 818], [2, 818, 4565, 236764, 0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mask =
+            candle_core::Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &Device::Cpu).unwrap();
+        let hidden = m.forward_train(&ids, &mask, 11).unwrap();
+        let logits = m.lm_logits(&hidden.reshape((10, 640)).unwrap()).unwrap();
+        let loss = logits.sqr().unwrap().mean_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let mut out = vec![loss.to_vec0::<f32>().unwrap()];
+        for (_, var) in m.lora_vars("a") {
+            let g = grads.get(var.as_tensor()).expect("a gradient");
+            out.extend(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        out
+    };
+    let (kept, dense) = (run(true), run(false));
+    assert!(kept.iter().skip(1).any(|g| *g != 0.0), "no gradient at all");
+    assert_eq!(kept, dense);
+}

@@ -56,7 +56,7 @@ impl LibraryTrainer {
         let opts = LoadOptions {
             dtype: Some(self.base.precision.dtype()),
             quantized: false,
-            keep_q8_0: false,
+            keep_q8_0: true,
             device: datm_model::parse_device(device)?,
         };
         Model::load(&self.base.model, &opts)

@@ -58,7 +58,7 @@ pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainO
         dtype: Some(config.precision.dtype()),
         device: datm_model::parse_device(&config.device)?,
         quantized: false,
-        keep_q8_0: false,
+        keep_q8_0: true,
     };
     let mut model = Model::load(&config.model, &opts)?;
     train_model(&mut model, &data, config, progress)
