@@ -350,17 +350,20 @@ impl PackedMatrix {
         let layout = Layout::of(isa, Precision::F32);
         let values = pack_panels(k, n, layout, |c, kk| q8.value(kk, c));
         let scales = (0..n * k / 32).map(|i| q8.scale(i / (k / 32), i % (k / 32)));
-        Ok(PackedMatrix {
+        let scales = Q8Scales::Features(scales.collect());
+        Ok(Self::transposed(isa, (n, k), Panels::Q8 { values, scales }))
+    }
+
+    /// The f32 matrix of `panels`, the transpose `[k, n]` of an `[n, k]` weight.
+    fn transposed(isa: Isa, (n, k): (usize, usize), panels: Panels) -> Self {
+        PackedMatrix {
             n: k,
             k: n,
             kp: n,
             isa,
-            layout,
-            panels: Panels::Q8 {
-                values,
-                scales: Q8Scales::Features(scales.collect()),
-            },
-        })
+            layout: Layout::of(isa, Precision::F32),
+            panels,
+        }
     }
 
     /// Packs the transpose `[k, n]` of a row-major `[n, k]` f32 weight in f32 for the active
@@ -370,14 +373,8 @@ impl PackedMatrix {
         let isa = cpu::active()?;
         check_weight(isa, w, n, k)?;
         let layout = Layout::of(isa, Precision::F32);
-        Ok(PackedMatrix {
-            n: k,
-            k: n,
-            kp: n,
-            isa,
-            layout,
-            panels: Panels::F32(pack_panels(k, n, layout, |c, kk| w[kk * k + c])),
-        })
+        let panels = Panels::F32(pack_panels(k, n, layout, |c, kk| w[kk * k + c]));
+        Ok(Self::transposed(isa, (n, k), panels))
     }
 
     /// Output features (rows of the weight).
@@ -1483,47 +1480,51 @@ mod tests {
                 continue;
             };
             let plain = PackedMatrix::pack_for(isa, &dense, n, k, precision).unwrap();
-            let back = packed.to_tensor().unwrap().flatten_all().unwrap();
-            let want = plain.to_tensor().unwrap().flatten_all().unwrap();
             let label = format!("{isa} {precision:?}");
-            assert_eq!(
-                back.to_vec1::<f32>().unwrap(),
-                want.to_vec1::<f32>().unwrap(),
-                "{label}"
-            );
-            for m in [1, 7, 40] {
-                let x = data(m * k, 53, 89, 32.0);
-                let (a, b) = (
-                    packed.matmul_t(&x, m).unwrap(),
-                    plain.matmul_t(&x, m).unwrap(),
-                );
-                assert_eq!(a, b, "{label}, {m} rows");
-                let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
-                packed.matmul_t_bias_into(&x, m, &bias, &mut a).unwrap();
-                plain.matmul_t_bias_into(&x, m, &bias, &mut b).unwrap();
-                assert_eq!(a, b, "{label}, {m} rows with a bias");
-            }
+            assert_same_products(&packed, &plain, k, Some(&bias), &label);
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks[1..], n, k, precision).is_err());
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks, n, k + 1, precision).is_err());
         }
         // Transposed (the backward pass), on the active path.
         let packed = PackedMatrix::pack_q8_0_transposed(&blocks, n, k).unwrap();
         let plain = PackedMatrix::pack_transposed(&dense, n, k).unwrap();
-        let back = packed.to_tensor().unwrap().flatten_all().unwrap();
-        let want = plain.to_tensor().unwrap().flatten_all().unwrap();
-        assert_eq!(
-            back.to_vec1::<f32>().unwrap(),
-            want.to_vec1::<f32>().unwrap()
-        );
-        for m in [1, 7, 40] {
-            let dy = data(m * n, 53, 89, 32.0);
-            let (a, b) = (
-                packed.matmul_t(&dy, m).unwrap(),
-                plain.matmul_t(&dy, m).unwrap(),
-            );
-            assert_eq!(a, b, "transposed, {m} rows");
-        }
+        assert_same_products(&packed, &plain, n, None, "transposed");
         assert!(PackedMatrix::pack_q8_0_transposed(&blocks[1..], n, k).is_err());
+    }
+
+    /// `a` and `b` hold the same matrix (`k` input features) and multiply 1, 7 and 40 rows to
+    /// the same bits, also with `bias`.
+    fn assert_same_products(
+        a: &PackedMatrix,
+        b: &PackedMatrix,
+        k: usize,
+        bias: Option<&[f32]>,
+        label: &str,
+    ) {
+        let values = |m: &PackedMatrix| {
+            m.to_tensor()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(values(a), values(b), "{label}");
+        let n = a.n();
+        for m in [1, 7, 40] {
+            let x = data(m * k, 53, 89, 32.0);
+            assert_eq!(
+                a.matmul_t(&x, m).unwrap(),
+                b.matmul_t(&x, m).unwrap(),
+                "{label}, {m} rows"
+            );
+            if let Some(bias) = bias {
+                let (mut ya, mut yb) = (vec![0f32; m * n], vec![0f32; m * n]);
+                a.matmul_t_bias_into(&x, m, bias, &mut ya).unwrap();
+                b.matmul_t_bias_into(&x, m, bias, &mut yb).unwrap();
+                assert_eq!(ya, yb, "{label}, {m} rows with a bias");
+            }
+        }
     }
 
     #[test]

@@ -178,13 +178,7 @@ fn gemma3_f32_inference_with_q8_0_kept_equals_the_dequantized_model() {
         "Q4_K dequantized"
     );
     let load = |keep_q8_0| {
-        let opts = datm_model::LoadOptions {
-            dtype: Some(DType::F32),
-            device: Device::Cpu,
-            quantized: false,
-            keep_q8_0,
-        };
-        let mut m = datm_model::Model::load(&path, &opts).unwrap();
+        let mut m = load_f32(&path, keep_q8_0);
         m.pack_for_inference().unwrap();
         m
     };
@@ -198,6 +192,17 @@ fn gemma3_f32_inference_with_q8_0_kept_equals_the_dequantized_model() {
         assert_eq!(la, lb, "step {step}");
         ids = la.iter().map(|row| vec![argmax(row)]).collect();
     }
+}
+
+/// The model at `path` in f32, GGUF Q8_0 tensors kept quantized or not.
+fn load_f32(path: &Path, keep_q8_0: bool) -> datm_model::Model {
+    let opts = datm_model::LoadOptions {
+        dtype: Some(DType::F32),
+        device: Device::Cpu,
+        quantized: false,
+        keep_q8_0,
+    };
+    datm_model::Model::load(path, &opts).unwrap()
 }
 
 fn argmax(row: &[f32]) -> u32 {
@@ -216,13 +221,7 @@ fn gemma3_training_with_q8_0_kept_equals_the_dequantized_model() {
         return;
     };
     let run = |keep_q8_0| {
-        let opts = datm_model::LoadOptions {
-            dtype: Some(DType::F32),
-            device: Device::Cpu,
-            quantized: false,
-            keep_q8_0,
-        };
-        let mut m = datm_model::Model::load(&path, &opts).unwrap();
+        let mut m = load_f32(&path, keep_q8_0);
         let mut lora = LoraConfig::new(
             4,
             8.0,
