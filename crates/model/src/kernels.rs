@@ -218,6 +218,18 @@ impl<'a> Q8Blocks<'a> {
         self.blocks[(r * self.per_row + kk / 32) * Q8_0_BLOCK + 2 + kk % 32] as i8
     }
 
+    /// Row `r` into `out` (`k` values): each block's values times its scale in f32, as
+    /// dequantizing gives them.
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let row = &self.blocks[r * self.per_row * Q8_0_BLOCK..][..self.per_row * Q8_0_BLOCK];
+        for (block, out) in row.chunks_exact(Q8_0_BLOCK).zip(out.chunks_exact_mut(32)) {
+            let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+            for (o, &q) in out.iter_mut().zip(&block[2..]) {
+                *o = f32::from(q as i8) * d;
+            }
+        }
+    }
+
     /// The scale of row `r`, block `j` (its f16, widened).
     fn scale(&self, r: usize, j: usize) -> f32 {
         let at = (r * self.per_row + j) * Q8_0_BLOCK;
@@ -318,12 +330,7 @@ impl PackedMatrix {
                 },
             });
         }
-        // Each block's values times its scale in f32, as dequantizing gives them.
-        let panels = pack_tiles(n, k, k, |c, row| {
-            for (kk, o) in row.iter_mut().enumerate() {
-                *o = f32::from(q8.value(c, kk)) * q8.scale(c, kk / 32);
-            }
-        });
+        let panels = pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row));
         Ok(PackedMatrix {
             n,
             k,
