@@ -422,12 +422,17 @@ impl LoraLinear {
                 Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
                 None => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
             },
-            // Exact in training: a Q8_0 weight kept by `LoadOptions::keep_q8_0` multiplies
-            // as its dequantized f32 weight would (never through QMatMul's rounded inputs).
-            Base::Quantized(_, q) if train => match self.frozen_panels()? {
-                Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
-                None => frozen_matmul_t(&x.to_dtype(DType::F32)?, &q.dequantize(&q.device())?),
-            },
+            // Exact: a Q8_0 weight on the CPU (kept by `LoadOptions::keep_q8_0`) multiplies as
+            // its dequantized f32 weight would, in training and in inference (a training
+            // model's validation loss), never through QMatMul's rounded inputs.
+            Base::Quantized(_, q) if train || exact_on_cpu(q) => {
+                let x32 = x.to_dtype(DType::F32)?;
+                let y = match self.frozen_panels()? {
+                    Some(panels) => panels.matmul_t(&x32)?,
+                    None => frozen_matmul_t(&x32, &q.dequantize(&q.device())?)?,
+                };
+                Ok(y.to_dtype(x.dtype())?)
+            }
             Base::Dense(w) => matmul_t(&x.to_dtype(w.dtype())?, w),
             Base::Quantized(q, _) => {
                 use candle_core::Module;
@@ -456,9 +461,7 @@ impl LoraLinear {
     fn frozen_panels(&self) -> Result<Option<Arc<FrozenPanels>>> {
         let fits = match &self.base {
             Base::Dense(w) => w.dtype() == DType::F32 && w.device().is_cpu(),
-            Base::Quantized(_, q) => {
-                q.dtype() == candle_core::quantized::GgmlDType::Q8_0 && q.device().is_cpu()
-            }
+            Base::Quantized(_, q) => exact_on_cpu(q),
             Base::Packed(_) => false,
         };
         if !fits || !crate::fused::cpu_fast_paths() {
@@ -530,6 +533,12 @@ impl PackedLora {
         *dims.last_mut().expect("rank >= 1") = self.b.n();
         Ok(Tensor::from_vec(up, dims, x.device())?.to_dtype(dtype)?)
     }
+}
+
+/// Whether a quantized weight multiplies exactly, through its dequantized values: Q8_0 on
+/// the CPU, whose `int8 × scale` values f32 holds exactly.
+fn exact_on_cpu(q: &QTensor) -> bool {
+    q.dtype() == candle_core::quantized::GgmlDType::Q8_0 && q.device().is_cpu()
 }
 
 /// A frozen f32 base weight packed for training: `W` for the forward `x·Wᵀ` and `Wᵀ` for

@@ -213,7 +213,8 @@ fn argmax(row: &[f32]) -> u32 {
 
 /// Training a model loaded with `keep_q8_0` (as `datm train` loads a GGUF file: Gemma-3's Q8_0
 /// embedding table and tied LM head kept quantized) gives the dequantized model's loss and
-/// LoRA gradients bit for bit, dropout included.
+/// LoRA gradients bit for bit, dropout included, and its inference-mode logits (a
+/// validation loss).
 #[test]
 fn gemma3_training_with_q8_0_kept_equals_the_dequantized_model() {
     use datm_adapter::{LoraConfig, TargetModules};
@@ -246,9 +247,16 @@ fn gemma3_training_with_q8_0_kept_equals_the_dequantized_model() {
             let g = grads.get(var.as_tensor()).expect("a gradient");
             out.extend(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         }
-        out
+        // Inference mode on the same (unpacked) model, as a validation loss runs: exact f32
+        // products on both sides, though not in the same order (candle's GEMM for the dense
+        // weight).
+        let logits = m.logits(&[2, 9259, 1902, 563], Some("a")).unwrap();
+        (out, logits.flatten_all().unwrap().to_vec1::<f32>().unwrap())
     };
-    let (kept, dense) = (run(true), run(false));
+    let ((kept, kept_logits), (dense, dense_logits)) = (run(true), run(false));
     assert!(kept.iter().skip(1).any(|g| *g != 0.0), "no gradient at all");
     assert_eq!(kept, dense);
+    for (a, b) in kept_logits.iter().zip(&dense_logits) {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "logits {a} vs {b}");
+    }
 }
