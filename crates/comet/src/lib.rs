@@ -18,4 +18,4 @@ pub mod score;
 pub mod xlmr;
 
 pub use model::{Comet, LoadOptions};
-pub use score::{score, score_cached, EmbeddingCache, SystemScore};
+pub use score::{score, score_cached, EmbeddingCache, Progress, SystemScore};

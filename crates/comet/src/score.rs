@@ -88,12 +88,14 @@ impl EmbeddingCache {
     }
 
     /// The embeddings of `sentences` (distinct), from the cache or embedded by `model` (in
-    /// batches of `batch_size`) and cached; then the cache is trimmed to its bound.
+    /// batches of `batch_size`, each reported to `progress`) and cached; then the cache is
+    /// trimmed to its bound.
     fn embeddings(
         &mut self,
         model: &Comet,
         sentences: &[&str],
         batch_size: usize,
+        progress: Progress,
     ) -> Result<Vec<Arc<[f32]>>> {
         self.clock += 1;
         let mut out: Vec<Option<Arc<[f32]>>> = Vec::with_capacity(sentences.len());
@@ -112,7 +114,10 @@ impl EmbeddingCache {
         }
         self.reused += sentences.len() - missing.len();
         let texts: Vec<&str> = missing.iter().map(|&i| sentences[i]).collect();
-        for (&i, embedding) in missing.iter().zip(embed_all(model, &texts, batch_size)?) {
+        for (&i, embedding) in missing
+            .iter()
+            .zip(embed_all(model, &texts, batch_size, progress)?)
+        {
             let embedding: Arc<[f32]> = embedding.into();
             self.bytes += entry_bytes(sentences[i], &embedding);
             self.entries.insert(
@@ -155,6 +160,10 @@ fn entry_bytes(text: &str, embedding: &[f32]) -> usize {
     text.len() + std::mem::size_of_val(embedding) + ENTRY_OVERHEAD
 }
 
+/// Told how far the encoder is, after each batch: `(sentences embedded, sentences to embed)`
+/// in this call (the distinct sentences not found in the cache).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
 /// Scores every file of `hyps` against `src` and (for reference-based models) `refs`;
 /// `batch_size` sentences go through the encoder at a time.
 pub fn score(
@@ -171,11 +180,12 @@ pub fn score(
         refs,
         hyps,
         batch_size,
+        &mut |_, _| {},
     )
 }
 
 /// [`score`], taking the embeddings of sentences already in `cache` from there and
-/// leaving the new ones in it.
+/// leaving the new ones in it, and reporting the encoder's work to `progress`.
 pub fn score_cached(
     model: &Comet,
     cache: &mut EmbeddingCache,
@@ -183,6 +193,7 @@ pub fn score_cached(
     refs: Option<&[String]>,
     hyps: &[Vec<String>],
     batch_size: usize,
+    progress: Progress,
 ) -> Result<Vec<SystemScore>> {
     ensure!(batch_size > 0, "the batch size must be positive");
     ensure!(!src.is_empty(), "no source segments to score");
@@ -225,7 +236,7 @@ pub fn score_cached(
                 .collect()
         })
         .collect();
-    let emb = cache.embeddings(model, &unique, batch_size)?;
+    let emb = cache.embeddings(model, &unique, batch_size, progress)?;
     let order = comet_order(src);
     hyp_ids
         .iter()
@@ -256,8 +267,14 @@ fn intern<'a>(index: &mut HashMap<&'a str, usize>, unique: &mut Vec<&'a str>, s:
     })
 }
 
-/// Embeddings of `sentences`, longest first in batches of `batch_size`.
-fn embed_all(model: &Comet, sentences: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+/// Embeddings of `sentences`, longest first in batches of `batch_size`, each reported to
+/// `progress`.
+fn embed_all(
+    model: &Comet,
+    sentences: &[&str],
+    batch_size: usize,
+    progress: Progress,
+) -> Result<Vec<Vec<f32>>> {
     if sentences.is_empty() {
         return Ok(Vec::new());
     }
@@ -265,11 +282,14 @@ fn embed_all(model: &Comet, sentences: &[&str], batch_size: usize) -> Result<Vec
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
     let mut out = vec![Vec::new(); ids.len()];
+    let mut done = 0;
     for chunk in order.chunks(batch_size) {
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
         for (&i, e) in chunk.iter().zip(model.embed_batch(&batch)?) {
             out[i] = e;
         }
+        done += chunk.len();
+        progress(done, ids.len());
     }
     Ok(out)
 }

@@ -25,11 +25,30 @@ fn systems_scored_in_turn_embed_the_test_set_once() {
     let mut separately = 0;
     for (i, hyps) in systems.iter().enumerate() {
         let hyps = std::slice::from_ref(hyps);
-        let cached = score_cached(&model, &mut cache, &src, Some(&refs), hyps, 8).unwrap();
+        let before = cache.embedded();
+        let mut reports = Vec::new();
+        let mut progress = |done, total| reports.push((done, total));
+        let cached = score_cached(
+            &model,
+            &mut cache,
+            &src,
+            Some(&refs),
+            hyps,
+            8,
+            &mut progress,
+        )
+        .unwrap();
         assert_eq!(cached, score(&model, &src, Some(&refs), hyps, 8).unwrap());
         separately += distinct([&src, &refs, &hyps[0]]);
         let all = distinct([&src, &refs].into_iter().chain(&systems[..=i]));
         assert_eq!(cache.embedded(), all, "after system {i}");
+        // One report per batch of 8 of the sentences embedded by this call, the last
+        // complete; none when there were none (the third system's are all cached).
+        let new = all - before;
+        let want: Vec<_> = (1..=new.div_ceil(8))
+            .map(|b| ((8 * b).min(new), new))
+            .collect();
+        assert_eq!(reports, want, "system {i}");
     }
     assert_eq!(cache.embedded() + cache.reused(), separately);
     assert_eq!(cache.len(), cache.embedded());
@@ -54,6 +73,7 @@ fn a_bounded_cache_drops_the_least_recently_used_and_scores_the_same() {
                 Some(&refs),
                 std::slice::from_ref(h),
                 4,
+                &mut |_, _| {},
             )
         })
         .collect::<Result<_, _>>()
@@ -69,6 +89,7 @@ fn a_bounded_cache_drops_the_least_recently_used_and_scores_the_same() {
             Some(&refs),
             std::slice::from_ref(h),
             4,
+            &mut |_, _| {},
         );
         assert_eq!(&got.unwrap(), want);
         assert!(small.bytes() <= max, "{} > {max}", small.bytes());

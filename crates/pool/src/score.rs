@@ -178,7 +178,8 @@ impl CometScorer {
         let refs = self.model.needs_references().then_some(refs);
         let hyps = [hyps.to_vec()];
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let s = score_cached(&self.model, &mut cache, src, refs, &hyps, self.batch_size)?;
+        let (model, batch) = (&self.model, self.batch_size);
+        let s = score_cached(model, &mut cache, src, refs, &hyps, batch, &mut |_, _| {})?;
         let s = s.into_iter().next().expect("one system scored");
         Ok(MetricScore {
             metric: "comet".into(),

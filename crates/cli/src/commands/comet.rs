@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use datm_comet::{score, Comet, LoadOptions};
+use datm_comet::{score_cached, Comet, EmbeddingCache, LoadOptions};
 use datm_metrics::pyfmt::py_float_repr;
 use datm_metrics::text::py_strip;
 use datm_model::candle_core::DType;
@@ -65,7 +65,21 @@ pub fn run(args: CometArgs) -> Result<()> {
     };
     let model = Comet::load(&args.model, &opts)
         .with_context(|| format!("loading the COMET model {}", args.model.display()))?;
-    let results = score(&model, &src, refs.as_deref(), &hyps, args.batch_size)?;
+    // Every distinct sentence is embedded once; the bar counts them as the encoder goes.
+    let bar = super::generate::progress(0, "distinct sentences embedded")?;
+    let results = score_cached(
+        &model,
+        &mut EmbeddingCache::new(usize::MAX),
+        &src,
+        refs.as_deref(),
+        &hyps,
+        args.batch_size,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
     let names: Vec<String> = args
         .translations
         .iter()

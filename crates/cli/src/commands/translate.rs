@@ -76,7 +76,7 @@ pub fn run(mut args: TranslateArgs) -> Result<()> {
         stop_at_newline: !args.no_stop_at_newline,
     };
     let (engine, adapter) = load_engine(&args.model)?;
-    let bar = progress(sources.len())?;
+    let bar = progress(sources.len(), "sentences")?;
     let hyps = engine.translate(adapter, direction, &sources, &settings, &mut |done| {
         bar.set_position(done as u64)
     })?;
