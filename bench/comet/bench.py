@@ -10,9 +10,12 @@ under /usr/bin/time -v:
   reference  load_from_checkpoint + embedding cache on (as comet-score) + predict() per
              hypothesis file, fp32, gpus=0.
 Reports wall time, segments/s (2 × N segments), peak RSS, encoder GFLOP/s (FLOPs of the
-distinct sentences' encoder passes over wall time) and the max score difference.
+distinct sentences' encoder passes over wall time) and the max score difference. `--dtypes f32
+bf16` also times datm's `--dtype bf16` (bf16 weights and inputs; AMX tiles where the CPU has
+them) against the same fp32 reference run: its speed and how far its scores move.
 
   bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
+           [--dtypes f32 [bf16]]
 Env: run with the reference venv's python (torch, unbabel-comet). Do not run on a shared
 machine: timings are meaningless there.
 """
@@ -97,6 +100,8 @@ def main():
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default="bench/out/comet")
+    ap.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "bf16"],
+                    help="datm's --dtype values to time (the first is the headline)")
     ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -114,29 +119,48 @@ def main():
         fx.write_lines(files[name], lines)
     env = {**os.environ, "HF_HUB_CACHE": os.path.abspath(hub), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
-    d_out, d_wall, d_rss = timed(
-        [args.datm, "comet", "--model", model_dir, "-s", files["src"], "-t", files["hyp1"],
-         files["hyp2"], "-r", files["ref"], "--json", "--batch-size", str(args.batch_size)],
-        env, os.path.join(args.out, "datm.time"))
+    datm_runs = {}
+    for dtype in args.dtypes:
+        timing = "datm.time" if dtype == args.dtypes[0] else f"datm-{dtype}.time"
+        datm_runs[dtype] = timed(
+            [args.datm, "comet", "--model", model_dir, "-s", files["src"], "-t", files["hyp1"],
+             files["hyp2"], "-r", files["ref"], "--json", "--batch-size", str(args.batch_size),
+             "--dtype", dtype],
+            env, os.path.join(args.out, timing))
     r_out, r_wall, r_rss = timed(
         [sys.executable, os.path.abspath(__file__), "--reference-run", "--model", model_dir,
          "--src", files["src"], "--ref", files["ref"], "--hyps", files["hyp1"], files["hyp2"],
          "--batch-size", str(args.batch_size)],
         env, os.path.join(args.out, "reference.time"))
-    datm = [json.loads(line) for line in d_out.splitlines()]
     ref_run = json.loads(r_out.splitlines()[-1])
-    diffs = [abs(a - b) for d, r in zip(datm, ref_run["results"])
-             for a, b in zip(d["scores"], r["scores"])]
     gflop = encoder_gflop(src + ref + hyp1 + hyp2)
     segs = 2 * args.n
+
+    def summary(dtype):
+        d_out, d_wall, d_rss = datm_runs[dtype]
+        datm = [json.loads(line) for line in d_out.splitlines()]
+        diffs = [abs(a - b) for d, r in zip(datm, ref_run["results"])
+                 for a, b in zip(d["scores"], r["scores"])]
+        system = [abs(d["system_score"] - r["system_score"])
+                  for d, r in zip(datm, ref_run["results"])]
+        return {"wall_s": d_wall, "segments_per_s": segs / d_wall, "peak_rss_kib": d_rss,
+                "encoder_gflop_per_s": gflop / d_wall, "speedup_wall": r_wall / d_wall,
+                "speedup_vs_predict_only": ref_run["predict_s"] / d_wall,
+                "max_segment_diff": max(diffs), "max_system_diff": max(system)}
+
+    by_dtype = {dtype: summary(dtype) for dtype in args.dtypes}
+    head = by_dtype[args.dtypes[0]]
     report = {
         "segments": segs, "batch_size": args.batch_size, "threads": os.cpu_count(),
-        "datm": {"wall_s": d_wall, "segments_per_s": segs / d_wall, "peak_rss_kib": d_rss,
-                 "encoder_gflop_per_s": gflop / d_wall},
+        "dtype": args.dtypes[0],
+        "datm": {k: head[k] for k in ("wall_s", "segments_per_s", "peak_rss_kib",
+                                      "encoder_gflop_per_s")},
         "reference": {"wall_s": r_wall, "predict_s": ref_run["predict_s"],
                       "segments_per_s": segs / r_wall, "peak_rss_kib": r_rss},
-        "speedup_wall": r_wall / d_wall, "speedup_vs_predict_only": ref_run["predict_s"] / d_wall,
-        "distinct_sentence_gflop": gflop, "max_segment_diff": max(diffs),
+        "speedup_wall": head["speedup_wall"],
+        "speedup_vs_predict_only": head["speedup_vs_predict_only"],
+        "distinct_sentence_gflop": gflop, "max_segment_diff": head["max_segment_diff"],
+        "datm_by_dtype": by_dtype,
         "loadavg": open("/proc/loadavg").read().split()[:3],
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
