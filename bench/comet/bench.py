@@ -7,15 +7,18 @@ real source/reference triples, on a random-weight model of wmt22-comet-da's exac
 tools/check_comet_real_shape.py's generator into --cache). Each side runs as its own process
 under /usr/bin/time -v:
   datm       `datm comet --model M -s src -t hyp1 hyp2 -r ref --json` (whole process);
-  reference  load_from_checkpoint + embedding cache on (as comet-score) + predict() per
-             hypothesis file, fp32, gpus=0.
+  reference  load_from_checkpoint + predict() per hypothesis file, fp32, gpus=0, with its
+             embedding cache on (`--reference-cache on`, the default: as comet-score, which
+             should find the second file's source and reference batches cached; its hits
+             are recorded, and in 2.2.7 there are none) or off (`off`: as `predict` runs
+             from Python unless `set_embedding_cache()` is called).
 Reports wall time, segments/s (2 × N segments), peak RSS, encoder GFLOP/s (FLOPs of the
 distinct sentences' encoder passes over wall time) and the max score difference. `--dtypes f32
 bf16` also times datm's `--dtype bf16` (bf16 weights and inputs; AMX tiles where the CPU has
 them) against the same fp32 reference run: its speed and how far its scores move.
 
   bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
-           [--dtypes f32 [bf16]]
+           [--dtypes f32 [bf16]] [--reference-cache on|off]
 Env: run with the reference venv's python (torch, unbabel-comet). Do not run on a shared
 machine: timings are meaningless there.
 """
@@ -81,7 +84,8 @@ def reference_run(args):
     read = lambda p: open(p, encoding="utf-8").read().split("\n")[:-1]  # noqa: E731
     src, ref = read(args.src), read(args.ref)
     model = fx.load_reference(args.model)
-    model.set_embedding_cache()
+    if args.reference_cache == "on":
+        model.set_embedding_cache()
     t0 = time.time()
     out = []
     for path in args.hyps:
@@ -90,7 +94,11 @@ def reference_run(args):
                              batch_size=args.batch_size, gpus=0, progress_bar=False)
         out.append({"hyp": path, "scores": [float(x) for x in pred.scores],
                     "system_score": float(pred.system_score)})
-    print(json.dumps({"results": out, "predict_s": time.time() - t0}))
+    # unbabel-comet 2.2.7 calls its cached function with keyword tensors, which its key
+    # builder leaves as objects hashed by identity: the cache has never hit in these runs.
+    hits = (model.retrieve_sentence_embedding.cache_info().hits
+            if args.reference_cache == "on" else None)
+    print(json.dumps({"results": out, "predict_s": time.time() - t0, "cache_hits": hits}))
 
 
 def main():
@@ -102,6 +110,8 @@ def main():
     ap.add_argument("--out", default="bench/out/comet")
     ap.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "bf16"],
                     help="datm's --dtype values to time (the first is the headline)")
+    ap.add_argument("--reference-cache", choices=["on", "off"], default="on",
+                    help="unbabel-comet's embedding cache (on: as comet-score; off: as predict())")
     ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -130,7 +140,7 @@ def main():
     r_out, r_wall, r_rss = timed(
         [sys.executable, os.path.abspath(__file__), "--reference-run", "--model", model_dir,
          "--src", files["src"], "--ref", files["ref"], "--hyps", files["hyp1"], files["hyp2"],
-         "--batch-size", str(args.batch_size)],
+         "--batch-size", str(args.batch_size), "--reference-cache", args.reference_cache],
         env, os.path.join(args.out, "reference.time"))
     ref_run = json.loads(r_out.splitlines()[-1])
     gflop = encoder_gflop(src + ref + hyp1 + hyp2)
@@ -152,11 +162,12 @@ def main():
     head = by_dtype[args.dtypes[0]]
     report = {
         "segments": segs, "batch_size": args.batch_size, "threads": os.cpu_count(),
-        "dtype": args.dtypes[0],
+        "dtype": args.dtypes[0], "reference_cache": args.reference_cache,
         "datm": {k: head[k] for k in ("wall_s", "segments_per_s", "peak_rss_kib",
                                       "encoder_gflop_per_s")},
         "reference": {"wall_s": r_wall, "predict_s": ref_run["predict_s"],
-                      "segments_per_s": segs / r_wall, "peak_rss_kib": r_rss},
+                      "segments_per_s": segs / r_wall, "peak_rss_kib": r_rss,
+                      "embedding_cache_hits": ref_run["cache_hits"]},
         "speedup_wall": head["speedup_wall"],
         "speedup_vs_predict_only": head["speedup_vs_predict_only"],
         "distinct_sentence_gflop": gflop, "max_segment_diff": head["max_segment_diff"],
