@@ -16,9 +16,11 @@ Reports wall time, segments/s (2 × N segments), peak RSS, encoder GFLOP/s (FLOP
 distinct sentences' encoder passes over wall time) and the max score difference. `--dtypes f32
 bf16` also times datm's `--dtype bf16` (bf16 weights and inputs; AMX tiles where the CPU has
 them) against the same fp32 reference run: its speed and how far its scores move.
+`--with-comet-score` also times unbabel-comet's own `comet-score` command on the same files
+(`--gpus 0`; it runs the model in fp16), with its score differences from the fp32 `predict`.
 
   bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
-           [--dtypes f32 [bf16]] [--reference-cache on|off]
+           [--dtypes f32 [bf16]] [--reference-cache on|off] [--with-comet-score]
 Env: run with the reference venv's python (torch, unbabel-comet). Do not run on a shared
 machine: timings are meaningless there.
 """
@@ -101,6 +103,26 @@ def reference_run(args):
     print(json.dumps({"results": out, "predict_s": time.time() - t0, "cache_hits": hits}))
 
 
+def comet_score_run(model_dir, files, args, env, ref_run):
+    """unbabel-comet's `comet-score` on both files, timed whole; its scores against the fp32
+    `predict` scores of `ref_run`."""
+    cli = os.path.join(os.path.dirname(sys.executable), "comet-score")
+    out, wall, rss = timed(
+        [cli, "--model", os.path.join(model_dir, "checkpoints", "model.ckpt"), "-s",
+         files["src"], "-t", files["hyp1"], files["hyp2"], "-r", files["ref"], "--gpus", "0",
+         "--quiet", "--batch_size", str(args.batch_size)],
+        env, os.path.join(args.out, "comet-score.time"))
+    scores = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].startswith("Segment "):
+            scores.setdefault(parts[0], []).append(float(parts[2].split(": ")[1]))
+    diffs = [abs(a - b) for r, got in zip(ref_run["results"], scores.values())
+             for a, b in zip(r["scores"], got)]
+    return {"wall_s": wall, "peak_rss_kib": rss, "max_segment_diff_vs_fp32": max(diffs),
+            "note": "scores printed with 4 decimals"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datm", default="target/release/datm")
@@ -112,6 +134,8 @@ def main():
                     help="datm's --dtype values to time (the first is the headline)")
     ap.add_argument("--reference-cache", choices=["on", "off"], default="on",
                     help="unbabel-comet's embedding cache (on: as comet-score; off: as predict())")
+    ap.add_argument("--with-comet-score", action="store_true",
+                    help="also time the comet-score command (fp16 model) on the same files")
     ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -143,6 +167,8 @@ def main():
          "--batch-size", str(args.batch_size), "--reference-cache", args.reference_cache],
         env, os.path.join(args.out, "reference.time"))
     ref_run = json.loads(r_out.splitlines()[-1])
+    comet_score = (comet_score_run(model_dir, files, args, env, ref_run)
+                   if args.with_comet_score else None)
     gflop = encoder_gflop(src + ref + hyp1 + hyp2)
     segs = 2 * args.n
 
@@ -171,7 +197,7 @@ def main():
         "speedup_wall": head["speedup_wall"],
         "speedup_vs_predict_only": head["speedup_vs_predict_only"],
         "distinct_sentence_gflop": gflop, "max_segment_diff": head["max_segment_diff"],
-        "datm_by_dtype": by_dtype,
+        "datm_by_dtype": by_dtype, "comet_score_command": comet_score,
         "loadavg": open("/proc/loadavg").read().split()[:3],
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:

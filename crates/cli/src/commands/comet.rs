@@ -31,7 +31,8 @@ pub struct CometArgs {
     /// Where to run: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Matmul precision: f32 (exact) or bf16.
+    /// Matmul precision: f32 (exact: unbabel-comet's fp32 `predict`; its comet-score command
+    /// runs the model in fp16) or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
     /// Print one JSON object per hypothesis file: {"hyp", "scores", "system_score"}.
