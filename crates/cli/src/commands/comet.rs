@@ -67,7 +67,7 @@ pub fn run(args: CometArgs) -> Result<()> {
     let model = Comet::load(&args.model, &opts)
         .with_context(|| format!("loading the COMET model {}", args.model.display()))?;
     // Every distinct sentence is embedded once; the bar counts them as the encoder goes.
-    let bar = super::generate::progress(0, "distinct sentences embedded")?;
+    let bar = super::progress(0, "distinct sentences embedded")?;
     let results = score_cached(
         &model,
         &mut EmbeddingCache::new(usize::MAX),

@@ -114,7 +114,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let ids = engine.encode(&prompts)?;
-    let bar = progress(ids.len(), "prompts")?;
+    let bar = super::progress(ids.len(), "prompts")?;
     let results = engine.generate_texts(&ids, &cfg, &mut |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
@@ -154,18 +154,6 @@ pub fn load_engine(args: &ModelArgs) -> Result<(Engine, Option<&'static str>)> {
         None => None,
     };
     Ok((engine, adapter))
-}
-
-/// A progress bar over `n` items called `what` (hidden when stderr is not a terminal).
-pub fn progress(n: usize, what: &str) -> Result<indicatif::ProgressBar> {
-    let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what}, eta {{eta}}"
-        ))?
-        .progress_chars("=> "),
-    );
-    Ok(bar)
 }
 
 fn parse_early_stopping(s: &str) -> Result<EarlyStopping> {

@@ -9,7 +9,8 @@ use datm_data::PromptTemplate;
 use datm_engine::Translation;
 use datm_lang::Direction;
 
-use super::generate::{load_engine, open_output, progress, ModelArgs};
+use super::generate::{load_engine, open_output, ModelArgs};
+use super::progress;
 
 /// Arguments of `datm translate`.
 #[derive(clap::Args, Debug)]
