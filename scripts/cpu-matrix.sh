@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs datm-model's kernel, parity and training-op tests once per CPU kernel path this
+# Runs datm-model's kernel, parity and training-op tests, and datm-train's PEFT parity and
+# bf16 mixed-precision tests, once per CPU kernel path this
 # machine supports (DATM_CPU=scalar, avx2, avx512, amx on x86-64; scalar, neon on aarch64), so
 # that every path is checked against the references, not only the fastest one.
 # Usage: scripts/cpu-matrix.sh [extra `cargo test` arguments]
@@ -29,12 +30,16 @@ fi
 
 tests=(--lib --test parity --test gguf_tiny --test quantized --test training_ops
   --test lora --test cache --test errors --test continuous)
+# Training's parity with PyTorch + PEFT (f32) and its bf16 mixed precision, per path too.
+train_tests=(--test peft_parity --test mixed_bf16)
 cargo test -p datm-model "${tests[@]}" --no-run "$@"
+cargo test -p datm-train "${train_tests[@]}" --no-run "$@"
 summary=()
 for p in "${paths[@]}"; do
   echo "=== DATM_CPU=$p"
   log=$(mktemp)
-  if ! DATM_CPU=$p cargo test -p datm-model "${tests[@]}" "$@" 2>&1 | tee "$log"; then
+  if ! { DATM_CPU=$p cargo test -p datm-model "${tests[@]}" "$@" &&
+    DATM_CPU=$p cargo test -p datm-train "${train_tests[@]}" "$@"; } 2>&1 | tee "$log"; then
     echo "FAILED on kernel path $p" >&2
     exit 1
   fi

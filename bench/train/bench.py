@@ -8,7 +8,8 @@ Same run, same machine, same threads, same data, same batch shape:
   (`[BOS] prompt` masked, `target [EOS]` in the loss);
 * LoRA r 16, α 32, dropout 0.05 on q/k/v/o/gate/up/down, AdamW lr 2e-3, inverse-sqrt schedule,
   clipping 1.0, effective batch `--batch-size` in micro-batches of `--micro-batch-size`, one
-  epoch, f32, both on `--threads` threads;
+  epoch, f32 (or, with `--dtype bf16`, mixed precision: PyTorch under bf16 autocast, datm's
+  bf16 products with f32 sums), both on `--threads` threads;
 * PyTorch + PEFT: `AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)` (dequantized to f32),
   `get_peft_model`, a hand-written HF-Trainer-equivalent loop (loss summed over the target tokens
   and divided by the step's target-token count, `clip_grad_norm_`, `AdamW`,
@@ -25,7 +26,8 @@ holds for unbabel-comet, rebuilds Gemma-3's GGUF tokenizer wrongly (39 tokens in
 an ALMA prompt), so PyTorch would train on other sequences than datm (step-1 loss 6.3 vs 3.3).
 
     PY=$(bench/generate/venv.sh) && $PY bench/train/bench.py --data DIR [--datm target/release/datm]
-        [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2] [--gradient-checkpointing]
+        [--n 48] [--batch-size 16] [--micro-batch-size 8] [--threads 2] [--dtype f32|bf16]
+        [--gradient-checkpointing]
 """
 
 import argparse
@@ -79,12 +81,15 @@ def with_lora(model, gradient_checkpointing):
     return model
 
 
-def torch_train(model, seqs, batch_size, micro_batch_size, pad, device, loss_scaling=False):
+def torch_train(model, seqs, batch_size, micro_batch_size, pad, device, loss_scaling=False,
+                autocast=None):
     """HF-Trainer-equivalent LoRA steps over `seqs` on `device`: AdamW lr 2e-3, inverse-sqrt
     warm-up, loss summed over each step's target tokens, clipping 1.0, each step's sequences
     sorted by length before being cut into micro-batches (as datm does); with `loss_scaling`
-    (f16), a GradScaler as HF's Trainer uses. Returns one record per step: tokens, seconds,
-    loss."""
+    (f16), a GradScaler as HF's Trainer uses; with `autocast` (a torch dtype), the forward
+    pass under `torch.autocast`, as HF's Trainer runs `bf16=True`. Returns one record per
+    step: tokens, seconds, loss."""
+    import contextlib
     import torch
     from transformers.optimization import get_inverse_sqrt_schedule
 
@@ -112,8 +117,12 @@ def torch_train(model, seqs, batch_size, micro_batch_size, pad, device, loss_sca
                 ids[r, : len(s)] = torch.tensor(s)
                 mask[r, : len(s)] = 1
                 labels[r, p: len(s)] = torch.tensor(s[p:])
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                        labels=labels.to(device), num_items_in_batch=torch.tensor(n_items, device=device))
+            cast = (torch.autocast(str(device).split(":")[0], dtype=autocast) if autocast
+                    else contextlib.nullcontext())
+            with cast:
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            labels=labels.to(device),
+                            num_items_in_batch=torch.tensor(n_items, device=device))
             scaler.scale(out.loss).backward()
             loss_sum += out.loss.item()
         scaler.unscale_(opt)
@@ -141,7 +150,8 @@ def torch_run(args):
     model = with_lora(model, args.gradient_checkpointing)
     seqs = alma_sequences(tok, pairs(args.data, args.n))
     log = torch_train(model, seqs, args.batch_size, args.micro_batch_size,
-                      tok.pad_token_id if tok.pad_token_id is not None else 0, "cpu")
+                      tok.pad_token_id if tok.pad_token_id is not None else 0, "cpu",
+                      autocast=torch.bfloat16 if args.dtype == "bf16" else None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"steps": log, "peak_rss": peak, "capability": torch.backends.cpu.get_cpu_capability()}))
 
@@ -172,6 +182,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
                     help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"],
+                    help="bf16: PyTorch under bf16 autocast, datm --dtype bf16 (both mixed "
+                         "precision: bf16 products, f32 weights of record)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="activation checkpointing on both sides (HF's non-reentrant one)")
     ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
@@ -188,7 +201,7 @@ def main():
 
     common = ["--data", args.data, "--model", args.model, "--n", str(args.n),
               "--batch-size", str(args.batch_size), "--micro-batch-size",
-              str(args.micro_batch_size), "--threads", str(args.threads)]
+              str(args.micro_batch_size), "--threads", str(args.threads), "--dtype", args.dtype]
     checkpointing = ["--gradient-checkpointing"] if args.gradient_checkpointing else []
     out, torch_peak = peak_rss_of([sys.executable, __file__, "--torch-child"] + common + checkpointing)
     torch_out = json.loads(out.strip().splitlines()[-1])
@@ -199,7 +212,7 @@ def main():
         cmd = [args.datm, "train", "--model", args.model, "--data", os.path.join(tmp, "data"),
                "--directions", "en-de", "--out", os.path.join(tmp, "out"),
                "--batch-size", str(args.batch_size),
-               "--micro-batch-size", str(args.micro_batch_size), "--dtype", "f32"] + checkpointing
+               "--micro-batch-size", str(args.micro_batch_size), "--dtype", args.dtype] + checkpointing
         env_threads = {"RAYON_NUM_THREADS": str(args.threads)}
         os.environ.update(env_threads)
         _, datm_peak = peak_rss_of(cmd)
@@ -211,7 +224,7 @@ def main():
         "cpu_path": args.cpu_path or "native", "torch_cpu_capability": torch_out["capability"],
         "sequences": args.n, "batch_size": args.batch_size,
         "micro_batch_size": args.micro_batch_size, "threads": args.threads,
-        "gradient_checkpointing": args.gradient_checkpointing,
+        "gradient_checkpointing": args.gradient_checkpointing, "dtype": args.dtype,
         "torch_tokens_per_s": round(t_tps, 1), "datm_tokens_per_s": round(d_tps, 1),
         "speedup": round(d_tps / t_tps, 2),
         "torch_peak_rss_mb": torch_peak // 2**20, "datm_peak_rss_mb": datm_peak // 2**20,

@@ -294,7 +294,7 @@ impl PackedMatrix {
     /// of 34 bytes, row after row) for the active kernel path, without an f32 copy of it
     /// (Gemma-3's tied LM head: 671 MB): in f32, on every path, as its int8 values and scales,
     /// whose products equal [`PackedMatrix::pack`]'s of the dequantized weight bit for bit;
-    /// in bf16, on the [`Isa::Amx`] path only, as the same tiles, packed row by row.
+    /// in bf16 as the same panels, rounded from the dequantized values.
     pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize, precision: Precision) -> Result<Self> {
         Self::pack_q8_0_for(cpu::active()?, blocks, n, k, precision)
     }
@@ -308,10 +308,6 @@ impl PackedMatrix {
         precision: Precision,
     ) -> Result<Self> {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
-        ensure!(
-            precision == Precision::F32 || isa == Isa::Amx,
-            "bf16 Q8_0 tiles need the AMX kernel path, not {isa}"
-        );
         let q8 = Q8Blocks::new(blocks, n, k)?;
         let steps = k / amx::STEP;
         if precision == Precision::F32 {
@@ -330,58 +326,126 @@ impl PackedMatrix {
                 },
             });
         }
-        let panels = pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row));
+        let layout = Layout::of(isa, Precision::Bf16);
+        let panels = match layout.order {
+            Order::Tiles => pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row)),
+            _ => pack_panels(n, k, layout, |c, kk| {
+                to_bf16(f32::from(q8.value(c, kk)) * q8.scale(c, kk / 32))
+            }),
+        };
         Ok(PackedMatrix {
             n,
             k,
             kp: k,
             isa,
-            layout: Layout::of(isa, Precision::Bf16),
+            layout,
             panels: Panels::Bf16(panels),
         })
     }
 
-    /// Packs the transpose `[k, n]` of a row-major `[n, k]` weight of GGUF Q8_0 blocks in f32
-    /// for the active kernel path, as its int8 values and scales, so that
-    /// [`PackedMatrix::matmul_t`] computes `x · w` (`x` `[m, n]`): the backward pass through a
-    /// frozen Q8_0 layer, with the bits of [`PackedMatrix::pack_transposed`] of the
-    /// dequantized weight.
-    pub fn pack_q8_0_transposed(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
-        Self::pack_q8_0_transposed_for(cpu::active()?, blocks, n, k)
+    /// Packs the transpose `[k, n]` of a row-major `[n, k]` weight of GGUF Q8_0 blocks for
+    /// the active kernel path, so that [`PackedMatrix::matmul_t`] computes `x · w` (`x`
+    /// `[m, n]`): the backward pass through a frozen Q8_0 layer. In f32 it is kept as its
+    /// int8 values and scales, with the bits of [`PackedMatrix::pack_transposed`] of the
+    /// dequantized weight; in bf16 it is that pack's matrix, without an f32 copy.
+    pub fn pack_q8_0_transposed(
+        blocks: &[u8],
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        Self::pack_q8_0_transposed_for(cpu::active()?, blocks, n, k, precision)
     }
 
     /// Like [`PackedMatrix::pack_q8_0_transposed`], for kernel path `isa`.
-    pub fn pack_q8_0_transposed_for(isa: Isa, blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+    pub fn pack_q8_0_transposed_for(
+        isa: Isa,
+        blocks: &[u8],
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let q8 = Q8Blocks::new(blocks, n, k)?;
+        if precision == Precision::Bf16 {
+            return Self::transposed(isa, (n, k), precision, |r, c0, out| {
+                for (c, o) in (c0..).zip(out) {
+                    *o = f32::from(q8.value(r, c)) * q8.scale(r, c / 32);
+                }
+            });
+        }
         let layout = Layout::of(isa, Precision::F32);
         let values = pack_panels(k, n, layout, |c, kk| q8.value(kk, c));
         let scales = (0..n * k / 32).map(|i| q8.scale(i / (k / 32), i % (k / 32)));
         let scales = Q8Scales::Features(scales.collect());
-        Ok(Self::transposed(isa, (n, k), Panels::Q8 { values, scales }))
-    }
-
-    /// The f32 matrix of `panels`, the transpose `[k, n]` of an `[n, k]` weight.
-    fn transposed(isa: Isa, (n, k): (usize, usize), panels: Panels) -> Self {
-        PackedMatrix {
+        Ok(PackedMatrix {
             n: k,
             k: n,
             kp: n,
             isa,
-            layout: Layout::of(isa, Precision::F32),
-            panels,
-        }
+            layout,
+            panels: Panels::Q8 { values, scales },
+        })
     }
 
-    /// Packs the transpose `[k, n]` of a row-major `[n, k]` f32 weight in f32 for the active
-    /// kernel path, so that [`PackedMatrix::matmul_t`] computes `x · w` (`x` `[m, n]`):
-    /// the backward pass through a frozen layer.
-    pub fn pack_transposed(w: &[f32], n: usize, k: usize) -> Result<Self> {
-        let isa = cpu::active()?;
+    /// Packs the transpose `[k, n]` of a row-major `[n, k]` f32 weight for the active kernel
+    /// path, so that [`PackedMatrix::matmul_t`] computes `x · w` (`x` `[m, n]`): the backward
+    /// pass through a frozen layer. In f32 each output is one FMA chain; in bf16 (`n` even)
+    /// the weight is rounded as [`PackedMatrix::pack`] rounds it.
+    pub fn pack_transposed(w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
+        Self::pack_transposed_for(cpu::active()?, w, n, k, precision)
+    }
+
+    /// Like [`PackedMatrix::pack_transposed`], for kernel path `isa`.
+    pub fn pack_transposed_for(
+        isa: Isa,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         check_weight(isa, w, n, k)?;
-        let layout = Layout::of(isa, Precision::F32);
-        let panels = Panels::F32(pack_panels(k, n, layout, |c, kk| w[kk * k + c]));
-        Ok(Self::transposed(isa, (n, k), panels))
+        Self::transposed(isa, (n, k), precision, |r, c0, out| {
+            out.copy_from_slice(&w[r * k + c0..][..out.len()]);
+        })
+    }
+
+    /// The transpose `[k, n]` of an `[n, k]` weight packed in `precision`, where
+    /// `part(r, c0, out)` writes the weight's row `r`, columns `c0 ..`, into `out`.
+    fn transposed(
+        isa: Isa,
+        (n, k): (usize, usize),
+        precision: Precision,
+        part: impl Fn(usize, usize, &mut [f32]) + Sync,
+    ) -> Result<Self> {
+        let layout = Layout::of(isa, precision);
+        let kp = layout.padded(n);
+        let at = |c: usize, kk: usize| {
+            let mut v = [0f32];
+            part(kk, c, &mut v);
+            v[0]
+        };
+        let panels = match precision {
+            Precision::F32 => Panels::F32(pack_panels(k, n, layout, at)),
+            Precision::Bf16 => {
+                ensure!(
+                    n.is_multiple_of(2),
+                    "the bf16 kernel needs an even input size, got {n} (a transposed {n}×{k})"
+                );
+                Panels::Bf16(match layout.order {
+                    Order::Tiles => pack_tiles_by_feature(k, n, kp, part),
+                    _ => pack_panels(k, n, layout, |c, kk| to_bf16(at(c, kk))),
+                })
+            }
+        };
+        Ok(PackedMatrix {
+            n: k,
+            k: n,
+            kp,
+            isa,
+            layout,
+            panels,
+        })
     }
 
     /// Output features (rows of the weight).
@@ -1077,6 +1141,33 @@ fn pack_tiles(n: usize, k: usize, kp: usize, row: impl Fn(usize, &mut [f32]) + S
     out
 }
 
+/// The AMX panels of an `[n, k]` matrix (`k` even) rounded to bf16, `kp` input features per
+/// column (zero past `k`), read feature by feature: `feature(j, c0, buf)` writes the values of
+/// input feature `j` for columns `c0 ..` into `buf` (for a transposed weight, part of one of
+/// its rows).
+fn pack_tiles_by_feature(
+    n: usize,
+    k: usize,
+    kp: usize,
+    feature: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<u16> {
+    let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * kp];
+    advise_huge_pages(&mut out);
+    out.par_chunks_mut(amx::NR * kp)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            let cols = amx::NR.min(n - p * amx::NR);
+            let mut values = [0f32; amx::NR];
+            for j in 0..k {
+                feature(j, p * amx::NR, &mut values[..cols]);
+                for (c, v) in values[..cols].iter().enumerate() {
+                    panel[amx::index(c, j)] = to_bf16(*v);
+                }
+            }
+        });
+    out
+}
+
 /// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised on x86-64,
 /// where only a CPU with AVX512-BF16 gets here).
 fn round_pairs(x: &[f32], out: &mut [u32]) {
@@ -1405,7 +1496,7 @@ mod tests {
         for (m, n, k) in [(7, 65, 30), (50, 33, 300)] {
             let w = data(n * k, 29, 97, 7.0);
             let x = data(m * n, 31, 83, 3.0);
-            let packed = PackedMatrix::pack_transposed(&w, n, k).unwrap();
+            let packed = PackedMatrix::pack_transposed(&w, n, k, Precision::F32).unwrap();
             assert_eq!(packed.n(), k);
             let y = packed.matmul_t(&x, m).unwrap();
             for i in 0..m {
@@ -1465,8 +1556,7 @@ mod tests {
     }
 
     /// A Q8_0 weight packed from its blocks is the matrix of its dequantized weight, and
-    /// multiplies to the same bits: in f32 on every path, in bf16 on the AMX path (and is
-    /// refused on the others).
+    /// multiplies to the same bits, on every path and precision, transposed too.
     #[test]
     fn q8_0_packs_equal_packs_of_the_dequantized_weight() {
         use candle_core::quantized::{GgmlDType, QTensor};
@@ -1479,24 +1569,41 @@ mod tests {
         let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let bias = data(n, 7, 13, 5.0);
         for (isa, precision) in paths() {
-            let Ok(packed) = PackedMatrix::pack_q8_0_for(isa, &blocks, n, k, precision) else {
-                assert!(
-                    precision == Precision::Bf16 && isa != Isa::Amx,
-                    "{isa} {precision:?}"
-                );
-                continue;
-            };
+            let packed = PackedMatrix::pack_q8_0_for(isa, &blocks, n, k, precision).unwrap();
             let plain = PackedMatrix::pack_for(isa, &dense, n, k, precision).unwrap();
             let label = format!("{isa} {precision:?}");
             assert_same_products(&packed, &plain, k, Some(&bias), &label);
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks[1..], n, k, precision).is_err());
             assert!(PackedMatrix::pack_q8_0_for(isa, &blocks, n, k + 1, precision).is_err());
         }
-        // Transposed (the backward pass), on the active path.
-        let packed = PackedMatrix::pack_q8_0_transposed(&blocks, n, k).unwrap();
-        let plain = PackedMatrix::pack_transposed(&dense, n, k).unwrap();
-        assert_same_products(&packed, &plain, n, None, "transposed");
-        assert!(PackedMatrix::pack_q8_0_transposed(&blocks[1..], n, k).is_err());
+        // Transposed (the backward pass), on every path and precision.
+        for (isa, precision) in paths() {
+            let packed =
+                PackedMatrix::pack_q8_0_transposed_for(isa, &blocks, n, k, precision).unwrap();
+            let plain = PackedMatrix::pack_transposed_for(isa, &dense, n, k, precision).unwrap();
+            let label = format!("{isa} {precision:?} transposed");
+            assert_same_products(&packed, &plain, n, None, &label);
+            let short = &blocks[1..];
+            assert!(PackedMatrix::pack_q8_0_transposed_for(isa, short, n, k, precision).is_err());
+        }
+    }
+
+    /// A transposed pack is the matrix of the transposed weight packed as it is, and
+    /// multiplies to the same bits, on every path and precision (in bf16, AMX tiles
+    /// included, rounded alike).
+    #[test]
+    fn transposed_packs_equal_packs_of_the_transpose() {
+        let (n, k) = (70, 96);
+        let w = data(n * k, 37, 101, 64.0);
+        let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        for (isa, precision) in paths() {
+            let packed = PackedMatrix::pack_transposed_for(isa, &w, n, k, precision).unwrap();
+            let plain = PackedMatrix::pack_for(isa, &wt, k, n, precision).unwrap();
+            assert_same_products(&packed, &plain, n, None, &format!("{isa} {precision:?}"));
+        }
+        let odd =
+            PackedMatrix::pack_transposed_for(Isa::Scalar, &w[..69 * k], 69, k, Precision::Bf16);
+        assert!(odd.is_err());
     }
 
     /// `a` and `b` hold the same matrix (`k` input features) and multiply 1, 7 and 40 rows to

@@ -183,6 +183,8 @@ pub struct LoraLinear {
     packed_adapters: Vec<PackedLora>,
     /// A dense f32 base weight packed for training on the CPU, once it trains.
     frozen: OnceLock<Arc<FrozenPanels>>,
+    /// The arithmetic of `frozen` ([`LoraLinear::set_frozen_precision`]).
+    frozen_precision: Precision,
     in_dim: usize,
     out_dim: usize,
 }
@@ -204,6 +206,7 @@ impl LoraLinear {
             adapters: Vec::new(),
             packed_adapters: Vec::new(),
             frozen: OnceLock::new(),
+            frozen_precision: Precision::F32,
             in_dim: dims[1],
             out_dim: dims[0],
         })
@@ -246,12 +249,10 @@ impl LoraLinear {
         }
         let m = match &self.base {
             // Q8_0 packs from its blocks, without an f32 copy of the weight (Gemma-3's tied
-            // LM head: 671 MB): in f32 as its int8 values, in bf16 as AMX tiles.
+            // LM head: 671 MB): in f32 as its int8 values, in bf16 rounded from them.
             Base::Quantized(_, q)
                 if q.dtype() == candle_core::quantized::GgmlDType::Q8_0
-                    && self.in_dim.is_multiple_of(32)
-                    && (precision == Precision::F32
-                        || crate::cpu::active()? == crate::cpu::Isa::Amx) =>
+                    && self.in_dim.is_multiple_of(32) =>
             {
                 PackedMatrix::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
             }
@@ -269,6 +270,17 @@ impl LoraLinear {
             .map(PackedLora::pack)
             .collect::<Result<_>>()?;
         Ok(true)
+    }
+
+    /// The arithmetic of the frozen base weight in training on the CPU's kernels: `F32`
+    /// (the default) multiplies exactly as PyTorch's f32 layers do; `Bf16` rounds the weight
+    /// and the inputs of its products (forward and backward) to bf16 and sums in f32, as
+    /// PyTorch's bf16 autocast does, leaving everything else f32.
+    pub fn set_frozen_precision(&mut self, precision: Precision) {
+        if precision != self.frozen_precision {
+            self.frozen_precision = precision;
+            self.frozen = OnceLock::new();
+        }
     }
 
     /// The bias, if any.
@@ -454,8 +466,10 @@ impl LoraLinear {
         }
     }
 
-    /// The base weight packed for training on the CPU's kernels (packed on the first call):
-    /// an f32 weight, or a Q8_0 one as its int8 values; `None` where they do not apply: other
+    /// The base weight packed for training on the CPU's kernels (packed on the first call)
+    /// in the layer's frozen precision (f32 where a size is odd, which bf16 cannot pack):
+    /// an f32 weight, or a Q8_0 one (in f32 as its int8 values); `None` where they do not
+    /// apply: other
     /// weights, weights off the CPU, or the CPU fast paths off
     /// ([`crate::fused::set_cpu_fast_paths`]).
     fn frozen_panels(&self) -> Result<Option<Arc<FrozenPanels>>> {
@@ -470,11 +484,17 @@ impl LoraLinear {
         if let Some(p) = self.frozen.get() {
             return Ok(Some(p.clone()));
         }
+        let even = self.in_dim.is_multiple_of(2) && self.out_dim.is_multiple_of(2);
+        let precision = if even {
+            self.frozen_precision
+        } else {
+            Precision::F32
+        };
         let panels = Arc::new(match &self.base {
             Base::Quantized(_, q) => {
-                FrozenPanels::pack_q8_0(&q.data()?, self.out_dim, self.in_dim)?
+                FrozenPanels::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
             }
-            _ => FrozenPanels::pack(&self.dense_weight()?)?,
+            _ => FrozenPanels::pack(&self.dense_weight()?, precision)?,
         });
         Ok(Some(self.frozen.get_or_init(|| panels).clone()))
     }
@@ -541,8 +561,8 @@ fn exact_on_cpu(q: &QTensor) -> bool {
     q.dtype() == candle_core::quantized::GgmlDType::Q8_0 && q.device().is_cpu()
 }
 
-/// A frozen f32 base weight packed for training: `W` for the forward `x·Wᵀ` and `Wᵀ` for
-/// the backward `∂x = ∂y·W`, on the packed kernels of [`crate::kernels`], which multiply
+/// A frozen f32 base weight packed for training, in f32 or bf16: `W` for the forward `x·Wᵀ`
+/// and `Wᵀ` for the backward `∂x = ∂y·W`, on the packed kernels of [`crate::kernels`], which multiply
 /// without repacking the weight at every call as candle's GEMM does (twice the weight's
 /// memory, for a faster step).
 #[derive(Debug)]
@@ -552,20 +572,20 @@ struct FrozenPanels {
 }
 
 impl FrozenPanels {
-    /// A row-major `[n, k]` weight of GGUF Q8_0 blocks, kept as its int8 values.
-    fn pack_q8_0(blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+    /// A row-major `[n, k]` weight of GGUF Q8_0 blocks: in f32 kept as its int8 values.
+    fn pack_q8_0(blocks: &[u8], n: usize, k: usize, precision: Precision) -> Result<Self> {
         Ok(FrozenPanels {
-            w: PackedMatrix::pack_q8_0(blocks, n, k, Precision::F32)?,
-            wt: PackedMatrix::pack_q8_0_transposed(blocks, n, k)?,
+            w: PackedMatrix::pack_q8_0(blocks, n, k, precision)?,
+            wt: PackedMatrix::pack_q8_0_transposed(blocks, n, k, precision)?,
         })
     }
 
-    fn pack(w: &Tensor) -> Result<Self> {
+    fn pack(w: &Tensor, precision: Precision) -> Result<Self> {
         let (n, k) = w.dims2()?;
         with_f32_data(w, |data| {
             Ok(FrozenPanels {
-                w: PackedMatrix::pack(data, n, k, Precision::F32)?,
-                wt: PackedMatrix::pack_transposed(data, n, k)?,
+                w: PackedMatrix::pack(data, n, k, precision)?,
+                wt: PackedMatrix::pack_transposed(data, n, k, precision)?,
             })
         })
     }
@@ -792,7 +812,8 @@ mod tests {
     }
 
     /// The fused training layer gives the composed ops' output and gradients in `x`, `A` and
-    /// `B`, with dropout and without.
+    /// `B`, with dropout and without, in f32 and bf16: in bf16 the base product's operands
+    /// are rounded to bf16 (the output gradient too, in the backward pass).
     #[test]
     fn fused_training_layer_matches_the_composed_ops() -> Result<()> {
         let dev = Device::Cpu;
@@ -802,26 +823,44 @@ mod tests {
         let a = Var::from_tensor(&Tensor::randn(0f32, 0.3, (r, k), &dev)?)?;
         let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, (n, r), &dev)?)?;
         let g = Tensor::randn(0f32, 1.0, (m, n), &dev)?;
-        let panels = Arc::new(FrozenPanels::pack(&w)?);
-        for mask in [None, Some(SeededDropout::new(7).mask(x.as_tensor(), 0.25)?)] {
-            let dropped = match &mask {
-                Some(mask) => (x.as_tensor() * mask)?,
-                None => x.as_tensor().clone(),
+        for precision in [Precision::F32, Precision::Bf16] {
+            let round = |t: &Tensor| -> Result<Tensor> {
+                Ok(match precision {
+                    Precision::F32 => t.clone(),
+                    Precision::Bf16 => t.to_dtype(DType::BF16)?.to_dtype(DType::F32)?,
+                })
             };
-            let op = FrozenLoraLinear {
-                panels: panels.clone(),
-                mask,
-                scaling,
-            };
-            let fused = x.as_tensor().apply_op3(a.as_tensor(), b.as_tensor(), op)?;
-            let low = (matmul_t(&dropped, a.as_tensor())? * scaling)?;
-            let composed = (matmul_t(x.as_tensor(), &w)? + matmul_t(&low, b.as_tensor())?)?;
-            assert!(max_diff(&fused, &composed) < 1e-5);
-            let gf = (fused * &g)?.sum_all()?.backward()?;
-            let gc = (composed * &g)?.sum_all()?.backward()?;
-            for v in [&x, &a, &b] {
-                let (f, c) = (gf.get(v).expect("grad"), gc.get(v).expect("grad"));
-                assert!(max_diff(f, c) < 1e-4, "{:?}: {}", v.dims(), max_diff(f, c));
+            let panels = Arc::new(FrozenPanels::pack(&w, precision)?);
+            let wr = round(&w)?;
+            // The base product's part of ∂x, added by hand: candle's autograd would round
+            // the gradient of a bf16 cast's input too.
+            let dx_base = round(&g)?.matmul(&wr)?;
+            for mask in [None, Some(SeededDropout::new(7).mask(x.as_tensor(), 0.25)?)] {
+                let dropped = match &mask {
+                    Some(mask) => (x.as_tensor() * mask)?,
+                    None => x.as_tensor().clone(),
+                };
+                let op = FrozenLoraLinear {
+                    panels: panels.clone(),
+                    mask,
+                    scaling,
+                };
+                let fused = x.as_tensor().apply_op3(a.as_tensor(), b.as_tensor(), op)?;
+                let low = (matmul_t(&dropped, a.as_tensor())? * scaling)?;
+                let base = matmul_t(&round(&x.as_tensor().detach())?, &wr)?;
+                let composed = (base + matmul_t(&low, b.as_tensor())?)?;
+                assert!(max_diff(&fused, &composed) < 1e-5, "{precision:?}");
+                let gf = (fused * &g)?.sum_all()?.backward()?;
+                let gc = (composed * &g)?.sum_all()?.backward()?;
+                for v in [&x, &a, &b] {
+                    let (f, c) = (gf.get(v).expect("grad"), gc.get(v).expect("grad"));
+                    let c = match v.dims() == x.dims() {
+                        true => (c + &dx_base)?,
+                        false => c.clone(),
+                    };
+                    let diff = max_diff(f, &c);
+                    assert!(diff < 1e-4, "{precision:?} {:?}: {diff}", v.dims());
+                }
             }
         }
         Ok(())

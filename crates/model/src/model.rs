@@ -246,6 +246,19 @@ impl Model {
         pack_for_inference(self.arch.as_mut(), Precision::F32)
     }
 
+    /// Sets the arithmetic of every frozen linear layer and the LM head in training on the
+    /// CPU's kernels (see [`crate::lora::LoraLinear::set_frozen_precision`]): bf16 products with f32 sums
+    /// on an f32 model, the mixed precision of PyTorch's bf16 autocast.
+    pub fn set_frozen_precision(&mut self, precision: Precision) {
+        for (_, lin) in self.arch.linears_mut() {
+            lin.set_frozen_precision(precision);
+        }
+        self.arch
+            .head_mut()
+            .linear_mut()
+            .set_frozen_precision(precision);
+    }
+
     /// The normalised configuration.
     pub fn config(&self) -> &ModelConfig {
         self.arch.config()

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use datm_model::{LoadOptions, Model};
+use datm_model::Model;
 use datm_train::metrics::{EvalRecord, StepRecord};
 use datm_train::progress::Progress;
 use datm_train::trainer::ADAPTER_NAME;
@@ -53,14 +53,7 @@ impl LibraryTrainer {
             return Ok(idle.swap_remove(i).1);
         }
         drop(idle);
-        let opts = LoadOptions {
-            dtype: Some(self.base.precision.dtype()),
-            quantized: false,
-            keep_q8_0: true,
-            device: datm_model::parse_device(device)?,
-        };
-        Model::load(&self.base.model, &opts)
-            .with_context(|| format!("loading base model {}", self.base.model.display()))
+        datm_train::load_model(&self.base.model, self.base.precision, device)
     }
 }
 

@@ -21,4 +21,4 @@ pub mod trainer;
 pub use config::{LoraSettings, Precision, TrainConfig};
 pub use data::TrainData;
 pub use progress::{Console, Progress, Silent};
-pub use trainer::{train, train_model, TrainOutcome};
+pub use trainer::{load_model, train, train_model, TrainOutcome};

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use datm_adapter::Adapter;
 use datm_data::prompt::Example;
 use datm_model::{LoadOptions, Model};
@@ -54,14 +54,33 @@ pub struct TrainOutcome {
 pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainOutcome> {
     config.validate()?;
     let data = crate::data::load(&config.data, &config.directions)?;
+    let mut model = load_model(&config.model, config.precision, &config.device)?;
+    train_model(&mut model, &data, config, progress)
+}
+
+/// Loads a base model to train in `precision` on `device` (dequantized, GGUF Q8_0 kept
+/// 8-bit where that stays exact). On the CPU with its fast paths on
+/// ([`datm_model::fused::cpu_fast_paths`]), bf16 is mixed precision, as PyTorch's bf16
+/// autocast: an f32 model whose frozen layers multiply bf16-rounded operands on the CPU's
+/// bf16 kernels (AMX tiles where the CPU has them) with f32 sums, the rest in f32. Elsewhere
+/// every weight and activation is `precision`.
+pub fn load_model(path: &Path, precision: Precision, device: &str) -> Result<Model> {
+    let device = datm_model::parse_device(device)?;
+    let mixed =
+        precision == Precision::Bf16 && device.is_cpu() && datm_model::fused::cpu_fast_paths();
+    let dtype = if mixed { DType::F32 } else { precision.dtype() };
     let opts = LoadOptions {
-        dtype: Some(config.precision.dtype()),
-        device: datm_model::parse_device(&config.device)?,
+        dtype: Some(dtype),
+        device,
         quantized: false,
         keep_q8_0: true,
     };
-    let mut model = Model::load(&config.model, &opts)?;
-    train_model(&mut model, &data, config, progress)
+    let mut model = Model::load(path, &opts)
+        .with_context(|| format!("loading base model {}", path.display()))?;
+    if mixed {
+        model.set_frozen_precision(datm_model::kernels::Precision::Bf16);
+    }
+    Ok(model)
 }
 
 /// Trains an adapter on an already loaded model (which must have been loaded dequantized);

@@ -82,7 +82,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Compute dtype of the base model: f32, bf16, or f16 (with dynamic loss scaling, as
-    /// PyTorch's GradScaler). LoRA weights and optimizer moments stay f32.
+    /// PyTorch's GradScaler). LoRA weights and optimizer moments stay f32. On the CPU, bf16
+    /// is mixed precision, as PyTorch's bf16 autocast: the frozen layers' products take
+    /// bf16-rounded operands (AMX tiles where the CPU has them) and sum in f32, the rest
+    /// stays f32.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Prompt tokens at most (BOS included); longer sources are cut.

@@ -82,7 +82,8 @@ fn assert_adapter_close(
     relaxed
 }
 
-fn assert_tensor_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
+/// `got` within `tol` × `want`'s largest magnitude of `want`, element by element.
+pub fn assert_tensor_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
     let (g, w) = (to_vec(got), to_vec(want));
     let scale = w.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-12);
     let err = g
@@ -162,6 +163,39 @@ pub fn runner<'a>(
     }
 }
 
+/// The step-1 loss (mean over the `n_items` target tokens) and gradients of the runner's
+/// variables over the fixture batch's two micro-batches, summed.
+pub fn step1_gradients(runner: &StepRunner<'_>, n_items: usize) -> (f64, Vec<Tensor>) {
+    let mut grads: Vec<Option<Tensor>> = vec![None; runner.vars.len()];
+    let mut loss = 0.0;
+    for rows in [[0usize, 1], [2, 3]] {
+        let mb = MicroBatch::new(runner.seqs, &rows, &Device::Cpu).unwrap();
+        let (sum, store) = runner.gradients(&mb, 0, n_items as f64).unwrap();
+        loss += sum / n_items as f64;
+        for ((_, v), acc) in runner.vars.iter().zip(grads.iter_mut()) {
+            let g = store.get(v).unwrap().clone();
+            *acc = Some(match acc.take() {
+                Some(a) => (a + g).unwrap(),
+                None => g,
+            });
+        }
+    }
+    (loss, grads.into_iter().map(Option::unwrap).collect())
+}
+
+/// PyTorch + PEFT's step-1 gradients on `arch`'s fixture (f32), by variable name.
+pub fn expected_gradients(arch: &str) -> std::collections::HashMap<String, Tensor> {
+    let file = dir(arch).join("grads_step1.safetensors");
+    candle_core::safetensors::load(file, &Device::Cpu).unwrap()
+}
+
+/// PyTorch + PEFT's step-1 loss on `arch`'s fixture (f32).
+pub fn expected_step1_loss(arch: &str) -> f64 {
+    json(&dir(arch).join("expected.json"))["steps"][0]["loss"]
+        .as_f64()
+        .unwrap()
+}
+
 /// Trains `arch`'s fixture as PyTorch + PEFT did and checks every step against it, with
 /// activation checkpointing when `checkpointing`.
 pub fn parity(arch: &str, checkpointing: bool) {
@@ -178,27 +212,10 @@ pub fn parity(arch: &str, checkpointing: bool) {
 
     // Step-1 gradients, tensor by tensor, through the trainer's step runner.
     let runner = runner(&model, &vars, &seqs, checkpointing);
-    let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
-    for rows in [[0usize, 1], [2, 3]] {
-        let mb = MicroBatch::new(&seqs, &rows, &Device::Cpu).unwrap();
-        let (_, store) = runner.gradients(&mb, 0, n_items as f64).unwrap();
-        for ((_, v), acc) in vars.iter().zip(grads.iter_mut()) {
-            let g = store.get(v).unwrap().clone();
-            *acc = Some(match acc.take() {
-                Some(a) => (a + g).unwrap(),
-                None => g,
-            });
-        }
-    }
-    let want_grads =
-        candle_core::safetensors::load(d.join("grads_step1.safetensors"), &Device::Cpu).unwrap();
+    let (_, grads) = step1_gradients(&runner, n_items);
+    let want_grads = expected_gradients(arch);
     for ((name, _), g) in vars.iter().zip(&grads) {
-        assert_tensor_close(
-            g.as_ref().unwrap(),
-            &want_grads[name],
-            1e-4,
-            &format!("{arch} grad {name}"),
-        );
+        assert_tensor_close(g, &want_grads[name], 1e-4, &format!("{arch} grad {name}"));
     }
 
     // Three optimizer steps through the trainer's step runner.
