@@ -117,6 +117,16 @@ impl LmHead {
         }
     }
 
+    /// The head's frozen product on the CPU's packed kernels, for training's fused loss:
+    /// `None` where [`LmHead::forward`] does more than that product (a logit soft-cap, a
+    /// bias) or where the kernels do not apply to the weight.
+    pub fn frozen_product(&self) -> Result<Option<crate::lora::FrozenProduct>> {
+        match self.softcap {
+            Some(_) => Ok(None),
+            None => self.proj.frozen_product(),
+        }
+    }
+
     /// Like [`LmHead::forward`] for hidden states `[rows, hidden]`, writing the logits
     /// row-major into `out` (resized; a buffer reused across decoding steps keeps its
     /// allocation).

@@ -499,6 +499,16 @@ impl LoraLinear {
         Ok(Some(self.frozen.get_or_init(|| panels).clone()))
     }
 
+    /// The frozen base product of a layer without bias on the CPU's packed training
+    /// kernels (in its frozen precision), for fused ops built on it; `None` where
+    /// [`LoraLinear::forward`] in training mode would not multiply by those panels.
+    pub fn frozen_product(&self) -> Result<Option<FrozenProduct>> {
+        if self.bias.is_some() {
+            return Ok(None);
+        }
+        Ok(self.frozen_panels()?.map(FrozenProduct))
+    }
+
     /// For a packed layer without bias: `x · wᵀ` as f32 values written into `out` (resized,
     /// its allocation reused), returning true; false, with `out` untouched, for other layers.
     /// Adapters are not applied.
@@ -594,6 +604,34 @@ impl FrozenPanels {
     fn matmul_t(self: Arc<Self>, x: &Tensor) -> Result<Tensor> {
         let out = self.w.n();
         rows_op(x, out, |x2| Ok(x2.apply_op1(FrozenPackedMatmulT(self))?))
+    }
+}
+
+/// A frozen layer's packed training weight ([`LoraLinear::frozen_product`]): its product
+/// and the product's input gradient on row-major f32 slices, the arithmetic of the layer's
+/// training forward and backward passes.
+#[derive(Debug, Clone)]
+pub struct FrozenProduct(Arc<FrozenPanels>);
+
+impl FrozenProduct {
+    /// Output features.
+    pub fn out_dim(&self) -> usize {
+        self.0.w.n()
+    }
+
+    /// Input features.
+    pub fn in_dim(&self) -> usize {
+        self.0.wt.n()
+    }
+
+    /// `x · Wᵀ` for `x` `[m, in]` into `out` `[m, out]`.
+    pub fn forward_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        self.0.w.matmul_t_into(x, m, out)
+    }
+
+    /// `∂y · W` for `∂y` `[m, out]` into `out` `[m, in]`: the input's gradient.
+    pub fn backward_into(&self, dy: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        self.0.wt.matmul_t_into(dy, m, out)
     }
 }
 

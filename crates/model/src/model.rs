@@ -472,6 +472,12 @@ impl Model {
         self.arch.head().forward(hidden, true)
     }
 
+    /// The LM head's frozen product for a fused training loss over it, where the CPU's
+    /// packed kernels give [`Model::lm_logits`] exactly ([`crate::arch::LmHead::frozen_product`]).
+    pub fn lm_head_product(&self) -> Result<Option<crate::lora::FrozenProduct>> {
+        self.arch.head().frozen_product()
+    }
+
     /// Inference forward of one step for all rows: new tokens `ids[r]` appended to `cache`
     /// row `r` at positions following its last key. Returns last-position logits `[rows, vocab]`.
     pub fn step(

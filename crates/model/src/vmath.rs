@@ -19,10 +19,23 @@ pub fn scaled_exp(x: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
     run(
         cpu::isa(),
         ScaledExp {
-            x,
+            x: Some(x),
             shift,
             scale,
             out,
+        },
+    )
+}
+
+/// [`scaled_exp`] in place: `x[i] = exp(x[i] − shift) · scale`.
+pub fn scaled_exp_in_place(x: &mut [f32], shift: f32, scale: f32) {
+    run(
+        cpu::isa(),
+        ScaledExp {
+            x: None,
+            shift,
+            scale,
+            out: x,
         },
     )
 }
@@ -480,8 +493,9 @@ impl Task for Gated<'_> {
     }
 }
 
+/// `out = exp(x − shift) · scale`, reading `out` itself where `x` is `None`.
 struct ScaledExp<'a> {
-    x: &'a [f32],
+    x: Option<&'a [f32]>,
     shift: f32,
     scale: f32,
     out: &'a mut [f32],
@@ -493,8 +507,10 @@ impl Task for ScaledExp<'_> {
     unsafe fn run<V: Vector>(self) {
         let len = self.out.len();
         let n = len / V::LANES * V::LANES;
-        let (x, o) = (self.x.as_ptr(), self.out.as_mut_ptr());
-        // SAFETY: the CPU runs `V` (caller); both slices hold `len` values.
+        let o = self.out.as_mut_ptr();
+        let x = self.x.map_or(o.cast_const(), <[f32]>::as_ptr);
+        // SAFETY: the CPU runs `V` (caller); both slices hold `len` values (the same one in
+        // place, where each value is read before it is written).
         unsafe {
             let (shift, scale) = (V::splat(self.shift), V::splat(self.scale));
             for i in (0..n).step_by(V::LANES) {
@@ -666,7 +682,7 @@ mod tests {
             run(
                 isa,
                 ScaledExp {
-                    x: &x,
+                    x: Some(&x),
                     shift,
                     scale,
                     out: &mut out,
@@ -678,6 +694,19 @@ mod tests {
                 .map(|(v, g)| ulps(*g, (v - shift).exp() * scale))
                 .max();
             assert!(worst <= Some(3), "{isa}: worst error {worst:?} ulp");
+            // In place: the same values.
+            let mut in_place = x.clone();
+            let (shift, scale, x) = (shift, scale, None);
+            run(
+                isa,
+                ScaledExp {
+                    x,
+                    shift,
+                    scale,
+                    out: &mut in_place,
+                },
+            );
+            assert_eq!(in_place, out, "{isa} in place");
         }
     }
 

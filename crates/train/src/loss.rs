@@ -6,17 +6,22 @@
 //! a one-hot gather and their gradients as separate tensors. Rows are spread over threads;
 //! the exponentials run vectorised ([`datm_model::vmath`]), and each row's log-sum-exp is
 //! computed once, in the forward pass, and kept for the backward one.
+//!
+//! On the CPU's packed kernels the LM head joins the loss ([`head_cross_entropy_sum`]): one
+//! op from the final hidden states to the loss, whose logits and their gradient never become
+//! tensors of candle's graph (which would zero a gradient buffer of the logits' size, add
+//! into it and allocate the sum: three passes over e.g. 105 MB per micro-batch), and whose
+//! logits buffer is reused from one micro-batch to the next.
 
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
-use datm_model::vmath;
+use datm_model::lora::FrozenProduct;
+use datm_model::{vmath, Model};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
-/// Summed cross-entropy of `logits` `[n, vocab]` (f32) against `targets` (length n), as a
-/// scalar that backpropagates into `logits`. Non-CPU devices use composed candle ops.
-pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
-    let (n, vocab) = logits.dims2()?;
+/// Checks `targets` against `n` rows of `vocab` logits.
+fn check_targets(n: usize, vocab: usize, targets: &[u32]) -> Result<()> {
     ensure!(
         n == targets.len(),
         "{n} logit rows for {} targets",
@@ -25,6 +30,38 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
         anyhow::bail!("target token {bad} is outside the vocabulary of {vocab}");
     }
+    Ok(())
+}
+
+/// Summed cross-entropy of the LM head's logits for `hidden` `[n, dim]` against `targets`,
+/// as a scalar that backpropagates into `hidden`: [`cross_entropy_sum`] of
+/// [`Model::lm_logits`], with the same bits, as one op where the head multiplies on the CPU's
+/// packed kernels (see the module's notes).
+pub fn head_cross_entropy_sum(model: &Model, hidden: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let head = match model.lm_head_product()? {
+        Some(head) if datm_model::fused::applies(hidden) => head,
+        _ => return cross_entropy_sum(&model.lm_logits(hidden)?, targets),
+    };
+    let (n, dim) = hidden.dims2()?;
+    ensure!(
+        dim == head.in_dim(),
+        "hidden states of {dim} features for an LM head of {}",
+        head.in_dim()
+    );
+    check_targets(n, head.out_dim(), targets)?;
+    let per_row = hidden.contiguous()?.apply_op1(HeadCrossEntropy {
+        head,
+        targets: targets.to_vec(),
+        saved: Mutex::new(None),
+    })?;
+    Ok(per_row.sum_all()?)
+}
+
+/// Summed cross-entropy of `logits` `[n, vocab]` (f32) against `targets` (length n), as a
+/// scalar that backpropagates into `logits`. Non-CPU devices use composed candle ops.
+pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let (n, vocab) = logits.dims2()?;
+    check_targets(n, vocab, targets)?;
     let logits = logits.to_dtype(DType::F32)?.contiguous()?;
     if !logits.device().is_cpu() {
         let idx = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
@@ -64,6 +101,110 @@ fn row_logsumexps(z: &[f32], vocab: usize) -> Vec<f32> {
     z.par_chunks(vocab).map(logsumexp).collect()
 }
 
+/// Each row's `logsumexp(z) − z[target]`.
+fn row_losses(z: &[f32], vocab: usize, lse: &[f32], targets: &[u32]) -> Vec<f32> {
+    z.chunks(vocab)
+        .zip(lse)
+        .zip(targets)
+        .map(|((row, &lse), &t)| lse - row[t as usize])
+        .collect()
+}
+
+/// Each row of `z` (`vocab` values) replaced by `(softmax(z) − onehot(target)) · g_row`, the
+/// gradient of its cross-entropy, from the row's log-sum-exp.
+fn softmax_minus_onehot(z: &mut [f32], vocab: usize, targets: &[u32], lse: &[f32], g: &[f32]) {
+    z.par_chunks_mut(vocab)
+        .zip(targets.par_iter().zip(lse.par_iter()).zip(g.par_iter()))
+        .for_each(|(row, ((&t, &lse), &gr))| {
+            vmath::scaled_exp_in_place(row, lse, gr);
+            row[t as usize] -= gr;
+        });
+}
+
+/// The last micro-batch's logits buffer, taken by the next one ([`logits_buffer`]).
+static LOGITS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` values (contents unspecified), reusing the one last returned by
+/// [`return_logits_buffer`]: a fresh one would be new pages, faulted in at every micro-batch.
+fn logits_buffer(len: usize) -> Vec<f32> {
+    let mut buf = std::mem::take(&mut *LOGITS.lock().unwrap_or_else(PoisonError::into_inner));
+    buf.resize(len, 0.0);
+    buf
+}
+
+/// Keeps `buf` for the next [`logits_buffer`].
+fn return_logits_buffer(buf: Vec<f32>) {
+    *LOGITS.lock().unwrap_or_else(PoisonError::into_inner) = buf;
+}
+
+/// Per-row cross-entropy of the LM head's logits for `[n, dim]` hidden states: the head's
+/// product, `logsumexp(z) − z[target]`, and in the backward pass the loss's gradient through
+/// the head, with the logits kept in between outside candle's graph.
+struct HeadCrossEntropy {
+    head: FrozenProduct,
+    targets: Vec<u32>,
+    /// The forward pass's logits and their rows' log-sum-exps.
+    saved: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl HeadCrossEntropy {
+    /// The logits of `n` hidden rows `x` and their rows' log-sum-exps.
+    fn logits(&self, x: &[f32], n: usize) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let vocab = self.head.out_dim();
+        let mut z = logits_buffer(n * vocab);
+        self.head
+            .forward_into(x, n, &mut z)
+            .map_err(|e| candle_core::Error::Msg(format!("LM head: {e}")))?;
+        let lse = row_logsumexps(&z, vocab);
+        Ok((z, lse))
+    }
+}
+
+impl CustomOp1 for HeadCrossEntropy {
+    fn name(&self) -> &'static str {
+        "head-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, _) = l.shape().dims2()?;
+        let (z, lse) = self.logits(contiguous_f32(s, l)?, n)?;
+        let out = row_losses(&z, self.head.out_dim(), &lse, &self.targets);
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some((z, lse));
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let g = grad_res.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let (n, dim) = arg.dims2()?;
+        // Taken, not copied: a second backward pass computes them again.
+        let saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (mut z, lse) = match saved {
+            Some(saved) => saved,
+            None => {
+                let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+                self.logits(&x, n)?
+            }
+        };
+        let vocab = self.head.out_dim();
+        softmax_minus_onehot(&mut z, vocab, &self.targets, &lse, &g);
+        let mut dx = vec![0f32; n * dim];
+        self.head
+            .backward_into(&z, n, &mut dx)
+            .map_err(|e| candle_core::Error::Msg(format!("LM head (backward): {e}")))?;
+        return_logits_buffer(z);
+        Ok(Some(Tensor::from_vec(dx, (n, dim), arg.device())?))
+    }
+}
+
 impl CustomOp1 for RowCrossEntropy {
     fn name(&self) -> &'static str {
         "row-cross-entropy"
@@ -73,12 +214,7 @@ impl CustomOp1 for RowCrossEntropy {
         let (n, vocab) = l.shape().dims2()?;
         let z = contiguous_f32(s, l)?;
         let lse = row_logsumexps(z, vocab);
-        let out: Vec<f32> = z
-            .chunks(vocab)
-            .zip(&lse)
-            .zip(&self.targets)
-            .map(|((row, &lse), &t)| lse - row[t as usize])
-            .collect();
+        let out = row_losses(z, vocab, &lse, &self.targets);
         *self.lse.lock().unwrap_or_else(PoisonError::into_inner) = Some(lse);
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
@@ -137,18 +273,8 @@ impl CustomOp2 for RowCrossEntropyGrad {
                 &recomputed
             }
         };
-        let mut out = vec![0f32; n * vocab];
-        out.par_chunks_mut(vocab)
-            .zip(z.par_chunks(vocab))
-            .zip(
-                g.par_iter()
-                    .zip(self.targets.par_iter())
-                    .zip(lse.par_iter()),
-            )
-            .for_each(|((o, row), ((&gr, &t), &lse))| {
-                vmath::scaled_exp(row, lse, gr, o);
-                o[t as usize] -= gr;
-            });
+        let mut out = z.to_vec();
+        softmax_minus_onehot(&mut out, vocab, &self.targets, lse, g);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -19,7 +19,7 @@ use crate::batching::{plan, Step};
 use crate::checkpoint::{self, TrainerState};
 use crate::config::{Precision, TrainConfig};
 use crate::data::TrainData;
-use crate::loss::cross_entropy_sum;
+use crate::loss::{cross_entropy_sum, head_cross_entropy_sum};
 use crate::metrics::{EvalRecord, Metrics, StepRecord};
 use crate::optim::{clip_grad_norm, AdamW, InverseSqrtSchedule, LossScaler};
 use crate::progress::Progress;
@@ -544,6 +544,5 @@ fn loss_at_labels(model: &Model, hidden: &Tensor, mb: &MicroBatch) -> Result<Ten
     let picked = hidden
         .reshape((rows * width, dim))?
         .index_select(&mb.positions, 0)?;
-    let logits = model.lm_logits(&picked)?;
-    cross_entropy_sum(&logits, &mb.labels)
+    head_cross_entropy_sum(model, &picked, &mb.labels)
 }
