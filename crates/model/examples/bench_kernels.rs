@@ -2,8 +2,9 @@
 //! Gemma-3-270M's decode shapes (40 rows = 8 prompts × 5 beams) by default, or XLM-R
 //! large's (COMET's encoder, 512 rows = a batch of 16 sentences of 32 tokens) with `xlmr`:
 //! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`.
-//! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows),
-//! forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed kernels against candle's matmul.
+//! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows) and
+//! its LM head at 100 labelled rows, forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed
+//! kernels (f32 and bf16) against candle's matmul.
 
 use std::time::Instant;
 
@@ -53,31 +54,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Forward and backward shapes of the frozen projections (the LM head left out: training
-/// computes it only where there are labels), packed f32 against candle's matmul.
+/// Forward and backward shapes of the frozen projections at a micro-batch of 256 rows, and
+/// of the LM head at the 100 labelled rows the loss needs: packed in f32 and bf16 (the
+/// backward pass through the head sums 262,144 input features), against candle's f32 matmul
+/// (the projections).
 fn training_shapes() -> anyhow::Result<()> {
-    let m = 256;
-    for &(name, n, k) in &GEMMA[..5] {
+    for &(name, n, k) in &GEMMA {
+        let m = if name == "lm_head" { 100 } else { 256 };
         let w = values(n * k, 97);
-        let wt = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu)?;
         for (pass, n, k, w) in [("fwd", n, k, w.clone()), ("bwd", k, n, transpose(&w, n, k))] {
             let x = values(m * k, 89);
-            let packed = PackedMatrix::pack(&w, n, k, Precision::F32)?;
-            report(
-                &format!("packed {pass} {name}"),
-                m,
-                n,
-                k,
-                packed_seconds(&packed, &x, m)?,
+            for precision in [Precision::F32, Precision::Bf16] {
+                let packed = PackedMatrix::pack(&w, n, k, precision)?;
+                let s = packed_seconds(&packed, &x, m)?;
+                report(&format!("{precision:?} {pass} {name}"), m, n, k, s);
+            }
+            if name == "lm_head" {
+                continue;
+            }
+            let (xt, wt) = (
+                Tensor::from_vec(x, (m, k), &Device::Cpu)?,
+                Tensor::from_vec(w, (n, k), &Device::Cpu)?,
             );
-            let xt = Tensor::from_vec(x, (m, k), &Device::Cpu)?;
             let s = seconds(|| {
-                let y = if pass == "fwd" {
-                    xt.matmul(&wt.t()?)?
-                } else {
-                    xt.matmul(&wt)?
-                };
-                std::hint::black_box(y);
+                std::hint::black_box(xt.matmul(&wt.t()?)?);
                 Ok(())
             })?;
             report(&format!("candle {pass} {name}"), m, n, k, s);
