@@ -101,6 +101,17 @@ fn row_logsumexps(z: &[f32], vocab: usize) -> Vec<f32> {
     z.par_chunks(vocab).map(logsumexp).collect()
 }
 
+/// Keeps a forward pass's `value` in `slot` for the backward pass.
+fn keep<T>(slot: &Mutex<Option<T>>, value: T) {
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+}
+
+/// What the forward pass kept in `slot`: taken, not copied (a second backward pass computes
+/// it again).
+fn taken<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
 /// Each row's `logsumexp(z) − z[target]`.
 fn row_losses(z: &[f32], vocab: usize, lse: &[f32], targets: &[u32]) -> Vec<f32> {
     z.chunks(vocab)
@@ -169,7 +180,7 @@ impl CustomOp1 for HeadCrossEntropy {
         let (n, _) = l.shape().dims2()?;
         let (z, lse) = self.logits(contiguous_f32(s, l)?, n)?;
         let out = row_losses(&z, self.head.out_dim(), &lse, &self.targets);
-        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some((z, lse));
+        keep(&self.saved, (z, lse));
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
@@ -181,13 +192,7 @@ impl CustomOp1 for HeadCrossEntropy {
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let (n, dim) = arg.dims2()?;
-        // Taken, not copied: a second backward pass computes them again.
-        let saved = self
-            .saved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let (mut z, lse) = match saved {
+        let (mut z, lse) = match taken(&self.saved) {
             Some(saved) => saved,
             None => {
                 let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
@@ -215,7 +220,7 @@ impl CustomOp1 for RowCrossEntropy {
         let z = contiguous_f32(s, l)?;
         let lse = row_logsumexps(z, vocab);
         let out = row_losses(z, vocab, &lse, &self.targets);
-        *self.lse.lock().unwrap_or_else(PoisonError::into_inner) = Some(lse);
+        keep(&self.lse, lse);
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
@@ -226,12 +231,7 @@ impl CustomOp1 for RowCrossEntropy {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.to_dtype(DType::F32)?.contiguous()?;
-        // Taken, not copied: a second backward pass computes them again.
-        let lse = self
-            .lse
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let lse = taken(&self.lse);
         let grad = arg.apply_op2_no_bwd(
             &g,
             &RowCrossEntropyGrad {
