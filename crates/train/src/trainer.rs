@@ -55,7 +55,30 @@ pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainO
     config.validate()?;
     let data = crate::data::load(&config.data, &config.directions)?;
     let mut model = load_model(&config.model, config.precision, &config.device)?;
+    progress.message(&arithmetic(config.precision, &config.device)?);
     train_model(&mut model, &data, config, progress)
+}
+
+/// What [`load_model`] makes of `precision` on `device`, in words.
+fn arithmetic(precision: Precision, device: &str) -> Result<String> {
+    let name = match precision {
+        Precision::F32 => "f32",
+        Precision::Bf16 => "bf16",
+        Precision::F16 => "f16 with loss scaling",
+    };
+    let on_cpu = datm_model::parse_device(device)?.is_cpu();
+    if !on_cpu || !datm_model::fused::cpu_fast_paths() {
+        return Ok(format!("training in {name} on {device}"));
+    }
+    let path = datm_model::cpu::active()?;
+    Ok(match precision {
+        Precision::F32 => format!("training in f32 on the CPU's {path} kernels"),
+        Precision::Bf16 => format!(
+            "training in bf16 mixed precision on the CPU's {path} kernels: bf16 products with \
+             f32 sums in the frozen layers, everything else f32"
+        ),
+        Precision::F16 => format!("training in {name} on the CPU (candle's f16 ops)"),
+    })
 }
 
 /// Loads a base model to train in `precision` on `device` (dequantized, GGUF Q8_0 kept
