@@ -42,7 +42,8 @@ pub struct TrainSettings {
     /// Adapted modules, comma-separated (paper: all linear layers).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub target_modules: Option<Vec<String>>,
-    /// Compute precision: f32, bf16 or f16 (with loss scaling).
+    /// Compute precision: f32, bf16 (on the CPU mixed precision, as `datm train --dtype bf16`)
+    /// or f16 (with loss scaling).
     #[cfg_attr(feature = "clap", arg(long))]
     pub dtype: Option<String>,
     /// Data-order and initialisation seed (paper: 42).
