@@ -218,6 +218,12 @@ impl<'a> Q8Blocks<'a> {
         self.blocks[(r * self.per_row + kk / 32) * Q8_0_BLOCK + 2 + kk % 32] as i8
     }
 
+    /// The value of row `r`, input `kk` times its block's scale in f32, as dequantizing
+    /// gives it.
+    fn dequantized(&self, r: usize, kk: usize) -> f32 {
+        f32::from(self.value(r, kk)) * self.scale(r, kk / 32)
+    }
+
     /// Row `r` into `out` (`k` values): each block's values times its scale in f32, as
     /// dequantizing gives them.
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
@@ -329,9 +335,7 @@ impl PackedMatrix {
         let layout = Layout::of(isa, Precision::Bf16);
         let panels = match layout.order {
             Order::Tiles => pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row)),
-            _ => pack_panels(n, k, layout, |c, kk| {
-                to_bf16(f32::from(q8.value(c, kk)) * q8.scale(c, kk / 32))
-            }),
+            _ => pack_panels(n, k, layout, |c, kk| to_bf16(q8.dequantized(c, kk))),
         };
         Ok(PackedMatrix {
             n,
@@ -370,7 +374,7 @@ impl PackedMatrix {
         if precision == Precision::Bf16 {
             return Self::transposed(isa, (n, k), precision, |r, c0, out| {
                 for (c, o) in (c0..).zip(out) {
-                    *o = f32::from(q8.value(r, c)) * q8.scale(r, c / 32);
+                    *o = q8.dequantized(r, c);
                 }
             });
         }

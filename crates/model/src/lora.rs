@@ -469,8 +469,7 @@ impl LoraLinear {
     /// The base weight packed for training on the CPU's kernels (packed on the first call)
     /// in the layer's frozen precision (f32 where a size is odd, which bf16 cannot pack):
     /// an f32 weight, or a Q8_0 one (in f32 as its int8 values); `None` where they do not
-    /// apply: other
-    /// weights, weights off the CPU, or the CPU fast paths off
+    /// apply: other weights, weights off the CPU, or the CPU fast paths off
     /// ([`crate::fused::set_cpu_fast_paths`]).
     fn frozen_panels(&self) -> Result<Option<Arc<FrozenPanels>>> {
         let fits = match &self.base {

@@ -59,6 +59,12 @@ pub fn train(config: &TrainConfig, progress: &mut dyn Progress) -> Result<TrainO
     train_model(&mut model, &data, config, progress)
 }
 
+/// Whether training on `device` runs on datm's CPU kernels: the CPU, its fast paths on
+/// ([`datm_model::fused::cpu_fast_paths`]).
+fn on_cpu_kernels(device: &Device) -> bool {
+    device.is_cpu() && datm_model::fused::cpu_fast_paths()
+}
+
 /// What [`load_model`] makes of `precision` on `device`, in words.
 fn arithmetic(precision: Precision, device: &str) -> Result<String> {
     let name = match precision {
@@ -66,8 +72,7 @@ fn arithmetic(precision: Precision, device: &str) -> Result<String> {
         Precision::Bf16 => "bf16",
         Precision::F16 => "f16 with loss scaling",
     };
-    let on_cpu = datm_model::parse_device(device)?.is_cpu();
-    if !on_cpu || !datm_model::fused::cpu_fast_paths() {
+    if !on_cpu_kernels(&datm_model::parse_device(device)?) {
         return Ok(format!("training in {name} on {device}"));
     }
     let path = datm_model::cpu::active()?;
@@ -89,8 +94,7 @@ fn arithmetic(precision: Precision, device: &str) -> Result<String> {
 /// every weight and activation is `precision`.
 pub fn load_model(path: &Path, precision: Precision, device: &str) -> Result<Model> {
     let device = datm_model::parse_device(device)?;
-    let mixed =
-        precision == Precision::Bf16 && device.is_cpu() && datm_model::fused::cpu_fast_paths();
+    let mixed = precision == Precision::Bf16 && on_cpu_kernels(&device);
     let dtype = if mixed { DType::F32 } else { precision.dtype() };
     let opts = LoadOptions {
         dtype: Some(dtype),
