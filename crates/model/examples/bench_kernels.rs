@@ -4,7 +4,8 @@
 //! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`.
 //! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows) and
 //! its LM head at 100 labelled rows, forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed
-//! kernels (f32 and bf16) against candle's matmul.
+//! kernels (f32 and bf16; the head also from Q8_0 blocks, as training packs it) against
+//! candle's matmul.
 
 use std::time::Instant;
 
@@ -70,6 +71,15 @@ fn training_shapes() -> anyhow::Result<()> {
                 report(&format!("{precision:?} {pass} {name}"), m, n, k, s);
             }
             if name == "lm_head" {
+                // The tied head as Gemma-3's GGUF stores it (Q8_0), packed as training does.
+                let blocks = q8_0_blocks(&values(262_144 * 640, 97));
+                let packed = if pass == "fwd" {
+                    PackedMatrix::pack_q8_0(&blocks, n, k, Precision::F32)?
+                } else {
+                    PackedMatrix::pack_q8_0_transposed(&blocks, k, n, Precision::F32)?
+                };
+                let s = packed_seconds(&packed, &x, m)?;
+                report(&format!("Q8_0 F32 {pass} {name}"), m, n, k, s);
                 continue;
             }
             let (xt, wt) = (
@@ -127,6 +137,19 @@ fn values(len: usize, period: usize) -> Vec<f32> {
     (0..len)
         .map(|i| (i % period) as f32 / period as f32 - 0.5)
         .collect()
+}
+
+/// GGUF Q8_0 blocks (an f16 scale, then 32 int8 values) of a row-major matrix whose rows
+/// are whole blocks.
+fn q8_0_blocks(w: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w.len() / 32 * 34);
+    for block in w.chunks_exact(32) {
+        let scale = block.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(scale).to_le_bytes());
+        out.extend(block.iter().map(|v| (v * inv).round() as i8 as u8));
+    }
+    out
 }
 
 /// The `[n, k]` row-major matrix `w` as `[k, n]`.
