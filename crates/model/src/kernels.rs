@@ -26,6 +26,7 @@
 //! `Wᵀ` ([`PackedMatrix::pack_transposed`]) for the backward one (`lora.rs`).
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use anyhow::{ensure, Result};
@@ -494,17 +495,21 @@ impl PackedMatrix {
         )?)
     }
 
-    /// `x · wᵀ` for row-major `x` `[m, k]`; returns row-major `[m, n]`.
+    /// `x · wᵀ` for row-major `x` `[m, k]`; returns row-major `[m, n]`, in a new buffer that
+    /// is not zeroed first (the kernels store every output).
     pub fn matmul_t(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; m * self.n];
-        self.matmul_t_into(x, m, &mut out)?;
+        let len = m * self.n;
+        let mut out = Vec::with_capacity(len);
+        self.product(x, m, None, &mut out.spare_capacity_mut()[..len])?;
+        // SAFETY: `product` succeeded, so it stored all `m × n` outputs.
+        unsafe { out.set_len(len) };
         Ok(out)
     }
 
     /// Like [`PackedMatrix::matmul_t`], writing into `out` (`[m, n]`, overwritten): a
     /// buffer reused across calls spares the kernel the page faults of a fresh one.
     pub fn matmul_t_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
-        self.product(x, m, None, out)
+        self.product(x, m, None, as_uninit(out))
     }
 
     /// `x · wᵀ + bias` (`bias`: `n` values added to every row) into `out` like
@@ -523,12 +528,19 @@ impl PackedMatrix {
             bias.len(),
             self.n
         );
-        self.product(x, m, Some(bias), out)
+        self.product(x, m, Some(bias), as_uninit(out))
     }
 
-    /// The product behind [`PackedMatrix::matmul_t_into`] and
-    /// [`PackedMatrix::matmul_t_bias_into`].
-    fn product(&self, x: &[f32], m: usize, bias: Option<&[f32]>, out: &mut [f32]) -> Result<()> {
+    /// The product behind [`PackedMatrix::matmul_t`] and the `_into` variants: on success
+    /// every one of the `m × n` values of `out` has been stored (each tile stores its
+    /// outputs before any later block of input features reads them back).
+    fn product(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) -> Result<()> {
         ensure!(
             x.len() == m * self.k,
             "input has {} values, expected {m}×{}",
@@ -545,7 +557,7 @@ impl PackedMatrix {
             return Ok(());
         }
         let out = Dest {
-            out: out.as_mut_ptr(),
+            out: out.as_mut_ptr().cast::<f32>(),
             bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
         };
         let panels = self.n.div_ceil(self.layout.nr);
@@ -687,8 +699,9 @@ impl PackedMatrix {
                     block.out_stride = amx::NR * 4;
                     tiles.block(&block);
                     for (i, row) in sums.0[..rows].iter().enumerate() {
+                        // Stored before the slice exists: the output may be uninitialised.
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), o.add(i * n), cols);
                         let o = std::slice::from_raw_parts_mut(o.add(i * n), cols);
-                        o.copy_from_slice(&row[..cols]);
                         if !out.bias.is_null() {
                             let bias = std::slice::from_raw_parts(out.bias.add(c0), cols);
                             o.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -814,6 +827,14 @@ impl PackedMatrix {
             unsafe { self.panels::<A>(data, x, m, start..range.end.min(start + len), out) }
         }
     }
+}
+
+/// `out` as a slice of possibly uninitialised values, for [`PackedMatrix::product`], which
+/// only stores initialised values into it.
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; what is written through the result
+    // is always an initialised `f32`, so `out` stays initialised.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// Panels per group in [`PackedMatrix::panels`] for `inputs` f32 inputs: one while they

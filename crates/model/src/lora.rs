@@ -457,8 +457,7 @@ impl LoraLinear {
                 anyhow::bail!("this layer is packed for inference and cannot be trained")
             }
             Base::Packed(m) => {
-                let mut y = Vec::new();
-                packed_matmul_into(m, x, &mut y)?;
+                let y = packed_matmul(m, x)?;
                 let mut out = x.dims().to_vec();
                 *out.last_mut().expect("rank >= 1") = self.out_dim;
                 Ok(Tensor::from_vec(y, out, x.device())?.to_dtype(x.dtype())?)
@@ -551,13 +550,10 @@ impl PackedLora {
 
     /// `B·A·x·scaling` (inference: no dropout) for `x` `[…, in]`, in `dtype`.
     fn delta(&self, x: &Tensor, scaling: f64, dtype: DType) -> Result<Tensor> {
-        let mut low = Vec::new();
-        packed_matmul_into(&self.a, x, &mut low)?;
+        let mut low = packed_matmul(&self.a, x)?;
         let scaling = scaling as f32;
         low.iter_mut().for_each(|v| *v *= scaling);
-        let rows = low.len() / self.a.n();
-        let mut up = vec![0f32; rows * self.b.n()];
-        self.b.matmul_t_into(&low, rows, &mut up)?;
+        let up = self.b.matmul_t(&low, low.len() / self.a.n())?;
         let mut dims = x.dims().to_vec();
         *dims.last_mut().expect("rank >= 1") = self.b.n();
         Ok(Tensor::from_vec(up, dims, x.device())?.to_dtype(dtype)?)
@@ -646,15 +642,14 @@ impl CustomOp1 for FrozenPackedMatmulT {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, _) = xl.shape().dims2()?;
         let (op, w) = ("frozen packed matmul", &self.0.w);
-        let mut out = vec![0f32; m * w.n()];
-        w.matmul_t_into(crate::fused::f32_slice(op, x, xl)?, m, &mut out)
+        let out = w
+            .matmul_t(crate::fused::f32_slice(op, x, xl)?, m)
             .map_err(|e| candle_core::Error::Msg(format!("{op}: {e}")))?;
         Ok((CpuStorage::F32(out), Shape::from((m, w.n()))))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let mut dx = Vec::new();
-        packed_matmul_into(&self.0.wt, dy, &mut dx).map_err(|e| {
+        let dx = packed_matmul(&self.0.wt, dy).map_err(|e| {
             candle_core::Error::Msg(format!("frozen packed matmul (backward): {e}"))
         })?;
         Ok(Some(Tensor::from_vec(
@@ -723,10 +718,10 @@ impl candle_core::CustomOp3 for FrozenLoraLinear {
             &Layout::contiguous((m, r)),
             &bl.transpose(0, 1)?,
         )?;
-        let mut y = vec![0f32; m * n];
-        self.panels
+        let mut y = self
+            .panels
             .w
-            .matmul_t_into(x, m, &mut y)
+            .matmul_t(x, m)
             .map_err(|e| candle_core::Error::Msg(format!("{OP}: {e}")))?;
         let up = crate::fused::f32_slice(OP, &up, &Layout::contiguous((m, n)))?;
         y.iter_mut().zip(up).for_each(|(y, u)| *y += u);
@@ -748,11 +743,18 @@ impl candle_core::CustomOp3 for FrozenLoraLinear {
         let dlow = (dy.matmul(&b)? * self.scaling)?;
         let da = dlow.t()?.matmul(&dropped)?;
         let dx_lora = self.dropped(&dlow.matmul(&a)?)?;
-        let mut dx = Vec::new();
-        packed_matmul_into(&self.panels.wt, dy, &mut dx)
+        let mut dx = packed_matmul(&self.panels.wt, dy)
             .map_err(|e| candle_core::Error::Msg(format!("frozen LoRA linear (backward): {e}")))?;
+        crate::fused::with_f32(
+            "frozen LoRA linear (backward)",
+            &dx_lora.contiguous()?,
+            |lora| {
+                dx.iter_mut().zip(lora).for_each(|(d, l)| *d += l);
+                Ok(())
+            },
+        )?;
         let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
-        Ok((Some((dx + dx_lora)?), Some(da), Some(db)))
+        Ok((Some(dx), Some(da), Some(db)))
     }
 }
 
@@ -762,6 +764,13 @@ fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Resul
     let rows = dims[..dims.len() - 1].iter().product::<usize>();
     out.resize(rows * m.n(), 0.0);
     with_f32_data(x, |flat| m.matmul_t_into(flat, rows, out))
+}
+
+/// `x` (`[…, in]`, any float dtype) times a packed weight, as a new `[rows, out]` buffer.
+fn packed_matmul(m: &PackedMatrix, x: &Tensor) -> Result<Vec<f32>> {
+    let dims = x.dims();
+    let rows = dims[..dims.len() - 1].iter().product::<usize>();
+    with_f32_data(x, |flat| m.matmul_t(flat, rows))
 }
 
 /// `f` applied to the values of a CPU tensor as a row-major f32 slice: borrowed when the
