@@ -648,7 +648,10 @@ impl CustomOp1 for FrozenPackedMatmulT {
         Ok((CpuStorage::F32(out), Shape::from((m, w.n()))))
     }
 
-    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        if !x.track_op() {
+            return Ok(None); // No gradient flows to the input (FrozenLoraLinear::bwd).
+        }
         let dx = packed_matmul(&self.0.wt, dy).map_err(|e| {
             candle_core::Error::Msg(format!("frozen packed matmul (backward): {e}"))
         })?;
@@ -679,6 +682,25 @@ impl FrozenLoraLinear {
             Some(mask) => x * mask,
             None => Ok(x.clone()),
         }
+    }
+
+    /// `∂x = ∂y·W + dropout(∂low·A)` for the input `x`, with `∂low = ∂y·B·scaling`.
+    fn input_grad(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        dy: &Tensor,
+        dlow: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        const OP: &str = "frozen LoRA linear (backward)";
+        let dx_lora = self.dropped(&dlow.matmul(a)?)?.contiguous()?;
+        let mut dx = packed_matmul(&self.panels.wt, dy)
+            .map_err(|e| candle_core::Error::Msg(format!("{OP}: {e}")))?;
+        crate::fused::with_f32(OP, &dx_lora, |lora| {
+            dx.iter_mut().zip(lora).for_each(|(d, l)| *d += l);
+            Ok(())
+        })?;
+        Tensor::from_vec(dx, x.shape(), x.device())
     }
 }
 
@@ -736,25 +758,20 @@ impl candle_core::CustomOp3 for FrozenLoraLinear {
         _y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // An input no gradient flows to (the first layer's, computed from the frozen
+        // embeddings) gets none: its product by the frozen weight is the largest part here.
+        let wants_dx = x.track_op();
         let (x, a, b) = (x.detach(), a.detach(), b.detach());
         let dropped = self.dropped(&x)?;
         let low = (dropped.matmul(&a.t()?)? * self.scaling)?;
         let db = dy.t()?.matmul(&low)?;
         let dlow = (dy.matmul(&b)? * self.scaling)?;
         let da = dlow.t()?.matmul(&dropped)?;
-        let dx_lora = self.dropped(&dlow.matmul(&a)?)?;
-        let mut dx = packed_matmul(&self.panels.wt, dy)
-            .map_err(|e| candle_core::Error::Msg(format!("frozen LoRA linear (backward): {e}")))?;
-        crate::fused::with_f32(
-            "frozen LoRA linear (backward)",
-            &dx_lora.contiguous()?,
-            |lora| {
-                dx.iter_mut().zip(lora).for_each(|(d, l)| *d += l);
-                Ok(())
-            },
-        )?;
-        let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
-        Ok((Some(dx), Some(da), Some(db)))
+        let dx = match wants_dx {
+            true => Some(self.input_grad(&x, &a, dy, &dlow)?),
+            false => None,
+        };
+        Ok((dx, Some(da), Some(db)))
     }
 }
 
@@ -840,7 +857,10 @@ impl CustomOp1 for FrozenMatmulT {
         Ok((y, Shape::from((m, n))))
     }
 
-    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        if !x.track_op() {
+            return Ok(None); // No gradient flows to the input (FrozenLoraLinear::bwd).
+        }
         Ok(Some(dy.matmul(&self.0)?))
     }
 }
@@ -908,6 +928,38 @@ mod tests {
                     assert!(diff < 1e-4, "{precision:?} {:?}: {diff}", v.dims());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// An input that no gradient flows to (not a variable, not computed from one) gets no
+    /// gradient from the fused layer, and `A` and `B` the same gradients as with a tracked
+    /// input.
+    #[test]
+    fn fused_training_layer_skips_an_untracked_input() -> Result<()> {
+        let dev = Device::Cpu;
+        let (m, k, n, r) = (5, 16, 40, 4);
+        let w = Tensor::randn(0f32, 0.5, (n, k), &dev)?;
+        let panels = Arc::new(FrozenPanels::pack(&w, Precision::F32)?);
+        let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        let tracked = Var::from_tensor(&x)?;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 0.3, (r, k), &dev)?)?;
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, (n, r), &dev)?)?;
+        let grads = |x: &Tensor| -> Result<_> {
+            let op = FrozenLoraLinear {
+                panels: panels.clone(),
+                mask: None,
+                scaling: 2.0,
+            };
+            let y = x.apply_op3(a.as_tensor(), b.as_tensor(), op)?;
+            Ok(y.sqr()?.sum_all()?.backward()?)
+        };
+        let (plain, with_x) = (grads(&x)?, grads(tracked.as_tensor())?);
+        assert!(plain.get(&x).is_none());
+        assert!(with_x.get(tracked.as_tensor()).is_some());
+        for v in [&a, &b] {
+            let (p, t) = (plain.get(v).expect("grad"), with_x.get(v).expect("grad"));
+            assert_eq!(max_diff(p, t), 0.0);
         }
         Ok(())
     }
