@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
-use crate::pool::par_chunks;
+use crate::pool::{par_chunks, par_collect};
 use crate::vmath::{gated_product, Activation};
 
 /// Whether the CPU-only training shortcuts are on (the default): these fused ops and the
@@ -101,15 +101,11 @@ impl CustomOp1 for RmsNormOp {
         let x = f32_slice(self.name(), s, l)?;
         let y = with_f32(self.name(), &self.weight, |w| {
             let n = w.len();
-            let mut y = vec![0f32; x.len()];
-            par_chunks(&mut y, n, |i, y| {
+            Ok(par_collect(x.len(), n, |i| {
                 let x = &x[i * n..(i + 1) * n];
                 let denom = rms(x, self.eps);
-                for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                    *y = x / denom * w;
-                }
-            });
-            Ok(y)
+                x.iter().zip(w).map(move |(x, w)| x / denom * w)
+            }))
         })?;
         Ok(output(y, l.shape()))
     }
@@ -145,17 +141,16 @@ impl CustomOp2 for RmsNormBwd {
         let g = f32_slice(self.name(), sg, lg)?;
         let dx = with_f32(self.name(), &self.weight, |w| {
             let n = w.len();
-            let mut dx = vec![0f32; x.len()];
-            par_chunks(&mut dx, n, |i, dx| {
+            Ok(par_collect(x.len(), n, |i| {
                 let (x, g) = (&x[i * n..(i + 1) * n], &g[i * n..(i + 1) * n]);
                 let r = 1.0 / rms(x, self.eps);
                 let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
                 let c = r * r * r * dot / n as f32;
-                for (((d, x), g), w) in dx.iter_mut().zip(x).zip(g).zip(w) {
-                    *d = r * g * w - x * c;
-                }
-            });
-            Ok(dx)
+                x.iter()
+                    .zip(g)
+                    .zip(w)
+                    .map(move |((x, g), w)| r * g * w - x * c)
+            }))
         })?;
         Ok(output(dx, lx.shape()))
     }
@@ -309,22 +304,18 @@ impl CustomOp1 for RopeOp {
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let y = with_f32(self.name(), &self.cos, |cos| {
             with_f32(self.name(), &self.sin, |sin| {
-                if cos.len() != rows * q * half || sin.len() != cos.len() {
+                if d % 2 != 0 || cos.len() != rows * q * half || sin.len() != cos.len() {
                     candle_core::bail!("fused-rope: tables do not match [{rows}, {q}, {half}]");
                 }
-                let mut y = vec![0f32; x.len()];
-                par_chunks(&mut y, d, |i, y| {
-                    let x = &x[i * d..(i + 1) * d];
+                Ok(par_collect(x.len(), d, |i| {
+                    let (lo, hi) = x[i * d..(i + 1) * d].split_at(half);
                     let (r, t) = (i / (heads * q), i % q);
                     let at = (r * q + t) * half;
                     let (c, s) = (&cos[at..at + half], &sin[at..at + half]);
-                    for j in 0..half {
-                        let sj = sign * s[j];
-                        y[j] = x[j] * c[j] - x[j + half] * sj;
-                        y[j + half] = x[j + half] * c[j] + x[j] * sj;
-                    }
-                });
-                Ok(y)
+                    let first = (0..half).map(move |j| lo[j] * c[j] - hi[j] * (sign * s[j]));
+                    let second = (0..half).map(move |j| hi[j] * c[j] + lo[j] * (sign * s[j]));
+                    first.chain(second)
+                }))
             })
         })?;
         Ok(output(y, l.shape()))

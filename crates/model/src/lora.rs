@@ -128,12 +128,9 @@ impl SeededDropout {
         let scale = 1.0 / (1.0 - p);
         // Fixed-size chunks, each with its own stream, filled in parallel: the mask depends
         // on the seed only, not on the number of threads.
-        let mut mask = vec![0f32; x.elem_count()];
-        crate::pool::par_chunks(&mut mask, DROPOUT_CHUNK, |i, chunk| {
+        let mask = crate::pool::par_collect(x.elem_count(), DROPOUT_CHUNK, |i| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(call_seed ^ i as u64));
-            for m in chunk {
-                *m = if rng.gen::<f32>() >= p { scale } else { 0.0 };
-            }
+            std::iter::repeat_with(move || if rng.gen::<f32>() >= p { scale } else { 0.0 })
         });
         Ok(Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
     }

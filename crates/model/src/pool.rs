@@ -22,6 +22,29 @@ pub fn par_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]
     });
 }
 
+/// A new vector of `total` values made chunk by chunk (chunks of `len` values, the last
+/// possibly shorter) from the iterator `f(chunk index)`, which must yield at least the
+/// chunk's length of values; in parallel, and without first filling the vector with
+/// placeholder values as [`par_chunks`] on a new vector would (a pass over its memory).
+pub fn par_collect<T: Send, I: Iterator<Item = T>>(
+    total: usize,
+    len: usize,
+    f: impl Fn(usize) -> I + Sync,
+) -> Vec<T> {
+    assert!(len > 0 || total == 0, "chunks of no values");
+    let mut out = Vec::with_capacity(total);
+    par_chunks(&mut out.spare_capacity_mut()[..total], len, |i, chunk| {
+        let mut values = f(i);
+        for slot in chunk {
+            slot.write(values.next().expect("a chunk's iterator ended early"));
+        }
+    });
+    // SAFETY: every slot of every chunk was written above; an iterator that ends early
+    // panics, and the pool passes the panic on to this thread before this line.
+    unsafe { out.set_len(total) };
+    out
+}
+
 /// Fills `out`, cut into consecutive chunks of `lens[i]` values (summing to `out.len()`),
 /// with `f(i, chunk)`, in parallel.
 pub(crate) fn par_split<T: Send>(

@@ -1478,7 +1478,12 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // Not zeroed first: `gemm` with `read_dst: false` stores every element of `dst`
+        // without reading it (its `k == 0` case stores zeros).
+        let mut dst = Vec::with_capacity(b * m * n);
+        // SAFETY: `T` is a plain float type; every element is stored below before the vector
+        // is read.
+        unsafe { dst.set_len(b * m * n) };
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
