@@ -98,3 +98,19 @@ impl<T> SendPtr<T> {
 // SAFETY: only used to hand disjoint chunks of one slice to the pool's threads.
 unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `par_collect` puts every chunk's values in place, the last chunk shorter, and an
+    /// iterator that ends before its chunk does panics instead of leaving values unwritten.
+    #[test]
+    fn par_collect_fills_every_chunk_or_panics() {
+        let v = par_collect(10_007, 64, |i| (0..).map(move |j| (i * 64 + j) as u32));
+        assert_eq!(v, (0..10_007).collect::<Vec<u32>>());
+        assert!(par_collect(0, 0, |_| std::iter::empty::<u32>()).is_empty());
+        let short = std::panic::catch_unwind(|| par_collect(100, 10, |_| 0..9u32));
+        assert!(short.is_err());
+    }
+}
