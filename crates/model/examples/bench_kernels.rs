@@ -63,6 +63,8 @@ fn training_shapes() -> anyhow::Result<()> {
     for &(name, n, k) in &GEMMA {
         let m = if name == "lm_head" { 100 } else { 256 };
         let w = values(n * k, 97);
+        // The tied head as Gemma-3's GGUF stores it (Q8_0), packed as training does.
+        let q8_0 = (name == "lm_head").then(|| q8_0_blocks(&w));
         for (pass, n, k, w) in [("fwd", n, k, w.clone()), ("bwd", k, n, transpose(&w, n, k))] {
             let x = values(m * k, 89);
             for precision in [Precision::F32, Precision::Bf16] {
@@ -70,13 +72,11 @@ fn training_shapes() -> anyhow::Result<()> {
                 let s = packed_seconds(&packed, &x, m)?;
                 report(&format!("{precision:?} {pass} {name}"), m, n, k, s);
             }
-            if name == "lm_head" {
-                // The tied head as Gemma-3's GGUF stores it (Q8_0), packed as training does.
-                let blocks = q8_0_blocks(&values(262_144 * 640, 97));
+            if let Some(blocks) = &q8_0 {
                 let packed = if pass == "fwd" {
-                    PackedMatrix::pack_q8_0(&blocks, n, k, Precision::F32)?
+                    PackedMatrix::pack_q8_0(blocks, n, k, Precision::F32)?
                 } else {
-                    PackedMatrix::pack_q8_0_transposed(&blocks, k, n, Precision::F32)?
+                    PackedMatrix::pack_q8_0_transposed(blocks, k, n, Precision::F32)?
                 };
                 let s = packed_seconds(&packed, &x, m)?;
                 report(&format!("Q8_0 F32 {pass} {name}"), m, n, k, s);

@@ -774,17 +774,20 @@ impl candle_core::CustomOp3 for FrozenLoraLinear {
 
 /// `x` (`[…, in]`, any float dtype) times a packed weight, into `out` as `[rows, out]`.
 fn packed_matmul_into(m: &PackedMatrix, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
-    let dims = x.dims();
-    let rows = dims[..dims.len() - 1].iter().product::<usize>();
+    let rows = leading_rows(x);
     out.resize(rows * m.n(), 0.0);
     with_f32_data(x, |flat| m.matmul_t_into(flat, rows, out))
 }
 
 /// `x` (`[…, in]`, any float dtype) times a packed weight, as a new `[rows, out]` buffer.
 fn packed_matmul(m: &PackedMatrix, x: &Tensor) -> Result<Vec<f32>> {
+    with_f32_data(x, |flat| m.matmul_t(flat, leading_rows(x)))
+}
+
+/// Rows of `x` (`[…, in]`) flattened to 2-D: the product of its leading dimensions.
+fn leading_rows(x: &Tensor) -> usize {
     let dims = x.dims();
-    let rows = dims[..dims.len() - 1].iter().product::<usize>();
-    with_f32_data(x, |flat| m.matmul_t(flat, rows))
+    dims[..dims.len() - 1].iter().product()
 }
 
 /// `f` applied to the values of a CPU tensor as a row-major f32 slice: borrowed when the
