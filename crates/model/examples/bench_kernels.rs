@@ -50,6 +50,13 @@ fn main() -> anyhow::Result<()> {
             let packed = PackedMatrix::pack(&values(n * k, 97), n, k, precision)?;
             let s = packed_seconds(&packed, &values(m * k, 89), m)?;
             report(&format!("{precision:?} {name}"), m, n, k, s);
+            if name == "lm_head" {
+                // Gemma-3's tied head as its GGUF stores it (Q8_0), packed as decoding does.
+                let blocks = q8_0_blocks(&values(n * k, 97));
+                let packed = PackedMatrix::pack_q8_0(&blocks, n, k, precision)?;
+                let s = packed_seconds(&packed, &values(m * k, 89), m)?;
+                report(&format!("Q8_0 {precision:?} {name}"), m, n, k, s);
+            }
         }
     }
     Ok(())

@@ -81,21 +81,46 @@ impl Q8Scales {
         }
     }
 
-    /// The scales of steps `j0 .. j0 + steps` of panel `p` (of `nr` columns) into `out`
-    /// (`[steps][nr]`), for a matrix of `n` columns and `k` input features.
+    /// Widens steps `j0 .. j0 + steps` of panel `p` (of `V::NR` columns; `values` its
+    /// `[steps][V::NR]` int8 values) of a matrix of `n` columns and `k` input features to
+    /// f32 in `out`: each value times its scale, a register at a time (a register's lanes
+    /// share a block of 32 columns).
+    ///
+    /// # Safety
+    /// The CPU runs `V`; `values` and `out` hold `steps × V::NR` values.
     #[inline(always)]
-    fn fill(&self, p: usize, nr: usize, (n, k): (usize, usize), j0: usize, out: &mut [f32]) {
-        match self {
-            Q8Scales::Columns(s) => {
-                for (j, row) in out.chunks_exact_mut(nr).enumerate() {
-                    row.copy_from_slice(&s[(p * (k / 32) + (j0 + j) / 32) * nr..][..nr]);
+    unsafe fn widen<V: Vector>(
+        &self,
+        p: usize,
+        (n, k): (usize, usize),
+        j0: usize,
+        values: &[i8],
+        out: &mut [f32],
+    ) {
+        let (nr, lanes) = (V::NR, V::LANES);
+        let steps = (0..out.len() / nr).map(|j| j * nr);
+        let (values, out) = (values.as_ptr(), out.as_mut_ptr());
+        // SAFETY: the caller's contract; every scale index is inside the scales (a
+        // `Features` register past the last column block takes scale 0: its values are 0).
+        unsafe {
+            match self {
+                Q8Scales::Columns(s) => {
+                    for (j, at) in steps.enumerate() {
+                        let row = s.as_ptr().add((p * (k / 32) + (j0 + j) / 32) * nr);
+                        for l in (0..nr).step_by(lanes) {
+                            let w = V::load_i8(values.add(at + l)).mul(V::load(row.add(l)));
+                            w.store(out.add(at + l));
+                        }
+                    }
                 }
-            }
-            Q8Scales::Features(s) => {
-                for (j, row) in out.chunks_exact_mut(nr).enumerate() {
-                    let blocks = &s[(j0 + j) * (n / 32)..][..n / 32];
-                    for (c, v) in row.iter_mut().enumerate() {
-                        *v = blocks.get((p * nr + c) / 32).copied().unwrap_or(0.0);
+                Q8Scales::Features(s) => {
+                    for (j, at) in steps.enumerate() {
+                        let blocks = &s[(j0 + j) * (n / 32)..][..n / 32];
+                        for l in (0..nr).step_by(lanes) {
+                            let scale = blocks.get((p * nr + l) / 32).copied().unwrap_or(0.0);
+                            let w = V::load_i8(values.add(at + l)).mul(V::splat(scale));
+                            w.store(out.add(at + l));
+                        }
                     }
                 }
             }
@@ -961,7 +986,7 @@ impl<W: Weight> Task for PanelRange<'_, W> {
 }
 
 /// The panels `range` of a product by a [`Panels::Q8`] weight, as one task on the matrix's
-/// kernel path: each block of [`KC`] steps of a panel widened to f32 (in cache), then
+/// kernel path: each block of [`WIDEN_KC`] steps of a panel widened to f32 (in cache), then
 /// multiplied by every row as the f32 panels are, one FMA chain per output over the input
 /// features in order.
 struct Q8PanelRange<'a> {
@@ -979,16 +1004,16 @@ impl Task for Q8PanelRange<'_> {
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
         let (n, k, nr) = (self.a.n, self.a.k, V::NR);
-        let (mut w, mut scales) = (vec![0f32; nr * KC], vec![0f32; nr * KC]);
+        let mut w = vec![0f32; nr * WIDEN_KC];
         for p in self.range {
-            for kb in (0..k).step_by(KC) {
-                let steps = KC.min(k - kb);
+            for kb in (0..k).step_by(WIDEN_KC) {
+                let steps = WIDEN_KC.min(k - kb);
                 let values = &self.values[(p * k + kb) * nr..][..steps * nr];
-                self.scales
-                    .fill(p, nr, (n, k), kb, &mut scales[..steps * nr]);
-                for ((w, &v), &s) in w.iter_mut().zip(values).zip(&scales) {
-                    *w = f32::from(v) * s;
-                }
+                // SAFETY: the CPU runs `V` (caller); both hold `steps × V::NR` values.
+                unsafe {
+                    self.scales
+                        .widen::<V>(p, (n, k), kb, values, &mut w[..steps * nr])
+                };
                 for i0 in (0..self.m).step_by(MR) {
                     // SAFETY: the CPU runs `V` (caller); `w` holds this block's `steps × V::NR`
                     // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
@@ -1003,7 +1028,7 @@ impl Task for Q8PanelRange<'_> {
                             ldo: n,
                             cols: self.a.panel_cols(p),
                             accumulate: kb > 0,
-                            bias: if self.out.bias.is_null() || kb + KC < k {
+                            bias: if self.out.bias.is_null() || kb + WIDEN_KC < k {
                                 std::ptr::null()
                             } else {
                                 self.out.bias.add(p * nr)
@@ -1023,6 +1048,11 @@ impl Task for Q8PanelRange<'_> {
 /// 16 KiB per 16-column panel), which stay in cache while the row tiles pass (large
 /// models have panels of megabytes).
 const KC: usize = 256;
+
+/// Steps per block of a [`Panels::Q8`] panel widened to f32: 32 KiB of f32 weights per
+/// AVX-512 panel, which stay in the first-level cache while the row tiles pass (faster than
+/// [`KC`] steps at decoding's few dozen rows).
+const WIDEN_KC: usize = 128;
 
 /// One register tile's work: `R` rows of `x` times a block of one panel.
 struct Tile<X, W> {
@@ -1585,7 +1615,8 @@ mod tests {
     #[test]
     fn q8_0_packs_equal_packs_of_the_dequantized_weight() {
         use candle_core::quantized::{GgmlDType, QTensor};
-        let (n, k) = (70, 96);
+        // Several blocks of widened steps both ways, and a partial last panel.
+        let (n, k) = (2 * WIDEN_KC + 6, 2 * WIDEN_KC + 32);
         let w = data(n * k, 37, 101, 64.0);
         let t = candle_core::Tensor::from_vec(w, (n, k), &candle_core::Device::Cpu).unwrap();
         let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();

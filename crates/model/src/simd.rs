@@ -29,6 +29,8 @@ pub(crate) trait Vector: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// `LANES` bf16 values from `p`, widened exactly to f32.
     unsafe fn load_bf16(p: *const u16) -> Self;
+    /// `LANES` int8 values from `p`, widened exactly to f32.
+    unsafe fn load_i8(p: *const i8) -> Self;
     /// Stores the lanes at `p` (unaligned).
     unsafe fn store(self, p: *mut f32);
     /// Lane-wise `self + o`.
@@ -121,6 +123,11 @@ impl Vector for Scalar {
     unsafe fn load_bf16(p: *const u16) -> Self {
         // SAFETY: as above.
         Scalar(f32::from_bits(u32::from(unsafe { *p }) << 16))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(p: *const i8) -> Self {
+        // SAFETY: as above.
+        Scalar(f32::from(unsafe { *p }))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
@@ -244,6 +251,13 @@ pub(crate) mod x86 {
             })
         }
         #[inline(always)]
+        unsafe fn load_i8(p: *const i8) -> Self {
+            // SAFETY: see above.
+            Zmm(unsafe {
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i)))
+            })
+        }
+        #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
             // SAFETY: see above.
             unsafe { _mm512_storeu_ps(p, self.0) }
@@ -343,6 +357,13 @@ pub(crate) mod x86 {
             Ymm(unsafe {
                 let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
                 _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w))
+            })
+        }
+        #[inline(always)]
+        unsafe fn load_i8(p: *const i8) -> Self {
+            // SAFETY: see above (8 bytes).
+            Ymm(unsafe {
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
             })
         }
         #[inline(always)]
@@ -470,6 +491,15 @@ mod neon {
         unsafe fn load_bf16(p: *const u16) -> Self {
             // SAFETY: see above.
             Q(unsafe { vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(p))) })
+        }
+        #[inline(always)]
+        unsafe fn load_i8(p: *const i8) -> Self {
+            // SAFETY: see above (4 bytes, read unaligned).
+            Q(unsafe {
+                let word = vdup_n_u32((p as *const u32).read_unaligned());
+                let bytes = vmovl_s8(vreinterpret_s8_u32(word));
+                vcvtq_f32_s32(vmovl_s16(vget_low_s16(bytes)))
+            })
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
