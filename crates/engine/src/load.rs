@@ -38,7 +38,7 @@ impl LoadSpec {
             dtype: self.dtype,
             quantized: self.dtype.is_none(),
             // The engine packs the model for inference as soon as it is loaded.
-            keep_q8_0: true,
+            keep_int_blocks: true,
             device: self.device.clone(),
         }
     }

@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     let opts = LoadOptions {
         dtype,
         quantized: dtype.is_none(),
-        keep_q8_0: false,
+        keep_int_blocks: false,
         ..LoadOptions::default()
     };
     let mut model = Model::load(std::path::Path::new(&args[1]), &opts)?;

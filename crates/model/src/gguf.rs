@@ -42,10 +42,10 @@ pub enum LoadMode {
     /// quantized for `QMatMul`; everything else (norms, F16/F32 tensors, types with only a
     /// scalar kernel such as Q4_1 or Q5_0) is dequantized to dense f32.
     Quantized,
-    /// Everything dequantized to dense f32 but the Q8_0 matrices, which stay quantized: for
-    /// exact f32 inference and training, whose every use of them is exact
-    /// ([`crate::LoadOptions::keep_q8_0`]).
-    F32KeepQ8_0,
+    /// Everything dequantized to dense f32 but the matrices of int8 blocks (Q4_0, Q4_1,
+    /// Q5_0, Q8_0, Q4_K, Q6_K), which stay quantized: for exact f32 inference and training,
+    /// whose every use of them is exact ([`crate::LoadOptions::keep_int_blocks`]).
+    F32KeepIntBlocks,
 }
 
 /// A model loaded from a GGUF file.
@@ -318,7 +318,7 @@ fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Resul
         && !matches!(fix, Fix::SubtractOne)
         && match mode {
             LoadMode::Quantized => has_fast_kernel(raw.dtype()),
-            LoadMode::F32KeepQ8_0 => raw.dtype() == GgmlDType::Q8_0,
+            LoadMode::F32KeepIntBlocks => crate::blocks::IntBlocks::supports(raw.dtype()),
             LoadMode::Dequantize(_) => false,
         };
     if keep_quantized {
@@ -345,7 +345,7 @@ fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Resul
     }
     let dtype = match mode {
         LoadMode::Dequantize(dtype) => dtype,
-        LoadMode::Quantized | LoadMode::F32KeepQ8_0 => DType::F32,
+        LoadMode::Quantized | LoadMode::F32KeepIntBlocks => DType::F32,
     };
     Ok(Weight::Dense(t.to_dtype(dtype)?.to_device(device)?))
 }

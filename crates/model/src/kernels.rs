@@ -30,9 +30,11 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use anyhow::{ensure, Result};
+use candle_core::quantized::GgmlDType;
 use rayon::prelude::*;
 
 use crate::amx;
+use crate::blocks::IntBlocks;
 use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
 
@@ -55,36 +57,60 @@ enum Panels {
     /// `[panel][k][NR]`, or with `vdpbf16ps` `[panel][k / 2][NR][2]` (each 32-bit lane holds
     /// two consecutive input features).
     Bf16(Vec<u16>),
-    /// A GGUF Q8_0 weight in f32 panels kept as its int8 values `[panel][k][NR]` and block
-    /// scales: each weight is `value × scale` exactly, widened to f32 a block of a panel at a
-    /// time as the product runs (a quarter of the f32 panels' memory).
-    Q8 { values: Vec<i8>, scales: Q8Scales },
+    /// A GGUF weight of int8 blocks ([`IntBlocks`]) in f32 panels kept as its int8 values
+    /// `[panel][k][NR]` and group scales (and offsets): each weight is `value × scale −
+    /// offset` exactly, widened to f32 a block of a panel at a time as the product runs (a
+    /// quarter of the f32 panels' memory or less).
+    Int8 {
+        values: Vec<i8>,
+        scales: BlockScales,
+    },
 }
 
-/// Where the block scales of a [`Panels::Q8`] matrix are: a Q8_0 block is 32 consecutive
-/// inputs of one output (the weight as stored), or, transposed, 32 consecutive outputs of
-/// one input.
+/// Where the group scales of a [`Panels::Int8`] matrix are: a group is `group` consecutive
+/// inputs of one output (the weight as stored), or, transposed (Q8_0 only), 32 consecutive
+/// outputs of one input.
 #[derive(Debug, Clone)]
-enum Q8Scales {
-    /// `[panel][k / 32][NR]`: one scale per column and 32 input features.
-    Columns(Vec<f32>),
+enum BlockScales {
+    /// `[panel][k / group][NR]`: one scale (and offset) per column and `group` input features.
+    Columns {
+        scales: Vec<f32>,
+        offsets: Option<Vec<f32>>,
+        group: usize,
+    },
     /// `[k][n / 32]`: one scale per input feature and 32 columns (`n` a multiple of 32).
     Features(Vec<f32>),
 }
 
-impl Q8Scales {
-    /// The scale of column `c` of panel `p` (of `nr` columns), input feature `j`.
-    fn at(&self, p: usize, nr: usize, (n, k): (usize, usize), c: usize, j: usize) -> f32 {
+impl BlockScales {
+    /// Weight `value` of column `c` of panel `p` (of `nr` columns), input feature `j`, in f32.
+    fn weight(
+        &self,
+        value: i8,
+        p: usize,
+        nr: usize,
+        (n, k): (usize, usize),
+        c: usize,
+        j: usize,
+    ) -> f32 {
         match self {
-            Q8Scales::Columns(s) => s[(p * (k / 32) + j / 32) * nr + c],
-            Q8Scales::Features(s) => s[j * (n / 32) + (p * nr + c) / 32],
+            BlockScales::Columns {
+                scales,
+                offsets,
+                group,
+            } => {
+                let at = (p * (k / group) + j / group) * nr + c;
+                let w = f32::from(value) * scales[at];
+                offsets.as_ref().map_or(w, |o| w - o[at])
+            }
+            BlockScales::Features(s) => f32::from(value) * s[j * (n / 32) + (p * nr + c) / 32],
         }
     }
 
     /// Widens steps `j0 .. j0 + steps` of panel `p` (of `V::NR` columns; `values` its
     /// `[steps][V::NR]` int8 values) of a matrix of `n` columns and `k` input features to
-    /// f32 in `out`: each value times its scale, a register at a time (a register's lanes
-    /// share a block of 32 columns).
+    /// f32 in `out`: each value times its scale (minus its offset), a register at a time (a
+    /// register's lanes share a block of 32 columns).
     ///
     /// # Safety
     /// The CPU runs `V`; `values` and `out` hold `steps × V::NR` values.
@@ -104,16 +130,25 @@ impl Q8Scales {
         // `Features` register past the last column block takes scale 0: its values are 0).
         unsafe {
             match self {
-                Q8Scales::Columns(s) => {
+                BlockScales::Columns {
+                    scales,
+                    offsets,
+                    group,
+                } => {
                     for (j, at) in steps.enumerate() {
-                        let row = s.as_ptr().add((p * (k / 32) + (j0 + j) / 32) * nr);
+                        let row = (p * (k / group) + (j0 + j) / group) * nr;
+                        let s = scales.as_ptr().add(row);
                         for l in (0..nr).step_by(lanes) {
-                            let w = V::load_i8(values.add(at + l)).mul(V::load(row.add(l)));
+                            let w = V::load_i8(values.add(at + l)).mul(V::load(s.add(l)));
+                            let w = match offsets {
+                                Some(o) => w.sub(V::load(o.as_ptr().add(row + l))),
+                                None => w,
+                            };
                             w.store(out.add(at + l));
                         }
                     }
                 }
-                Q8Scales::Features(s) => {
+                BlockScales::Features(s) => {
                     for (j, at) in steps.enumerate() {
                         let blocks = &s[(j0 + j) * (n / 32)..][..n / 32];
                         for l in (0..nr).step_by(lanes) {
@@ -339,25 +374,11 @@ impl PackedMatrix {
         k: usize,
         precision: Precision,
     ) -> Result<Self> {
+        if precision == Precision::F32 {
+            return Self::pack_int_blocks_for(isa, GgmlDType::Q8_0, blocks, n, k);
+        }
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let q8 = Q8Blocks::new(blocks, n, k)?;
-        let steps = k / amx::STEP;
-        if precision == Precision::F32 {
-            let layout = Layout::of(isa, Precision::F32);
-            let values = pack_panels(n, k, layout, |c, kk| q8.value(c, kk));
-            let scales = pack_panels(n, steps, layout, |c, j| q8.scale(c, j));
-            return Ok(PackedMatrix {
-                n,
-                k,
-                kp: k,
-                isa,
-                layout,
-                panels: Panels::Q8 {
-                    values,
-                    scales: Q8Scales::Columns(scales),
-                },
-            });
-        }
         let layout = Layout::of(isa, Precision::Bf16);
         let panels = match layout.order {
             Order::Tiles => pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row)),
@@ -370,6 +391,68 @@ impl PackedMatrix {
             isa,
             layout,
             panels: Panels::Bf16(panels),
+        })
+    }
+
+    /// Packs a row-major `[n, k]` weight of GGUF blocks of type `dtype` that [`IntBlocks`]
+    /// reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K; `blocks` the tensor's bytes, row after row)
+    /// for f32 products on the active kernel path, without an f32 copy of it: as its int8
+    /// values and group scales (and offsets), whose products equal [`PackedMatrix::pack`]'s of
+    /// the weight candle dequantizes it to, bit for bit, from a quarter of the bytes or less.
+    pub fn pack_int_blocks(dtype: GgmlDType, blocks: &[u8], n: usize, k: usize) -> Result<Self> {
+        Self::pack_int_blocks_for(cpu::active()?, dtype, blocks, n, k)
+    }
+
+    /// Like [`PackedMatrix::pack_int_blocks`], for kernel path `isa`.
+    pub fn pack_int_blocks_for(
+        isa: Isa,
+        dtype: GgmlDType,
+        blocks: &[u8],
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
+        let blocks = IntBlocks::new(dtype, blocks, n, k)?;
+        let layout = Layout::of(isa, Precision::F32);
+        let (nr, group) = (layout.nr, blocks.group());
+        let groups = k / group;
+        let panels = n.div_ceil(nr);
+        let mut values = vec![0i8; panels * nr * k];
+        advise_huge_pages(&mut values);
+        // Offsets are gathered for every type and kept for those that have them.
+        let mut scales = vec![0f32; panels * nr * groups];
+        let mut offsets = vec![0f32; scales.len()];
+        values
+            .par_chunks_mut(nr * k)
+            .zip(scales.par_chunks_mut(nr * groups))
+            .zip(offsets.par_chunks_mut(nr * groups))
+            .enumerate()
+            .for_each(|(p, ((panel, panel_scales), panel_offsets))| {
+                let (mut v, mut sc, mut off) =
+                    (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
+                for c in 0..nr.min(n - p * nr) {
+                    blocks.decode_row(p * nr + c, &mut v, &mut sc, &mut off);
+                    for (kk, &v) in v.iter().enumerate() {
+                        panel[layout.index(c, kk)] = v;
+                    }
+                    for g in 0..groups {
+                        panel_scales[g * nr + c] = sc[g];
+                        panel_offsets[g * nr + c] = off[g];
+                    }
+                }
+            });
+        let scales = BlockScales::Columns {
+            scales,
+            offsets: blocks.has_offsets().then_some(offsets),
+            group,
+        };
+        Ok(PackedMatrix {
+            n,
+            k,
+            kp: k,
+            isa,
+            layout,
+            panels: Panels::Int8 { values, scales },
         })
     }
 
@@ -407,14 +490,14 @@ impl PackedMatrix {
         let layout = Layout::of(isa, Precision::F32);
         let values = pack_panels(k, n, layout, |c, kk| q8.value(kk, c));
         let scales = (0..n * k / 32).map(|i| q8.scale(i / (k / 32), i % (k / 32)));
-        let scales = Q8Scales::Features(scales.collect());
+        let scales = BlockScales::Features(scales.collect());
         Ok(PackedMatrix {
             n: k,
             k: n,
             kp: n,
             isa,
             layout,
-            panels: Panels::Q8 { values, scales },
+            panels: Panels::Int8 { values, scales },
         })
     }
 
@@ -491,7 +574,7 @@ impl PackedMatrix {
     /// The arithmetic this matrix was packed for.
     pub fn precision(&self) -> Precision {
         match self.panels {
-            Panels::F32(_) | Panels::Q8 { .. } => Precision::F32,
+            Panels::F32(_) | Panels::Int8 { .. } => Precision::F32,
             Panels::Bf16(_) => Precision::Bf16,
         }
     }
@@ -507,8 +590,8 @@ impl PackedMatrix {
                 match &self.panels {
                     Panels::F32(d) => d[at],
                     Panels::Bf16(d) => half::bf16::from_bits(d[at]).to_f32(),
-                    Panels::Q8 { values, scales } => {
-                        f32::from(values[at]) * scales.at(col / nr, nr, (n, k), col % nr, kk)
+                    Panels::Int8 { values, scales } => {
+                        scales.weight(values[at], col / nr, nr, (n, k), col % nr, kk)
                     }
                 }
             })
@@ -601,8 +684,8 @@ impl PackedMatrix {
                 };
                 simd::run(self.isa, task)
             }),
-            Panels::Q8 { values, scales } => pool.execute_chunked(panels, |range| {
-                let task = Q8PanelRange {
+            Panels::Int8 { values, scales } => pool.execute_chunked(panels, |range| {
+                let task = Int8PanelRange {
                     a: self,
                     values,
                     scales,
@@ -985,21 +1068,21 @@ impl<W: Weight> Task for PanelRange<'_, W> {
     }
 }
 
-/// The panels `range` of a product by a [`Panels::Q8`] weight, as one task on the matrix's
+/// The panels `range` of a product by a [`Panels::Int8`] weight, as one task on the matrix's
 /// kernel path: each block of [`WIDEN_KC`] steps of a panel widened to f32 (in cache), then
 /// multiplied by every row as the f32 panels are, one FMA chain per output over the input
 /// features in order.
-struct Q8PanelRange<'a> {
+struct Int8PanelRange<'a> {
     a: &'a PackedMatrix,
     values: &'a [i8],
-    scales: &'a Q8Scales,
+    scales: &'a BlockScales,
     x: &'a [f32],
     m: usize,
     range: Range<usize>,
     out: Dest,
 }
 
-impl Task for Q8PanelRange<'_> {
+impl Task for Int8PanelRange<'_> {
     type Out = ();
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
@@ -1014,10 +1097,18 @@ impl Task for Q8PanelRange<'_> {
                     self.scales
                         .widen::<V>(p, (n, k), kb, values, &mut w[..steps * nr])
                 };
+                // The values read next follow these (the next block, or the next panel's
+                // first): the first row tile fetches a line of them per step, so that they
+                // come from memory while this block's products run (none where the
+                // prefetches would run past the values).
+                let end = (p * k + kb + steps) * nr;
+                let next =
+                    (end + steps * nr <= self.values.len()).then(|| self.values[end..].as_ptr());
                 for i0 in (0..self.m).step_by(MR) {
                     // SAFETY: the CPU runs `V` (caller); `w` holds this block's `steps × V::NR`
                     // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
-                    // `n` values; the panels of the range are handed to this call only.
+                    // `n` values; the panels of the range are handed to this call only; `next`
+                    // is valid for `steps × V::NR` values.
                     unsafe {
                         let t = Tile {
                             x: self.x.as_ptr().add(i0 * k + kb),
@@ -1033,8 +1124,8 @@ impl Task for Q8PanelRange<'_> {
                             } else {
                                 self.out.bias.add(p * nr)
                             },
-                            next: std::ptr::null(),
-                            next_stride: 0,
+                            next: next.filter(|_| i0 == 0).unwrap_or(std::ptr::null()),
+                            next_stride: nr,
                         };
                         tile_rows::<Widen<V, f32>>(&t, self.m - i0);
                     }
@@ -1049,7 +1140,7 @@ impl Task for Q8PanelRange<'_> {
 /// models have panels of megabytes).
 const KC: usize = 256;
 
-/// Steps per block of a [`Panels::Q8`] panel widened to f32: 32 KiB of f32 weights per
+/// Steps per block of a [`Panels::Int8`] panel widened to f32: 32 KiB of f32 weights per
 /// AVX-512 panel, which stay in the first-level cache while the row tiles pass (faster than
 /// [`KC`] steps at decoding's few dozen rows).
 const WIDEN_KC: usize = 128;
@@ -1642,6 +1733,36 @@ mod tests {
             let short = &blocks[1..];
             assert!(PackedMatrix::pack_q8_0_transposed_for(isa, short, n, k, precision).is_err());
         }
+    }
+
+    /// A weight of GGUF int8 blocks of every type read (offsets, groups of 16 and 32) packed
+    /// from its blocks is the matrix candle dequantizes it to, and multiplies to the same
+    /// bits, on every path; sizes that do not fit are refused.
+    #[test]
+    fn int_block_packs_equal_packs_of_the_dequantized_weight() {
+        use candle_core::quantized::QTensor;
+        use GgmlDType::*;
+        // Several blocks of widened steps, and a partial last panel.
+        let (n, k) = (70, 512);
+        let w = data(n * k, 37, 101, 64.0);
+        let t = candle_core::Tensor::from_vec(w, (n, k), &candle_core::Device::Cpu).unwrap();
+        let bias = data(n, 7, 13, 5.0);
+        for dtype in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q6K] {
+            let q = QTensor::quantize(&t, dtype).unwrap();
+            let blocks = q.data().unwrap();
+            let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
+            let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for isa in crate::cpu::available() {
+                let packed = PackedMatrix::pack_int_blocks_for(isa, dtype, &blocks, n, k).unwrap();
+                let plain = PackedMatrix::pack_for(isa, &dense, n, k, Precision::F32).unwrap();
+                let label = format!("{isa} {dtype:?}");
+                assert_same_products(&packed, &plain, k, Some(&bias), &label);
+                let short = &blocks[1..];
+                assert!(PackedMatrix::pack_int_blocks_for(isa, dtype, short, n, k).is_err());
+            }
+        }
+        let f16 = vec![0u8; 2 * n * k];
+        assert!(PackedMatrix::pack_int_blocks_for(Isa::Scalar, F16, &f16, n, k).is_err());
     }
 
     /// A transposed pack is the matrix of the transposed weight packed as it is, and

@@ -13,6 +13,7 @@
 pub mod amx;
 pub mod arch;
 pub mod attend;
+mod blocks;
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
+use crate::blocks::IntBlocks;
 use crate::kernels::{PackedMatrix, Precision};
 use crate::weights::Weight;
 
@@ -245,8 +246,14 @@ impl LoraLinear {
             return Ok(false);
         }
         let m = match &self.base {
-            // Q8_0 packs from its blocks, without an f32 copy of the weight (Gemma-3's tied
-            // LM head: 671 MB): in f32 as its int8 values, in bf16 rounded from them.
+            // Int8 blocks pack from their blocks in f32, without an f32 copy of the weight
+            // (Gemma-3's tied LM head: 671 MB), as their int8 values and scales.
+            Base::Quantized(_, q)
+                if precision == Precision::F32 && IntBlocks::supports(q.dtype()) =>
+            {
+                PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, self.out_dim, self.in_dim)?
+            }
+            // Q8_0 in bf16: rounded from its blocks.
             Base::Quantized(_, q)
                 if q.dtype() == candle_core::quantized::GgmlDType::Q8_0
                     && self.in_dim.is_multiple_of(32) =>
@@ -431,7 +438,7 @@ impl LoraLinear {
                 Some(panels) => panels.matmul_t(&x.to_dtype(DType::F32)?),
                 None => frozen_matmul_t(&x.to_dtype(w.dtype())?, w),
             },
-            // Exact: a Q8_0 weight on the CPU (kept by `LoadOptions::keep_q8_0`) multiplies as
+            // Exact: int8 blocks on the CPU (kept by `LoadOptions::keep_int_blocks`) multiply as
             // its dequantized f32 weight would, in training and in inference (a training
             // model's validation loss), never through QMatMul's rounded inputs.
             Base::Quantized(_, q) if train || exact_on_cpu(q) => {
@@ -486,7 +493,7 @@ impl LoraLinear {
             Precision::F32
         };
         let panels = Arc::new(match &self.base {
-            Base::Quantized(_, q) => {
+            Base::Quantized(_, q) if q.dtype() == candle_core::quantized::GgmlDType::Q8_0 => {
                 FrozenPanels::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
             }
             _ => FrozenPanels::pack(&self.dense_weight()?, precision)?,
@@ -557,10 +564,10 @@ impl PackedLora {
     }
 }
 
-/// Whether a quantized weight multiplies exactly, through its dequantized values: Q8_0 on
-/// the CPU, whose `int8 × scale` values f32 holds exactly.
+/// Whether a quantized weight multiplies exactly, through its dequantized values: int8
+/// blocks on the CPU ([`IntBlocks`]), whose `int8 × scale − offset` values f32 holds exactly.
 fn exact_on_cpu(q: &QTensor) -> bool {
-    q.dtype() == candle_core::quantized::GgmlDType::Q8_0 && q.device().is_cpu()
+    IntBlocks::supports(q.dtype()) && q.device().is_cpu()
 }
 
 /// A frozen f32 base weight packed for training, in f32 or bf16: `W` for the forward `x·Wᵀ`

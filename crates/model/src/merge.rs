@@ -31,7 +31,7 @@ pub fn save_merged(
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     let parts = load_parts(model, &opts)?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();

@@ -30,13 +30,15 @@ pub struct LoadOptions {
     /// kernel where the CPU has it. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
-    /// With `quantized: false` and f32 weights on the CPU: keep GGUF Q8_0 tensors (Gemma-3's
-    /// embedding table and tied LM head) quantized instead of dequantizing them, in a quarter
-    /// of the memory. Every use of them stays exact in f32: embedding rows are dequantized as
-    /// they are looked up, and the packed inference kernels ([`Model::pack_for_inference`])
-    /// and training's frozen weights multiply by the int8 values widened exactly; nothing
-    /// else may use such a model (candle's quantized matmul rounds its inputs).
-    pub keep_q8_0: bool,
+    /// With `quantized: false` and f32 weights on the CPU: keep GGUF tensors of int8 blocks
+    /// (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K: Gemma-3's embedding table and tied LM head, a
+    /// quantized model's projections) quantized instead of dequantizing them, in a quarter of
+    /// the memory or less. Every use of them stays exact in f32: embedding rows are
+    /// dequantized as they are looked up, the packed inference kernels
+    /// ([`Model::pack_for_inference`]) multiply by the int8 values widened exactly, and
+    /// training's frozen weights by them (Q8_0) or by the dequantized weight; nothing else
+    /// may use such a model (candle's quantized matmul rounds its inputs).
+    pub keep_int_blocks: bool,
 }
 
 impl Default for LoadOptions {
@@ -45,7 +47,7 @@ impl Default for LoadOptions {
             dtype: None,
             device: Device::Cpu,
             quantized: true,
-            keep_q8_0: false,
+            keep_int_blocks: false,
         }
     }
 }
@@ -107,7 +109,7 @@ fn gguf_mode(opts: &LoadOptions) -> crate::gguf::LoadMode {
     use crate::gguf::LoadMode;
     match keep(opts) {
         Keep::FastKernels => LoadMode::Quantized,
-        Keep::Q8_0 => LoadMode::F32KeepQ8_0,
+        Keep::IntBlocks => LoadMode::F32KeepIntBlocks,
         Keep::None => LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32)),
     }
 }
@@ -117,8 +119,8 @@ fn keep(opts: &LoadOptions) -> Keep {
     let f32_on_cpu = opts.dtype.unwrap_or(DType::F32) == DType::F32 && opts.device.is_cpu();
     if opts.quantized {
         Keep::FastKernels
-    } else if opts.keep_q8_0 && f32_on_cpu {
-        Keep::Q8_0
+    } else if opts.keep_int_blocks && f32_on_cpu {
+        Keep::IntBlocks
     } else {
         Keep::None
     }
@@ -605,8 +607,8 @@ fn pack_for_inference(arch: &mut dyn Architecture, precision: Precision) -> Resu
 enum Keep {
     /// Those with fast CPU kernels ([`LoadOptions::quantized`]).
     FastKernels,
-    /// Q8_0 only ([`LoadOptions::keep_q8_0`]).
-    Q8_0,
+    /// Int8 blocks ([`LoadOptions::keep_int_blocks`]).
+    IntBlocks,
     /// None.
     None,
 }
@@ -628,7 +630,9 @@ fn prepare_weights(w: WeightMap, keep: Keep, dtype: DType) -> Result<WeightMap> 
             {
                 Weight::Quantized(q)
             }
-            Weight::Quantized(q) if keep == Keep::Q8_0 && q.dtype() == G::Q8_0 => {
+            Weight::Quantized(q)
+                if keep == Keep::IntBlocks && crate::blocks::IntBlocks::supports(q.dtype()) =>
+            {
                 Weight::Quantized(q)
             }
             Weight::Quantized(q) => Weight::Dense(q.dequantize(&q.device())?.to_dtype(dtype)?),

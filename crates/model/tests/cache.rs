@@ -14,7 +14,7 @@ fn model(name: &str) -> Model {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     Model::load(&dir, &opts).unwrap()
 }

@@ -21,7 +21,7 @@ fn model_with_two_adapters(name: &str) -> Model {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
     m.pack_for_inference().unwrap();

@@ -21,7 +21,7 @@ fn load_err(dir: &Path) -> String {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     format!(
         "{:#}",

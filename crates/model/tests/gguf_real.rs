@@ -160,25 +160,34 @@ fn gemma3_quantized_mode_keeps_fast_types() {
     );
 }
 
-/// `keep_q8_0` (how `datm generate --dtype f32` loads a GGUF file) keeps the Q8_0 embedding
-/// table and tied LM head quantized, everything else dense f32, and a packed model loaded so
-/// gives the dequantized model's logits bit for bit, at every step.
+/// `keep_int_blocks` (how `datm generate --dtype f32` loads a GGUF file) keeps the Q8_0 embedding
+/// table and tied LM head and the Q5_0, Q4_K and Q6_K projections quantized, the norms dense
+/// f32, and a packed model loaded so gives the dequantized model's logits bit for bit, at
+/// every step.
 #[test]
-fn gemma3_f32_inference_with_q8_0_kept_equals_the_dequantized_model() {
+fn gemma3_f32_inference_with_int_blocks_kept_equals_the_dequantized_model() {
     let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
-    let kept = gguf::load(&path, LoadMode::F32KeepQ8_0, &Device::Cpu).unwrap();
+    let kept = gguf::load(&path, LoadMode::F32KeepIntBlocks, &Device::Cpu).unwrap();
     let weight = |name: &str, shape: &[usize]| kept.weights.get(name, shape).unwrap();
     let emb = weight("model.embed_tokens.weight", &[262144, 640]);
     assert!(matches!(emb, Weight::Quantized(_)));
-    let o = weight("model.layers.0.self_attn.o_proj.weight", &[640, 1024]);
+    for (name, shape) in [
+        ("model.layers.0.self_attn.q_proj.weight", [1024, 640]),
+        ("model.layers.0.self_attn.o_proj.weight", [640, 1024]),
+        ("model.layers.0.mlp.down_proj.weight", [640, 2048]),
+    ] {
+        let w = weight(name, &shape);
+        assert!(matches!(w, Weight::Quantized(_)), "{name} kept quantized");
+    }
+    let norm = weight("model.layers.0.input_layernorm.weight", &[640]);
     assert!(
-        matches!(o, Weight::Dense(ref t) if t.dtype() == DType::F32),
-        "Q4_K dequantized"
+        matches!(norm, Weight::Dense(ref t) if t.dtype() == DType::F32),
+        "norms dense"
     );
-    let load = |keep_q8_0| {
-        let mut m = load_f32(&path, keep_q8_0);
+    let load = |keep_int_blocks| {
+        let mut m = load_f32(&path, keep_int_blocks);
         m.pack_for_inference().unwrap();
         m
     };
@@ -194,13 +203,13 @@ fn gemma3_f32_inference_with_q8_0_kept_equals_the_dequantized_model() {
     }
 }
 
-/// The model at `path` in f32, GGUF Q8_0 tensors kept quantized or not.
-fn load_f32(path: &Path, keep_q8_0: bool) -> datm_model::Model {
+/// The model at `path` in f32, GGUF int8-block tensors kept quantized or not.
+fn load_f32(path: &Path, keep_int_blocks: bool) -> datm_model::Model {
     let opts = datm_model::LoadOptions {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0,
+        keep_int_blocks,
     };
     datm_model::Model::load(path, &opts).unwrap()
 }
@@ -211,18 +220,18 @@ fn argmax(row: &[f32]) -> u32 {
         .unwrap() as u32
 }
 
-/// Training a model loaded with `keep_q8_0` (as `datm train` loads a GGUF file: Gemma-3's Q8_0
-/// embedding table and tied LM head kept quantized) gives the dequantized model's loss and
+/// Training a model loaded with `keep_int_blocks` (as `datm train` loads a GGUF file: Gemma-3's Q8_0
+/// embedding table and tied LM head and its Q5_0, Q4_K and Q6_K projections kept quantized) gives the dequantized model's loss and
 /// LoRA gradients bit for bit, dropout included, and its inference-mode logits (a
 /// validation loss).
 #[test]
-fn gemma3_training_with_q8_0_kept_equals_the_dequantized_model() {
+fn gemma3_training_with_int_blocks_kept_equals_the_dequantized_model() {
     use datm_adapter::{LoraConfig, TargetModules};
     let Some(path) = datm_testkit::model_file("DATM_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
-    let run = |keep_q8_0| {
-        let mut m = load_f32(&path, keep_q8_0);
+    let run = |keep_int_blocks| {
+        let mut m = load_f32(&path, keep_int_blocks);
         let mut lora = LoraConfig::new(
             4,
             8.0,

@@ -289,7 +289,7 @@ fn gguf_models_give_hf_logits() {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     for model in ["tiny-llama", "tiny-gemma3"] {
         let loaded =

@@ -20,7 +20,7 @@ fn opts() -> LoadOptions {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     }
 }
 

@@ -27,7 +27,7 @@ fn load(name: &str, packed: bool) -> Model {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
     let adapter = Adapter::load(&fixtures().join(format!("{name}-lora"))).unwrap();

@@ -35,7 +35,7 @@ fn round_trip(name: &str) {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     let mut model = Model::load(&fixtures().join(name), &opts).unwrap();
     model.attach_adapter("rt", &adapter).unwrap();

@@ -20,7 +20,7 @@ fn load(file: &str, quantized: bool) -> Model {
             dtype,
             device: Device::Cpu,
             quantized,
-            keep_q8_0: false,
+            keep_int_blocks: false,
         },
     )
     .unwrap()

@@ -28,7 +28,7 @@ fn model() -> Model {
         dtype: Some(DType::F32),
         device: Device::Cpu,
         quantized: false,
-        keep_q8_0: false,
+        keep_int_blocks: false,
     };
     let mut m = Model::load(&fixtures().join("tiny-llama"), &opts).unwrap();
     let adapter = Adapter::load(&fixtures().join("tiny-llama-lora")).unwrap();

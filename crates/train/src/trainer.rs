@@ -100,7 +100,7 @@ pub fn load_model(path: &Path, precision: Precision, device: &str) -> Result<Mod
         dtype: Some(dtype),
         device,
         quantized: false,
-        keep_q8_0: true,
+        keep_int_blocks: true,
     };
     let mut model = Model::load(path, &opts)
         .with_context(|| format!("loading base model {}", path.display()))?;

@@ -116,7 +116,7 @@ pub fn load_as(
         &d.join("model"),
         &LoadOptions {
             quantized: false,
-            keep_q8_0: false,
+            keep_int_blocks: false,
             dtype: Some(dtype),
             ..Default::default()
         },
