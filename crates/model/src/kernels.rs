@@ -73,13 +73,26 @@ enum Panels {
 #[derive(Debug, Clone)]
 enum BlockScales {
     /// `[panel][k / group][NR]`: one scale (and offset) per column and `group` input features.
-    Columns {
-        scales: Vec<f32>,
-        offsets: Option<Vec<f32>>,
-        group: usize,
-    },
+    Columns(GroupScales),
     /// `[k][n / 32]`: one scale per input feature and 32 columns (`n` a multiple of 32).
     Features(Vec<f32>),
+}
+
+/// The scales (and offsets) of groups of `group` input features of each column, `[panel][k /
+/// group][NR]`.
+#[derive(Debug, Clone)]
+struct GroupScales {
+    scales: Vec<f32>,
+    offsets: Option<Vec<f32>>,
+    group: usize,
+}
+
+impl GroupScales {
+    /// Where the scale of input feature `j` of panel `p` (of `nr` columns, `k` features)
+    /// sits, for its first column.
+    fn row(&self, p: usize, nr: usize, k: usize, j: usize) -> usize {
+        (p * (k / self.group) + j / self.group) * nr
+    }
 }
 
 impl BlockScales {
@@ -94,14 +107,10 @@ impl BlockScales {
         j: usize,
     ) -> f32 {
         match self {
-            BlockScales::Columns {
-                scales,
-                offsets,
-                group,
-            } => {
-                let at = (p * (k / group) + j / group) * nr + c;
-                let w = f32::from(value) * scales[at];
-                offsets.as_ref().map_or(w, |o| w - o[at])
+            BlockScales::Columns(g) => {
+                let at = g.row(p, nr, k, j) + c;
+                let w = f32::from(value) * g.scales[at];
+                g.offsets.as_ref().map_or(w, |o| w - o[at])
             }
             BlockScales::Features(s) => f32::from(value) * s[j * (n / 32) + (p * nr + c) / 32],
         }
@@ -130,17 +139,13 @@ impl BlockScales {
         // `Features` register past the last column block takes scale 0: its values are 0).
         unsafe {
             match self {
-                BlockScales::Columns {
-                    scales,
-                    offsets,
-                    group,
-                } => {
+                BlockScales::Columns(g) => {
                     for (j, at) in steps.enumerate() {
-                        let row = (p * (k / group) + (j0 + j) / group) * nr;
-                        let s = scales.as_ptr().add(row);
+                        let row = g.row(p, nr, k, j0 + j);
+                        let s = g.scales.as_ptr().add(row);
                         for l in (0..nr).step_by(lanes) {
                             let w = V::load_i8(values.add(at + l)).mul(V::load(s.add(l)));
-                            let w = match offsets {
+                            let w = match &g.offsets {
                                 Some(o) => w.sub(V::load(o.as_ptr().add(row + l))),
                                 None => w,
                             };
@@ -441,11 +446,11 @@ impl PackedMatrix {
                     }
                 }
             });
-        let scales = BlockScales::Columns {
+        let scales = BlockScales::Columns(GroupScales {
             scales,
             offsets: blocks.has_offsets().then_some(offsets),
             group,
-        };
+        });
         Ok(PackedMatrix {
             n,
             k,
