@@ -224,9 +224,10 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    /// Keeps (and reorders, duplicates) rows by index. On the CPU the used positions are
-    /// gathered into the spare buffers, which then swap with the current ones: no allocation
-    /// and no copy of unused capacity at each beam-search step.
+    /// Keeps (and reorders, duplicates) rows by index. On the CPU, a selection of as many
+    /// rows as there are (a beam-search step) moves only the rows that change, in place;
+    /// another one gathers the used positions into the spare buffers, which then swap with
+    /// the current ones: no allocation and no copy of unused capacity at each step.
     fn select_rows(&mut self, idx: &[usize]) -> Result<()> {
         let Some((k, v)) = &self.kv else {
             return Ok(());
@@ -237,7 +238,13 @@ impl LayerCache {
             self.kv = Some((k.index_select(&ids, 0)?, v.index_select(&ids, 0)?));
             return Ok(());
         }
-        let (_, h, cap, d) = k.dims4()?;
+        let (rows, h, cap, d) = k.dims4()?;
+        if idx.len() == rows {
+            let op = MoveRows { idx, len: self.len };
+            k.inplace_op1(&op)?;
+            v.inplace_op1(&op)?;
+            return Ok(());
+        }
         let shape = (idx.len(), h, cap, d);
         let (sk, sv) = match self.spare.take() {
             Some((sk, sv)) if sk.dims4()? == shape => (sk, sv),
@@ -497,6 +504,72 @@ impl candle_core::InplaceOp2 for GatherRows<'_> {
             (CpuStorage::F16(o), CpuStorage::F16(i)) => self.copy(o, i, h, cap, d),
             (CpuStorage::F64(o), CpuStorage::F64(i)) => self.copy(o, i, h, cap, d),
             _ => candle_core::bail!("{}: unsupported or mixed dtypes", self.name()),
+        }
+        Ok(())
+    }
+}
+
+/// Row `t` of a cache buffer `[rows, heads, capacity, dim]` takes the first `len` positions
+/// of row `idx[t]`, in place (`idx` has one entry per row): only the rows that change are
+/// written, from the rows that stay or from copies of those that are overwritten first.
+struct MoveRows<'a> {
+    idx: &'a [usize],
+    len: usize,
+}
+
+impl MoveRows<'_> {
+    fn apply<T: Copy>(&self, buf: &mut [T], h: usize, cap: usize, d: usize) {
+        let row = h * cap * d;
+        let moved = |t: usize| self.idx[t] != t;
+        // Sources that are overwritten themselves, saved first (their used positions).
+        let mut saved: Vec<(usize, Vec<T>)> = Vec::new();
+        for t in (0..self.idx.len()).filter(|&t| moved(t)) {
+            let src = self.idx[t];
+            if moved(src) && !saved.iter().any(|(s, _)| *s == src) {
+                let copy = (0..h)
+                    .flat_map(|head| &buf[src * row + head * cap * d..][..self.len * d])
+                    .copied()
+                    .collect();
+                saved.push((src, copy));
+            }
+        }
+        for t in (0..self.idx.len()).filter(|&t| moved(t)) {
+            let src = self.idx[t];
+            for head in 0..h {
+                let to = t * row + head * cap * d;
+                match saved.iter().find(|(s, _)| *s == src) {
+                    Some((_, copy)) => buf[to..to + self.len * d]
+                        .copy_from_slice(&copy[head * self.len * d..][..self.len * d]),
+                    None => {
+                        let from = src * row + head * cap * d;
+                        buf.copy_within(from..from + self.len * d, to);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::InplaceOp1 for MoveRows<'_> {
+    fn name(&self) -> &'static str {
+        "kv-move-rows"
+    }
+
+    fn cpu_fwd(&self, buf: &mut CpuStorage, l: &candle_core::Layout) -> candle_core::Result<()> {
+        let (rows, h, cap, d) = l.shape().dims4()?;
+        if !(l.is_contiguous() && l.start_offset() == 0)
+            || self.idx.len() != rows
+            || self.idx.iter().any(|&i| i >= rows)
+            || self.len > cap
+        {
+            candle_core::bail!("{}: mismatched buffer {l:?}", self.name());
+        }
+        match buf {
+            CpuStorage::F32(b) => self.apply(b, h, cap, d),
+            CpuStorage::BF16(b) => self.apply(b, h, cap, d),
+            CpuStorage::F16(b) => self.apply(b, h, cap, d),
+            CpuStorage::F64(b) => self.apply(b, h, cap, d),
+            _ => candle_core::bail!("{}: unsupported dtype", self.name()),
         }
         Ok(())
     }
@@ -784,5 +857,47 @@ fn round_to(v: f64, dtype: DType) -> f64 {
         DType::BF16 => half::bf16::from_f64(v).to_f64(),
         DType::F16 => half::f16::from_f64(v).to_f64(),
         _ => v as f32 as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moving rows in place equals gathering them into a new buffer, for swaps, cycles,
+    /// duplicates and rows that stay, and leaves the unused capacity of the rows as it was.
+    #[test]
+    fn moving_rows_in_place_equals_a_gather() {
+        let (rows, h, cap, d, len) = (5, 2, 4, 3, 3);
+        let row = h * cap * d;
+        let buf: Vec<f32> = (0..rows * row).map(|i| i as f32).collect();
+        for idx in [
+            vec![0, 1, 2, 3, 4],
+            vec![1, 0, 2, 3, 4],
+            vec![1, 2, 0, 4, 3],
+            vec![0, 0, 1, 1, 4],
+            vec![3, 3, 3, 0, 2],
+            vec![4, 4, 4, 4, 4],
+        ] {
+            let mut moved = buf.clone();
+            MoveRows { idx: &idx, len }.apply(&mut moved, h, cap, d);
+            for (t, &src) in idx.iter().enumerate() {
+                for head in 0..h {
+                    for p in 0..cap {
+                        let at = |r: usize| r * row + (head * cap + p) * d;
+                        let want = if p < len {
+                            &buf[at(src)..][..d]
+                        } else {
+                            &buf[at(t)..][..d]
+                        };
+                        assert_eq!(
+                            &moved[at(t)..][..d],
+                            want,
+                            "{idx:?} row {t} head {head} pos {p}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
