@@ -89,38 +89,17 @@ impl Isa {
         false
     }
 
-    /// Whether a quantized model's weights are packed as bf16 by default on this path (half
-    /// the weight bytes of f32, the inputs rounded to bf16; AVX512-BF16's dot products where
-    /// the CPU has them, else widened to f32 as they load). Not on the AVX2 path of CPUs
-    /// whose vector units are 128 bits wide inside, where the widening costs more than the
-    /// bytes save (a Zen 1 EPYC decoded in 54 s with bf16 weights, 45 s with f32): they pack
-    /// f32. Decided by the CPU alone, never by timing, so a machine's outputs do not change
-    /// from run to run; the scalar and NEON paths give the same bits on every machine.
+    /// Whether a quantized model's weights are packed as bf16 by default on this path: only
+    /// on the AMX path, whose tiles multiply bf16 an order of magnitude faster than the
+    /// vector units (Gemma-3-270M decoding with beams in 5.7 s against 9.3 s in f32 on a Xeon
+    /// family 6 model 207). Every other path packs a quantized model as `--dtype f32` does,
+    /// int8 blocks widened exactly (fewer bytes per weight than bf16: the same decoding took
+    /// 14–16 s with AVX512-BF16 dot products against 10.5–10.9 s so on that Xeon's AVX-512
+    /// path, 18.0 s widened bf16 against 16.7 s on its AVX2 path). Decided by the path
+    /// alone, never by timing, so a machine's outputs do not change from run to run.
     pub fn packs_bf16_by_default(self) -> bool {
-        self != Isa::Avx2 || !half_width_vector_units()
+        self == Isa::Amx
     }
-}
-
-/// AMD CPUs before Zen 2 (families 15h and 17h below model 30h) split every 256-bit
-/// operation in two 128-bit halves.
-fn half_width_vector_units() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::__cpuid;
-        let (vendor, signature) = (__cpuid(0), __cpuid(1).eax);
-        let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
-        let family = ((signature >> 8) & 0xf) + ((signature >> 20) & 0xff);
-        let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
-        amd && splits_256_bit_ops(family, model)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// Whether an AMD CPU of this family and model is one of [`half_width_vector_units`].
-#[cfg(target_arch = "x86_64")]
-fn splits_256_bit_ops(family: u32, model: u32) -> bool {
-    family == 0x15 || (family == 0x17 && model < 0x30)
 }
 
 impl std::fmt::Display for Isa {
@@ -202,36 +181,11 @@ mod tests {
     }
 
     #[test]
-    fn only_the_avx2_path_of_half_width_cpus_packs_f32_by_default() {
-        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx512] {
-            assert!(isa.packs_bf16_by_default(), "{isa}");
+    fn only_the_amx_path_packs_bf16_by_default() {
+        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512] {
+            assert!(!isa.packs_bf16_by_default(), "{isa}");
         }
-        assert_eq!(
-            Isa::Avx2.packs_bf16_by_default(),
-            !half_width_vector_units()
-        );
-    }
-
-    /// CPUID's vendor, family and model as Linux reports them in `/proc/cpuinfo`.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    #[test]
-    fn half_width_detection_reads_cpuid_as_linux_does() {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
-        let field = |name: &str| {
-            let line = info.lines().find(|l| l.starts_with(name)).unwrap();
-            line.split(':').nth(1).unwrap().trim().to_string()
-        };
-        let (family, model): (u32, u32) = (
-            field("cpu family").parse().unwrap(),
-            field("model\t").parse().unwrap(),
-        );
-        let amd = field("vendor_id") == "AuthenticAMD";
-        let want = amd && splits_256_bit_ops(family, model);
-        assert_eq!(
-            half_width_vector_units(),
-            want,
-            "family {family:#x} model {model:#x}"
-        );
+        assert!(Isa::Amx.packs_bf16_by_default());
     }
 
     /// The AMX path runs exactly where Linux reports AMX-BF16, AMX-TILE and AVX512-BF16 (the

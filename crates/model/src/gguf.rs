@@ -39,8 +39,9 @@ pub enum LoadMode {
     /// Everything dequantized to dense tensors of this dtype (exact work, training).
     Dequantize(DType),
     /// Matrices whose GGUF type has a fast candle CPU kernel (Q4_0, Q8_0, Q2_K…Q8_K) stay
-    /// quantized for `QMatMul`; everything else (norms, F16/F32 tensors, types with only a
-    /// scalar kernel such as Q4_1 or Q5_0) is dequantized to dense f32.
+    /// quantized for `QMatMul`, and on the CPU those of int8 blocks too (Q4_1, Q5_0, which
+    /// the packed kernels read as they are); everything else (norms, F16/F32 tensors, other
+    /// types with only a scalar kernel) is dequantized to dense f32.
     Quantized,
     /// Everything dequantized to dense f32 but the matrices of int8 blocks (Q4_0, Q4_1,
     /// Q5_0, Q8_0, Q4_K, Q6_K), which stay quantized: for exact f32 inference and training,
@@ -317,7 +318,10 @@ fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Resul
     let keep_quantized = raw.rank() == 2
         && !matches!(fix, Fix::SubtractOne)
         && match mode {
-            LoadMode::Quantized => has_fast_kernel(raw.dtype()),
+            LoadMode::Quantized => {
+                has_fast_kernel(raw.dtype())
+                    || (device.is_cpu() && crate::blocks::IntBlocks::supports(raw.dtype()))
+            }
             LoadMode::F32KeepIntBlocks => crate::blocks::IntBlocks::supports(raw.dtype()),
             LoadMode::Dequantize(_) => false,
         };

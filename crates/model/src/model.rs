@@ -214,8 +214,8 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            // bf16 where the CPU runs it well (`Isa::packs_bf16_by_default`): half the
-            // weight bytes per step of `--dtype f32`.
+            // bf16 on the AMX path (`Isa::packs_bf16_by_default`), elsewhere f32 as
+            // `--dtype f32` packs it (int8 blocks widened exactly).
             let precision = if crate::cpu::active()?.packs_bf16_by_default() {
                 Precision::Bf16
             } else {
@@ -619,14 +619,16 @@ fn prepare_weights(w: WeightMap, keep: Keep, dtype: DType) -> Result<WeightMap> 
     let mut out = WeightMap::new(w.origin().to_string());
     for (n, weight) in w.into_weights() {
         let weight = match weight {
-            // Types with fast CPU kernels stay quantized; others (Q4_1, Q5_x, …) take
-            // candle's scalar path and are faster dequantized.
+            // Types with fast CPU kernels stay quantized, and on the CPU the int8 blocks the
+            // packed kernels read; others (Q5_1, …) take candle's scalar path and are faster
+            // dequantized.
             Weight::Quantized(q)
                 if keep == Keep::FastKernels
-                    && matches!(
+                    && (matches!(
                         q.dtype(),
                         G::Q4_0 | G::Q8_0 | G::Q2K | G::Q3K | G::Q4K | G::Q5K | G::Q6K | G::Q8K
-                    ) =>
+                    ) || (q.device().is_cpu()
+                        && crate::blocks::IntBlocks::supports(q.dtype()))) =>
             {
                 Weight::Quantized(q)
             }

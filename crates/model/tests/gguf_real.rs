@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 use datm_model::gguf::{self, LoadMode};
 use datm_model::weights::Weight;
@@ -128,7 +129,8 @@ fn gemma3_quantized_mode_keeps_fast_types() {
     assert_eq!(cfg["layer_types"][5], "full_attention");
     assert_eq!(cfg["layer_types"][4], "sliding_attention");
     assert_eq!(cfg["tie_word_embeddings"], true);
-    // Q8_0 embeddings and Q4_K/Q6_K matrices stay quantized; Q5_0 (scalar kernel) is dequantized.
+    // Q8_0 embeddings and Q4_K/Q6_K matrices stay quantized, and on the CPU the Q5_0 ones
+    // too (int8 blocks, which the packed kernels read as they are).
     let emb = model
         .weights
         .get("model.embed_tokens.weight", &[262144, 640])
@@ -138,7 +140,12 @@ fn gemma3_quantized_mode_keeps_fast_types() {
         .weights
         .get("model.layers.0.self_attn.q_proj.weight", &[1024, 640])
         .unwrap();
-    assert!(matches!(q, Weight::Dense(ref t) if t.dtype() == DType::F32));
+    assert!(matches!(q, Weight::Quantized(ref t) if t.dtype() == GgmlDType::Q5_0));
+    let norm = model
+        .weights
+        .get("model.layers.0.input_layernorm.weight", &[640])
+        .unwrap();
+    assert!(matches!(norm, Weight::Dense(ref t) if t.dtype() == DType::F32));
     let o = model
         .weights
         .get("model.layers.0.self_attn.o_proj.weight", &[640, 1024])
