@@ -25,9 +25,10 @@ pub struct LoadOptions {
     pub dtype: Option<DType>,
     /// Where the weights live.
     pub device: Device,
-    /// Inference-speed weights for quantized (GGUF) sources: k-quant/Q8_0 tensors stay
-    /// quantized and every linear layer and the LM head are re-stored for the AVX512-BF16
-    /// kernel where the CPU has it. These paths have no backward pass: for training, and for
+    /// Inference-speed weights for quantized (GGUF) sources: k-quant, Q8_0 and (on the CPU)
+    /// other int8-block tensors stay quantized and every linear layer and the LM head are
+    /// re-stored for the packed CPU kernels, in bf16 on the AMX path, else as `--dtype f32`
+    /// packs them. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
     /// With `quantized: false` and f32 weights on the CPU: keep GGUF tensors of int8 blocks
