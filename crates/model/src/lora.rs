@@ -471,7 +471,8 @@ impl LoraLinear {
 
     /// The base weight packed for training on the CPU's kernels (packed on the first call)
     /// in the layer's frozen precision (f32 where a size is odd, which bf16 cannot pack):
-    /// an f32 weight, or a Q8_0 one (in f32 as its int8 values); `None` where they do not
+    /// an f32 weight, or one of GGUF int8 blocks (in f32 as its int8 values: both products
+    /// for Q8_0, the forward one for the other types); `None` where they do not
     /// apply: other weights, weights off the CPU, or the CPU fast paths off
     /// ([`crate::fused::set_cpu_fast_paths`]).
     fn frozen_panels(&self) -> Result<Option<Arc<FrozenPanels>>> {
@@ -495,6 +496,9 @@ impl LoraLinear {
         let panels = Arc::new(match &self.base {
             Base::Quantized(_, q) if q.dtype() == candle_core::quantized::GgmlDType::Q8_0 => {
                 FrozenPanels::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
+            }
+            Base::Quantized(_, q) if precision == Precision::F32 => {
+                FrozenPanels::pack_int_blocks(q, &self.dense_weight()?)?
             }
             _ => FrozenPanels::pack(&self.dense_weight()?, precision)?,
         });
@@ -586,6 +590,18 @@ impl FrozenPanels {
         Ok(FrozenPanels {
             w: PackedMatrix::pack_q8_0(blocks, n, k, precision)?,
             wt: PackedMatrix::pack_q8_0_transposed(blocks, n, k, precision)?,
+        })
+    }
+
+    /// A weight of other GGUF int8 blocks in f32: the forward product from its int8 values,
+    /// the backward one from its dequantized weight `dense` (the same values).
+    fn pack_int_blocks(q: &QTensor, dense: &Tensor) -> Result<Self> {
+        let (n, k) = dense.dims2()?;
+        Ok(FrozenPanels {
+            w: PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, n, k)?,
+            wt: with_f32_data(dense, |data| {
+                PackedMatrix::pack_transposed(data, n, k, Precision::F32)
+            })?,
         })
     }
 

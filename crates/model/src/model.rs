@@ -36,9 +36,10 @@ pub struct LoadOptions {
     /// quantized model's projections) quantized instead of dequantizing them, in a quarter of
     /// the memory or less. Every use of them stays exact in f32: embedding rows are
     /// dequantized as they are looked up, the packed inference kernels
-    /// ([`Model::pack_for_inference`]) multiply by the int8 values widened exactly, and
-    /// training's frozen weights by them (Q8_0) or by the dequantized weight; nothing else
-    /// may use such a model (candle's quantized matmul rounds its inputs).
+    /// ([`Model::pack_for_inference`]) and training's frozen forward products multiply by the
+    /// int8 values widened exactly (the backward ones too for Q8_0, else by the dequantized
+    /// weight); nothing else may use such a model (candle's quantized matmul rounds its
+    /// inputs).
     pub keep_int_blocks: bool,
 }
 
