@@ -29,7 +29,8 @@ fn shape(dtype: GgmlDType) -> Option<(usize, usize, usize)> {
     })
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
+/// The little-endian f16 at byte `at` of `b`, widened to f32.
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
 

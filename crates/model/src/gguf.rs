@@ -27,6 +27,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value as Json};
 
+use crate::blocks::IntBlocks;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{Weight, WeightMap};
 
@@ -314,17 +315,22 @@ fn has_fast_kernel(dtype: GgmlDType) -> bool {
     matches!(dtype, Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
 }
 
+/// Whether a matrix of GGUF type `dtype` stays quantized under `mode` (`on_cpu`: it lives
+/// on the CPU): with [`LoadMode::Quantized`] the types with fast candle kernels and, on the
+/// CPU, the int8 blocks the packed kernels read; with [`LoadMode::F32KeepIntBlocks`] the
+/// int8 blocks.
+pub(crate) fn stays_quantized(mode: LoadMode, dtype: GgmlDType, on_cpu: bool) -> bool {
+    match mode {
+        LoadMode::Quantized => has_fast_kernel(dtype) || (on_cpu && IntBlocks::supports(dtype)),
+        LoadMode::F32KeepIntBlocks => IntBlocks::supports(dtype),
+        LoadMode::Dequantize(_) => false,
+    }
+}
+
 fn materialise(raw: QTensor, fix: Fix, mode: LoadMode, device: &Device) -> Result<Weight> {
     let keep_quantized = raw.rank() == 2
         && !matches!(fix, Fix::SubtractOne)
-        && match mode {
-            LoadMode::Quantized => {
-                has_fast_kernel(raw.dtype())
-                    || (device.is_cpu() && crate::blocks::IntBlocks::supports(raw.dtype()))
-            }
-            LoadMode::F32KeepIntBlocks => crate::blocks::IntBlocks::supports(raw.dtype()),
-            LoadMode::Dequantize(_) => false,
-        };
+        && stays_quantized(mode, raw.dtype(), device.is_cpu());
     if keep_quantized {
         let q = match fix {
             Fix::UnpermuteRows(n_head) => permute_quantized_rows(&raw, n_head)?,

@@ -34,7 +34,7 @@ use candle_core::quantized::GgmlDType;
 use rayon::prelude::*;
 
 use crate::amx;
-use crate::blocks::IntBlocks;
+use crate::blocks::{f16_at, IntBlocks};
 use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
 
@@ -261,18 +261,9 @@ struct Q8Blocks<'a> {
 }
 
 impl<'a> Q8Blocks<'a> {
-    /// Checks the size of `blocks` for a non-empty `[n, k]` weight.
+    /// Checks the size of `blocks` for a non-empty `[n, k]` weight ([`IntBlocks::new`]).
     fn new(blocks: &'a [u8], n: usize, k: usize) -> Result<Self> {
-        ensure!(
-            n > 0 && k > 0 && k.is_multiple_of(32),
-            "a Q8_0 weight needs whole blocks of 32 inputs, got {n}×{k}"
-        );
-        ensure!(
-            blocks.len() == n * k / 32 * Q8_0_BLOCK,
-            "Q8_0 weight has {} bytes, expected {} for {n}×{k}",
-            blocks.len(),
-            n * k / 32 * Q8_0_BLOCK
-        );
+        IntBlocks::new(GgmlDType::Q8_0, blocks, n, k)?;
         Ok(Q8Blocks {
             blocks,
             per_row: k / 32,
@@ -295,7 +286,7 @@ impl<'a> Q8Blocks<'a> {
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let row = &self.blocks[r * self.per_row * Q8_0_BLOCK..][..self.per_row * Q8_0_BLOCK];
         for (block, out) in row.chunks_exact(Q8_0_BLOCK).zip(out.chunks_exact_mut(32)) {
-            let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let d = f16_at(block, 0);
             for (o, &q) in out.iter_mut().zip(&block[2..]) {
                 *o = f32::from(q as i8) * d;
             }
@@ -304,8 +295,7 @@ impl<'a> Q8Blocks<'a> {
 
     /// The scale of row `r`, block `j` (its f16, widened).
     fn scale(&self, r: usize, j: usize) -> f32 {
-        let at = (r * self.per_row + j) * Q8_0_BLOCK;
-        half::f16::from_le_bytes([self.blocks[at], self.blocks[at + 1]]).to_f32()
+        f16_at(self.blocks, (r * self.per_row + j) * Q8_0_BLOCK)
     }
 }
 

@@ -107,24 +107,17 @@ fn is_gguf_file(path: &Path) -> bool {
 }
 
 /// How [`crate::gguf`] loads the weights for `opts`.
+/// Which quantized tensors a load with `opts` keeps quantized
+/// ([`crate::gguf::stays_quantized`]).
 fn gguf_mode(opts: &LoadOptions) -> crate::gguf::LoadMode {
     use crate::gguf::LoadMode;
-    match keep(opts) {
-        Keep::FastKernels => LoadMode::Quantized,
-        Keep::IntBlocks => LoadMode::F32KeepIntBlocks,
-        Keep::None => LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32)),
-    }
-}
-
-/// Which quantized tensors a load with `opts` keeps quantized.
-fn keep(opts: &LoadOptions) -> Keep {
     let f32_on_cpu = opts.dtype.unwrap_or(DType::F32) == DType::F32 && opts.device.is_cpu();
     if opts.quantized {
-        Keep::FastKernels
+        LoadMode::Quantized
     } else if opts.keep_int_blocks && f32_on_cpu {
-        Keep::IntBlocks
+        LoadMode::F32KeepIntBlocks
     } else {
-        Keep::None
+        LoadMode::Dequantize(opts.dtype.unwrap_or(DType::F32))
     }
 }
 
@@ -212,7 +205,7 @@ impl Model {
         crate::cpu::active()?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let from_quantized = parts.weights.has_quantized();
-        let weights = prepare_weights(parts.weights, keep(opts), dtype)?;
+        let weights = prepare_weights(parts.weights, gguf_mode(opts), dtype)?;
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
@@ -604,38 +597,14 @@ fn pack_for_inference(arch: &mut dyn Architecture, precision: Precision) -> Resu
     Ok(())
 }
 
-/// Which GGUF tensors [`prepare_weights`] keeps quantized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    /// Those with fast CPU kernels ([`LoadOptions::quantized`]).
-    FastKernels,
-    /// Int8 blocks ([`LoadOptions::keep_int_blocks`]).
-    IntBlocks,
-    /// None.
-    None,
-}
-
-/// Dequantizes what should not stay quantized and casts dense weights to `dtype`.
-fn prepare_weights(w: WeightMap, keep: Keep, dtype: DType) -> Result<WeightMap> {
-    use candle_core::quantized::GgmlDType as G;
+/// Dequantizes what should not stay quantized under `mode` ([`crate::gguf::stays_quantized`])
+/// and casts dense weights to `dtype`.
+fn prepare_weights(w: WeightMap, mode: crate::gguf::LoadMode, dtype: DType) -> Result<WeightMap> {
     let mut out = WeightMap::new(w.origin().to_string());
     for (n, weight) in w.into_weights() {
         let weight = match weight {
-            // Types with fast CPU kernels stay quantized, and on the CPU the int8 blocks the
-            // packed kernels read; others (Q5_1, …) take candle's scalar path and are faster
-            // dequantized.
             Weight::Quantized(q)
-                if keep == Keep::FastKernels
-                    && (matches!(
-                        q.dtype(),
-                        G::Q4_0 | G::Q8_0 | G::Q2K | G::Q3K | G::Q4K | G::Q5K | G::Q6K | G::Q8K
-                    ) || (q.device().is_cpu()
-                        && crate::blocks::IntBlocks::supports(q.dtype()))) =>
-            {
-                Weight::Quantized(q)
-            }
-            Weight::Quantized(q)
-                if keep == Keep::IntBlocks && crate::blocks::IntBlocks::supports(q.dtype()) =>
+                if crate::gguf::stays_quantized(mode, q.dtype(), q.device().is_cpu()) =>
             {
                 Weight::Quantized(q)
             }
