@@ -33,6 +33,7 @@ use anyhow::{ensure, Result};
 use candle_core::quantized::GgmlDType;
 use rayon::prelude::*;
 
+use crate::aligned::Aligned;
 use crate::amx;
 use crate::blocks::{f16_at, IntBlocks};
 use crate::cpu::{self, Isa};
@@ -53,16 +54,16 @@ pub enum Precision {
 #[derive(Debug, Clone)]
 enum Panels {
     /// `[panel][k][NR]`.
-    F32(Vec<f32>),
+    F32(Aligned<f32>),
     /// `[panel][k][NR]`, or with `vdpbf16ps` `[panel][k / 2][NR][2]` (each 32-bit lane holds
     /// two consecutive input features).
-    Bf16(Vec<u16>),
+    Bf16(Aligned<u16>),
     /// A GGUF weight of int8 blocks ([`IntBlocks`]) in f32 panels kept as its int8 values
     /// `[panel][k][NR]` and group scales (and offsets): each weight is `value × scale −
     /// offset` exactly, widened to f32 a block of a panel at a time as the product runs (a
     /// quarter of the f32 panels' memory or less).
     Int8 {
-        values: Vec<i8>,
+        values: Aligned<i8>,
         scales: BlockScales,
     },
 }
@@ -412,7 +413,7 @@ impl PackedMatrix {
         let (nr, group) = (layout.nr, blocks.group());
         let groups = k / group;
         let panels = n.div_ceil(nr);
-        let mut values = vec![0i8; panels * nr * k];
+        let mut values = Aligned::<i8>::zeroed(panels * nr * k);
         advise_huge_pages(&mut values);
         // Offsets are gathered for every type and kept for those that have them.
         let mut scales = vec![0f32; panels * nr * groups];
@@ -742,7 +743,7 @@ impl PackedMatrix {
         #[cfg(target_arch = "x86_64")]
         {
             let (k, kp) = (self.k, self.kp);
-            let mut xb = vec![0u32; m.next_multiple_of(amx::TILE_ROWS) * kp / 2];
+            let mut xb = Aligned::<u32>::zeroed(m.next_multiple_of(amx::TILE_ROWS) * kp / 2);
             for (row, words) in x.chunks_exact(k).zip(xb.chunks_exact_mut(kp / 2)) {
                 pairs_bf16_into(row, &mut words[..k / 2]);
             }
@@ -1082,7 +1083,7 @@ impl Task for Int8PanelRange<'_> {
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
         let (n, k, nr) = (self.a.n, self.a.k, V::NR);
-        let mut w = vec![0f32; nr * WIDEN_KC];
+        let mut w = Aligned::<f32>::zeroed(nr * WIDEN_KC);
         for p in self.range {
             for kb in (0..k).step_by(WIDEN_KC) {
                 let steps = WIDEN_KC.min(k - kb);
@@ -1243,14 +1244,14 @@ impl<V: Vector, W: Weight> Arith for Widen<V, W> {
 
 /// The panels of an `[n, k]` operand whose column `c`, feature `kk` is `at(c, kk)`, missing
 /// columns of the last panel zero.
-fn pack_panels<T: Copy + Default + Send>(
+fn pack_panels<T: bytemuck::Pod + Send>(
     n: usize,
     k: usize,
     layout: Layout,
     at: impl Fn(usize, usize) -> T + Sync,
-) -> Vec<T> {
+) -> Aligned<T> {
     let nr = layout.nr;
-    let mut out = vec![T::default(); n.div_ceil(nr) * nr * k];
+    let mut out = Aligned::<T>::zeroed(n.div_ceil(nr) * nr * k);
     advise_huge_pages(&mut out);
     out.par_chunks_mut(nr * k)
         .enumerate()
@@ -1262,8 +1263,13 @@ fn pack_panels<T: Copy + Default + Send>(
 /// column (zero past `k`); `row(c, buf)` writes weight row `c` into `buf` (`k` values). Each
 /// row is rounded as a vector of pairs, whose 32-bit words go to their places in the
 /// panel's tiles.
-fn pack_tiles(n: usize, k: usize, kp: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<u16> {
-    let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * kp];
+fn pack_tiles(
+    n: usize,
+    k: usize,
+    kp: usize,
+    row: impl Fn(usize, &mut [f32]) + Sync,
+) -> Aligned<u16> {
+    let mut out = Aligned::<u16>::zeroed(n.div_ceil(amx::NR) * amx::NR * kp);
     advise_huge_pages(&mut out);
     out.par_chunks_mut(amx::NR * kp)
         .enumerate()
@@ -1291,8 +1297,8 @@ fn pack_tiles_by_feature(
     k: usize,
     kp: usize,
     feature: impl Fn(usize, usize, &mut [f32]) + Sync,
-) -> Vec<u16> {
-    let mut out = vec![0u16; n.div_ceil(amx::NR) * amx::NR * kp];
+) -> Aligned<u16> {
+    let mut out = Aligned::<u16>::zeroed(n.div_ceil(amx::NR) * amx::NR * kp);
     advise_huge_pages(&mut out);
     out.par_chunks_mut(amx::NR * kp)
         .enumerate()

@@ -10,6 +10,7 @@
 //!   interface; every op on that path has a backward pass.
 //! - [`merge::save_merged`] folds an adapter into the base weights and writes an HF directory.
 
+mod aligned;
 pub mod amx;
 pub mod arch;
 pub mod attend;
