@@ -526,10 +526,10 @@ impl MoveRows<'_> {
         for t in (0..self.idx.len()).filter(|&t| moved(t)) {
             let src = self.idx[t];
             if moved(src) && !saved.iter().any(|(s, _)| *s == src) {
-                let copy = (0..h)
-                    .flat_map(|head| &buf[src * row + head * cap * d..][..self.len * d])
-                    .copied()
-                    .collect();
+                let mut copy = Vec::with_capacity(h * self.len * d);
+                for head in 0..h {
+                    copy.extend_from_slice(&buf[src * row + head * cap * d..][..self.len * d]);
+                }
                 saved.push((src, copy));
             }
         }
