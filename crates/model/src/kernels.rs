@@ -83,8 +83,8 @@ enum BlockScales {
 /// group][NR]`.
 #[derive(Debug, Clone)]
 struct GroupScales {
-    scales: Vec<f32>,
-    offsets: Option<Vec<f32>>,
+    scales: Aligned<f32>,
+    offsets: Option<Aligned<f32>>,
     group: usize,
 }
 
@@ -416,8 +416,8 @@ impl PackedMatrix {
         let mut values = Aligned::<i8>::zeroed(panels * nr * k);
         advise_huge_pages(&mut values);
         // Offsets are gathered for every type and kept for those that have them.
-        let mut scales = vec![0f32; panels * nr * groups];
-        let mut offsets = vec![0f32; scales.len()];
+        let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
+        let mut offsets = Aligned::<f32>::zeroed(scales.len());
         values
             .par_chunks_mut(nr * k)
             .zip(scales.par_chunks_mut(nr * groups))

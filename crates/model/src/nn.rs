@@ -535,9 +535,10 @@ impl MoveRows<'_> {
         }
         for t in (0..self.idx.len()).filter(|&t| moved(t)) {
             let src = self.idx[t];
+            let copy = saved.iter().find(|(s, _)| *s == src);
             for head in 0..h {
                 let to = t * row + head * cap * d;
-                match saved.iter().find(|(s, _)| *s == src) {
+                match copy {
                     Some((_, copy)) => buf[to..to + self.len * d]
                         .copy_from_slice(&copy[head * self.len * d..][..self.len * d]),
                     None => {
