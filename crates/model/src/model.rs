@@ -106,8 +106,7 @@ fn is_gguf_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gguf") && path.is_file()
 }
 
-/// How [`crate::gguf`] loads the weights for `opts`.
-/// Which quantized tensors a load with `opts` keeps quantized
+/// How [`crate::gguf`] loads the weights for `opts`: which quantized tensors stay quantized
 /// ([`crate::gguf::stays_quantized`]).
 fn gguf_mode(opts: &LoadOptions) -> crate::gguf::LoadMode {
     use crate::gguf::LoadMode;
