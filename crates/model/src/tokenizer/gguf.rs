@@ -233,7 +233,7 @@ fn bpe(tokens: &[String], merges: Vec<(String, String)>, spm: bool) -> Result<BP
 }
 
 /// Token → id, later duplicates winning.
-fn token_ids(tokens: &[String]) -> HashMap<String, u32> {
+fn token_ids(tokens: &[String]) -> merges::TokenIds {
     tokens
         .iter()
         .enumerate()
@@ -244,11 +244,11 @@ fn token_ids(tokens: &[String]) -> HashMap<String, u32> {
 /// Distinct tokens in first-seen order with the score of their last occurrence (a Python dict
 /// built from the token list).
 fn scored_tokens(tokens: &[String], score: impl Fn(usize) -> f64) -> Vec<(String, f64)> {
-    let mut last: HashMap<&str, usize> = HashMap::new();
+    let mut last: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     for (i, t) in tokens.iter().enumerate() {
         last.insert(t, i);
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     tokens
         .iter()
         .filter(|t| seen.insert(t.as_str()))

@@ -1,7 +1,5 @@
 //! BPE merges implied by a vocabulary (GGUF SentencePiece files carry scores, not merges).
 
-use std::collections::HashMap;
-
 /// The merges a vocabulary implies, best first, exactly as HF transformers'
 /// `generate_merges(vocab, vocab_scores)` orders them: every split of every scored token into two
 /// vocabulary pieces (within a token ordered by the pieces' ids), then a stable sort by descending
@@ -9,10 +7,7 @@ use std::collections::HashMap;
 ///
 /// `vocab` maps tokens to ids; `scored` lists the tokens to split, in vocabulary order, with their
 /// scores.
-pub(crate) fn from_scores(
-    vocab: &HashMap<String, u32>,
-    scored: &[(String, f64)],
-) -> Vec<(String, String)> {
+pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(String, f64)]) -> Vec<(String, String)> {
     struct Merge<'a> {
         left: &'a str,
         right: &'a str,
@@ -21,25 +16,30 @@ pub(crate) fn from_scores(
         right_len: usize,
     }
     let mut merges = Vec::new();
+    let mut local: Vec<(u32, u32, Merge)> = Vec::new();
     for (token, score) in scored {
-        let mut local: Vec<(u32, u32, Merge)> = token
-            .char_indices()
-            .skip(1)
-            .filter_map(|(at, _)| {
-                let (left, right) = token.split_at(at);
-                let (l, r) = (vocab.get(left)?, vocab.get(right)?);
-                let merge = Merge {
-                    left,
-                    right,
-                    score: *score,
-                    left_len: left.chars().count(),
-                    right_len: right.chars().count(),
-                };
-                Some((*l, *r, merge))
-            })
-            .collect();
+        let chars = token.chars().count();
+        local.clear();
+        local.extend(
+            token
+                .char_indices()
+                .enumerate()
+                .skip(1)
+                .filter_map(|(left_len, (at, _))| {
+                    let (left, right) = token.split_at(at);
+                    let (l, r) = (vocab.get(left)?, vocab.get(right)?);
+                    let merge = Merge {
+                        left,
+                        right,
+                        score: *score,
+                        left_len,
+                        right_len: chars - left_len,
+                    };
+                    Some((*l, *r, merge))
+                }),
+        );
         local.sort_by_key(|(l, r, _)| (*l, *r));
-        merges.extend(local.into_iter().map(|(_, _, m)| m));
+        merges.extend(local.drain(..).map(|(_, _, m)| m));
     }
     merges.sort_by(|a, b| {
         b.score
@@ -53,6 +53,10 @@ pub(crate) fn from_scores(
         .collect()
 }
 
+/// Token → id, with a fast (not DoS-resistant) hash: a vocabulary has a quarter of a million
+/// tokens, and deriving merges looks up every split of each.
+pub(crate) type TokenIds = foldhash::HashMap<String, u32>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,7 +64,7 @@ mod tests {
     #[test]
     fn orders_by_score_then_lengths() {
         let tokens = ["a", "b", "c", "ab", "bc", "abc"];
-        let vocab: HashMap<String, u32> = tokens
+        let vocab: TokenIds = tokens
             .iter()
             .enumerate()
             .map(|(i, t)| (t.to_string(), i as u32))
