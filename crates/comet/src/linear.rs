@@ -4,7 +4,8 @@
 
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
-use datm_model::kernels::{PackedMatrix, Precision};
+use datm_model::kernels::{Activation, PackedMatrix, Precision};
+use datm_model::vmath;
 use std::collections::HashMap;
 
 use crate::xlmr::take;
@@ -92,7 +93,7 @@ impl Linear {
                 let (m, _) = x.dims2()?;
                 let xs = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
                 let mut y = vec![0f32; m * self.n()];
-                self.forward_into(&xs, m, &mut y)?;
+                self.forward_into(&xs, m, Activation::Identity, &mut y)?;
                 Ok(Tensor::from_vec(y, (m, self.n()), x.device())?)
             }
             Linear::Plain { w, b } => {
@@ -105,28 +106,45 @@ impl Linear {
         }
     }
 
-    /// Row-major `x` (`m` rows) into `out` (`[m, n]`, overwritten), on the CPU.
-    pub fn forward_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    /// `act` of row-major `x` (`m` rows) through the layer into `out` (`[m, n]`,
+    /// overwritten), on the CPU; with packed weights the activation runs as the kernel
+    /// stores its tiles.
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        m: usize,
+        act: Activation,
+        out: &mut [f32],
+    ) -> Result<()> {
         match self {
-            Linear::Packed { w, b } => w.matmul_t_bias_into(x, m, b, out),
+            Linear::Packed { w, b } => w.matmul_t_bias_into(x, m, b, act, out),
             Linear::Plain { .. } => {
-                ensure!(
-                    m > 0 && x.len().is_multiple_of(m),
-                    "{} inputs for {m} rows",
-                    x.len()
-                );
-                let x = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
-                let y = self.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
-                ensure!(
-                    y.len() == out.len(),
-                    "{} outputs for {}",
-                    y.len(),
-                    out.len()
-                );
-                out.copy_from_slice(&y);
+                self.forward_plain_into(x, m, out)?;
+                if act == Activation::GeluErf {
+                    vmath::gelu_erf(out);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// [`Linear::forward_into`] through candle.
+    fn forward_plain_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+        ensure!(
+            m > 0 && x.len().is_multiple_of(m),
+            "{} inputs for {m} rows",
+            x.len()
+        );
+        let x = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
+        let y = self.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        ensure!(
+            y.len() == out.len(),
+            "{} outputs for {}",
+            y.len(),
+            out.len()
+        );
+        out.copy_from_slice(&y);
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 
 use datm_model::attend::attend_packed;
+use datm_model::kernels::Activation::{GeluErf, Identity};
 use datm_model::pool::par_chunks;
 use datm_model::vmath;
 
@@ -290,13 +291,12 @@ impl Xlmr {
         let (mut a, mut up) = (vec![0f32; m * h], vec![0f32; m * ff]);
         let scale = 1.0 / ((h / heads) as f32).sqrt();
         for (i, l) in self.layers.iter().take(last).enumerate() {
-            l.qkv.forward_into(&x, m, &mut qkv)?;
+            l.qkv.forward_into(&x, m, Identity, &mut qkv)?;
             attend_packed(&qkv, &lens, (heads, h / heads), scale, &mut ctx)?;
-            l.attn_out.forward_into(&ctx, m, &mut a)?;
+            l.attn_out.forward_into(&ctx, m, Identity, &mut a)?;
             l.attn_norm.rows(&mut a, Some(&x));
-            l.up.forward_into(&a, m, &mut up)?;
-            par_chunks(&mut up, ff, |_, row| vmath::gelu_erf(row));
-            l.down.forward_into(&up, m, &mut x)?;
+            l.up.forward_into(&a, m, GeluErf, &mut up)?;
+            l.down.forward_into(&up, m, Identity, &mut x)?;
             l.out_norm.rows(&mut x, Some(&a));
             visit(i + 1, &x)?;
         }

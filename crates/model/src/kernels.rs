@@ -38,6 +38,16 @@ use crate::amx;
 use crate::blocks::{f16_at, IntBlocks};
 use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
+use crate::vmath;
+
+/// What follows a product with a bias ([`PackedMatrix::matmul_t_bias_into`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing: the sums plus the bias.
+    Identity,
+    /// GELU with the exact erf ([`crate::vmath::gelu_erf`]).
+    GeluErf,
+}
 
 /// Input rows per register tile.
 pub const MR: usize = 6;
@@ -604,7 +614,7 @@ impl PackedMatrix {
     pub fn matmul_t(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let len = m * self.n;
         let mut out = Vec::with_capacity(len);
-        self.product(x, m, None, &mut out.spare_capacity_mut()[..len])?;
+        self.product(x, m, None, false, &mut out.spare_capacity_mut()[..len])?;
         // SAFETY: `product` succeeded, so it stored all `m × n` outputs.
         unsafe { out.set_len(len) };
         Ok(out)
@@ -613,17 +623,20 @@ impl PackedMatrix {
     /// Like [`PackedMatrix::matmul_t`], writing into `out` (`[m, n]`, overwritten): a
     /// buffer reused across calls spares the kernel the page faults of a fresh one.
     pub fn matmul_t_into(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
-        self.product(x, m, None, as_uninit(out))
+        self.product(x, m, None, false, as_uninit(out))
     }
 
-    /// `x · wᵀ + bias` (`bias`: `n` values added to every row) into `out` like
+    /// `act(x · wᵀ + bias)` (`bias`: `n` values added to every row) into `out` like
     /// [`PackedMatrix::matmul_t_into`]: each output is the FMA chain of `matmul_t` plus its
-    /// bias, added as the tile is stored.
+    /// bias, added as the tile is stored; the activation follows on each tile right after
+    /// it is stored, while it is in cache (the bits of the activation afterwards, without
+    /// another pass over the output).
     pub fn matmul_t_bias_into(
         &self,
         x: &[f32],
         m: usize,
         bias: &[f32],
+        act: Activation,
         out: &mut [f32],
     ) -> Result<()> {
         ensure!(
@@ -632,7 +645,7 @@ impl PackedMatrix {
             bias.len(),
             self.n
         );
-        self.product(x, m, Some(bias), as_uninit(out))
+        self.product(x, m, Some(bias), act == Activation::GeluErf, as_uninit(out))
     }
 
     /// The product behind [`PackedMatrix::matmul_t`] and the `_into` variants: on success
@@ -643,6 +656,7 @@ impl PackedMatrix {
         x: &[f32],
         m: usize,
         bias: Option<&[f32]>,
+        gelu: bool,
         out: &mut [MaybeUninit<f32>],
     ) -> Result<()> {
         ensure!(
@@ -663,6 +677,7 @@ impl PackedMatrix {
         let out = Dest {
             out: out.as_mut_ptr().cast::<f32>(),
             bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+            gelu,
         };
         let panels = self.n.div_ceil(self.layout.nr);
         // On candle's worker pool, like the element-wise ops between the matmuls: one warm
@@ -692,7 +707,17 @@ impl PackedMatrix {
                 };
                 simd::run(self.isa, task)
             }),
-            Panels::Bf16(w) if self.layout.order == Order::Tiles => self.matmul_tiles(w, x, m, out),
+            Panels::Bf16(w) if self.layout.order == Order::Tiles => {
+                self.matmul_tiles(w, x, m, out);
+                if gelu {
+                    // A pass of its own: GELU on each block as it was stored, or on a
+                    // worker's columns after its blocks, ran slower between AMX blocks.
+                    // SAFETY: `matmul_tiles` stored all `m × n` outputs, which nothing
+                    // else borrows.
+                    let out = unsafe { std::slice::from_raw_parts_mut(out.out, m * self.n) };
+                    crate::pool::par_chunks(out, self.n, |_, row| vmath::gelu_erf(row));
+                }
+            }
             Panels::Bf16(w) if self.layout.order == Order::Pairs => self.matmul_pairs(w, x, m, out),
             Panels::Bf16(w) => {
                 let x: Vec<f32> = x
@@ -764,7 +789,7 @@ impl PackedMatrix {
 
     /// Panels `range` times all `m` rows of `xb` (bf16 pairs, `kp / 2` words per row, rows
     /// padded to whole tiles), 32 rows at a time, the sums (plus the bias) stored into the
-    /// output columns that exist.
+    /// output columns that exist (GELU, if asked, follows in `product`).
     ///
     /// # Safety
     /// AMX tiles are enabled ([`amx::tiles_enabled`]); `w` is this matrix's tile-ordered
@@ -904,6 +929,9 @@ impl PackedMatrix {
                                 next_stride: step_bytes,
                             };
                             tile_rows::<A>(&t, mb + rows - i0);
+                            if out.gelu && kb + KC >= steps {
+                                gelu_stored(&t, mb + rows - i0);
+                            }
                         }
                     }
                 }
@@ -1124,6 +1152,9 @@ impl Task for Int8PanelRange<'_> {
                             next_stride: nr,
                         };
                         tile_rows::<Widen<V, f32>>(&t, self.m - i0);
+                        if self.out.gelu && kb + WIDEN_KC >= k {
+                            gelu_stored(&t, self.m - i0);
+                        }
                     }
                 }
             }
@@ -1436,12 +1467,30 @@ fn advise_huge_pages<T>(buf: &mut [T]) {
     let _ = buf;
 }
 
-/// Where a product goes: its `[m, n]` output and the bias of its columns (null: none).
+/// Where a product goes: its `[m, n]` output, the bias of its columns (null: none) and
+/// whether GELU follows.
 #[derive(Debug, Clone, Copy)]
 struct Dest {
     out: *mut f32,
     bias: *const f32,
+    gelu: bool,
 }
+
+/// GELU ([`vmath::gelu_erf`]) on the outputs of tile `t`'s first `rows` rows (at most
+/// [`MR`]), just stored. A call out of the tile's code: GELU's vector code inlined beside
+/// the tile's loop made the compiler spill its accumulators (half the speed).
+///
+/// # Safety
+/// `t.out` is valid for the rows' `t.cols` values, which no other thread accesses.
+#[inline(always)]
+unsafe fn gelu_stored(t: &Tile<impl Sized, impl Sized>, rows: usize) {
+    for i in 0..rows.min(MR) {
+        // SAFETY: the caller's contract.
+        let row = unsafe { std::slice::from_raw_parts_mut(t.out.add(i * t.ldo), t.cols) };
+        vmath::gelu_erf(row);
+    }
+}
+
 // SAFETY: used only for disjoint writes from the pool's workers and reads of the bias
 // (see `product`).
 unsafe impl Send for Dest {}
@@ -1791,13 +1840,45 @@ mod tests {
             let packed = PackedMatrix::pack_for(isa, &w, n, k, precision).unwrap();
             let plain = packed.matmul_t(&x, m).unwrap();
             let mut got = vec![f32::NAN; m * n];
-            packed.matmul_t_bias_into(&x, m, &bias, &mut got).unwrap();
+            packed
+                .matmul_t_bias_into(&x, m, &bias, Activation::Identity, &mut got)
+                .unwrap();
             for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
                 assert_eq!(*g, p + bias[i % n], "{isa} {precision:?} {i}");
             }
             assert!(packed
-                .matmul_t_bias_into(&x, m, &bias[1..], &mut got)
+                .matmul_t_bias_into(&x, m, &bias[1..], Activation::Identity, &mut got)
                 .is_err());
+        }
+    }
+
+    /// GELU applied as the tiles are stored gives the bits of `gelu_erf` on the finished
+    /// sums, on every path and precision, with whole and partial tiles and blocks.
+    #[test]
+    fn gelu_on_stored_tiles_equals_gelu_afterwards() {
+        for (m, n, k) in [(7, 70, 2 * KC + 6), (101, 300, 64), (33, 64, 40)] {
+            let w = data(n * k, 29, 97, 7.0);
+            let x = data(m * k, 31, 83, 30.0);
+            let bias = data(n, 7, 13, 5.0);
+            for (isa, precision) in paths() {
+                let packed = PackedMatrix::pack_for(isa, &w, n, k, precision).unwrap();
+                let mut want = vec![f32::NAN; m * n];
+                packed
+                    .matmul_t_bias_into(&x, m, &bias, Activation::Identity, &mut want)
+                    .unwrap();
+                crate::vmath::gelu_erf(&mut want);
+                let mut got = vec![f32::NAN; m * n];
+                packed
+                    .matmul_t_bias_into(&x, m, &bias, Activation::GeluErf, &mut got)
+                    .unwrap();
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{isa} {precision:?} {m}×{n}×{k} {i}"
+                    );
+                }
+            }
         }
     }
 
@@ -1911,8 +1992,9 @@ mod tests {
             );
             if let Some(bias) = bias {
                 let (mut ya, mut yb) = (vec![0f32; m * n], vec![0f32; m * n]);
-                a.matmul_t_bias_into(&x, m, bias, &mut ya).unwrap();
-                b.matmul_t_bias_into(&x, m, bias, &mut yb).unwrap();
+                let id = Activation::Identity;
+                a.matmul_t_bias_into(&x, m, bias, id, &mut ya).unwrap();
+                b.matmul_t_bias_into(&x, m, bias, id, &mut yb).unwrap();
                 assert_eq!(ya, yb, "{label}, {m} rows with a bias");
             }
         }
