@@ -165,7 +165,8 @@ fn entry_bytes(text: &str, embedding: &[f32]) -> usize {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
 /// Scores every file of `hyps` against `src` and (for reference-based models) `refs`;
-/// `batch_size` sentences go through the encoder at a time.
+/// `batch_size` sentences (or more, [`Comet::min_batch_tokens`]) go through the encoder at
+/// a time.
 pub fn score(
     model: &Comet,
     src: &[String],
@@ -267,8 +268,8 @@ fn intern<'a>(index: &mut HashMap<&'a str, usize>, unique: &mut Vec<&'a str>, s:
     })
 }
 
-/// Embeddings of `sentences`, longest first in batches of `batch_size`, each reported to
-/// `progress`.
+/// Embeddings of `sentences`, longest first in batches of `batch_size` sentences or more
+/// ([`batches`], [`Comet::min_batch_tokens`]), each reported to `progress`.
 fn embed_all(
     model: &Comet,
     sentences: &[&str],
@@ -283,7 +284,8 @@ fn embed_all(
     order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
     let mut out = vec![Vec::new(); ids.len()];
     let mut done = 0;
-    for chunk in order.chunks(batch_size) {
+    let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+    for chunk in batches(&order, &lens, batch_size, model.min_batch_tokens()) {
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
         for (&i, e) in chunk.iter().zip(model.embed_batch(&batch)?) {
             out[i] = e;
@@ -294,9 +296,57 @@ fn embed_all(
     Ok(out)
 }
 
+/// `order` cut into batches in order, each of `batch_size` sentences or more, extended
+/// until its sentences (of `lens[i]` tokens) hold `min_tokens` tokens (the last batch
+/// takes what is left).
+fn batches<'a>(
+    order: &'a [usize],
+    lens: &[usize],
+    batch_size: usize,
+    min_tokens: usize,
+) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let mut rest = order;
+    while !rest.is_empty() {
+        let (mut take, mut tokens) = (0, 0);
+        while take < rest.len() && (take < batch_size || tokens < min_tokens) {
+            tokens += lens[rest[take]];
+            take += 1;
+        }
+        let (batch, tail) = rest.split_at(take);
+        out.push(batch);
+        rest = tail;
+    }
+    out
+}
+
 /// The order `predict` sums scores in: sources sorted by length in characters.
 fn comet_order(src: &[String]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..src.len()).collect();
     order.sort_by_key(|&i| src[i].chars().count());
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    /// Batches keep the order, hold `batch_size` sentences or more, and grow until they
+    /// hold the minimum of tokens; the last takes the rest.
+    #[test]
+    fn batches_grow_to_the_minimum_of_tokens() {
+        let order = [3, 0, 1, 2, 4];
+        let lens = [5, 4, 3, 9, 1];
+        assert_eq!(
+            batches(&order, &lens, 2, 0),
+            [&[3, 0][..], &[1, 2][..], &[4][..]]
+        );
+        assert_eq!(batches(&order, &lens, 1, 12), [&[3, 0][..], &[1, 2, 4][..]]);
+        assert_eq!(
+            batches(&order, &lens, 1, 9),
+            [&[3][..], &[0, 1][..], &[2, 4][..]]
+        );
+        assert_eq!(batches(&order, &lens, 4, 1), [&[3, 0, 1, 2][..], &[4][..]]);
+        assert!(batches(&[], &lens, 4, 100).is_empty());
+    }
 }

@@ -25,7 +25,8 @@ pub struct CometArgs {
     /// References (required by reference-based models, refused by QE models).
     #[arg(short = 'r', long = "references")]
     references: Option<PathBuf>,
-    /// Sentences per encoder batch.
+    /// Sentences per encoder batch (on the CPU, where a batch's tokens run packed without
+    /// padding, f32 batches grow to 1024 tokens at least; the scores do not change).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Where to run: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
