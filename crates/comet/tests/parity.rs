@@ -157,3 +157,40 @@ fn fuzz_seed_checkpoints_read_from_memory() {
         );
     }
 }
+
+/// A storage record shorter than its tensor is refused by name, not read past.
+#[test]
+fn a_short_storage_record_is_refused_by_name() {
+    use std::io::{Read, Write};
+    let seeds = fixtures().join("../../../fuzz/seeds/comet_checkpoint");
+    let bytes = std::fs::read(seeds.join("regression.ckpt")).unwrap();
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut cut = None;
+    for i in 0..src.len() {
+        let mut f = src.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if cut.is_none() && name.contains("/data/") && data.len() >= 8 {
+            data.truncate(data.len() - 4);
+            cut = Some(name.clone());
+        }
+        out.start_file(name, opts).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    let short = out.finish().unwrap().into_inner();
+    let cut = cut.unwrap();
+    let e = datm_comet::checkpoint::read_from(
+        std::io::Cursor::new(&short),
+        short.len() as u64,
+        std::path::Path::new("short.ckpt"),
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("short.ckpt") && msg.contains(&cut), "{msg}");
+    assert!(msg.contains("bytes, expected"), "{msg}");
+}
