@@ -7,7 +7,7 @@ de→en prompts) in the same run, on the same cores:
 * HF transformers: `AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)` (dequantized to f32),
   `generate(num_beams=5, do_sample=False)`, prompts in batches of `--batch-size`, left-padded.
 * datm: the release binary, default weights (GGUF weights packed as bf16 for AMX tiles on the
-  `amx` path, elsewhere as `--dtype f32` packs them) and `--dtype f32` (exact: f32 panels, or a
+  `amx` path and for `vdpbf16ps` on AMD's AVX512-BF16, elsewhere as `--dtype f32` packs them) and `--dtype f32` (exact: f32 panels, or a
   GGUF file's int8 blocks widened to f32 exactly); each run before and after HF, averaged.
 
 The headline speed-up is HF's `generate` alone (tokenizing + decoding, model loading excluded)
@@ -212,8 +212,9 @@ def main():
         gflops = toks * 5 * hf["flops_per_token"] / r["gen_s"] / 1e9
         # The default's bf16 runs on a bf16 dot-product instruction where the path has one
         # (a bf16 peak); elsewhere it is widened to f32 FMAs, or packed as f32 (Zen 1).
-        # datm's default packs bf16 on the AMX path only; elsewhere it is the f32 packing.
-        bf16_default = name == "datm_default" and peak.get("path") == "amx"
+        # datm's default packs bf16 where the path says so (AMX, AMD's AVX512-BF16); elsewhere
+        # it is the f32 packing.
+        bf16_default = name == "datm_default" and peak.get("default_bf16", peak.get("path") == "amx")
         cpu = (bf16_default and peak.get("bf16_gflops")) or peak.get("f32_gflops")
         speed = hf["gen_s"] / r["gen_s"]
         whole = hf["gen_s"] / r.get("wall_s", r["gen_s"])

@@ -2,8 +2,9 @@
 //! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`), AVX-512
 //! bf16 dot products (`vdpbf16ps`) and AMX tile products (`tdpbf16ps`) on every thread, no
 //! memory traffic. Prints one JSON line
-//! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops"}}}` (bf16 null without a bf16
-//! dot product) for the benchmarks' utilisation figures; `DATM_CPU` limits it to one path:
+//! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "default_bf16"}}}` (bf16 null
+//! without a bf16 dot product; `default_bf16`: whether the path packs a quantized model as
+//! bf16 by default, [`Isa::packs_bf16_by_default`]) for the benchmarks' utilisation figures; `DATM_CPU` limits it to one path:
 //! `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
 
 use std::time::Instant;
@@ -27,7 +28,8 @@ fn main() -> anyhow::Result<()> {
     };
     let mut out = Map::new();
     for isa in paths {
-        if let Some(rates) = peak(isa, threads) {
+        if let Some(mut rates) = peak(isa, threads) {
+            rates["default_bf16"] = isa.packs_bf16_by_default().into();
             out.insert(isa.name().into(), rates);
         }
     }

@@ -89,16 +89,23 @@ impl Isa {
         false
     }
 
-    /// Whether a quantized model's weights are packed as bf16 by default on this path: only
-    /// on the AMX path, whose tiles multiply bf16 an order of magnitude faster than the
-    /// vector units (Gemma-3-270M decoding with beams in 5.7 s against 9.3 s in f32 on a Xeon
-    /// family 6 model 207). Every other path packs a quantized model as `--dtype f32` does,
-    /// int8 blocks widened exactly (fewer bytes per weight than bf16: the same decoding took
-    /// 14–16 s with AVX512-BF16 dot products against 10.5–10.9 s so on that Xeon's AVX-512
-    /// path, 18.0 s widened bf16 against 16.7 s on its AVX2 path). Decided by the path
-    /// alone, never by timing, so a machine's outputs do not change from run to run.
+    /// Whether a quantized model's weights are packed as bf16 by default on this path: where
+    /// the CPU multiplies bf16 faster than f32. That is the AMX path, whose tiles multiply
+    /// bf16 an order of magnitude faster than the vector units (Gemma-3-270M decoding with
+    /// beams in 5.7 s against 9.3 s in f32 on a Xeon family 6 model 207), and the AVX-512
+    /// path of AMD CPUs with AVX512-BF16 (Zen 4 on), whose `vdpbf16ps` does twice the work
+    /// of an f32 FMA per cycle (the same decoding in 7.9–8.1 s against 13.9–14.6 s on a
+    /// Zen 4). Intel's `vdpbf16ps` runs at half its f32 FMA rate, so every other path packs
+    /// a quantized model as `--dtype f32` does, int8 blocks widened exactly (fewer bytes
+    /// per weight than bf16: 14–16 s with `vdpbf16ps` against 10.5–10.9 s so on that Xeon's
+    /// AVX-512 path, 18.0 s widened bf16 against 16.7 s on its AVX2 path). Decided by the
+    /// CPU alone, never by timing, so a machine's outputs do not change from run to run.
     pub fn packs_bf16_by_default(self) -> bool {
-        self == Isa::Amx
+        match self {
+            Isa::Amx => true,
+            Isa::Avx512 => self.bf16_dot() && amd(),
+            _ => false,
+        }
     }
 }
 
@@ -106,6 +113,18 @@ impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Whether the CPU is AMD's (CPUID's vendor string `AuthenticAMD`).
+fn amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let id = std::arch::x86_64::__cpuid(0);
+        let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat();
+        vendor == b"AuthenticAMD"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The paths this CPU runs, slowest first (always starts with [`Isa::Scalar`]).
@@ -180,12 +199,26 @@ mod tests {
         }
     }
 
+    /// bf16 by default on the AMX path, and on the AVX-512 path exactly where Linux reports
+    /// an AMD CPU with AVX512-BF16.
     #[test]
-    fn only_the_amx_path_packs_bf16_by_default() {
-        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512] {
+    fn bf16_by_default_where_bf16_outpaces_f32() {
+        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx2] {
             assert!(!isa.packs_bf16_by_default(), "{isa}");
         }
         assert!(Isa::Amx.packs_bf16_by_default());
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        {
+            let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+            let field = |name: &str| {
+                let line = info.lines().find(|l| l.starts_with(name)).unwrap();
+                line.split_once(':').unwrap().1.trim().to_string()
+            };
+            let flags = field("flags");
+            let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+            let want = field("vendor_id") == "AuthenticAMD" && has("avx512f") && has("avx512_bf16");
+            assert_eq!(Isa::Avx512.packs_bf16_by_default(), want, "{flags}");
+        }
     }
 
     /// The AMX path runs exactly where Linux reports AMX-BF16, AMX-TILE and AVX512-BF16 (the

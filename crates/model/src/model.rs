@@ -27,7 +27,8 @@ pub struct LoadOptions {
     pub device: Device,
     /// Inference-speed weights for quantized (GGUF) sources: k-quant, Q8_0 and (on the CPU)
     /// other int8-block tensors stay quantized and every linear layer and the LM head are
-    /// re-stored for the packed CPU kernels, in bf16 on the AMX path, else as `--dtype f32`
+    /// re-stored for the packed CPU kernels, in bf16 where the kernel path multiplies bf16
+    /// faster than f32 ([`crate::cpu::Isa::packs_bf16_by_default`]), else as `--dtype f32`
     /// packs them. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
@@ -208,8 +209,9 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            // bf16 on the AMX path (`Isa::packs_bf16_by_default`), elsewhere f32 as
-            // `--dtype f32` packs it (int8 blocks widened exactly).
+            // bf16 where the path multiplies bf16 faster (`Isa::packs_bf16_by_default`:
+            // AMX, AMD's AVX512-BF16), elsewhere f32 as `--dtype f32` packs it (int8 blocks
+            // widened exactly).
             let precision = if crate::cpu::active()?.packs_bf16_by_default() {
                 Precision::Bf16
             } else {
