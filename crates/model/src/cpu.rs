@@ -116,14 +116,16 @@ impl std::fmt::Display for Isa {
 }
 
 /// Whether the CPU is AMD's (CPUID's vendor string `AuthenticAMD`).
+#[cfg(target_arch = "x86_64")]
 fn amd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let id = std::arch::x86_64::__cpuid(0);
-        let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat();
-        vendor == b"AuthenticAMD"
-    }
-    #[cfg(not(target_arch = "x86_64"))]
+    let id = std::arch::x86_64::__cpuid(0);
+    let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat();
+    vendor == b"AuthenticAMD"
+}
+
+/// Whether the CPU is AMD's: never off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn amd() -> bool {
     false
 }
 
