@@ -85,42 +85,73 @@ impl<'a> IntBlocks<'a> {
     ) {
         let (_, block_bytes, block) = shape(self.dtype).expect("checked in new");
         let groups = block / self.group();
-        let row = &self.bytes[r * self.row_bytes..][..self.row_bytes];
-        for (i, b) in row.chunks_exact(block_bytes).enumerate() {
+        for (i, b) in self.row(r).chunks_exact(block_bytes).enumerate() {
             let v = &mut values[i * block..][..block];
             let s = &mut scales[i * groups..][..groups];
             let o = &mut offsets[i * groups..][..groups];
-            o.fill(0.0);
-            match self.dtype {
-                GgmlDType::Q4_0 => {
-                    s[0] = f16_at(b, 0);
-                    nibbles(&b[2..18], v, 8);
-                }
-                GgmlDType::Q4_1 => {
-                    // `q·d + m` is `q·d − (−m)` exactly.
-                    (s[0], o[0]) = (f16_at(b, 0), -f16_at(b, 2));
-                    nibbles(&b[4..20], v, 0);
-                }
-                GgmlDType::Q5_0 => {
-                    s[0] = f16_at(b, 0);
-                    let high = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-                    for (j, &q) in b[6..22].iter().enumerate() {
-                        let h0 = ((high >> j) << 4) & 0x10;
-                        let h1 = (high >> (j + 12)) & 0x10;
-                        v[j] = ((u32::from(q & 0x0F) | h0) as i32 - 16) as i8;
-                        v[j + 16] = ((u32::from(q >> 4) | h1) as i32 - 16) as i8;
-                    }
-                }
-                GgmlDType::Q8_0 => {
-                    s[0] = f16_at(b, 0);
-                    v.iter_mut().zip(&b[2..34]).for_each(|(v, &q)| *v = q as i8);
-                }
-                GgmlDType::Q4K => q4_k(b, v, s, o),
-                GgmlDType::Q6K => q6_k(b, v, s),
-                _ => unreachable!("checked in new"),
-            }
+            self.decode_block(b, v, s, o);
         }
         debug_assert_eq!(values.len(), self.k);
+    }
+
+    /// Row `r` dequantized into `out` (`k` values): `value × scale − offset` in f32, the
+    /// weight candle's dequantization gives, block by block without a decoded copy of the row.
+    pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let (group, block_bytes, block) = shape(self.dtype).expect("checked in new");
+        let groups = block / group;
+        let (mut v, mut s, mut o) = ([0i8; 256], [0f32; 16], [0f32; 16]);
+        let (v, s, o) = (&mut v[..block], &mut s[..groups], &mut o[..groups]);
+        for (b, out) in self
+            .row(r)
+            .chunks_exact(block_bytes)
+            .zip(out.chunks_exact_mut(block))
+        {
+            self.decode_block(b, v, s, o);
+            let groups = out.chunks_exact_mut(group).zip(v.chunks_exact(group));
+            for ((out, v), (&scale, &offset)) in groups.zip(s.iter().zip(o.iter())) {
+                for (out, &v) in out.iter_mut().zip(v) {
+                    *out = f32::from(v) * scale - offset;
+                }
+            }
+        }
+    }
+
+    /// The bytes of row `r`.
+    fn row(&self, r: usize) -> &[u8] {
+        &self.bytes[r * self.row_bytes..][..self.row_bytes]
+    }
+
+    /// Block `b`'s values, and the scale and offset of each of its groups.
+    fn decode_block(&self, b: &[u8], v: &mut [i8], s: &mut [f32], o: &mut [f32]) {
+        o.fill(0.0);
+        match self.dtype {
+            GgmlDType::Q4_0 => {
+                s[0] = f16_at(b, 0);
+                nibbles(&b[2..18], v, 8);
+            }
+            GgmlDType::Q4_1 => {
+                // `q·d + m` is `q·d − (−m)` exactly.
+                (s[0], o[0]) = (f16_at(b, 0), -f16_at(b, 2));
+                nibbles(&b[4..20], v, 0);
+            }
+            GgmlDType::Q5_0 => {
+                s[0] = f16_at(b, 0);
+                let high = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                for (j, &q) in b[6..22].iter().enumerate() {
+                    let h0 = ((high >> j) << 4) & 0x10;
+                    let h1 = (high >> (j + 12)) & 0x10;
+                    v[j] = ((u32::from(q & 0x0F) | h0) as i32 - 16) as i8;
+                    v[j + 16] = ((u32::from(q >> 4) | h1) as i32 - 16) as i8;
+                }
+            }
+            GgmlDType::Q8_0 => {
+                s[0] = f16_at(b, 0);
+                v.iter_mut().zip(&b[2..34]).for_each(|(v, &q)| *v = q as i8);
+            }
+            GgmlDType::Q4K => q4_k(b, v, s, o),
+            GgmlDType::Q6K => q6_k(b, v, s),
+            _ => unreachable!("checked in new"),
+        }
     }
 }
 

@@ -292,18 +292,6 @@ impl<'a> Q8Blocks<'a> {
         f32::from(self.value(r, kk)) * self.scale(r, kk / 32)
     }
 
-    /// Row `r` into `out` (`k` values): each block's values times its scale in f32, as
-    /// dequantizing gives them.
-    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let row = &self.blocks[r * self.per_row * Q8_0_BLOCK..][..self.per_row * Q8_0_BLOCK];
-        for (block, out) in row.chunks_exact(Q8_0_BLOCK).zip(out.chunks_exact_mut(32)) {
-            let d = f16_at(block, 0);
-            for (o, &q) in out.iter_mut().zip(&block[2..]) {
-                *o = f32::from(q as i8) * d;
-            }
-        }
-    }
-
     /// The scale of row `r`, block `j` (its f16, widened).
     fn scale(&self, r: usize, j: usize) -> f32 {
         f16_at(self.blocks, (r * self.per_row + j) * Q8_0_BLOCK)
@@ -345,12 +333,9 @@ impl PackedMatrix {
                     k.is_multiple_of(2),
                     "the bf16 kernel needs an even input size, got {k}"
                 );
-                Panels::Bf16(match layout.order {
-                    Order::Tiles => {
-                        pack_tiles(n, k, kp, |c, row| row.copy_from_slice(&w[c * k..][..k]))
-                    }
-                    _ => pack_panels(n, k, layout, |c, kk| to_bf16(w[c * k + kk])),
-                })
+                Panels::Bf16(pack_bf16_rows(n, k, kp, layout, |c, row| {
+                    row.copy_from_slice(&w[c * k..][..k])
+                }))
             }
         };
         Ok(PackedMatrix {
@@ -365,48 +350,25 @@ impl PackedMatrix {
 
     /// Packs a row-major `[n, k]` weight of GGUF Q8_0 blocks (`blocks`: `n × k / 32` blocks
     /// of 34 bytes, row after row) for the active kernel path, without an f32 copy of it
-    /// (Gemma-3's tied LM head: 671 MB): in f32, on every path, as its int8 values and scales,
-    /// whose products equal [`PackedMatrix::pack`]'s of the dequantized weight bit for bit;
-    /// in bf16 as the same panels, rounded from the dequantized values.
+    /// (Gemma-3's tied LM head: 671 MB): [`PackedMatrix::pack_int_blocks`] of Q8_0.
     pub fn pack_q8_0(blocks: &[u8], n: usize, k: usize, precision: Precision) -> Result<Self> {
-        Self::pack_q8_0_for(cpu::active()?, blocks, n, k, precision)
+        Self::pack_int_blocks(GgmlDType::Q8_0, blocks, n, k, precision)
     }
 
-    /// Like [`PackedMatrix::pack_q8_0`], for kernel path `isa`.
-    pub fn pack_q8_0_for(
-        isa: Isa,
+    /// Packs a row-major `[n, k]` weight of GGUF blocks of type `dtype` that [`IntBlocks`]
+    /// reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K; `blocks` the tensor's bytes, row after row)
+    /// for the active kernel path, without an f32 copy of it: in f32 as its int8 values and
+    /// group scales (and offsets), whose products equal [`PackedMatrix::pack`]'s of the
+    /// weight candle dequantizes it to, bit for bit, from a quarter of the bytes or less; in
+    /// bf16 as [`PackedMatrix::pack`]'s panels of that weight, dequantized a row at a time.
+    pub fn pack_int_blocks(
+        dtype: GgmlDType,
         blocks: &[u8],
         n: usize,
         k: usize,
         precision: Precision,
     ) -> Result<Self> {
-        if precision == Precision::F32 {
-            return Self::pack_int_blocks_for(isa, GgmlDType::Q8_0, blocks, n, k);
-        }
-        ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
-        let q8 = Q8Blocks::new(blocks, n, k)?;
-        let layout = Layout::of(isa, Precision::Bf16);
-        let panels = match layout.order {
-            Order::Tiles => pack_tiles(n, k, k, |c, row| q8.dequantize_row(c, row)),
-            _ => pack_panels(n, k, layout, |c, kk| to_bf16(q8.dequantized(c, kk))),
-        };
-        Ok(PackedMatrix {
-            n,
-            k,
-            kp: k,
-            isa,
-            layout,
-            panels: Panels::Bf16(panels),
-        })
-    }
-
-    /// Packs a row-major `[n, k]` weight of GGUF blocks of type `dtype` that [`IntBlocks`]
-    /// reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K; `blocks` the tensor's bytes, row after row)
-    /// for f32 products on the active kernel path, without an f32 copy of it: as its int8
-    /// values and group scales (and offsets), whose products equal [`PackedMatrix::pack`]'s of
-    /// the weight candle dequantizes it to, bit for bit, from a quarter of the bytes or less.
-    pub fn pack_int_blocks(dtype: GgmlDType, blocks: &[u8], n: usize, k: usize) -> Result<Self> {
-        Self::pack_int_blocks_for(cpu::active()?, dtype, blocks, n, k)
+        Self::pack_int_blocks_for(cpu::active()?, dtype, blocks, n, k, precision)
     }
 
     /// Like [`PackedMatrix::pack_int_blocks`], for kernel path `isa`.
@@ -416,9 +378,28 @@ impl PackedMatrix {
         blocks: &[u8],
         n: usize,
         k: usize,
+        precision: Precision,
     ) -> Result<Self> {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let blocks = IntBlocks::new(dtype, blocks, n, k)?;
+        if precision == Precision::Bf16 {
+            ensure!(
+                k.is_multiple_of(2),
+                "the bf16 kernel needs an even input size, got {k}"
+            );
+            let layout = Layout::of(isa, precision);
+            let panels = pack_bf16_rows(n, k, layout.padded(k), layout, |c, row| {
+                blocks.dequantize_row(c, row)
+            });
+            return Ok(PackedMatrix {
+                n,
+                k,
+                kp: layout.padded(k),
+                isa,
+                layout,
+                panels: Panels::Bf16(panels),
+            });
+        }
         let layout = Layout::of(isa, Precision::F32);
         let (nr, group) = (layout.nr, blocks.group());
         let groups = k / group;
@@ -1362,29 +1343,29 @@ fn pack_panels<T: bytemuck::Pod + Send>(
     out
 }
 
-/// The AMX panels of an `[n, k]` weight (`k` even) rounded to bf16, `kp` input features per
+/// The bf16 panels of an `[n, k]` weight (`k` even) in `layout`, `kp` input features per
 /// column (zero past `k`); `row(c, buf)` writes weight row `c` into `buf` (`k` values). Each
-/// row is rounded as a vector of pairs, whose 32-bit words go to their places in the
-/// panel's tiles.
-fn pack_tiles(
+/// row is rounded as a vector of pairs, whose halves go to their places in the panel.
+fn pack_bf16_rows(
     n: usize,
     k: usize,
     kp: usize,
+    layout: Layout,
     row: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Aligned<u16> {
-    let mut out = Aligned::<u16>::zeroed(n.div_ceil(amx::NR) * amx::NR * kp);
+    let nr = layout.nr;
+    let mut out = Aligned::<u16>::zeroed(n.div_ceil(nr) * nr * kp);
     advise_huge_pages(&mut out);
-    out.par_chunks_mut(amx::NR * kp)
+    out.par_chunks_mut(nr * kp)
         .enumerate()
         .for_each(|(p, panel)| {
             let (mut values, mut pairs) = (vec![0f32; k], vec![0u32; k / 2]);
-            for c in 0..amx::NR.min(n - p * amx::NR) {
-                row(p * amx::NR + c, &mut values);
+            for c in 0..nr.min(n - p * nr) {
+                row(p * nr + c, &mut values);
                 round_pairs(&values, &mut pairs);
                 for (i, word) in pairs.iter().enumerate() {
-                    let at = amx::index(c, 2 * i);
-                    panel[at] = *word as u16;
-                    panel[at + 1] = (*word >> 16) as u16;
+                    panel[layout.index(c, 2 * i)] = *word as u16;
+                    panel[layout.index(c, 2 * i + 1)] = (*word >> 16) as u16;
                 }
             }
         });
@@ -1418,12 +1399,13 @@ fn pack_tiles_by_feature(
     out
 }
 
-/// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised on x86-64,
-/// where only a CPU with AVX512-BF16 gets here).
+/// `x` rounded to bf16 pairs in 32-bit words, as [`pairs_bf16`] (vectorised where the CPU
+/// has AVX512-BF16).
 fn round_pairs(x: &[f32], out: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    pairs_bf16_into(x, out);
-    #[cfg(not(target_arch = "x86_64"))]
+    if std::is_x86_feature_detected!("avx512bf16") {
+        return pairs_bf16_into(x, out);
+    }
     for (o, p) in out.iter_mut().zip(x.chunks_exact(2)) {
         *o = u32::from(to_bf16(p[0])) | (u32::from(to_bf16(p[1])) << 16);
     }
@@ -1886,23 +1868,29 @@ mod tests {
     /// multiplies to the same bits, on every path and precision, transposed too.
     #[test]
     fn q8_0_packs_equal_packs_of_the_dequantized_weight() {
-        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::quantized::{GgmlDType::Q8_0, QTensor};
         // Several blocks of widened steps both ways, and a partial last panel.
         let (n, k) = (2 * WIDEN_KC + 6, 2 * WIDEN_KC + 32);
         let w = data(n * k, 37, 101, 64.0);
         let t = candle_core::Tensor::from_vec(w, (n, k), &candle_core::Device::Cpu).unwrap();
-        let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
+        let q = QTensor::quantize(&t, Q8_0).unwrap();
         let blocks = q.data().unwrap();
         let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
         let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let bias = data(n, 7, 13, 5.0);
         for (isa, precision) in paths() {
-            let packed = PackedMatrix::pack_q8_0_for(isa, &blocks, n, k, precision).unwrap();
+            let packed =
+                PackedMatrix::pack_int_blocks_for(isa, Q8_0, &blocks, n, k, precision).unwrap();
             let plain = PackedMatrix::pack_for(isa, &dense, n, k, precision).unwrap();
             let label = format!("{isa} {precision:?}");
             assert_same_products(&packed, &plain, k, Some(&bias), &label);
-            assert!(PackedMatrix::pack_q8_0_for(isa, &blocks[1..], n, k, precision).is_err());
-            assert!(PackedMatrix::pack_q8_0_for(isa, &blocks, n, k + 1, precision).is_err());
+            assert!(
+                PackedMatrix::pack_int_blocks_for(isa, Q8_0, &blocks[1..], n, k, precision)
+                    .is_err()
+            );
+            assert!(
+                PackedMatrix::pack_int_blocks_for(isa, Q8_0, &blocks, n, k + 1, precision).is_err()
+            );
         }
         // Transposed (the backward pass), on every path and precision.
         for (isa, precision) in paths() {
@@ -1918,7 +1906,7 @@ mod tests {
 
     /// A weight of GGUF int8 blocks of every type read (offsets, groups of 16 and 32) packed
     /// from its blocks is the matrix candle dequantizes it to, and multiplies to the same
-    /// bits, on every path; sizes that do not fit are refused.
+    /// bits, on every path and precision; sizes that do not fit are refused.
     #[test]
     fn int_block_packs_equal_packs_of_the_dequantized_weight() {
         use candle_core::quantized::QTensor;
@@ -1933,17 +1921,18 @@ mod tests {
             let blocks = q.data().unwrap();
             let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
             let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            for isa in crate::cpu::available() {
-                let packed = PackedMatrix::pack_int_blocks_for(isa, dtype, &blocks, n, k).unwrap();
-                let plain = PackedMatrix::pack_for(isa, &dense, n, k, Precision::F32).unwrap();
-                let label = format!("{isa} {dtype:?}");
-                assert_same_products(&packed, &plain, k, Some(&bias), &label);
-                let short = &blocks[1..];
-                assert!(PackedMatrix::pack_int_blocks_for(isa, dtype, short, n, k).is_err());
+            for (isa, precision) in paths() {
+                let pack =
+                    |b: &[u8]| PackedMatrix::pack_int_blocks_for(isa, dtype, b, n, k, precision);
+                let plain = PackedMatrix::pack_for(isa, &dense, n, k, precision).unwrap();
+                let label = format!("{isa} {precision:?} {dtype:?}");
+                assert_same_products(&pack(&blocks).unwrap(), &plain, k, Some(&bias), &label);
+                assert!(pack(&blocks[1..]).is_err());
             }
         }
         let f16 = vec![0u8; 2 * n * k];
-        assert!(PackedMatrix::pack_int_blocks_for(Isa::Scalar, F16, &f16, n, k).is_err());
+        let f32 = Precision::F32;
+        assert!(PackedMatrix::pack_int_blocks_for(Isa::Scalar, F16, &f16, n, k, f32).is_err());
     }
 
     /// A transposed pack is the matrix of the transposed weight packed as it is, and

@@ -246,19 +246,12 @@ impl LoraLinear {
             return Ok(false);
         }
         let m = match &self.base {
-            // Int8 blocks pack from their blocks in f32, without an f32 copy of the weight
-            // (Gemma-3's tied LM head: 671 MB), as their int8 values and scales.
-            Base::Quantized(_, q)
-                if precision == Precision::F32 && IntBlocks::supports(q.dtype()) =>
-            {
-                PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, self.out_dim, self.in_dim)?
-            }
-            // Q8_0 in bf16: rounded from its blocks.
-            Base::Quantized(_, q)
-                if q.dtype() == candle_core::quantized::GgmlDType::Q8_0
-                    && self.in_dim.is_multiple_of(32) =>
-            {
-                PackedMatrix::pack_q8_0(&q.data()?, self.out_dim, self.in_dim, precision)?
+            // Int8 blocks pack from their blocks, without an f32 copy of the weight
+            // (Gemma-3's tied LM head: 671 MB): in f32 as their int8 values and scales, in
+            // bf16 rounded a row at a time.
+            Base::Quantized(_, q) if IntBlocks::supports(q.dtype()) => {
+                let (n, k) = (self.out_dim, self.in_dim);
+                PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, n, k, precision)?
             }
             // Borrowed, not copied: a tied LM head's weight is the (large) embedding table.
             _ => with_f32_data(&self.dense_weight()?, |w| {
@@ -598,7 +591,7 @@ impl FrozenPanels {
     fn pack_int_blocks(q: &QTensor, dense: &Tensor) -> Result<Self> {
         let (n, k) = dense.dims2()?;
         Ok(FrozenPanels {
-            w: PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, n, k)?,
+            w: PackedMatrix::pack_int_blocks(q.dtype(), &q.data()?, n, k, Precision::F32)?,
             wt: with_f32_data(dense, |data| {
                 PackedMatrix::pack_transposed(data, n, k, Precision::F32)
             })?,
