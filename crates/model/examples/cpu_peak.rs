@@ -4,8 +4,8 @@
 //! memory traffic. Prints one JSON line
 //! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "default_bf16"}}}` (bf16 null
 //! without a bf16 dot product; `default_bf16`: whether the path packs a quantized model as
-//! bf16 by default, [`Isa::packs_bf16_by_default`]) for the benchmarks' utilisation figures; `DATM_CPU` limits it to one path:
-//! `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
+//! bf16 by default, [`Isa::packs_bf16_by_default`]) for the benchmarks' utilisation figures;
+//! `DATM_CPU` limits it to one path: `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
 
 use std::time::Instant;
 

@@ -324,28 +324,43 @@ impl PackedMatrix {
     /// Like [`PackedMatrix::pack`], for kernel path `isa`.
     pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
         check_weight(isa, w, n, k)?;
+        if precision == Precision::Bf16 {
+            ensure!(
+                k.is_multiple_of(2),
+                "the bf16 kernel needs an even input size, got {k}"
+            );
+            let row = |c: usize, row: &mut [f32]| row.copy_from_slice(&w[c * k..][..k]);
+            return Ok(Self::bf16_from_rows(isa, n, k, row));
+        }
         let layout = Layout::of(isa, precision);
-        let kp = layout.padded(k);
-        let panels = match precision {
-            Precision::F32 => Panels::F32(pack_panels(n, k, layout, |c, kk| w[c * k + kk])),
-            Precision::Bf16 => {
-                ensure!(
-                    k.is_multiple_of(2),
-                    "the bf16 kernel needs an even input size, got {k}"
-                );
-                Panels::Bf16(pack_bf16_rows(n, k, kp, layout, |c, row| {
-                    row.copy_from_slice(&w[c * k..][..k])
-                }))
-            }
-        };
         Ok(PackedMatrix {
+            n,
+            k,
+            kp: layout.padded(k),
+            isa,
+            layout,
+            panels: Panels::F32(pack_panels(n, k, layout, |c, kk| w[c * k + kk])),
+        })
+    }
+
+    /// An `[n, k]` weight (`k` even) packed in bf16 for path `isa`; `row(c, buf)` writes
+    /// weight row `c` into `buf` (`k` values).
+    fn bf16_from_rows(
+        isa: Isa,
+        n: usize,
+        k: usize,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Self {
+        let layout = Layout::of(isa, Precision::Bf16);
+        let kp = layout.padded(k);
+        PackedMatrix {
             n,
             k,
             kp,
             isa,
             layout,
-            panels,
-        })
+            panels: Panels::Bf16(pack_bf16_rows(n, k, kp, layout, row)),
+        }
     }
 
     /// Packs a row-major `[n, k]` weight of GGUF Q8_0 blocks (`blocks`: `n × k / 32` blocks
@@ -383,22 +398,9 @@ impl PackedMatrix {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let blocks = IntBlocks::new(dtype, blocks, n, k)?;
         if precision == Precision::Bf16 {
-            ensure!(
-                k.is_multiple_of(2),
-                "the bf16 kernel needs an even input size, got {k}"
-            );
-            let layout = Layout::of(isa, precision);
-            let panels = pack_bf16_rows(n, k, layout.padded(k), layout, |c, row| {
-                blocks.dequantize_row(c, row)
-            });
-            return Ok(PackedMatrix {
-                n,
-                k,
-                kp: layout.padded(k),
-                isa,
-                layout,
-                panels: Panels::Bf16(panels),
-            });
+            // `k` is whole blocks of 32 or 256 inputs, so even.
+            let row = |c: usize, row: &mut [f32]| blocks.dequantize_row(c, row);
+            return Ok(Self::bf16_from_rows(isa, n, k, row));
         }
         let layout = Layout::of(isa, Precision::F32);
         let (nr, group) = (layout.nr, blocks.group());
