@@ -1365,6 +1365,14 @@ fn pack_bf16_rows(
             for c in 0..nr.min(n - p * nr) {
                 row(p * nr + c, &mut values);
                 round_pairs(&values, &mut pairs);
+                if layout.order == Order::Pairs {
+                    // Each pair is one 32-bit word of the panel, `nr` words apart.
+                    let words: &mut [u32] = bytemuck::cast_slice_mut(panel);
+                    for (i, word) in pairs.iter().enumerate() {
+                        words[i * nr + c] = *word;
+                    }
+                    continue;
+                }
                 for (i, word) in pairs.iter().enumerate() {
                     panel[layout.index(c, 2 * i)] = *word as u16;
                     panel[layout.index(c, 2 * i + 1)] = (*word >> 16) as u16;

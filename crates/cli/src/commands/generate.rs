@@ -142,8 +142,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 const ADAPTER: &str = "adapter";
 
 /// Loads the model once and, if `--adapter` is given, attaches it; returns the engine and the
-/// adapter id to decode with.
-pub fn load_engine(args: &ModelArgs) -> Result<(Engine, Option<&'static str>)> {
+/// adapter id to decode with. The engine lives until the process exits, which returns its
+/// memory to the system at once: freeing it piece by piece (a quarter-million-token
+/// vocabulary, hundreds of MB of packed weights) took 0.15 s after the work was done.
+pub fn load_engine(args: &ModelArgs) -> Result<(&'static Engine, Option<&'static str>)> {
     let spec = LoadSpec::parse(&args.device, args.dtype.as_deref())?;
     let mut engine = Engine::load(&args.model, &spec)?;
     let adapter = match &args.adapter {
@@ -153,7 +155,7 @@ pub fn load_engine(args: &ModelArgs) -> Result<(Engine, Option<&'static str>)> {
         }
         None => None,
     };
-    Ok((engine, adapter))
+    Ok((Box::leak(Box::new(engine)), adapter))
 }
 
 fn parse_early_stopping(s: &str) -> Result<EarlyStopping> {

@@ -212,10 +212,11 @@ fn template(v: &GgufVocab, add_bos: bool, add_eos: bool) -> Result<TemplateProce
 }
 
 /// A BPE model over `tokens` (later duplicates win, as in a Python dict).
-fn bpe(tokens: &[String], merges: Vec<(String, String)>, spm: bool) -> Result<BPE> {
+fn bpe(tokens: Vec<String>, merges: Vec<(String, String)>, spm: bool) -> Result<BPE> {
     let mut vocab = Vocab::default();
-    for (i, t) in tokens.iter().enumerate() {
-        vocab.insert(t.clone(), i as u32);
+    vocab.reserve(tokens.len());
+    for (i, t) in tokens.into_iter().enumerate() {
+        vocab.insert(t, i as u32);
     }
     let builder = BPE::builder().vocab_and_merges(vocab, merges);
     let builder = if spm {
@@ -233,34 +234,36 @@ fn bpe(tokens: &[String], merges: Vec<(String, String)>, spm: bool) -> Result<BP
 }
 
 /// Token → id, later duplicates winning.
-fn token_ids(tokens: &[String]) -> merges::TokenIds {
+fn token_ids(tokens: &[String]) -> merges::TokenIds<'_> {
     tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
+        .map(|(i, t)| (t.as_str(), i as u32))
         .collect()
 }
 
 /// Distinct tokens in first-seen order with the score of their last occurrence (a Python dict
 /// built from the token list).
-fn scored_tokens(tokens: &[String], score: impl Fn(usize) -> f64) -> Vec<(String, f64)> {
+fn scored_tokens(tokens: &[String], score: impl Fn(usize) -> f64) -> Vec<(&str, f64)> {
     let mut last: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    last.reserve(tokens.len());
     for (i, t) in tokens.iter().enumerate() {
         last.insert(t, i);
     }
     let mut seen = foldhash::HashSet::default();
+    seen.reserve(tokens.len());
     tokens
         .iter()
         .filter(|t| seen.insert(t.as_str()))
-        .map(|t| (t.clone(), score(last[t.as_str()])))
+        .map(|t| (t.as_str(), score(last[t.as_str()])))
         .collect()
 }
 
 /// The file's merges, or those implied by `scored`.
-fn merges_or_derived(
+fn merges_or_derived<'a>(
     v: &GgufVocab,
-    tokens: &[String],
-    scored: impl FnOnce() -> Result<Vec<(String, f64)>>,
+    tokens: &'a [String],
+    scored: impl FnOnce() -> Result<Vec<(&'a str, f64)>>,
 ) -> Result<Vec<(String, String)>> {
     match &v.merges {
         Some(m) => Ok(m.clone()),
@@ -291,7 +294,7 @@ fn gemma_sentencepiece(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
         })
         .collect();
     let merges = merges_or_derived(v, &tokens, || Ok(scored_tokens(&tokens, |i| -(i as f64))))?;
-    let mut tok = tokenizers::Tokenizer::new(bpe(&tokens, merges, true)?);
+    let mut tok = tokenizers::Tokenizer::new(bpe(tokens, merges, true)?);
     tok.with_normalizer(Some(Replace::new(" ", "▁").map_err(|e| anyhow!("{e}"))?))
         .map_err(|e| anyhow!("{e}"))?;
     let split = Split::new(" ", SplitDelimiterBehavior::MergedWithPrevious, false)
@@ -311,7 +314,7 @@ fn sentencepiece(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
             .context("SentencePiece vocabulary without tokenizer.ggml.scores or merges")?;
         Ok(scored_tokens(&v.tokens, |i| scores[i]))
     })?;
-    let mut tok = tokenizers::Tokenizer::new(bpe(&v.tokens, merges, true)?);
+    let mut tok = tokenizers::Tokenizer::new(bpe(v.tokens.clone(), merges, true)?);
     tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::First, false)));
     let mut decoders = spm_decoders();
     decoders.push(Strip::new(' ', 1, 0).into());
@@ -338,7 +341,7 @@ fn byte_level(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
         .merges
         .clone()
         .context("gpt2 vocabulary without tokenizer.ggml.merges")?;
-    let mut tok = tokenizers::Tokenizer::new(bpe(&tokens, merges, false)?);
+    let mut tok = tokenizers::Tokenizer::new(bpe(tokens, merges, false)?);
     tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tok.with_decoder(Some(ByteLevelDecoder::default()));
     Ok(tok)
@@ -380,12 +383,11 @@ fn add_special_tokens(tok: &mut tokenizers::Tokenizer, v: &GgufVocab, gemma: boo
         .collect();
     tok.add_special_tokens(control)
         .map_err(|e| anyhow!("adding control tokens: {e}"))?;
-    let vocab = tok.get_vocab(true);
     let user: Vec<AddedToken> = v
         .tokens
         .iter()
         .zip(types)
-        .filter(|(t, &ty)| ty == USER_DEFINED && vocab.contains_key(t.as_str()))
+        .filter(|(t, &ty)| ty == USER_DEFINED && tok.token_to_id(t).is_some())
         .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
         .collect();
     tok.add_tokens(user)

@@ -7,7 +7,7 @@
 ///
 /// `vocab` maps tokens to ids; `scored` lists the tokens to split, in vocabulary order, with their
 /// scores.
-pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(String, f64)]) -> Vec<(String, String)> {
+pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(&str, f64)]) -> Vec<(String, String)> {
     struct Merge<'a> {
         left: &'a str,
         right: &'a str,
@@ -53,9 +53,9 @@ pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(String, f64)]) -> Vec<(St
         .collect()
 }
 
-/// Token → id, with a fast (not DoS-resistant) hash: a vocabulary has a quarter of a million
-/// tokens, and deriving merges looks up every split of each.
-pub(crate) type TokenIds = foldhash::HashMap<String, u32>;
+/// Token → id, borrowing the tokens, with a fast (not DoS-resistant) hash: a vocabulary has a
+/// quarter of a million tokens, and deriving merges looks up every split of each.
+pub(crate) type TokenIds<'a> = foldhash::HashMap<&'a str, u32>;
 
 #[cfg(test)]
 mod tests {
@@ -67,12 +67,12 @@ mod tests {
         let vocab: TokenIds = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.to_string(), i as u32))
+            .map(|(i, &t)| (t, i as u32))
             .collect();
-        let scored: Vec<(String, f64)> = tokens
+        let scored: Vec<(&str, f64)> = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.to_string(), -(i as f64)))
+            .map(|(i, &t)| (t, -(i as f64)))
             .collect();
         let merges = from_scores(&vocab, &scored);
         let got: Vec<String> = merges.iter().map(|(l, r)| format!("{l} {r}")).collect();
