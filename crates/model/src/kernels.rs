@@ -407,7 +407,6 @@ impl PackedMatrix {
         let groups = k / group;
         let panels = n.div_ceil(nr);
         let mut values = Aligned::<i8>::zeroed(panels * nr * k);
-        advise_huge_pages(&mut values);
         // Offsets are gathered for every type and kept for those that have them.
         let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
         let mut offsets = Aligned::<f32>::zeroed(scales.len());
@@ -1338,7 +1337,6 @@ fn pack_panels<T: bytemuck::Pod + Send>(
 ) -> Aligned<T> {
     let nr = layout.nr;
     let mut out = Aligned::<T>::zeroed(n.div_ceil(nr) * nr * k);
-    advise_huge_pages(&mut out);
     out.par_chunks_mut(nr * k)
         .enumerate()
         .for_each(|(p, panel)| fill_panel(panel, p, n, k, layout, &at));
@@ -1357,7 +1355,6 @@ fn pack_bf16_rows(
 ) -> Aligned<u16> {
     let nr = layout.nr;
     let mut out = Aligned::<u16>::zeroed(n.div_ceil(nr) * nr * kp);
-    advise_huge_pages(&mut out);
     out.par_chunks_mut(nr * kp)
         .enumerate()
         .for_each(|(p, panel)| {
@@ -1393,7 +1390,6 @@ fn pack_tiles_by_feature(
     feature: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) -> Aligned<u16> {
     let mut out = Aligned::<u16>::zeroed(n.div_ceil(amx::NR) * amx::NR * kp);
-    advise_huge_pages(&mut out);
     out.par_chunks_mut(amx::NR * kp)
         .enumerate()
         .for_each(|(p, panel)| {
@@ -1438,25 +1434,6 @@ fn fill_panel<T>(
             panel[layout.index(c, kk)] = at(p * layout.nr + c, kk);
         }
     }
-}
-
-/// Asks the kernel to back a large buffer (not yet written) with transparent huge pages:
-/// the kernels stream the weights of a whole model at every decoding step, and 4 KiB pages
-/// would cost a TLB miss every 4 KiB. A hint only; nothing changes where it is refused.
-fn advise_huge_pages<T>(buf: &mut [T]) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = buf.as_mut_ptr() as usize;
-        let end = start + std::mem::size_of_val(buf);
-        let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-        if to > from {
-            // SAFETY: the range lies inside `buf`; MADV_HUGEPAGE does not change contents.
-            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buf;
 }
 
 /// Where a product goes: its `[m, n]` output, the bias of its columns (null: none) and

@@ -243,32 +243,45 @@ fn token_ids(tokens: &[String]) -> merges::TokenIds<'_> {
 }
 
 /// Distinct tokens in first-seen order with the score of their last occurrence (a Python dict
-/// built from the token list).
-fn scored_tokens(tokens: &[String], score: impl Fn(usize) -> f64) -> Vec<(&str, f64)> {
-    let mut last: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
-    last.reserve(tokens.len());
-    for (i, t) in tokens.iter().enumerate() {
-        last.insert(t, i);
+/// built from the token list); `ids` is [`token_ids`] of `tokens`.
+fn scored_tokens<'a>(
+    tokens: &'a [String],
+    ids: &merges::TokenIds<'a>,
+    score: impl Fn(usize) -> f64,
+) -> Vec<(&'a str, f64)> {
+    if ids.len() == tokens.len() {
+        // No duplicates (the rule): every token in place.
+        return tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), score(i)))
+            .collect();
     }
     let mut seen = foldhash::HashSet::default();
-    seen.reserve(tokens.len());
     tokens
         .iter()
         .filter(|t| seen.insert(t.as_str()))
-        .map(|t| (t.as_str(), score(last[t.as_str()])))
+        .map(|t| (t.as_str(), score(ids[t.as_str()] as usize)))
         .collect()
 }
 
-/// The file's merges, or those implied by `scored`.
-fn merges_or_derived<'a>(
+/// The file's merges, or those implied by the tokens' scores (`score(i)`: token `i`'s), which
+/// a file without merges must have.
+fn merges_or_derived(
     v: &GgufVocab,
-    tokens: &'a [String],
-    scored: impl FnOnce() -> Result<Vec<(&'a str, f64)>>,
+    tokens: &[String],
+    score: Option<impl Fn(usize) -> f64>,
 ) -> Result<Vec<(String, String)>> {
-    match &v.merges {
-        Some(m) => Ok(m.clone()),
-        None => Ok(merges::from_scores(&token_ids(tokens), &scored()?)),
+    if let Some(m) = &v.merges {
+        return Ok(m.clone());
     }
+    let score =
+        score.context("SentencePiece vocabulary without tokenizer.ggml.scores or merges")?;
+    let ids = token_ids(tokens);
+    Ok(merges::from_scores(
+        &ids,
+        &scored_tokens(tokens, &ids, score),
+    ))
 }
 
 /// SentencePiece decoding: `▁` → space, byte tokens → bytes.
@@ -293,7 +306,7 @@ fn gemma_sentencepiece(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
             }
         })
         .collect();
-    let merges = merges_or_derived(v, &tokens, || Ok(scored_tokens(&tokens, |i| -(i as f64))))?;
+    let merges = merges_or_derived(v, &tokens, Some(|i: usize| -(i as f64)))?;
     let mut tok = tokenizers::Tokenizer::new(bpe(tokens, merges, true)?);
     tok.with_normalizer(Some(Replace::new(" ", "▁").map_err(|e| anyhow!("{e}"))?))
         .map_err(|e| anyhow!("{e}"))?;
@@ -307,13 +320,8 @@ fn gemma_sentencepiece(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
 /// HF `sentencepiece_tokenizer` with `LlamaTokenizer`: merges ranked by score, first-word
 /// `Metaspace`, and a decoder that strips the prefix space.
 fn sentencepiece(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
-    let merges = merges_or_derived(v, &v.tokens, || {
-        let scores = v
-            .scores
-            .as_ref()
-            .context("SentencePiece vocabulary without tokenizer.ggml.scores or merges")?;
-        Ok(scored_tokens(&v.tokens, |i| scores[i]))
-    })?;
+    let scores = v.scores.as_deref();
+    let merges = merges_or_derived(v, &v.tokens, scores.map(|s| move |i: usize| s[i]))?;
     let mut tok = tokenizers::Tokenizer::new(bpe(v.tokens.clone(), merges, true)?);
     tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::First, false)));
     let mut decoders = spm_decoders();
@@ -470,5 +478,23 @@ pub(crate) fn float(v: &Value) -> Option<f64> {
         Value::F32(x) => Some(*x as f64),
         Value::F64(x) => Some(*x),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scored_tokens_follow_a_python_dict() {
+        let tokens: Vec<String> = ["a", "b", "a", "c"].map(String::from).into();
+        let ids = token_ids(&tokens);
+        assert_eq!(ids["a"], 2, "later duplicates win");
+        // First-seen order, the last occurrence's score.
+        let scored = scored_tokens(&tokens, &ids, |i| i as f64 * 10.0);
+        assert_eq!(scored, [("a", 20.0), ("b", 10.0), ("c", 30.0)]);
+        let unique = &tokens[1..];
+        let scored = scored_tokens(unique, &token_ids(unique), |i| i as f64);
+        assert_eq!(scored, [("b", 0.0), ("a", 1.0), ("c", 2.0)]);
     }
 }
