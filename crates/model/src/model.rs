@@ -237,11 +237,17 @@ impl Model {
     }
 
     /// Re-stores the f32 weights of the linear layers and the LM head for the packed f32
-    /// inference kernel of [`crate::kernels`] on the active kernel path: the same values, faster
-    /// decoding, no backward pass (a packed model refuses to train). Other weights are left
-    /// as they are.
+    /// inference kernel of [`crate::kernels`] on the active kernel path, and those of a bf16
+    /// model (`--dtype bf16`) for the bf16 kernel: the same values, faster decoding (a bf16
+    /// model's products take bf16 inputs and sum in f32, as PyTorch's bf16 matmul does), no
+    /// backward pass (a packed model refuses to train). Other weights are left as they are.
     pub fn pack_for_inference(&mut self) -> Result<()> {
-        pack_for_inference(self.arch.as_mut(), Precision::F32)
+        let precision = if self.dtype == DType::BF16 {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        };
+        pack_for_inference(self.arch.as_mut(), precision)
     }
 
     /// Sets the arithmetic of every frozen linear layer and the LM head in training on the

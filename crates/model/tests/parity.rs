@@ -130,6 +130,58 @@ fn gemma3_logits_match_hf() {
     check_logits("tiny-gemma3", true);
 }
 
+/// A bf16 model (`--dtype bf16`) packed for inference: every linear layer on the packed bf16
+/// kernels, and its logits those of the unpacked bf16 model (candle's bf16 matmul) but for
+/// summation order, with the adapter too.
+#[test]
+fn bf16_models_pack_for_the_bf16_kernels() {
+    for name in ["tiny-llama", "tiny-gemma3"] {
+        let load_bf16 = |packed: bool| {
+            let opts = LoadOptions {
+                dtype: Some(DType::BF16),
+                device: Device::Cpu,
+                quantized: false,
+                keep_int_blocks: false,
+            };
+            let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
+            let adapter = Adapter::load(&fixtures().join(format!("{name}-lora"))).unwrap();
+            m.attach_adapter("lora", &adapter).unwrap();
+            if packed {
+                m.pack_for_inference().unwrap();
+            }
+            m
+        };
+        let (plain, packed) = (load_bf16(false), load_bf16(true));
+        for (layer, lin) in packed.linears() {
+            let x = Tensor::ones((1, lin.in_dim()), DType::BF16, &Device::Cpu).unwrap();
+            let on_kernels = lin.forward_packed_into(&x, &mut Vec::new()).unwrap();
+            assert!(on_kernels, "{name} {layer} packed");
+        }
+        let logits = candle_core::safetensors::load(
+            fixtures().join(format!("{name}-logits.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let exp = expected(name);
+        for (part, adapter) in [("base", None), ("lora", Some("lora"))] {
+            for case in exp[part].as_array().unwrap() {
+                let want = &logits[case["logits_key"].as_str().unwrap()];
+                let prompt = ids(&case["prompt_ids"]);
+                let run = |m: &Model| {
+                    let got = m.logits(&prompt, adapter).unwrap();
+                    got.to_dtype(DType::F32).unwrap()
+                };
+                let (plain, packed) = (run(&plain), run(&packed));
+                let (apart, scale) = (common::max_abs_diff(&packed, &plain), common::max_abs(want));
+                assert!(
+                    apart <= 0.02 * scale,
+                    "{name} {part}: bf16 logits packed and unpacked {apart} apart (scale {scale})"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn llama_generation_matches_hf() {
     check_generation("tiny-llama", false, false);
