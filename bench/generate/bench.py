@@ -211,9 +211,9 @@ def main():
         same = sum(a == b for a, b in zip(r["outputs"], hf["outputs"]))
         gflops = toks * 5 * hf["flops_per_token"] / r["gen_s"] / 1e9
         # The default's bf16 runs on a bf16 dot-product instruction where the path has one
-        # (a bf16 peak); elsewhere it is widened to f32 FMAs, or packed as f32 (Zen 1).
-        # datm's default packs bf16 where the path says so (AMX, AMD's AVX512-BF16); elsewhere
-        # it is the f32 packing.
+        # (a bf16 peak); elsewhere it is widened to f32 FMAs.
+        # datm's default packs bf16 where the path says so (AMX; on AMD CPUs AVX512-BF16 and
+        # AVX2, the latter widened at the f32 peak); elsewhere it is the f32 packing.
         bf16_default = name == "datm_default" and peak.get("default_bf16", peak.get("path") == "amx")
         cpu = (bf16_default and peak.get("bf16_gflops")) or peak.get("f32_gflops")
         speed = hf["gen_s"] / r["gen_s"]

@@ -92,18 +92,22 @@ impl Isa {
     /// Whether a quantized model's weights are packed as bf16 by default on this path: where
     /// the CPU multiplies bf16 faster than f32. That is the AMX path, whose tiles multiply
     /// bf16 an order of magnitude faster than the vector units (Gemma-3-270M decoding with
-    /// beams in 5.7 s against 9.3 s in f32 on a Xeon family 6 model 207), and the AVX-512
-    /// path of AMD CPUs with AVX512-BF16 (Zen 4 on), whose `vdpbf16ps` does twice the work
+    /// beams in 5.7 s against 9.3 s in f32 on a Xeon family 6 model 207), and on AMD CPUs
+    /// the AVX-512 path with AVX512-BF16 (Zen 4 on), whose `vdpbf16ps` does twice the work
     /// of an f32 FMA per cycle (the same decoding in 7.9–8.1 s against 13.9–14.6 s on a
-    /// Zen 4). Intel's `vdpbf16ps` runs at half its f32 FMA rate, so every other path packs
-    /// a quantized model as `--dtype f32` does, int8 blocks widened exactly (fewer bytes
-    /// per weight than bf16: 14–16 s with `vdpbf16ps` against 10.5–10.9 s so on that Xeon's
-    /// AVX-512 path, 18.0 s widened bf16 against 16.7 s on its AVX2 path). Decided by the
-    /// CPU alone, never by timing, so a machine's outputs do not change from run to run.
+    /// Zen 4), and the AVX2 path, where bf16 widened on load (a shift) beat int8 blocks
+    /// widened exactly (a conversion and a scaling): 14.3–15.3 s against 18.4–19.5 s on that
+    /// Zen 4. Intel's `vdpbf16ps` runs at half its f32 FMA rate, and its cores widened bf16
+    /// slower than int8 blocks, so every other path packs a quantized model as `--dtype f32`
+    /// does, int8 blocks widened exactly (14–16 s with `vdpbf16ps` against 10.5–10.9 s so on
+    /// that Xeon's AVX-512 path, 18.0 s widened bf16 against 16.7 s on its AVX2 path).
+    /// Decided by the CPU alone, never by timing, so a machine's outputs do not change from
+    /// run to run.
     pub fn packs_bf16_by_default(self) -> bool {
         match self {
             Isa::Amx => true,
             Isa::Avx512 => self.bf16_dot() && amd(),
+            Isa::Avx2 => amd(),
             _ => false,
         }
     }
@@ -201,11 +205,11 @@ mod tests {
         }
     }
 
-    /// bf16 by default on the AMX path, and on the AVX-512 path exactly where Linux reports
-    /// an AMD CPU with AVX512-BF16.
+    /// bf16 by default on the AMX path, on the AVX-512 path exactly where Linux reports an
+    /// AMD CPU with AVX512-BF16, and on the AVX2 path exactly where it reports an AMD CPU.
     #[test]
     fn bf16_by_default_where_bf16_outpaces_f32() {
-        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx2] {
+        for isa in [Isa::Scalar, Isa::Neon] {
             assert!(!isa.packs_bf16_by_default(), "{isa}");
         }
         assert!(Isa::Amx.packs_bf16_by_default());
@@ -218,8 +222,10 @@ mod tests {
             };
             let flags = field("flags");
             let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-            let want = field("vendor_id") == "AuthenticAMD" && has("avx512f") && has("avx512_bf16");
+            let amd = field("vendor_id") == "AuthenticAMD";
+            let want = amd && has("avx512f") && has("avx512_bf16");
             assert_eq!(Isa::Avx512.packs_bf16_by_default(), want, "{flags}");
+            assert_eq!(Isa::Avx2.packs_bf16_by_default(), amd);
         }
     }
 
