@@ -3,68 +3,31 @@
 //! every 64-byte vector or AMX tile row read from it spans two cache lines: on a Xeon with
 //! AMX (family 6 model 207) a `tileloadd` of such rows took twice as long as of aligned ones.
 //!
-//! Large buffers are anonymous memory maps: their pages come zeroed from the OS when first
-//! written (by the packing threads), where the allocator's aligned zeroed allocation writes
-//! every byte up front (0.2 s for Gemma-3's 336 MB LM head, on one thread, before the
-//! packing threads start). They are not offered transparent huge pages: on the Zen 4 VM of
-//! session 23 faulting them in as huge pages made loading 0.8–1.2 s slower (no compaction
-//! stalls; decoding ~2% faster), and the earlier request had had no effect since the buffers
-//! were zeroed before it.
+//! The bytes are a zeroed allocation of the C library's `calloc`, a line longer than asked
+//! and used from its first line boundary: `calloc` hands out fresh pages untouched (the OS
+//! zeroes them as the packing threads first write them) and memory freed earlier, zeroed,
+//! again. An aligned zeroed allocation writes every byte up front instead (0.2 s for
+//! Gemma-3's 336 MB LM head, on one thread, before the packing threads start), and
+//! anonymous maps of their own never reuse what the weights they are packed from freed
+//! (COMET's peak RSS: 1.4 → 2.6 GB). They are not offered transparent huge pages: on the
+//! Zen 4 VM of session 23 faulting them in as huge pages made loading 0.8–1.2 s slower, and
+//! the earlier request had had no effect since the buffers were zeroed before it.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 
 /// Bytes per cache line.
 const LINE: usize = 64;
 
-/// Buffers of at least this many bytes are mapped (page-aligned) rather than allocated.
-const MAP_FROM: usize = 1 << 20;
-
-/// One cache line of storage.
-#[derive(Clone, Copy, Pod, Zeroable)]
-#[repr(C, align(64))]
-struct Line([u8; LINE]);
-
-/// Where an [`Aligned`] buffer's bytes live.
-enum Storage {
-    /// Cache lines from the allocator (small buffers).
-    Lines(Vec<Line>),
-    /// An anonymous map (large buffers).
-    Mapped(memmap2::MmapMut),
-}
-
-impl Storage {
-    /// `bytes` zero bytes, starting on a cache line.
-    fn zeroed(bytes: usize) -> Storage {
-        let lines = || Storage::Lines(bytemuck::zeroed_vec(bytes.div_ceil(LINE)));
-        if bytes < MAP_FROM {
-            return lines();
-        }
-        // Where the OS refuses a map, the allocator's zeroed lines do.
-        memmap2::MmapMut::map_anon(bytes).map_or_else(|_| lines(), Storage::Mapped)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Storage::Lines(lines) => bytemuck::cast_slice(lines),
-            Storage::Mapped(map) => map,
-        }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        match self {
-            Storage::Lines(lines) => bytemuck::cast_slice_mut(lines),
-            Storage::Mapped(map) => map,
-        }
-    }
-}
-
 /// A zero-initialised buffer of `len` values of `T` whose first value starts a cache line.
 pub(crate) struct Aligned<T> {
-    storage: Storage,
+    /// `calloc`'s bytes, one line more than the values need.
+    bytes: Vec<u8>,
+    /// Where the values start in `bytes` (a line boundary).
+    start: usize,
     len: usize,
     _values: PhantomData<T>,
 }
@@ -72,31 +35,39 @@ pub(crate) struct Aligned<T> {
 impl<T: Pod> Aligned<T> {
     /// `len` zeros.
     pub(crate) fn zeroed(len: usize) -> Self {
+        let bytes = vec![0u8; len * std::mem::size_of::<T>() + LINE];
+        let at = bytes.as_ptr() as usize;
         Aligned {
-            storage: Storage::zeroed(len * std::mem::size_of::<T>()),
+            start: at.next_multiple_of(LINE) - at,
+            bytes,
             len,
             _values: PhantomData,
         }
+    }
+
+    /// The values' bytes.
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len * std::mem::size_of::<T>()
     }
 }
 
 impl<T: Pod> Deref for Aligned<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        let bytes = self.len * std::mem::size_of::<T>();
-        bytemuck::cast_slice(&self.storage.bytes()[..bytes])
+        bytemuck::cast_slice(&self.bytes[self.range()])
     }
 }
 
 impl<T: Pod> DerefMut for Aligned<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        let bytes = self.len * std::mem::size_of::<T>();
-        bytemuck::cast_slice_mut(&mut self.storage.bytes_mut()[..bytes])
+        let range = self.range();
+        bytemuck::cast_slice_mut(&mut self.bytes[range])
     }
 }
 
 impl<T: Pod> Clone for Aligned<T> {
     fn clone(&self) -> Self {
+        // A copy of the bytes would start elsewhere relative to a line.
         let mut copy = Aligned::zeroed(self.len);
         copy.copy_from_slice(self);
         copy
