@@ -20,11 +20,11 @@ fn expected(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
-/// The fixture with its adapter attached; `packed` re-stores the weights for the packed f32
-/// inference kernel (as `datm generate` does).
-fn load(name: &str, packed: bool) -> Model {
+/// The fixture in `dtype` with its adapter attached; `packed` re-stores the weights for the
+/// packed inference kernels (as `datm generate` does).
+fn load(name: &str, dtype: DType, packed: bool) -> Model {
     let opts = LoadOptions {
-        dtype: Some(DType::F32),
+        dtype: Some(dtype),
         device: Device::Cpu,
         quantized: false,
         keep_int_blocks: false,
@@ -63,7 +63,7 @@ fn gen_config(run: &Value, max_new: usize, adapter: Option<&str>) -> GenerationC
 }
 
 fn check_logits(name: &str, packed: bool) {
-    let model = load(name, packed);
+    let model = load(name, DType::F32, packed);
     let exp = expected(name);
     let logits = candle_core::safetensors::load(
         fixtures().join(format!("{name}-logits.safetensors")),
@@ -86,7 +86,7 @@ fn check_logits(name: &str, packed: bool) {
 }
 
 fn check_generation(name: &str, batched: bool, packed: bool) {
-    let model = load(name, packed);
+    let model = load(name, DType::F32, packed);
     let exp = expected(name);
     let max_new = exp["max_new_tokens"].as_u64().unwrap() as usize;
     for (part, adapter) in [("base", None), ("lora", Some("lora"))] {
@@ -136,22 +136,10 @@ fn gemma3_logits_match_hf() {
 #[test]
 fn bf16_models_pack_for_the_bf16_kernels() {
     for name in ["tiny-llama", "tiny-gemma3"] {
-        let load_bf16 = |packed: bool| {
-            let opts = LoadOptions {
-                dtype: Some(DType::BF16),
-                device: Device::Cpu,
-                quantized: false,
-                keep_int_blocks: false,
-            };
-            let mut m = Model::load(&fixtures().join(name), &opts).unwrap();
-            let adapter = Adapter::load(&fixtures().join(format!("{name}-lora"))).unwrap();
-            m.attach_adapter("lora", &adapter).unwrap();
-            if packed {
-                m.pack_for_inference().unwrap();
-            }
-            m
-        };
-        let (plain, packed) = (load_bf16(false), load_bf16(true));
+        let (plain, packed) = (
+            load(name, DType::BF16, false),
+            load(name, DType::BF16, true),
+        );
         for (layer, lin) in packed.linears() {
             let x = Tensor::ones((1, lin.in_dim()), DType::BF16, &Device::Cpu).unwrap();
             let on_kernels = lin.forward_packed_into(&x, &mut Vec::new()).unwrap();
