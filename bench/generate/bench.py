@@ -153,7 +153,7 @@ def datm_run(binary, model_path, prompts, args, dtype):
 
 
 def cpu_peak(args):
-    """This CPU's measured f32/bf16 peak on `--threads` threads for the kernel path datm runs
+    """This CPU's measured f32/bf16/int8 peak on `--threads` threads for the kernel path datm runs
     (`--cpu-path`, else the fastest this CPU has), or {} without the binary."""
     if not os.path.exists(args.cpu_peak):
         print(f"note: {args.cpu_peak} not built; no CPU-peak figures")
@@ -204,18 +204,22 @@ def main():
           f"torch {hf['torch_version']} capability {hf['torch_cpu_capability']}")
     print(f"prompts {len(prompts)}, 5 beams, max_new_tokens {args.max_new_tokens}, batch {args.batch_size}, "
           f"threads {args.threads}; torch f32 GEMM {hf['gemm_gflops']:.0f} GFLOP/s; CPU peak f32 "
-          f"{peak.get('f32_gflops') or 0:.0f}, bf16 {peak.get('bf16_gflops') or 0:.0f} GFLOP/s")
+          f"{peak.get('f32_gflops') or 0:.0f}, bf16 {peak.get('bf16_gflops') or 0:.0f} GFLOP/s, "
+          f"int8 {peak.get('int8_gops') or 0:.0f} GOP/s")
     for name in ["hf", "datm_default", "datm_f32"]:
         r = res[name]
         toks = sum(len(o) for o in r["outputs"])
         same = sum(a == b for a, b in zip(r["outputs"], hf["outputs"]))
         gflops = toks * 5 * hf["flops_per_token"] / r["gen_s"] / 1e9
-        # The default's bf16 runs on a bf16 dot-product instruction where the path has one
-        # (a bf16 peak); elsewhere it is widened to f32 FMAs.
-        # datm's default packs bf16 where the path says so (AMX; on AMD CPUs AVX512-BF16 and
-        # AVX2, the latter widened at the f32 peak); elsewhere it is the f32 packing.
-        bf16_default = name == "datm_default" and peak.get("default_bf16", peak.get("path") == "amx")
-        cpu = (bf16_default and peak.get("bf16_gflops")) or peak.get("f32_gflops")
+        # datm's default packs int8 blocks for int8 products where the path says so (AMD's
+        # AVX512-VNNI: the int8 peak), else bf16 where it says so (AMX; on AMD CPUs
+        # AVX512-BF16, at the bf16 dot product's peak, and AVX2, widened at the f32 peak);
+        # elsewhere it is the f32 packing.
+        default = name == "datm_default"
+        int8_default = default and peak.get("default_int8")
+        bf16_default = default and peak.get("default_bf16", peak.get("path") == "amx")
+        cpu = ((int8_default and peak.get("int8_gops"))
+               or (bf16_default and peak.get("bf16_gflops")) or peak.get("f32_gflops"))
         speed = hf["gen_s"] / r["gen_s"]
         whole = hf["gen_s"] / r.get("wall_s", r["gen_s"])
         r.update(speedup_in_process=speed, speedup_whole_process=whole, gflops=gflops, pct_torch_gemm=100 * gflops / hf["gemm_gflops"],

@@ -45,6 +45,15 @@ fn main() -> anyhow::Result<()> {
     } else {
         (40, &GEMMA)
     };
+    if isa.int8_dot() {
+        // The int8 products take GGUF int8 blocks: every shape as Q8_0.
+        for &(name, n, k) in shapes {
+            let blocks = q8_0_blocks(&values(n * k, 97));
+            let packed = PackedMatrix::pack_q8_0(&blocks, n, k, Precision::Int8)?;
+            let s = packed_seconds(&packed, &values(m * k, 89), m)?;
+            report(&format!("Q8_0 Int8 {name}"), m, n, k, s);
+        }
+    }
     for precision in [Precision::F32, Precision::Bf16] {
         for &(name, n, k) in shapes {
             let packed = PackedMatrix::pack(&values(n * k, 97), n, k, precision)?;

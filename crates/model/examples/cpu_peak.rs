@@ -1,10 +1,12 @@
 //! This CPU's arithmetic peak on each SIMD kernel path it runs, measured: independent f32
 //! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`), AVX-512
-//! bf16 dot products (`vdpbf16ps`) and AMX tile products (`tdpbf16ps`) on every thread, no
-//! memory traffic. Prints one JSON line
-//! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "default_bf16"}}}` (bf16 null
-//! without a bf16 dot product; `default_bf16`: whether the path packs a quantized model as
-//! bf16 by default, [`Isa::packs_bf16_by_default`]) for the benchmarks' utilisation figures;
+//! bf16 dot products (`vdpbf16ps`), AVX512-VNNI int8 dot products (`vpdpbusd`) and AMX tile
+//! products (`tdpbf16ps`) on every thread, no memory traffic. Prints one JSON line
+//! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "int8_gops", "default_bf16",
+//! "default_int8"}}}` (bf16 and int8 null without the instruction; `default_bf16` and
+//! `default_int8`: whether the path packs a quantized model so by default,
+//! [`Isa::packs_bf16_by_default`], [`Isa::packs_int8_by_default`]) for the benchmarks'
+//! utilisation figures;
 //! `DATM_CPU` limits it to one path: `cargo run --release -p datm-model --example cpu_peak [THREADS]`.
 
 use std::time::Instant;
@@ -30,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     for isa in paths {
         if let Some(mut rates) = peak(isa, threads) {
             rates["default_bf16"] = isa.packs_bf16_by_default().into();
+            rates["default_int8"] = isa.packs_int8_by_default().into();
             out.insert(isa.name().into(), rates);
         }
     }
@@ -48,12 +51,16 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
-            // f32 FMA: 16 lanes × 2 flops; bf16 dot: 16 lanes × 2 products × 2 flops.
+            // f32 FMA: 16 lanes × 2 flops; bf16 dot: 16 lanes × 2 products × 2 flops; int8
+            // dot: 16 lanes × 4 products × 2 operations.
             let f32_gflops = rate(threads, 12.0 * 32.0, || unsafe { x86::fma512(ITERS) });
             let bf16 = isa
                 .bf16_dot()
                 .then(|| rate(threads, 12.0 * 64.0, || unsafe { x86::dpbf16(ITERS) }));
-            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": bf16}))
+            let int8 = isa
+                .int8_dot()
+                .then(|| rate(threads, 12.0 * 128.0, || unsafe { x86::dpbusd(ITERS) }));
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": bf16, "int8_gops": int8}))
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Amx => {
@@ -153,6 +160,13 @@ mod x86 {
         "vdpbf16ps",
         "zmm",
         "avx512f,avx512bf16"
+    );
+    peak_loop!(
+        /// AVX512-VNNI int8 dot products.
+        dpbusd,
+        "vpdpbusd",
+        "zmm",
+        "avx512f,avx512vnni"
     );
     peak_loop!(
         /// AVX2 f32 FMAs.

@@ -40,6 +40,8 @@ use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
 use crate::vmath;
 
+mod vnni;
+
 /// What follows a product with a bias ([`PackedMatrix::matmul_t_bias_into`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -59,6 +61,24 @@ pub enum Precision {
     F32,
     /// bf16 weights and inputs, f32 accumulation.
     Bf16,
+    /// Inference only, for GGUF weights of int8 blocks with groups of 32 inputs on
+    /// AVX512-VNNI CPUs: the weights' int8 values times the inputs rounded to int8 per
+    /// group of 32 (llama.cpp's Q8 inputs), exact int32 sums per group, scaled into f32
+    /// ([`PackedMatrix::pack_int_blocks`]).
+    Int8,
+}
+
+impl Precision {
+    /// What the weights that int8 products do not take (dense ones, and GGUF types with
+    /// groups of 16) pack as beside them: bf16 where the path multiplies bf16 faster
+    /// ([`Isa::packs_bf16_by_default`]), else f32.
+    pub fn int8_fallback() -> Result<Precision> {
+        Ok(if cpu::active()?.packs_bf16_by_default() {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +96,8 @@ enum Panels {
         values: Aligned<i8>,
         scales: BlockScales,
     },
+    /// A GGUF weight of int8 blocks for the int8 products of [`Precision::Int8`].
+    Vnni(vnni::Int8Panels),
 }
 
 /// Where the group scales of a [`Panels::Int8`] matrix are: a group is `group` consecutive
@@ -324,6 +346,10 @@ impl PackedMatrix {
     /// Like [`PackedMatrix::pack`], for kernel path `isa`.
     pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Result<Self> {
         check_weight(isa, w, n, k)?;
+        ensure!(
+            precision != Precision::Int8,
+            "int8 products pack GGUF int8 blocks only (pack_int_blocks)"
+        );
         if precision == Precision::Bf16 {
             ensure!(
                 k.is_multiple_of(2),
@@ -397,38 +423,32 @@ impl PackedMatrix {
     ) -> Result<Self> {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let blocks = IntBlocks::new(dtype, blocks, n, k)?;
+        if precision == Precision::Int8 {
+            ensure!(
+                isa.int8_dot(),
+                "int8 products need AVX512-VNNI and the {isa} path does not have it"
+            );
+            return Ok(PackedMatrix {
+                n,
+                k,
+                kp: k,
+                isa,
+                layout: Layout {
+                    nr: vnni::NR,
+                    order: Order::Features,
+                },
+                panels: Panels::Vnni(vnni::Int8Panels::pack(&blocks)?),
+            });
+        }
         if precision == Precision::Bf16 {
             // `k` is whole blocks of 32 or 256 inputs, so even.
             let row = |c: usize, row: &mut [f32]| blocks.dequantize_row(c, row);
             return Ok(Self::bf16_from_rows(isa, n, k, row));
         }
         let layout = Layout::of(isa, Precision::F32);
-        let (nr, group) = (layout.nr, blocks.group());
-        let groups = k / group;
-        let panels = n.div_ceil(nr);
-        let mut values = Aligned::<i8>::zeroed(panels * nr * k);
-        // Offsets are gathered for every type and kept for those that have them.
-        let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
-        let mut offsets = Aligned::<f32>::zeroed(scales.len());
-        values
-            .par_chunks_mut(nr * k)
-            .zip(scales.par_chunks_mut(nr * groups))
-            .zip(offsets.par_chunks_mut(nr * groups))
-            .enumerate()
-            .for_each(|(p, ((panel, panel_scales), panel_offsets))| {
-                let (mut v, mut sc, mut off) =
-                    (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
-                for c in 0..nr.min(n - p * nr) {
-                    blocks.decode_row(p * nr + c, &mut v, &mut sc, &mut off);
-                    for (kk, &v) in v.iter().enumerate() {
-                        panel[layout.index(c, kk)] = v;
-                    }
-                    for g in 0..groups {
-                        panel_scales[g * nr + c] = sc[g];
-                        panel_offsets[g * nr + c] = off[g];
-                    }
-                }
-            });
+        let (values, scales, offsets) =
+            decode_panels(&blocks, layout.nr, |c, kk| layout.index(c, kk), |v| v);
+        let group = blocks.group();
         let scales = BlockScales::Columns(GroupScales {
             scales,
             offsets: blocks.has_offsets().then_some(offsets),
@@ -538,6 +558,7 @@ impl PackedMatrix {
                     _ => pack_panels(k, n, layout, |c, kk| to_bf16(at(c, kk))),
                 })
             }
+            Precision::Int8 => anyhow::bail!("int8 products have no transposed packs"),
         };
         Ok(PackedMatrix {
             n: k,
@@ -564,6 +585,7 @@ impl PackedMatrix {
         match self.panels {
             Panels::F32(_) | Panels::Int8 { .. } => Precision::F32,
             Panels::Bf16(_) => Precision::Bf16,
+            Panels::Vnni(_) => Precision::Int8,
         }
     }
 
@@ -581,6 +603,7 @@ impl PackedMatrix {
                     Panels::Int8 { values, scales } => {
                         scales.weight(values[at], col / nr, nr, (n, k), col % nr, kk)
                     }
+                    Panels::Vnni(p) => p.weight(col, kk),
                 }
             })
             .collect();
@@ -689,6 +712,9 @@ impl PackedMatrix {
                 };
                 simd::run(self.isa, task)
             }),
+            // SAFETY: int8 panels are packed only where the CPU runs them (`Isa::int8_dot`);
+            // `out` holds `m × n` values, the bias `n`.
+            Panels::Vnni(p) => unsafe { p.product(x, m, out) },
             Panels::Bf16(w) if self.layout.order == Order::Tiles => {
                 self.matmul_tiles(w, x, m, out);
                 if gelu {
@@ -941,6 +967,42 @@ impl PackedMatrix {
             unsafe { self.panels::<A>(data, x, m, start..range.end.min(start + len), out) }
         }
     }
+}
+
+/// The int8 values of `blocks` (`n × k`) decoded into panels of `nr` columns, value `v` of
+/// column `c`, input `kk` stored as `value(v)` at `index(c, kk)` of its panel, and the group
+/// scales and offsets `[panel][k / group][nr]` (columns past the weight: zero bytes, scale 0).
+fn decode_panels<T: bytemuck::Pod + Send>(
+    blocks: &IntBlocks,
+    nr: usize,
+    index: impl Fn(usize, usize) -> usize + Sync,
+    value: impl Fn(i8) -> T + Sync,
+) -> (Aligned<T>, Aligned<f32>, Aligned<f32>) {
+    let (n, k) = (blocks.rows(), blocks.k());
+    let groups = k / blocks.group();
+    let panels = n.div_ceil(nr);
+    let mut values = Aligned::<T>::zeroed(panels * nr * k);
+    let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
+    let mut offsets = Aligned::<f32>::zeroed(scales.len());
+    values
+        .par_chunks_mut(nr * k)
+        .zip(scales.par_chunks_mut(nr * groups))
+        .zip(offsets.par_chunks_mut(nr * groups))
+        .enumerate()
+        .for_each(|(p, ((panel, panel_scales), panel_offsets))| {
+            let (mut v, mut sc, mut off) = (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
+            for c in 0..nr.min(n - p * nr) {
+                blocks.decode_row(p * nr + c, &mut v, &mut sc, &mut off);
+                for (kk, &v) in v.iter().enumerate() {
+                    panel[index(c, kk)] = value(v);
+                }
+                for g in 0..groups {
+                    panel_scales[g * nr + c] = sc[g];
+                    panel_offsets[g * nr + c] = off[g];
+                }
+            }
+        });
+    (values, scales, offsets)
 }
 
 /// `out` as a slice of possibly uninitialised values, for [`PackedMatrix::product`], which
@@ -1676,7 +1738,8 @@ mod x86_bf16 {
 mod tests {
     use super::*;
 
-    fn data(len: usize, mul: usize, modulo: usize, div: f32) -> Vec<f32> {
+    /// `len` test values in a small range: `(i·mul mod modulo − modulo/2) / div`.
+    pub(super) fn data(len: usize, mul: usize, modulo: usize, div: f32) -> Vec<f32> {
         (0..len)
             .map(|i| ((i * mul % modulo) as f32 - (modulo / 2) as f32) / div)
             .collect()
@@ -1688,8 +1751,8 @@ mod tests {
     fn matches_reference_on_ragged_shapes() {
         for (isa, precision) in paths() {
             let round = |v: f32| match precision {
-                Precision::F32 => v,
                 Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+                _ => v,
             };
             for (m, n, k) in [
                 (13, 131, 96),

@@ -231,10 +231,17 @@ impl LoraLinear {
 
     /// Re-stores the base weight for the packed inference kernels of [`crate::kernels`]
     /// on the active kernel path (no backward pass). `Precision::F32` keeps the values
-    /// exactly and applies only to f32 weights; `Precision::Bf16` rounds them. Returns
+    /// exactly and applies only to f32 weights; `Precision::Bf16` rounds them;
+    /// `Precision::Int8` applies to GGUF int8 blocks of groups of 32 inputs, other weights
+    /// taking [`Precision::int8_fallback`]. Returns
     /// false, leaving the layer as it is, when the weight is not an f32 or quantized weight
     /// on the CPU, or (bf16) its input size is odd.
     pub fn pack(&mut self, precision: Precision) -> Result<bool> {
+        let precision = match &self.base {
+            Base::Quantized(_, q) if IntBlocks::group_of(q.dtype()) == Some(32) => precision,
+            _ if precision == Precision::Int8 => Precision::int8_fallback()?,
+            _ => precision,
+        };
         let fits = match &self.base {
             Base::Dense(t) => {
                 t.device().is_cpu() && (t.dtype() == DType::F32 || precision == Precision::Bf16)
@@ -908,8 +915,8 @@ mod tests {
         for precision in [Precision::F32, Precision::Bf16] {
             let round = |t: &Tensor| -> Result<Tensor> {
                 Ok(match precision {
-                    Precision::F32 => t.clone(),
                     Precision::Bf16 => t.to_dtype(DType::BF16)?.to_dtype(DType::F32)?,
+                    _ => t.clone(),
                 })
             };
             let panels = Arc::new(FrozenPanels::pack(&w, precision)?);

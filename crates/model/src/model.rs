@@ -27,9 +27,10 @@ pub struct LoadOptions {
     pub device: Device,
     /// Inference-speed weights for quantized (GGUF) sources: k-quant, Q8_0 and (on the CPU)
     /// other int8-block tensors stay quantized and every linear layer and the LM head are
-    /// re-stored for the packed CPU kernels, in bf16 where the kernel path multiplies bf16
-    /// faster than f32 ([`crate::cpu::Isa::packs_bf16_by_default`]), else as `--dtype f32`
-    /// packs them. These paths have no backward pass: for training, and for
+    /// re-stored for the packed CPU kernels: int8 blocks with groups of 32 for the int8
+    /// products where the path has them fastest ([`crate::cpu::Isa::packs_int8_by_default`]),
+    /// and the rest in bf16 where the kernel path multiplies bf16 faster than f32
+    /// ([`crate::cpu::Isa::packs_bf16_by_default`]), else as `--dtype f32` packs them. These paths have no backward pass: for training, and for
     /// exact work, use `false`, which dequantizes everything to `dtype`.
     pub quantized: bool,
     /// With `quantized: false` and f32 weights on the CPU: keep GGUF tensors of int8 blocks
@@ -209,13 +210,15 @@ impl Model {
         let mut arch = load_architecture(&cfg, &weights, dtype)?;
         drop(weights);
         if opts.quantized && from_quantized {
-            // bf16 where the path multiplies bf16 faster (`Isa::packs_bf16_by_default`:
-            // AMX, AMD's AVX512-BF16), elsewhere f32 as `--dtype f32` packs it (int8 blocks
+            // int8 products where the path has them fastest (`Isa::packs_int8_by_default`:
+            // AMD's AVX512-VNNI), the other weights beside them and every weight elsewhere
+            // bf16 where the path multiplies bf16 faster (`Isa::packs_bf16_by_default`: AMX,
+            // AMD's AVX512-BF16 and AVX2), else f32 as `--dtype f32` packs them (int8 blocks
             // widened exactly).
-            let precision = if crate::cpu::active()?.packs_bf16_by_default() {
-                Precision::Bf16
+            let precision = if crate::cpu::active()?.packs_int8_by_default() {
+                Precision::Int8
             } else {
-                Precision::F32
+                Precision::int8_fallback()?
             };
             pack_for_inference(arch.as_mut(), precision)?;
         }
