@@ -211,17 +211,42 @@ impl Inputs {
                 let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a)
                     | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
                 let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-                let d = if nan != 0 { f32::NAN } else { amax / 127.0 };
-                let inv = _mm512_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
-                // Rounded to nearest, ties to even (the default rounding mode).
-                let qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, inv));
-                let qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, inv));
+                let (d, inv) = group_scale(nan == 0, amax);
+                // Rounded to nearest, ties to even (the default rounding mode); zeros where
+                // the group has no usable scale.
+                let (qa, qb) = if inv > 0.0 {
+                    let inv = _mm512_set1_ps(inv);
+                    (
+                        _mm512_cvtps_epi32(_mm512_mul_ps(a, inv)),
+                        _mm512_cvtps_epi32(_mm512_mul_ps(b, inv)),
+                    )
+                } else {
+                    (_mm512_setzero_si512(), _mm512_setzero_si512())
+                };
                 _mm_storeu_si128(q.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(qa));
                 _mm_storeu_si128(q.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(qb));
                 *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
                 *scale = d;
             }
         }
+    }
+}
+
+/// The scale of a group of inputs whose largest magnitude is `amax` (`clean`: no NaN among
+/// them) and its inverse: `amax / 127` and `1 / scale`, as llama.cpp rounds. A NaN or
+/// infinite input gives a NaN scale (the row's outputs NaN, never a silent number), values
+/// too small to invert (all zero, or below ~1e-36) scale 0; both with inverse 0, the group's
+/// int8 values then all zero.
+fn group_scale(clean: bool, amax: f32) -> (f32, f32) {
+    if !clean || !amax.is_finite() {
+        return (f32::NAN, 0.0);
+    }
+    let d = amax / 127.0;
+    let inv = 1.0 / d;
+    if d > 0.0 && inv.is_finite() {
+        (d, inv)
+    } else {
+        (0.0, 0.0)
     }
 }
 
@@ -415,9 +440,15 @@ mod tests {
                 assert_eq!(inputs.scales[g], d);
                 assert_eq!(inputs.sums[g], q.iter().map(|&v| i32::from(v)).sum::<i32>());
             }
-            let mut nan = x[..32].to_vec();
-            nan[5] = f32::NAN;
-            assert!(Inputs::quantize(&nan, 1, 32).scales[0].is_nan());
+            for bad in [f32::NAN, f32::INFINITY] {
+                let mut group = x[..32].to_vec();
+                group[5] = bad;
+                let inputs = Inputs::quantize(&group, 1, 32);
+                assert!(inputs.scales[0].is_nan(), "{bad}");
+                assert!(inputs.values.iter().all(|&v| v == 0) && inputs.sums[0] == 0);
+            }
+            let tiny = Inputs::quantize(&[1e-40; 32], 1, 32);
+            assert!(tiny.scales[0] == 0.0 && tiny.sums[0] == 0);
         }
     }
 
