@@ -30,7 +30,9 @@ const QUAD: usize = 4;
 /// Added to the weight values to make unsigned bytes (`vpdpbusd` multiplies unsigned by
 /// signed bytes); taken back out of each group's sum through the inputs' sum.
 const BIAS: i32 = 128;
-/// Rows per register tile: 24 int32 accumulators, four weight registers and a broadcast.
+/// Rows per register tile: 16 int32 sums (4 rows × 4 registers), four weight registers and
+/// a broadcast (6 rows spilled their sums to the stack).
+#[cfg(target_arch = "x86_64")]
 const MR: usize = 4;
 
 /// A weight packed for the int8 products.
@@ -42,6 +44,7 @@ pub(super) struct Int8Panels {
     scales: Aligned<f32>,
     /// As `scales`: the group offsets, for the types that have them.
     offsets: Option<Aligned<f32>>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     n: usize,
     k: usize,
 }
@@ -237,6 +240,7 @@ impl Inputs {
 /// infinite input gives a NaN scale (the row's outputs NaN, never a silent number), values
 /// too small to invert (all zero, or below ~1e-36) scale 0; both with inverse 0, the group's
 /// int8 values then all zero.
+#[cfg(target_arch = "x86_64")]
 fn group_scale(clean: bool, amax: f32) -> (f32, f32) {
     if !clean || !amax.is_finite() {
         return (f32::NAN, 0.0);
