@@ -45,9 +45,9 @@ ALMA = "Translate this from German to English:\nGerman: {}\nEnglish:"
 DATM_RUNS = [("datm_default", None), ("datm_f32", "f32")]
 
 
-def german_sentences(n):
-    """The first `n` German messages (5–25 words, one line) of the sorted de catalogs."""
-    out = []
+def catalog_messages():
+    """(German, English) messages of the de catalogs, catalog after catalog in sorted order,
+    each catalog's messages sorted."""
     for path in sorted(glob.glob("/usr/share/locale/de/LC_MESSAGES/*.mo")):
         try:
             with open(path, "rb") as fh:
@@ -55,10 +55,23 @@ def german_sentences(n):
         except Exception:
             continue
         for k, v in sorted((k, v) for k, v in cat.items() if isinstance(k, str) and isinstance(v, str)):
-            if k and v and "\n" not in v and "%" not in v and 5 <= len(v.split()) <= 25 and v not in out:
-                out.append(v.strip())
-            if len(out) == n:
-                return out
+            if k and v:
+                yield v, k
+
+
+def short_line(de):
+    """Whether a German message is one line of 5–25 words without a format directive."""
+    return "\n" not in de and "%" not in de and 5 <= len(de.split()) <= 25
+
+
+def german_sentences(n):
+    """The first `n` German messages (5–25 words, one line) of the sorted de catalogs."""
+    out = []
+    for v, _ in catalog_messages():
+        if short_line(v) and v not in out:
+            out.append(v.strip())
+        if len(out) == n:
+            return out
     return out
 
 

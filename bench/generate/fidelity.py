@@ -11,8 +11,6 @@ sacreBLEU (BLEU and chrF), and counted where it equals f32's.
 """
 
 import argparse
-import glob
-import gettext
 import json
 import os
 import subprocess
@@ -20,23 +18,16 @@ import tempfile
 
 import sacrebleu
 
-ALMA = "Translate this from German to English:\nGerman: {}\nEnglish:"
+from bench import ALMA, catalog_messages, short_line
 
 
 def pairs(skip, n):
-    """(German, English) messages (5–25 words, one line) of the sorted de catalogs."""
+    """(German, English) messages (5–25 words, one line each) of the sorted de catalogs."""
     out, seen = [], set()
-    for path in sorted(glob.glob("/usr/share/locale/de/LC_MESSAGES/*.mo")):
-        try:
-            with open(path, "rb") as fh:
-                cat = gettext.GNUTranslations(fh)._catalog
-        except Exception:
-            continue
-        for en, de in sorted((k, v) for k, v in cat.items() if isinstance(k, str) and isinstance(v, str)):
-            if (en and de and "\n" not in de and "\n" not in en and "%" not in de
-                    and 5 <= len(de.split()) <= 25 and de not in seen):
-                seen.add(de)
-                out.append((de.strip(), en.strip()))
+    for de, en in catalog_messages():
+        if short_line(de) and "\n" not in en and de not in seen:
+            seen.add(de)
+            out.append((de.strip(), en.strip()))
     return out[skip:skip + n]
 
 
