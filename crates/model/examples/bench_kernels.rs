@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use datm_model::cpu;
 use datm_model::kernels::{PackedMatrix, Precision};
@@ -45,13 +46,25 @@ fn main() -> anyhow::Result<()> {
     } else {
         (40, &GEMMA)
     };
-    if isa.int8_dot() {
-        // The int8 products take GGUF int8 blocks: every shape as Q8_0.
+    if isa.int8_products() {
+        // The int8 products take GGUF int8 blocks: each shape as Gemma-3-270M's Q4_K_M file
+        // stores it (the head Q8_0, q/k/gate/up Q5_0, o and down Q4_K), and as Q8_0.
         for &(name, n, k) in shapes {
-            let blocks = q8_0_blocks(&values(n * k, 97));
-            let packed = PackedMatrix::pack_q8_0(&blocks, n, k, Precision::Int8)?;
-            let s = packed_seconds(&packed, &values(m * k, 89), m)?;
-            report(&format!("Q8_0 Int8 {name}"), m, n, k, s);
+            let w = values(n * k, 97);
+            let gemma = match name {
+                "lm_head" => GgmlDType::Q8_0,
+                "o_proj" | "down_proj" => GgmlDType::Q4K,
+                _ => GgmlDType::Q5_0,
+            };
+            let q8_0 = (gemma != GgmlDType::Q8_0).then_some(GgmlDType::Q8_0);
+            for dtype in std::iter::once(gemma).chain(q8_0) {
+                let blocks =
+                    QTensor::quantize(&Tensor::from_slice(&w, (n, k), &Device::Cpu)?, dtype)?;
+                let packed =
+                    PackedMatrix::pack_int_blocks(dtype, &blocks.data()?, n, k, Precision::Int8)?;
+                let s = packed_seconds(&packed, &values(m * k, 89), m)?;
+                report(&format!("{dtype:?} Int8 {name}"), m, n, k, s);
+            }
         }
     }
     for precision in [Precision::F32, Precision::Bf16] {

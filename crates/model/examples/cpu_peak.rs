@@ -1,6 +1,7 @@
 //! This CPU's arithmetic peak on each SIMD kernel path it runs, measured: independent f32
 //! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`), AVX-512
-//! bf16 dot products (`vdpbf16ps`), AVX512-VNNI int8 dot products (`vpdpbusd`) and AMX tile
+//! bf16 dot products (`vdpbf16ps`), int8 products (AVX512-VNNI `vpdpbusd`, else AVX2
+//! `vpmaddubsw`) and AMX tile
 //! products (`tdpbf16ps`) on every thread, no memory traffic. Prints one JSON line
 //! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "int8_gops", "default_bf16",
 //! "default_int8"}}}` (bf16 and int8 null without the instruction; `default_bf16` and
@@ -57,9 +58,13 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
             let bf16 = isa
                 .bf16_dot()
                 .then(|| rate(threads, 12.0 * 64.0, || unsafe { x86::dpbf16(ITERS) }));
-            let int8 = isa
-                .int8_dot()
-                .then(|| rate(threads, 12.0 * 128.0, || unsafe { x86::dpbusd(ITERS) }));
+            let int8 = if isa.int8_dot() {
+                Some(rate(threads, 12.0 * 128.0, || unsafe {
+                    x86::dpbusd(ITERS)
+                }))
+            } else {
+                isa.int8_products().then(|| maddubs_rate(threads))
+            };
             Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": bf16, "int8_gops": int8}))
         }
         #[cfg(target_arch = "x86_64")]
@@ -75,7 +80,8 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
         Isa::Avx2 => {
             // 8 lanes × 2 flops.
             let f32_gflops = rate(threads, 12.0 * 16.0, || unsafe { x86::fma256(ITERS) });
-            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null}))
+            let int8 = isa.int8_products().then(|| maddubs_rate(threads));
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null, "int8_gops": int8}))
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => {
@@ -100,6 +106,14 @@ fn rate(threads: usize, flops_per_iter: f64, body: impl Fn() + Sync) -> f64 {
         threads as f64 * ITERS as f64 * flops_per_iter / t.elapsed().as_secs_f64() / 1e9
     };
     (0..3).map(|_| once()).fold(0.0, f64::max)
+}
+
+/// The int8 products' rate on AVX2 (`vpmaddubsw ymm`: 16 lanes × 2 products × 2 operations),
+/// on a path whose CPU has AVX2 ([`Isa::int8_products`]).
+#[cfg(target_arch = "x86_64")]
+fn maddubs_rate(threads: usize) -> f64 {
+    // SAFETY: called only for paths with the int8 products, whose CPUs have AVX2.
+    rate(threads, 12.0 * 64.0, || unsafe { x86::maddubs(ITERS) })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -167,6 +181,13 @@ mod x86 {
         "vpdpbusd",
         "zmm",
         "avx512f,avx512vnni"
+    );
+    peak_loop!(
+        /// AVX2 int8 products (unsigned times signed bytes, pairs summed into int16).
+        maddubs,
+        "vpmaddubsw",
+        "ymm",
+        "avx2"
     );
     peak_loop!(
         /// AVX2 f32 FMAs.

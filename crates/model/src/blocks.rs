@@ -84,6 +84,18 @@ impl<'a> IntBlocks<'a> {
         shape(self.dtype).expect("checked in new").0
     }
 
+    /// The smallest and largest value a block of this type can hold.
+    pub(crate) fn value_range(&self) -> (i8, i8) {
+        use GgmlDType::*;
+        match self.dtype {
+            Q4_0 => (-8, 7),
+            Q4_1 | Q4K => (0, 15),
+            Q5_0 => (-16, 15),
+            Q6K => (-32, 31),
+            _ => (i8::MIN, i8::MAX),
+        }
+    }
+
     /// Whether the weights have offsets (else they are all zero).
     pub(crate) fn has_offsets(&self) -> bool {
         matches!(self.dtype, GgmlDType::Q4_1 | GgmlDType::Q4K)
@@ -226,6 +238,37 @@ mod tests {
     use super::*;
     use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
+
+    /// Any bytes a file holds decode to values within [`IntBlocks::value_range`] (which the
+    /// int8 products' int16 sums rely on), and the range is tight: both ends occur.
+    #[test]
+    fn values_stay_within_the_types_range() {
+        use GgmlDType::*;
+        let k = 256;
+        let zeros = Tensor::zeros((1, k), candle_core::DType::F32, &Device::Cpu).unwrap();
+        for dtype in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q6K] {
+            let len = QTensor::quantize(&zeros, dtype)
+                .unwrap()
+                .data()
+                .unwrap()
+                .len();
+            let mut seen = std::collections::BTreeSet::new();
+            for seed in 0..20u32 {
+                let bytes: Vec<u8> = (0..len as u32)
+                    .map(|i| ((i + seed * 7919).wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect();
+                let blocks = IntBlocks::new(dtype, &bytes, 1, k).unwrap();
+                let groups = k / blocks.group();
+                let (mut v, mut s, mut o) = (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
+                blocks.decode_row(0, &mut v, &mut s, &mut o);
+                seen.extend(v);
+            }
+            let (lo, hi) = IntBlocks::new(dtype, &vec![0; len], 1, k)
+                .unwrap()
+                .value_range();
+            assert_eq!(seen.first().zip(seen.last()), Some((&lo, &hi)), "{dtype:?}");
+        }
+    }
 
     /// Every supported type, quantized by candle from uneven data: `value × scale − offset`
     /// equals candle's dequantized weight bit for bit, and bad sizes are refused.

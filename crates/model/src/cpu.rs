@@ -101,6 +101,19 @@ impl Isa {
         false
     }
 
+    /// Whether the path has the int8 products of [`crate::kernels::Precision::Int8`]: AVX2's
+    /// `vpmaddubsw` (the AVX2 and AVX-512 paths), or AVX512-VNNI's `vpdpbusd` where
+    /// [`Isa::int8_dot`] says so.
+    pub fn int8_products(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self, Isa::Avx2 | Isa::Avx512 | Isa::Amx) {
+            return self.runs_here()
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma");
+        }
+        false
+    }
+
     /// Whether a quantized model's weights are packed as bf16 by default on this path: where
     /// the CPU multiplies bf16 faster than f32. That is the AMX path, whose tiles multiply
     /// bf16 an order of magnitude faster than the vector units (Gemma-3-270M decoding with
@@ -127,16 +140,23 @@ impl Isa {
 
 impl Isa {
     /// Whether a quantized model's int8 blocks with groups of 32 inputs are packed for the
-    /// int8 products ([`crate::kernels::Precision::Int8`]) by default: on the AVX-512 path
-    /// of AMD CPUs with AVX512-VNNI (Zen 4 on), whose `vpdpbusd` does twice the multiplies of
-    /// `vdpbf16ps` per instruction at the same rate: Gemma-3-270M decoding with beams in
+    /// int8 products ([`crate::kernels::Precision::Int8`]) by default: on AMD CPUs, on the
+    /// AVX-512 path with AVX512-VNNI (Zen 4 on), whose `vpdpbusd` does twice the multiplies
+    /// of `vdpbf16ps` per instruction at the same rate (Gemma-3-270M decoding with beams in
     /// 6.4 s against 7.7 s with bf16 panels on a Zen 4, at 840 against 1,055 MB, as good
-    /// against references (BLEU and chrF within noise of f32 and bf16 on 200 messages) but
-    /// further from f32's exact outputs (81% the same against 93%). Other weights, and other
-    /// paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's `vpdpbusd` is unmeasured
-    /// here).
+    /// against references, BLEU and chrF within noise of f32 and bf16 on 200 messages, but
+    /// further from f32's exact outputs: 81% the same against 93%), and on the AVX2 path,
+    /// whose `vpmaddubsw` does four times the multiplies of an f32 FMA (the same decoding in
+    /// 11.1–11.7 s against 13.9–14.4 s with widened bf16 on that Zen 4 held to AVX2, at 840
+    /// against 1,057 MB; its products are the AVX-512 path's int8 products, bit for bit). Other
+    /// weights, and other paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores
+    /// are unmeasured with int8 here).
     pub fn packs_int8_by_default(self) -> bool {
-        self == Isa::Avx512 && self.int8_dot() && amd()
+        match self {
+            Isa::Avx512 => self.int8_dot() && amd(),
+            Isa::Avx2 => self.int8_products() && amd(),
+            _ => false,
+        }
     }
 }
 
@@ -261,17 +281,26 @@ mod tests {
         }
     }
 
-    /// int8 products by default on the AVX-512 path exactly where Linux reports an AMD CPU
-    /// with AVX512-VNNI (and AVX512-BW), on no other path.
+    /// int8 products on the AVX2 and AVX-512 paths where the CPU has AVX2 and FMA, the
+    /// VNNI kernel where Linux reports AVX512-VNNI (and AVX512-BW); by default on AMD CPUs
+    /// on the AVX2 path and on the AVX-512 path with AVX512-VNNI, on no other path.
     #[test]
-    fn int8_by_default_on_amd_avx512_vnni() {
-        for isa in [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Amx] {
+    fn int8_by_default_on_amd_avx2_and_avx512_vnni() {
+        for isa in [Isa::Scalar, Isa::Neon, Isa::Amx] {
             assert!(!isa.packs_int8_by_default(), "{isa}");
+        }
+        for isa in [Isa::Scalar, Isa::Neon] {
+            assert!(!isa.int8_products() && !isa.int8_dot(), "{isa}");
         }
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
             let (flags, amd) = cpuinfo();
             let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+            let avx2 = has("avx2") && has("fma");
+            assert_eq!(Isa::Avx2.int8_products(), avx2, "{flags}");
+            assert_eq!(Isa::Avx2.packs_int8_by_default(), avx2 && amd, "{flags}");
+            let avx512 = avx2 && has("avx512f");
+            assert_eq!(Isa::Avx512.int8_products(), avx512, "{flags}");
             let vnni = has("avx512f") && has("avx512bw") && has("avx512_vnni");
             assert_eq!(Isa::Avx512.int8_dot(), vnni, "{flags}");
             let want = vnni && amd;

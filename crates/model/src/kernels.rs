@@ -40,7 +40,7 @@ use crate::cpu::{self, Isa};
 use crate::simd::{self, Task, Vector};
 use crate::vmath;
 
-mod vnni;
+mod int8;
 
 /// What follows a product with a bias ([`PackedMatrix::matmul_t_bias_into`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,10 @@ pub enum Precision {
     F32,
     /// bf16 weights and inputs, f32 accumulation.
     Bf16,
-    /// Inference only, for GGUF weights of int8 blocks with groups of 32 inputs on
-    /// AVX512-VNNI CPUs: the weights' int8 values times the inputs rounded to int8 per
-    /// group of 32 (llama.cpp's Q8 inputs), exact int32 sums per group, scaled into f32
+    /// Inference only, for GGUF weights of int8 blocks with groups of 32 inputs on the AVX2
+    /// and AVX-512 paths ([`Isa::int8_products`]): the weights' int8 values times the inputs
+    /// rounded to int8 per group of 32 (llama.cpp's Q8 inputs), exact int32 sums per group
+    /// (AVX512-VNNI's `vpdpbusd`, else AVX2's `vpmaddubsw`), scaled into f32
     /// ([`PackedMatrix::pack_int_blocks`]).
     Int8,
 }
@@ -97,7 +98,7 @@ enum Panels {
         scales: BlockScales,
     },
     /// A GGUF weight of int8 blocks for the int8 products of [`Precision::Int8`].
-    Vnni(vnni::Int8Panels),
+    Int8Products(int8::Int8Panels),
 }
 
 /// Where the group scales of a [`Panels::Int8`] matrix are: a group is `group` consecutive
@@ -425,19 +426,20 @@ impl PackedMatrix {
         let blocks = IntBlocks::new(dtype, blocks, n, k)?;
         if precision == Precision::Int8 {
             ensure!(
-                isa.int8_dot(),
-                "int8 products need AVX512-VNNI and the {isa} path does not have it"
+                isa.int8_products(),
+                "int8 products need AVX2 or AVX512-VNNI, and the {isa} path has neither"
             );
+            let panels = int8::Int8Panels::pack(isa, &blocks)?;
             return Ok(PackedMatrix {
                 n,
                 k,
                 kp: k,
                 isa,
                 layout: Layout {
-                    nr: vnni::NR,
+                    nr: panels.nr(),
                     order: Order::Features,
                 },
-                panels: Panels::Vnni(vnni::Int8Panels::pack(&blocks)?),
+                panels: Panels::Int8Products(panels),
             });
         }
         if precision == Precision::Bf16 {
@@ -585,7 +587,7 @@ impl PackedMatrix {
         match self.panels {
             Panels::F32(_) | Panels::Int8 { .. } => Precision::F32,
             Panels::Bf16(_) => Precision::Bf16,
-            Panels::Vnni(_) => Precision::Int8,
+            Panels::Int8Products(_) => Precision::Int8,
         }
     }
 
@@ -603,7 +605,7 @@ impl PackedMatrix {
                     Panels::Int8 { values, scales } => {
                         scales.weight(values[at], col / nr, nr, (n, k), col % nr, kk)
                     }
-                    Panels::Vnni(p) => p.weight(col, kk),
+                    Panels::Int8Products(p) => p.weight(col, kk),
                 }
             })
             .collect();
@@ -712,9 +714,9 @@ impl PackedMatrix {
                 };
                 simd::run(self.isa, task)
             }),
-            // SAFETY: int8 panels are packed only where the CPU runs them (`Isa::int8_dot`);
-            // `out` holds `m × n` values, the bias `n`.
-            Panels::Vnni(p) => unsafe { p.product(x, m, out) },
+            // SAFETY: int8 panels are packed only where the CPU runs them
+            // (`Isa::int8_products`); `out` holds `m × n` values, the bias `n`.
+            Panels::Int8Products(p) => unsafe { p.product(x, m, out) },
             Panels::Bf16(w) if self.layout.order == Order::Tiles => {
                 self.matmul_tiles(w, x, m, out);
                 if gelu {

@@ -211,7 +211,7 @@ impl Model {
         drop(weights);
         if opts.quantized && from_quantized {
             // int8 products where the path has them fastest (`Isa::packs_int8_by_default`:
-            // AMD's AVX512-VNNI), the other weights beside them and every weight elsewhere
+            // AMD's AVX512-VNNI and AVX2), the other weights beside them and every weight elsewhere
             // bf16 where the path multiplies bf16 faster (`Isa::packs_bf16_by_default`: AMX,
             // AMD's AVX512-BF16 and AVX2), else f32 as `--dtype f32` packs them (int8 blocks
             // widened exactly).

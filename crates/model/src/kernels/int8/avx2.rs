@@ -1,0 +1,143 @@
+//! The int8 products' AVX2 kernel ([`super::Form::Unsigned`], [`super::Form::Signed`]): per
+//! step, `vpmaddubsw` multiplies a row's four inputs by four values of 8 columns per
+//! register (32 products, pairs added into int16), summed in int16 over a group's eight
+//! steps where the form keeps them below 2^15, else widened into int32 (`vpmaddwd`) at each
+//! step; per group the int32 sums are scaled into f32.
+
+use std::arch::x86_64::*;
+
+use super::{Sums, Tile, AVX2_NR as NR, GROUP, QUAD};
+
+/// Rows per register tile: 8 sums (4 rows × 2 registers), the step's two weight registers
+/// (and their magnitudes), a broadcast and the products leave one of the 16 registers.
+pub(super) const MR: usize = 4;
+
+/// [`tile`] for `rows` rows (at most [`MR`]), fetching the next panel if the tile has one:
+/// signed values (magnitudes times the inputs with the values' signs) if `SIGNED`, summed
+/// in int16 over whole groups if `WHOLE_GROUP`.
+///
+/// # Safety
+/// As [`tile`].
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn tile_rows<const SIGNED: bool, const WHOLE_GROUP: bool>(t: &Tile, rows: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (t.next.is_null(), rows) {
+            (true, 4) => tile::<4, false, SIGNED, WHOLE_GROUP>(t),
+            (true, 3) => tile::<3, false, SIGNED, WHOLE_GROUP>(t),
+            (true, 2) => tile::<2, false, SIGNED, WHOLE_GROUP>(t),
+            (true, _) => tile::<1, false, SIGNED, WHOLE_GROUP>(t),
+            (false, 4) => tile::<4, true, SIGNED, WHOLE_GROUP>(t),
+            (false, 3) => tile::<3, true, SIGNED, WHOLE_GROUP>(t),
+            (false, 2) => tile::<2, true, SIGNED, WHOLE_GROUP>(t),
+            (false, _) => tile::<1, true, SIGNED, WHOLE_GROUP>(t),
+        }
+    }
+}
+
+/// One tile of `R` rows: per group, eight steps into int16 or int32 sums, then the int32
+/// sums less `shift × Σ xq` scaled into the f32 sums (and the offsets taken); at the end the
+/// f32 sums (plus the bias) stored.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the tile's pointers are valid for `R` rows of its shape.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<
+    const R: usize,
+    const PREFETCH: bool,
+    const SIGNED: bool,
+    const WHOLE_GROUP: bool,
+>(
+    t: &Tile,
+) {
+    let groups = t.k / GROUP;
+    let mut sums = Sums::<R, NR>([[0.0; NR]; R]);
+    // In memory, as the VNNI kernel keeps them: the int sums take the registers.
+    let rows = std::hint::black_box(sums.0.as_mut_ptr());
+    // SAFETY: the caller's contract; `rows` points to the `R` rows of `sums`.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        for g in 0..groups {
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            for s in 0..GROUP / QUAD {
+                step::<R, PREFETCH, SIGNED, WHOLE_GROUP>(t, g, s, &mut acc);
+            }
+            let scales = t.scales.add(g * NR);
+            for (i, row) in acc.iter().enumerate() {
+                let out = &mut *rows.add(i);
+                let (sx, sum) = t.row_group(i, g);
+                let (scale, start) = (_mm256_set1_ps(sx), _mm256_set1_epi32(-t.shift * sum));
+                let taken = _mm256_set1_ps(sx * sum as f32);
+                for (j, a) in row.iter().enumerate() {
+                    let a = if WHOLE_GROUP {
+                        _mm256_madd_epi16(*a, ones)
+                    } else {
+                        *a
+                    };
+                    let a = if SIGNED {
+                        a
+                    } else {
+                        _mm256_add_epi32(a, start)
+                    };
+                    let o = out.as_mut_ptr().add(8 * j);
+                    let s = _mm256_mul_ps(_mm256_load_ps(scales.add(8 * j)), scale);
+                    let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, _mm256_load_ps(o));
+                    if let Some(offsets) = t.offsets {
+                        let off = _mm256_load_ps(offsets.add(g * NR + 8 * j));
+                        v = _mm256_fnmadd_ps(off, taken, v);
+                    }
+                    _mm256_store_ps(o, v);
+                }
+            }
+        }
+        t.store(&mut sums.0);
+    }
+}
+
+/// Step `s` of group `g` (four inputs of each row): the sums `acc` gain the products of
+/// the step's weights and each row's inputs (they start at them at step 0): int16 sums of
+/// the `vpmaddubsw` pairs if `WHOLE_GROUP`, else int32 sums of their pairs.
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+unsafe fn step<
+    const R: usize,
+    const PREFETCH: bool,
+    const SIGNED: bool,
+    const WHOLE_GROUP: bool,
+>(
+    t: &Tile,
+    g: usize,
+    s: usize,
+    acc: &mut [[__m256i; 2]; R],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let at = (g * GROUP / QUAD + s) * NR * QUAD;
+        if PREFETCH {
+            _mm_prefetch::<_MM_HINT_T1>(t.next.add(at).cast());
+        }
+        let wp = t.w.add(at).cast::<__m256i>();
+        let w = [_mm256_load_si256(wp), _mm256_load_si256(wp.add(1))];
+        // `vpmaddubsw` takes unsigned bytes: signed values' magnitudes (−128's is 128).
+        let magnitudes = if SIGNED {
+            [_mm256_abs_epi8(w[0]), _mm256_abs_epi8(w[1])]
+        } else {
+            w
+        };
+        for (i, row) in acc.iter_mut().enumerate() {
+            let xb = _mm256_set1_epi32(t.quad(i, g, s));
+            for ((a, w), m) in row.iter_mut().zip(&w).zip(&magnitudes) {
+                let x = if SIGNED { _mm256_sign_epi8(xb, *w) } else { xb };
+                let p = _mm256_maddubs_epi16(*m, x);
+                *a = match (WHOLE_GROUP, s) {
+                    (true, 0) => p,
+                    (true, _) => _mm256_add_epi16(*a, p),
+                    (false, 0) => _mm256_madd_epi16(p, _mm256_set1_epi16(1)),
+                    (false, _) => _mm256_add_epi32(*a, _mm256_madd_epi16(p, _mm256_set1_epi16(1))),
+                };
+            }
+        }
+    }
+}
