@@ -1,5 +1,5 @@
 //! The int8 products' AVX2 kernel ([`super::Form::Unsigned`], [`super::Form::Signed`]): per
-//! step, `vpmaddubsw` multiplies a row's four inputs by four values of 8 columns per
+//! step, `vpmaddubsw` multiplies a row's four inputs by four unsigned bytes of 8 columns per
 //! register (32 products, pairs added into int16), summed in int16 over a group's eight
 //! steps where the form keeps them below 2^15, else widened into int32 (`vpmaddwd`) at each
 //! step; per group the int32 sums are scaled into f32.
@@ -8,13 +8,14 @@ use std::arch::x86_64::*;
 
 use super::{Sums, Tile, AVX2_NR as NR, GROUP, QUAD};
 
-/// Rows per register tile: 8 sums (4 rows × 2 registers), the step's two weight registers
-/// (and their magnitudes), a broadcast and the products leave one of the 16 registers.
+/// Rows per register tile: 8 int16 sums (4 rows × 2 registers), the step's two weight
+/// registers (and their magnitudes), a broadcast and the products leave one of the 16
+/// registers.
 pub(super) const MR: usize = 4;
 
 /// [`tile`] for `rows` rows (at most [`MR`]), fetching the next panel if the tile has one:
-/// signed values (magnitudes times the inputs with the values' signs) if `SIGNED`, summed
-/// in int16 over whole groups if `WHOLE_GROUP`.
+/// signed values (magnitudes times the inputs with the values' signs) if `SIGNED`, else
+/// unsigned ones, summed in int16 over whole groups if `WHOLE_GROUP`.
 ///
 /// # Safety
 /// As [`tile`].
@@ -35,9 +36,8 @@ pub(super) unsafe fn tile_rows<const SIGNED: bool, const WHOLE_GROUP: bool>(t: &
     }
 }
 
-/// One tile of `R` rows: per group, eight steps into int16 or int32 sums, then the int32
-/// sums less `shift × Σ xq` scaled into the f32 sums (and the offsets taken); at the end the
-/// f32 sums (plus the bias) stored.
+/// One tile of `R` rows: per group, eight steps into int16 or int32 sums, scaled into the f32
+/// sums ([`scale_into`]); at the end the f32 sums (plus the bias) stored.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; the tile's pointers are valid for `R` rows of its shape.
@@ -62,31 +62,14 @@ unsafe fn tile<
             for s in 0..GROUP / QUAD {
                 step::<R, PREFETCH, SIGNED, WHOLE_GROUP>(t, g, s, &mut acc);
             }
-            let scales = t.scales.add(g * NR);
             for (i, row) in acc.iter().enumerate() {
-                let out = &mut *rows.add(i);
-                let (sx, sum) = t.row_group(i, g);
-                let (scale, start) = (_mm256_set1_ps(sx), _mm256_set1_epi32(-t.shift * sum));
-                let taken = _mm256_set1_ps(sx * sum as f32);
-                for (j, a) in row.iter().enumerate() {
+                for (j, &a) in row.iter().enumerate() {
                     let a = if WHOLE_GROUP {
-                        _mm256_madd_epi16(*a, ones)
+                        _mm256_madd_epi16(a, ones)
                     } else {
-                        *a
-                    };
-                    let a = if SIGNED {
                         a
-                    } else {
-                        _mm256_add_epi32(a, start)
                     };
-                    let o = out.as_mut_ptr().add(8 * j);
-                    let s = _mm256_mul_ps(_mm256_load_ps(scales.add(8 * j)), scale);
-                    let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, _mm256_load_ps(o));
-                    if let Some(offsets) = t.offsets {
-                        let off = _mm256_load_ps(offsets.add(g * NR + 8 * j));
-                        v = _mm256_fnmadd_ps(off, taken, v);
-                    }
-                    _mm256_store_ps(o, v);
+                    scale_into(t, g, i, j, a, &mut *rows.add(i));
                 }
             }
         }
@@ -94,9 +77,9 @@ unsafe fn tile<
     }
 }
 
-/// Step `s` of group `g` (four inputs of each row): the sums `acc` gain the products of
-/// the step's weights and each row's inputs (they start at them at step 0): int16 sums of
-/// the `vpmaddubsw` pairs if `WHOLE_GROUP`, else int32 sums of their pairs.
+/// Step `s` of group `g` (four inputs of each row): the sums `acc` gain the products of the
+/// step's weights and each row's inputs (they start at them at step 0): int16 sums of the
+/// `vpmaddubsw` pairs if `WHOLE_GROUP`, else int32 sums of their pairs.
 ///
 /// # Safety
 /// As [`tile`].
@@ -139,5 +122,36 @@ unsafe fn step<
                 };
             }
         }
+    }
+}
+
+/// The int32 sums `a` of row `i`, group `g`, panel columns `8j..8j + 8` (values plus the
+/// tile's shift times the inputs), less `shift × Σ xq`, scaled by the weight's and the
+/// row's scales into the f32 sums `row`, less the weight's offsets times the row's scaled
+/// `Σ xq` where the weight has them.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; row `i` is one of the tile's.
+#[inline(always)]
+unsafe fn scale_into(t: &Tile, g: usize, i: usize, j: usize, a: __m256i, row: &mut [f32; NR]) {
+    // SAFETY: the caller's contract; the panel's scales (and offsets) hold `NR` per group.
+    unsafe {
+        let (sx, sum) = t.row_group(i, g);
+        let a = if t.shift == 0 {
+            a
+        } else {
+            _mm256_add_epi32(a, _mm256_set1_epi32(-t.shift * sum))
+        };
+        let o = row.as_mut_ptr().add(8 * j);
+        let s = _mm256_mul_ps(
+            _mm256_load_ps(t.scales.add(g * NR + 8 * j)),
+            _mm256_set1_ps(sx),
+        );
+        let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, _mm256_load_ps(o));
+        if let Some(offsets) = t.offsets {
+            let taken = _mm256_set1_ps(sx * sum as f32);
+            v = _mm256_fnmadd_ps(_mm256_load_ps(offsets.add(g * NR + 8 * j)), taken, v);
+        }
+        _mm256_store_ps(o, v);
     }
 }
