@@ -225,9 +225,9 @@ def main():
         same = sum(a == b for a, b in zip(r["outputs"], hf["outputs"]))
         gflops = toks * 5 * hf["flops_per_token"] / r["gen_s"] / 1e9
         # datm's default packs int8 blocks for int8 products where the path says so (AMD's
-        # AVX512-VNNI: the int8 peak), else bf16 where it says so (AMX; on AMD CPUs
-        # AVX512-BF16, at the bf16 dot product's peak, and AVX2, widened at the f32 peak);
-        # elsewhere it is the f32 packing.
+        # AVX512-VNNI and AVX2: the int8 peak, `vpdpbusd` or `vpmaddubsw`), else bf16 where it
+        # says so (AMX; on AMD CPUs without AVX512-VNNI, AVX512-BF16 at the bf16 dot
+        # product's peak); elsewhere it is the f32 packing.
         default = name == "datm_default"
         int8_default = default and peak.get("default_int8")
         bf16_default = default and peak.get("default_bf16", peak.get("path") == "amx")
