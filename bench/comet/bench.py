@@ -19,8 +19,13 @@ them) against the same fp32 reference run: its speed and how far its scores move
 `--with-comet-score` also times unbabel-comet's own `comet-score` command on the same files
 (`--gpus 0`; it runs the model in fp16), with its score differences from the fp32 `predict`.
 
+`--cpu-path avx2|avx512|...` forces datm's kernel path (`DATM_CPU`); with `avx2` PyTorch is
+held to AVX2 as well (`ATEN_CPU_CAPABILITY`, oneDNN and MKL limits, as bench/generate does), and
+the capability torch reports is recorded.
+
   bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
            [--dtypes f32 [bf16]] [--reference-cache on|off] [--with-comet-score]
+           [--cpu-path PATH]
 Env: run with the reference venv's python (torch, unbabel-comet). Do not run on a shared
 machine: timings are meaningless there.
 """
@@ -36,6 +41,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 import check_comet_real_shape as real  # noqa: E402
 import gettext_pairs  # noqa: E402
 import make_comet_fixtures as fx  # noqa: E402
+
+# PyTorch held to AVX2 (bench/generate/bench.py's `TORCH_AVX2`).
+TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+              "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def make_data(n, seed=99):
@@ -100,7 +109,8 @@ def reference_run(args):
     # builder leaves as objects hashed by identity: the cache has never hit in these runs.
     hits = (model.retrieve_sentence_embedding.cache_info().hits
             if args.reference_cache == "on" else None)
-    print(json.dumps({"results": out, "predict_s": time.time() - t0, "cache_hits": hits}))
+    print(json.dumps({"results": out, "predict_s": time.time() - t0, "cache_hits": hits,
+                      "torch_capability": torch.backends.cpu.get_cpu_capability()}))
 
 
 def comet_score_run(model_dir, files, args, env, ref_run):
@@ -136,6 +146,8 @@ def main():
                     help="unbabel-comet's embedding cache (on: as comet-score; off: as predict())")
     ap.add_argument("--with-comet-score", action="store_true",
                     help="also time the comet-score command (fp16 model) on the same files")
+    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
+                    help="datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
     ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -153,6 +165,10 @@ def main():
         fx.write_lines(files[name], lines)
     env = {**os.environ, "HF_HUB_CACHE": os.path.abspath(hub), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
+    if args.cpu_path:
+        env["DATM_CPU"] = args.cpu_path
+    if args.cpu_path == "avx2":
+        env.update(TORCH_AVX2)
     datm_runs = {}
     for dtype in args.dtypes:
         timing = "datm.time" if dtype == args.dtypes[0] else f"datm-{dtype}.time"
@@ -199,6 +215,7 @@ def main():
         "distinct_sentence_gflop": gflop, "max_segment_diff": head["max_segment_diff"],
         "datm_by_dtype": by_dtype, "comet_score_command": comet_score,
         "loadavg": open("/proc/loadavg").read().split()[:3],
+        "cpu_path": args.cpu_path or "native", "torch_capability": ref_run["torch_capability"],
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
