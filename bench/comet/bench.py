@@ -38,13 +38,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
+sys.path.append(os.path.join(HERE, ".."))
+import cpu_paths  # noqa: E402
 import check_comet_real_shape as real  # noqa: E402
 import gettext_pairs  # noqa: E402
 import make_comet_fixtures as fx  # noqa: E402
-
-# PyTorch held to AVX2 (bench/generate/bench.py's `TORCH_AVX2`).
-TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-              "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def make_data(n, seed=99):
@@ -146,8 +144,7 @@ def main():
                     help="unbabel-comet's embedding cache (on: as comet-score; off: as predict())")
     ap.add_argument("--with-comet-score", action="store_true",
                     help="also time the comet-score command (fp16 model) on the same files")
-    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
-                    help="datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
+    cpu_paths.add_argument(ap)
     ap.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -165,10 +162,7 @@ def main():
         fx.write_lines(files[name], lines)
     env = {**os.environ, "HF_HUB_CACHE": os.path.abspath(hub), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
-    if args.cpu_path:
-        env["DATM_CPU"] = args.cpu_path
-    if args.cpu_path == "avx2":
-        env.update(TORCH_AVX2)
+    env.update(cpu_paths.environment(args.cpu_path))
     datm_runs = {}
     for dtype in args.dtypes:
         timing = "datm.time" if dtype == args.dtypes[0] else f"datm-{dtype}.time"

@@ -41,6 +41,9 @@ import sys
 import tempfile
 import time
 
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import cpu_paths  # noqa: E402
+
 ALMA = "Translate this from German to English:\nGerman: {}\nEnglish:"
 DATM_RUNS = [("datm_default", None), ("datm_f32", "f32")]
 
@@ -75,7 +78,6 @@ def german_sentences(n):
     return out
 
 
-TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def cpu_info():
@@ -148,8 +150,6 @@ def datm_run(binary, model_path, prompts, args, dtype):
         if dtype:
             cmd += ["--dtype", dtype]
         env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-        if args.cpu_path:
-            env["DATM_CPU"] = args.cpu_path
         t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.time() - t0
@@ -188,12 +188,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpu-peak", default="target/release/examples/cpu_peak",
                     help="the cpu_peak example binary (`cargo build --release -p datm-model --examples`)")
-    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
-                    help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
+    cpu_paths.add_argument(ap)
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
-    if args.cpu_path == "avx2":
-        os.environ.update(TORCH_AVX2)  # before torch is imported (hf_run imports it)
+    os.environ.update(cpu_paths.environment(args.cpu_path))  # before hf_run imports torch
     if not args.model or not os.path.exists(args.model):
         ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF")
     prompts = [ALMA.format(s) for s in german_sentences(args.n)]

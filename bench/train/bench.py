@@ -41,6 +41,9 @@ import sys
 import tempfile
 import time
 
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import cpu_paths  # noqa: E402
+
 ALMA = "Translate this from English to German:\nEnglish: {}\nGerman:"
 
 
@@ -180,8 +183,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--micro-batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cpu-path", default=None, choices=["scalar", "avx2", "avx512", "amx", "neon"],
-                    help="force datm's kernel path (DATM_CPU); avx2 also holds PyTorch to AVX2")
+    cpu_paths.add_argument(ap)
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"],
                     help="bf16: PyTorch under bf16 autocast, datm --dtype bf16 (both mixed "
                          "precision: bf16 products, f32 weights of record)")
@@ -193,11 +195,8 @@ def main():
         return torch_run(args)
     if not args.model or not os.path.exists(args.model):
         ap.error(f"no model at {args.model!r}: pass --model or set DATM_GEMMA_GGUF")
-    if args.cpu_path == "avx2":
-        # Inherited by the PyTorch child, which must start with them set.
-        os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2")
-    if args.cpu_path:
-        os.environ["DATM_CPU"] = args.cpu_path
+    # Inherited by the PyTorch child, which must start with them set.
+    os.environ.update(cpu_paths.environment(args.cpu_path))
 
     common = ["--data", args.data, "--model", args.model, "--n", str(args.n),
               "--batch-size", str(args.batch_size), "--micro-batch-size",
