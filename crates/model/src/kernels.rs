@@ -167,24 +167,31 @@ impl BlockScales {
         out: &mut [f32],
     ) {
         let (nr, lanes) = (V::NR, V::LANES);
-        let steps = (0..out.len() / nr).map(|j| j * nr);
+        let count = out.len() / nr;
+        let steps = (0..count).map(|j| j * nr);
         let (values, out) = (values.as_ptr(), out.as_mut_ptr());
         // SAFETY: the caller's contract; every scale index is inside the scales (a
         // `Features` register past the last column block takes scale 0: its values are 0).
         unsafe {
             match self {
                 BlockScales::Columns(g) => {
-                    for (j, at) in steps.enumerate() {
+                    // A group's steps at a time: one scale row (a division) per group.
+                    let mut j = 0;
+                    while j < count {
+                        let end = count.min(j + g.group - (j0 + j) % g.group);
                         let row = g.row(p, nr, k, j0 + j);
                         let s = g.scales.as_ptr().add(row);
-                        for l in (0..nr).step_by(lanes) {
-                            let w = V::load_i8(values.add(at + l)).mul(V::load(s.add(l)));
-                            let w = match &g.offsets {
-                                Some(o) => w.sub(V::load(o.as_ptr().add(row + l))),
-                                None => w,
-                            };
-                            w.store(out.add(at + l));
+                        for at in (j..end).map(|j| j * nr) {
+                            for l in (0..nr).step_by(lanes) {
+                                let w = V::load_i8(values.add(at + l)).mul(V::load(s.add(l)));
+                                let w = match &g.offsets {
+                                    Some(o) => w.sub(V::load(o.as_ptr().add(row + l))),
+                                    None => w,
+                                };
+                                w.store(out.add(at + l));
+                            }
                         }
+                        j = end;
                     }
                 }
                 BlockScales::Features(s) => {
