@@ -1,7 +1,8 @@
 //! GFLOP/s of the packed inference matmuls on the active kernel path (`DATM_CPU` forces one):
 //! Gemma-3-270M's decode shapes (40 rows = 8 prompts × 5 beams) by default, or XLM-R
 //! large's (COMET's encoder, 512 rows = a batch of 16 sentences of 32 tokens) with `xlmr`:
-//! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`.
+//! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`; a number
+//! instead sets the decode rows (`20`: the last batch of 4 prompts of 12 at batch size 8).
 //! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows) and
 //! its LM head at 100 labelled rows, forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed
 //! kernels (f32 and bf16; the head also from Q8_0 blocks, as training packs it) against
@@ -41,10 +42,9 @@ fn main() -> anyhow::Result<()> {
         ("up", 4096, 1024),
         ("down", 1024, 4096),
     ];
-    let (m, shapes): (usize, &[(&str, usize, usize)]) = if mode == "xlmr" {
-        (512, &encoder)
-    } else {
-        (40, &GEMMA)
+    let (m, shapes): (usize, &[(&str, usize, usize)]) = match mode.as_str() {
+        "xlmr" => (512, &encoder),
+        rows => (rows.parse().unwrap_or(40), &GEMMA),
     };
     if isa.int8_products() {
         // The int8 products take GGUF int8 blocks: each shape as Gemma-3-270M's Q4_K_M file

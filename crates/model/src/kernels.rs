@@ -917,11 +917,11 @@ impl PackedMatrix {
                     // covers the CPU and the columns.
                     unsafe {
                         let w = data.as_ptr().add(panel_at(p));
-                        for i0 in (mb..mb + rows).step_by(MR) {
+                        for (pass, (i0, tile)) in row_tiles(rows, MR).enumerate() {
+                            let i0 = mb + i0;
                             // The first row tiles read this block from memory; each fetches
                             // one of the cache lines per step of the next block, spreading
                             // its DRAM traffic.
-                            let pass = (i0 - mb) / MR;
                             let next = match next_block {
                                 Some(b) if (1..=lines).contains(&pass) => {
                                     (data.as_ptr().add(b) as *const i8).add(64 * (pass - 1))
@@ -945,9 +945,9 @@ impl PackedMatrix {
                                 next,
                                 next_stride: step_bytes,
                             };
-                            tile_rows::<A>(&t, mb + rows - i0);
+                            tile_rows::<A>(&t, tile);
                             if out.gelu && kb + KC >= steps {
-                                gelu_stored(&t, mb + rows - i0);
+                                gelu_stored(&t, tile);
                             }
                         }
                     }
@@ -1055,6 +1055,16 @@ unsafe fn tile_rows<A: Arith>(t: &Tile<A::X, A::W>, rows: usize) {
     }
 }
 
+/// The register tiles over `rows` rows, at most `mr` each: as few as whole tiles take, their
+/// rows as even as can be (the larger first), as `(first row, rows)`. 20 rows in tiles of 6
+/// go as 5, 5, 5, 5, not 6, 6, 6, 2, whose last tile has too few independent sums to keep
+/// the FMA pipes busy (the bits are the same: each output is its own chain).
+pub(crate) fn row_tiles(rows: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = rows.div_ceil(mr);
+    let (base, extra) = (rows / tiles.max(1), rows % tiles.max(1));
+    (0..tiles).map(move |t| (t * base + t.min(extra), base + usize::from(t < extra)))
+}
+
 /// Packs an `[n, k]` operand whose column `c`, input feature `kk` is `at(c, kk)` into f32
 /// panels of `nr` columns (a path's `V::NR`) for [`small_product`], on the calling thread;
 /// `out` is overwritten.
@@ -1099,7 +1109,7 @@ pub(crate) unsafe fn small_product<V: Vector>(
     assert!(panels.len() == n.div_ceil(V::NR) * V::NR * k);
     assert!(x.len() >= (m - 1) * ldx + k && out.len() >= (m - 1) * ldo + n);
     for p in 0..n.div_ceil(V::NR) {
-        for i0 in (0..m).step_by(MR) {
+        for (i0, rows) in row_tiles(m, MR) {
             // SAFETY: the asserts keep every row of the tile inside `x` and `out`, panel `p`
             // holds `k × V::NR` weights; the caller guarantees the CPU.
             unsafe {
@@ -1116,7 +1126,7 @@ pub(crate) unsafe fn small_product<V: Vector>(
                     next: std::ptr::null(),
                     next_stride: 0,
                 };
-                tile_rows::<Widen<V, f32>>(&t, m - i0);
+                tile_rows::<Widen<V, f32>>(&t, rows);
             }
         }
     }
@@ -1181,7 +1191,7 @@ impl Task for Int8PanelRange<'_> {
                 let end = (p * k + kb + steps) * nr;
                 let next =
                     (end + steps * nr <= self.values.len()).then(|| self.values[end..].as_ptr());
-                for i0 in (0..self.m).step_by(MR) {
+                for (i0, rows) in row_tiles(self.m, MR) {
                     // SAFETY: the CPU runs `V` (caller); `w` holds this block's `steps × V::NR`
                     // weights, `x` `m × k` inputs, `out` `m × n` outputs and the bias (if any)
                     // `n` values; the panels of the range are handed to this call only; `next`
@@ -1204,9 +1214,9 @@ impl Task for Int8PanelRange<'_> {
                             next: next.filter(|_| i0 == 0).unwrap_or(std::ptr::null()),
                             next_stride: nr,
                         };
-                        tile_rows::<Widen<V, f32>>(&t, self.m - i0);
+                        tile_rows::<Widen<V, f32>>(&t, rows);
                         if self.out.gelu && kb + WIDEN_KC >= k {
-                            gelu_stored(&t, self.m - i0);
+                            gelu_stored(&t, rows);
                         }
                     }
                 }
@@ -1840,6 +1850,33 @@ mod tests {
                     let want = (0..n).fold(0f32, |a, c| x[i * n + c].mul_add(w[c * k + j], a));
                     assert_eq!(y[i * k + j], want, "{m}×{n}×{k} ({i},{j})");
                 }
+            }
+        }
+    }
+
+    /// Row tiles cover the rows once, in order, as few as `mr` allows, within one row of each
+    /// other.
+    #[test]
+    fn row_tiles_split_rows_evenly() {
+        assert_eq!(
+            row_tiles(20, 6).collect::<Vec<_>>(),
+            [(0, 5), (5, 5), (10, 5), (15, 5)]
+        );
+        assert_eq!(row_tiles(0, 6).count(), 0);
+        for mr in 1..9 {
+            for rows in 0..100 {
+                let tiles: Vec<_> = row_tiles(rows, mr).collect();
+                assert_eq!(tiles.len(), rows.div_ceil(mr));
+                let mut next = 0;
+                for &(i0, r) in &tiles {
+                    assert!(
+                        i0 == next && (1..=mr).contains(&r),
+                        "{rows} in {mr}: {tiles:?}"
+                    );
+                    assert!(r + 1 >= tiles[0].1, "{rows} in {mr}: {tiles:?}");
+                    next += r;
+                }
+                assert_eq!(next, rows);
             }
         }
     }

@@ -224,7 +224,7 @@ impl Int8Panels {
             } else {
                 std::ptr::null()
             };
-            for i0 in (0..m).step_by(kernel.rows) {
+            for (i0, rows) in super::row_tiles(m, kernel.rows) {
                 // SAFETY: the panel holds `nr × k` values and `nr × groups` scales (and
                 // offsets); the inputs `m` rows; the output `m × n` values, its bias `n`;
                 // `next` the next panel's `nr × k` values.
@@ -248,7 +248,6 @@ impl Int8Panels {
                         },
                         next: if i0 == 0 { next } else { std::ptr::null() },
                     };
-                    let rows = (m - i0).min(kernel.rows);
                     (kernel.tile)(&t, rows);
                     if out.gelu {
                         for i in 0..rows {
