@@ -180,15 +180,23 @@ impl BlockScales {
                     while j < count {
                         let end = count.min(j + g.group - (j0 + j) % g.group);
                         let row = g.row(p, nr, k, j0 + j);
-                        let s = g.scales.as_ptr().add(row);
+                        let (mut scale, mut offset) = (V::row(0.0), V::row(0.0));
+                        for (i, (s, o)) in
+                            scale.as_mut().iter_mut().zip(offset.as_mut()).enumerate()
+                        {
+                            *s = V::load(g.scales.as_ptr().add(row + i * lanes));
+                            if let Some(offsets) = &g.offsets {
+                                *o = V::load(offsets.as_ptr().add(row + i * lanes));
+                            }
+                        }
+                        let shifted = g.offsets.is_some();
                         for at in (j..end).map(|j| j * nr) {
-                            for l in (0..nr).step_by(lanes) {
-                                let w = V::load_i8(values.add(at + l)).mul(V::load(s.add(l)));
-                                let w = match &g.offsets {
-                                    Some(o) => w.sub(V::load(o.as_ptr().add(row + l))),
-                                    None => w,
-                                };
-                                w.store(out.add(at + l));
+                            for (i, (s, o)) in
+                                scale.as_ref().iter().zip(offset.as_ref()).enumerate()
+                            {
+                                let w = V::load_i8(values.add(at + i * lanes)).mul(*s);
+                                let w = if shifted { w.sub(*o) } else { w };
+                                w.store(out.add(at + i * lanes));
                             }
                         }
                         j = end;
