@@ -32,9 +32,8 @@ pub struct TextGeneration {
 impl Engine {
     /// Loads the base model (HF directory or `.gguf`) and packs it for inference.
     pub fn load(path: &Path, spec: &LoadSpec) -> Result<Engine> {
-        let mut model = Model::load(path, &spec.options())
+        let model = Model::load_for_inference(path, &spec.options())
             .with_context(|| format!("loading base model {}", path.display()))?;
-        model.pack_for_inference()?;
         Ok(Engine {
             model,
             adapters: BTreeMap::new(),

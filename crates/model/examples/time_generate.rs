@@ -23,8 +23,7 @@ fn main() -> anyhow::Result<()> {
         keep_int_blocks: false,
         ..LoadOptions::default()
     };
-    let mut model = Model::load(std::path::Path::new(&args[1]), &opts)?;
-    model.pack_for_inference()?;
+    let model = Model::load_for_inference(std::path::Path::new(&args[1]), &opts)?;
     eprintln!("load: {:.2}s", t.elapsed().as_secs_f64());
     let tok = model.tokenizer()?;
     let prompts: Vec<Vec<u32>> = std::fs::read_to_string(&args[2])?

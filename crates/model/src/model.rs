@@ -160,10 +160,28 @@ fn train_layout(input_ids: &Tensor, attention_mask: &Tensor) -> Result<Layout> {
 impl Model {
     /// Loads an HF directory or a `.gguf` file.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        Self::load_then(path, opts, |_| Ok(()))
+    }
+
+    /// Loads like [`Model::load`], then packs the model for inference
+    /// ([`Model::pack_for_inference`]) while a GGUF file's tokenizer is still building.
+    pub fn load_for_inference(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        Self::load_then(path, opts, Model::pack_for_inference)
+    }
+
+    /// Loads an HF directory or a `.gguf` file and runs `then` on the model before its GGUF
+    /// tokenizer is joined.
+    fn load_then(
+        path: &Path,
+        opts: &LoadOptions,
+        then: impl FnOnce(&mut Model) -> Result<()>,
+    ) -> Result<Model> {
         if !is_gguf_file(path) {
             let parts = load_parts(path, opts)?;
-            return Model::from_parts(parts, opts, path)
-                .with_context(|| format!("cannot load model {}", path.display()));
+            let mut model = Model::from_parts(parts, opts, path)
+                .with_context(|| format!("cannot load model {}", path.display()))?;
+            then(&mut model)?;
+            return Ok(model);
         }
         // A GGUF tokenizer (up to 262k tokens, merges derived from their scores) is built
         // on a thread of its own while the weights load and pack.
@@ -177,6 +195,7 @@ impl Model {
             };
             let mut model = Model::from_parts(parts, opts, path)
                 .with_context(|| format!("cannot load model {}", path.display()))?;
+            then(&mut model)?;
             let tokenizer = tokenizer
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
