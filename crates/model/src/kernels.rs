@@ -463,8 +463,8 @@ impl PackedMatrix {
             return Ok(Self::bf16_from_rows(isa, n, k, row));
         }
         let layout = Layout::of(isa, Precision::F32);
-        let (values, scales, offsets) =
-            decode_panels(&blocks, layout.nr, |c, kk| layout.index(c, kk), |v| v);
+        let (values, scales, offsets) = decode_panels::<_, 1>(&blocks, layout.nr, |v| v);
+        debug_assert_eq!(layout.order, Order::Features, "f32 panels are [k][nr]");
         let group = blocks.group();
         let scales = BlockScales::Columns(GroupScales {
             scales,
@@ -986,13 +986,14 @@ impl PackedMatrix {
     }
 }
 
-/// The int8 values of `blocks` (`n × k`) decoded into panels of `nr` columns, value `v` of
-/// column `c`, input `kk` stored as `value(v)` at `index(c, kk)` of its panel, and the group
-/// scales and offsets `[panel][k / group][nr]` (columns past the weight: zero bytes, scale 0).
-fn decode_panels<T: bytemuck::Pod + Send>(
+/// The int8 values of `blocks` (`n × k`) decoded into panels of `nr` columns, each value `v`
+/// stored as `value(v)`, `RUN` consecutive inputs of a column together (`[k / RUN][nr][RUN]`:
+/// input `kk` of column `c` at `((kk / RUN) · nr + c) · RUN + kk % RUN`), and the group scales
+/// and offsets `[panel][k / group][nr]` (columns past the weight: zero bytes, scale 0). A
+/// panel's rows are decoded first, then its values written in order.
+fn decode_panels<T: bytemuck::Pod + Send, const RUN: usize>(
     blocks: &IntBlocks,
     nr: usize,
-    index: impl Fn(usize, usize) -> usize + Sync,
     value: impl Fn(i8) -> T + Sync,
 ) -> (Aligned<T>, Aligned<f32>, Aligned<f32>) {
     let (n, k) = (blocks.rows(), blocks.k());
@@ -1001,24 +1002,33 @@ fn decode_panels<T: bytemuck::Pod + Send>(
     let mut values = Aligned::<T>::zeroed(panels * nr * k);
     let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
     let mut offsets = Aligned::<f32>::zeroed(scales.len());
+    let buffers = || (vec![0i8; nr * k], vec![0f32; groups], vec![0f32; groups]);
     values
         .par_chunks_mut(nr * k)
         .zip(scales.par_chunks_mut(nr * groups))
         .zip(offsets.par_chunks_mut(nr * groups))
         .enumerate()
-        .for_each(|(p, ((panel, panel_scales), panel_offsets))| {
-            let (mut v, mut sc, mut off) = (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
-            for c in 0..nr.min(n - p * nr) {
-                blocks.decode_row(p * nr + c, &mut v, &mut sc, &mut off);
-                for (kk, &v) in v.iter().enumerate() {
-                    panel[index(c, kk)] = value(v);
+        .for_each_init(
+            buffers,
+            |(rows, sc, off), (p, ((panel, panel_scales), panel_offsets))| {
+                let cols = nr.min(n - p * nr);
+                for (c, row) in rows.chunks_exact_mut(k).take(cols).enumerate() {
+                    blocks.decode_row(p * nr + c, row, sc, off);
+                    for g in 0..groups {
+                        panel_scales[g * nr + c] = sc[g];
+                        panel_offsets[g * nr + c] = off[g];
+                    }
                 }
-                for g in 0..groups {
-                    panel_scales[g * nr + c] = sc[g];
-                    panel_offsets[g * nr + c] = off[g];
+                for (q, runs) in panel.chunks_exact_mut(nr * RUN).enumerate() {
+                    let inputs = q * RUN..(q + 1) * RUN;
+                    for (c, out) in runs.chunks_exact_mut(RUN).take(cols).enumerate() {
+                        for (o, &v) in out.iter_mut().zip(&rows[c * k..][inputs.clone()]) {
+                            *o = value(v);
+                        }
+                    }
                 }
-            }
-        });
+            },
+        );
     (values, scales, offsets)
 }
 

@@ -130,12 +130,8 @@ impl Int8Panels {
         let form = Form::of(isa, blocks);
         let (nr, shift) = (form.nr(), form.shift());
         // Columns past the weight: byte 0, scale 0: they add 0.
-        let (values, scales, offsets) = super::decode_panels(
-            blocks,
-            nr,
-            |c, kk| index(nr, c, kk),
-            |v| (i32::from(v) + shift) as u8,
-        );
+        let (values, scales, offsets) =
+            super::decode_panels::<_, QUAD>(blocks, nr, |v| (i32::from(v) + shift) as u8);
         Ok(Int8Panels {
             values,
             scales,
