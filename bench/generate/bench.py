@@ -78,8 +78,6 @@ def german_sentences(n):
     return out
 
 
-
-
 def cpu_info():
     """The CPU model name and its SIMD flags, from /proc/cpuinfo."""
     model, flags = "unknown", set()
