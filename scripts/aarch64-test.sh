@@ -2,7 +2,8 @@
 # aarch64 in CI, on an x86-64 Linux machine: cross-builds datm for aarch64-unknown-linux-gnu
 # (Debian's gcc-aarch64-linux-gnu as linker), runs datm-model's kernel and parity tests
 # under qemu-aarch64 on both aarch64 kernel paths (neon, scalar), runs a real `datm
-# generate` on the tiny fixtures there and compares it with the x86-64 binary's output,
+# generate` on the tiny fixtures there (with and without the dot-product extension) and
+# compares it with the x86-64 binary's output,
 # and type-checks the crates that build without Apple's SDK for aarch64-apple-darwin.
 # Installs what is missing (rustup targets; apt packages, as root or through sudo).
 # Cross builds go to AARCH64_TARGET_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/datm/
@@ -51,8 +52,11 @@ for p in ${AARCH64_PATHS:-neon scalar}; do
   DATM_CPU=$p cargo test -p datm-model "${cross[@]}" "${tests[@]}"
 done
 
-# --- a real `datm generate`: aarch64 (NEON) under qemu against x86-64 (scalar path: the
-# same f32 FMA chains and bf16 widening as NEON)
+# --- a real `datm generate`: aarch64 under qemu against x86-64. NEON's f32 FMA chains and
+# bf16 widening are the scalar path's; its int8 products (`sdot`, with the dot-product
+# extension: qemu's default CPU) are AVX2's bit for bit, so a quantized model's default on
+# aarch64 is compared with x86-64's `--dtype int8` on the AVX2 path, and on a CPU without
+# the dot product (a Cortex-A72) with the scalar path's int8 blocks widened to f32.
 cargo build -p datm-cli --bin datm "${cross[@]}"
 arm_datm=$CARGO_TARGET_DIR/$LINUX/debug/datm
 CARGO_TARGET_DIR=$NATIVE_TARGET_DIR cargo build -p datm-cli --bin datm
@@ -62,23 +66,28 @@ trap 'rm -rf "$work"' EXIT
 printf '%s\n' '{"prompt": "Translate this from English to German:\nEnglish: The cat sleeps.\nGerman:"}' \
   '{"prompt": "Hello world, how are"}' >"$work/prompts.jsonl"
 fx=tests/fixtures/model
+# name | qemu CPU | x86-64 kernel path and extra arguments | arguments of both
 runs=(
-  "tiny-llama|-m $fx/tiny-llama --adapter $fx/tiny-llama-lora --num-beams 3"
-  "tiny-llama-q8_0|-m $fx/tiny-llama-q8_0.gguf --num-beams 2"
-  "tiny-gemma3|-m $fx/tiny-gemma3.gguf --dtype f32"
+  "tiny-llama|max|scalar|-m $fx/tiny-llama --adapter $fx/tiny-llama-lora --num-beams 3"
+  "tiny-llama-q8_0-int8|max|avx2 --dtype int8|-m $fx/tiny-llama-q8_0.gguf --num-beams 2"
+  "tiny-llama-q8_0-f32|cortex-a72|scalar|-m $fx/tiny-llama-q8_0.gguf --num-beams 2"
+  "tiny-gemma3|max|scalar|-m $fx/tiny-gemma3.gguf --dtype f32"
 )
 for run in "${runs[@]}"; do
-  name=${run%%|*}
-  read -r -a args <<<"${run#*|}"
+  IFS='|' read -r name arm_cpu x86 args <<<"$run"
+  read -r -a args <<<"$args"
+  read -r x86_path x86_extra <<<"$x86"
   common=(generate "${args[@]}" -i "$work/prompts.jsonl" --max-new-tokens 12)
-  DATM_CPU=scalar "$x86_datm" "${common[@]}" -o "$work/$name-x86.jsonl"
-  qemu-aarch64 -L $SYSROOT "$arm_datm" "${common[@]}" -o "$work/$name-arm.jsonl"
+  # shellcheck disable=SC2086 # x86_extra: zero or more words
+  DATM_CPU=$x86_path "$x86_datm" "${common[@]}" $x86_extra -o "$work/$name-x86.jsonl"
+  qemu-aarch64 -cpu "$arm_cpu" -L $SYSROOT "$arm_datm" "${common[@]}" -o "$work/$name-arm.jsonl"
   if ! cmp -s "$work/$name-x86.jsonl" "$work/$name-arm.jsonl"; then
     echo "datm generate $name: aarch64 output differs from x86-64" >&2
     diff "$work/$name-x86.jsonl" "$work/$name-arm.jsonl" >&2 || true
     exit 1
   fi
-  echo "datm generate $name: aarch64 (neon, qemu) = x86-64 ($(wc -l <"$work/$name-arm.jsonl") outputs)"
+  echo "datm generate $name: aarch64 (qemu -cpu $arm_cpu) = x86-64 ($x86_path)" \
+    "($(wc -l <"$work/$name-arm.jsonl") outputs)"
 done
 
 # --- macOS: type-check what builds without Apple's SDK. tokenizers' C dependencies

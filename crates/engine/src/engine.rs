@@ -32,7 +32,12 @@ pub struct TextGeneration {
 impl Engine {
     /// Loads the base model (HF directory or `.gguf`) and packs it for inference.
     pub fn load(path: &Path, spec: &LoadSpec) -> Result<Engine> {
-        let model = Model::load_for_inference(path, &spec.options())
+        let load = if spec.int8 {
+            Model::load_with_int8_products
+        } else {
+            Model::load_for_inference
+        };
+        let model = load(path, &spec.options())
             .with_context(|| format!("loading base model {}", path.display()))?;
         Ok(Engine {
             model,

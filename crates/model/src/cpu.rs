@@ -103,13 +103,18 @@ impl Isa {
 
     /// Whether the path has the int8 products of [`crate::kernels::Precision::Int8`]: AVX2's
     /// `vpmaddubsw` (the AVX2 and AVX-512 paths), or AVX512-VNNI's `vpdpbusd` where
-    /// [`Isa::int8_dot`] says so.
+    /// [`Isa::int8_dot`] says so; on aarch64, the NEON path where the CPU has the
+    /// dot-product extension (`sdot`: Apple's cores, Neoverse N1 and later).
     pub fn int8_products(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         if matches!(self, Isa::Avx2 | Isa::Avx512 | Isa::Amx) {
             return self.runs_here()
                 && std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma");
+        }
+        #[cfg(target_arch = "aarch64")]
+        if self == Isa::Neon {
+            return self.runs_here() && std::arch::is_aarch64_feature_detected!("dotprod");
         }
         false
     }
@@ -148,13 +153,18 @@ impl Isa {
     /// further from f32's exact outputs: 81% the same against 93%), and on the AVX2 path,
     /// whose `vpmaddubsw` does four times the multiplies of an f32 FMA (the same decoding in
     /// 11.1–11.7 s against 13.9–14.4 s with widened bf16 on that Zen 4 held to AVX2, at 840
-    /// against 1,057 MB; its products are the AVX-512 path's int8 products, bit for bit). Other
-    /// weights, and other paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores
-    /// are unmeasured with int8 here).
+    /// against 1,057 MB; its products are the AVX-512 path's int8 products, bit for bit), and
+    /// on the NEON path where the CPU has `sdot`, which multiplies 16 int8 pairs where
+    /// `fmla` multiplies 4 f32 pairs, issued at the same rate on Apple's and Neoverse cores
+    /// (by their published instruction tables: unmeasured here, where aarch64 runs only
+    /// under qemu; the products are the x86 paths' bit for bit). Other weights, and other
+    /// paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores are unmeasured with
+    /// int8 here).
     pub fn packs_int8_by_default(self) -> bool {
         match self {
             Isa::Avx512 => self.int8_dot() && amd(),
             Isa::Avx2 => self.int8_products() && amd(),
+            Isa::Neon => self.int8_products(),
             _ => false,
         }
     }
@@ -282,16 +292,20 @@ mod tests {
     }
 
     /// int8 products on the AVX2 and AVX-512 paths where the CPU has AVX2 and FMA, the
-    /// VNNI kernel where Linux reports AVX512-VNNI (and AVX512-BW); by default on AMD CPUs
-    /// on the AVX2 path and on the AVX-512 path with AVX512-VNNI, on no other path.
+    /// VNNI kernel where Linux reports AVX512-VNNI (and AVX512-BW), on the NEON path where
+    /// the CPU has the dot product (never off aarch64); by default on AMD CPUs on the AVX2 path and
+    /// on the AVX-512 path with AVX512-VNNI, and on NEON with the dot product, on no other
+    /// path.
     #[test]
-    fn int8_by_default_on_amd_avx2_and_avx512_vnni() {
-        for isa in [Isa::Scalar, Isa::Neon, Isa::Amx] {
+    fn int8_by_default_on_amd_avx2_avx512_vnni_and_neon_dot() {
+        for isa in [Isa::Scalar, Isa::Amx] {
             assert!(!isa.packs_int8_by_default(), "{isa}");
         }
-        for isa in [Isa::Scalar, Isa::Neon] {
-            assert!(!isa.int8_products() && !isa.int8_dot(), "{isa}");
-        }
+        assert!(!Isa::Scalar.int8_products() && !Isa::Scalar.int8_dot());
+        assert!(!Isa::Neon.int8_dot());
+        assert_eq!(Isa::Neon.packs_int8_by_default(), Isa::Neon.int8_products());
+        #[cfg(not(target_arch = "aarch64"))]
+        assert!(!Isa::Neon.int8_products());
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
             let (flags, amd) = cpuinfo();

@@ -442,7 +442,7 @@ impl PackedMatrix {
         if precision == Precision::Int8 {
             ensure!(
                 isa.int8_products(),
-                "int8 products need AVX2 or AVX512-VNNI, and the {isa} path has neither"
+                "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {isa} path has none"
             );
             let panels = int8::Int8Panels::pack(isa, &blocks)?;
             return Ok(PackedMatrix {

@@ -160,25 +160,53 @@ fn train_layout(input_ids: &Tensor, attention_mask: &Tensor) -> Result<Layout> {
 impl Model {
     /// Loads an HF directory or a `.gguf` file.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        Self::load_then(path, opts, |_| Ok(()))
+        Self::load_then(path, opts, false, |_| Ok(()))
     }
 
     /// Loads like [`Model::load`], then packs the model for inference
     /// ([`Model::pack_for_inference`]) while a GGUF file's tokenizer is still building.
     pub fn load_for_inference(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        Self::load_then(path, opts, Model::pack_for_inference)
+        Self::load_then(path, opts, false, Model::pack_for_inference)
+    }
+
+    /// Loads a `.gguf` file for inference with the int8 products ([`Precision::Int8`]) for
+    /// its int8 blocks of groups of 32 wherever the kernel path has them
+    /// ([`crate::cpu::Isa::int8_products`]), not only where they are the default
+    /// ([`crate::cpu::Isa::packs_int8_by_default`]); everything else as
+    /// [`Model::load_for_inference`] loads a GGUF file with its default options. `opts`
+    /// gives the device (the CPU) and nothing else. An error for other files, and on a path
+    /// without the int8 products.
+    pub fn load_with_int8_products(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        ensure!(
+            is_gguf_file(path) && opts.device.is_cpu(),
+            "int8 products apply to a GGUF model's int8 blocks on the CPU; {} is not a .gguf file on the CPU",
+            path.display()
+        );
+        let isa = crate::cpu::active()?;
+        ensure!(
+            isa.int8_products(),
+            "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {isa} kernel path has none"
+        );
+        let opts = LoadOptions {
+            dtype: None,
+            quantized: true,
+            ..opts.clone()
+        };
+        Self::load_then(path, &opts, true, Model::pack_for_inference)
     }
 
     /// Loads an HF directory or a `.gguf` file and runs `then` on the model before its GGUF
-    /// tokenizer is joined.
+    /// tokenizer is joined; `int8`: quantized weights packed for the int8 products wherever
+    /// the path has them ([`Model::build`]).
     fn load_then(
         path: &Path,
         opts: &LoadOptions,
+        int8: bool,
         then: impl FnOnce(&mut Model) -> Result<()>,
     ) -> Result<Model> {
         if !is_gguf_file(path) {
             let parts = load_parts(path, opts)?;
-            let mut model = Model::from_parts(parts, opts, path)
+            let mut model = Model::build(parts, opts, path, int8)
                 .with_context(|| format!("cannot load model {}", path.display()))?;
             then(&mut model)?;
             return Ok(model);
@@ -193,7 +221,7 @@ impl Model {
                 weights,
                 tokenizer: None,
             };
-            let mut model = Model::from_parts(parts, opts, path)
+            let mut model = Model::build(parts, opts, path, int8)
                 .with_context(|| format!("cannot load model {}", path.display()))?;
             then(&mut model)?;
             let tokenizer = tokenizer
@@ -214,6 +242,12 @@ impl Model {
 
     /// Builds a model from loaded parts; `source` names it in messages.
     pub fn from_parts(parts: ModelParts, opts: &LoadOptions, source: &Path) -> Result<Model> {
+        Self::build(parts, opts, source, false)
+    }
+
+    /// [`Model::from_parts`]; `int8`: quantized weights packed for the int8 products wherever
+    /// the path has them, not only where they are the default.
+    fn build(parts: ModelParts, opts: &LoadOptions, source: &Path, int8: bool) -> Result<Model> {
         let origin = if source.is_dir() {
             source.join("config.json")
         } else {
@@ -233,8 +267,8 @@ impl Model {
             // AMD's AVX512-VNNI and AVX2), the other weights beside them and every weight elsewhere
             // bf16 where the path multiplies bf16 faster (`Isa::packs_bf16_by_default`: AMX,
             // AMD's AVX512-BF16 and AVX2), else f32 as `--dtype f32` packs them (int8 blocks
-            // widened exactly).
-            let precision = if crate::cpu::active()?.packs_int8_by_default() {
+            // widened exactly); the int8 products on request.
+            let precision = if int8 || crate::cpu::active()?.packs_int8_by_default() {
                 Precision::Int8
             } else {
                 Precision::int8_fallback()?

@@ -62,6 +62,7 @@ impl Decoding {
         LoadSpec {
             device: device.clone(),
             dtype: (!self.quantized).then_some(DType::F32),
+            int8: false,
         }
     }
 }

@@ -20,7 +20,10 @@ pub struct ModelArgs {
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Weight dtype: f32, bf16 or f16. Default: f32, with GGUF k-quant/Q8_0 weights kept
-    /// quantized; any explicit value dequantizes GGUF weights to it.
+    /// quantized; any explicit value dequantizes GGUF weights to it. int8: a GGUF model's
+    /// int8 blocks times inputs rounded to int8 per group of 32, on any CPU with the int8
+    /// products (AVX2, AVX512-VNNI, NEON's dot product; by default only where they were
+    /// measured fastest).
     #[arg(long)]
     pub dtype: Option<String>,
     /// Prompts decoded together.

@@ -29,7 +29,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Weight dtype: f32, bf16 or f16 (default: f32 with GGUF k-quant/Q8_0 weights kept
-    /// quantized).
+    /// quantized), or int8: a GGUF model's int8 blocks times inputs rounded to int8, on any
+    /// CPU with the int8 products (by default only where they were measured fastest).
     #[arg(long)]
     dtype: Option<String>,
     /// Beams (ALMA: 5).

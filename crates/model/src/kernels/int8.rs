@@ -4,14 +4,16 @@
 //! llama.cpp's Q8 inputs). Each group's sums are exact in int32, then scaled into f32: an
 //! output is `Σ_groups sx·(s·Σ xq·v − o·Σ xq)` for the weight's values `v`, scale `s` and
 //! offset `o` (weight `v·s − o`, as [`IntBlocks`] reads it) and the inputs' int8 values `xq`
-//! and scale `sx`. Two kernels compute the same sums ([`Form`]): AVX512-VNNI's `vpdpbusd`
-//! ([`vnni`]: 64 products per instruction, twice `vdpbf16ps`) and AVX2's `vpmaddubsw`
-//! ([`avx2`]: 32 products per instruction, four times an f32 FMA). The price is the inputs'
-//! rounding to 8 bits per group, where bf16 keeps 8 bits per value.
+//! and scale `sx`. Three kernels compute the same sums ([`Form`]), and scale them into f32
+//! in the same order, so every path gives the same bits: AVX512-VNNI's `vpdpbusd` (`vnni`:
+//! 64 products per instruction, twice `vdpbf16ps`), AVX2's `vpmaddubsw` (`avx2`: 32
+//! products per instruction, four times an f32 FMA) and aarch64's `sdot` (`neon`: 16
+//! products per instruction, four times `fmla`). The price is the inputs' rounding to 8 bits
+//! per group, where bf16 keeps 8 bits per value.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use std::ops::Range;
 
 use anyhow::{ensure, Result};
@@ -20,11 +22,13 @@ use super::Dest;
 use crate::aligned::Aligned;
 use crate::blocks::IntBlocks;
 use crate::cpu::Isa;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::vmath;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
@@ -36,6 +40,8 @@ const QUAD: usize = 4;
 const VNNI_NR: usize = 64;
 /// The AVX2 forms' panel width: two 8-lane registers.
 const AVX2_NR: usize = 16;
+/// [`Form::Sdot`]'s panel width: four 4-lane registers.
+const SDOT_NR: usize = 16;
 
 /// How a weight's values sit in its panels, and so which kernel multiplies them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +60,17 @@ enum Form {
     /// pairs always fit: 2 · 128 · 127 < 2^15). (Q8_0 as two 4-bit halves, each summed in
     /// int16 over a whole group, ran slower: 160–186 against 201–241 GFLOP/s on a Zen 4.)
     Signed { whole_group: bool },
+    /// For aarch64's `sdot` (signed bytes times signed bytes, four products into each int32
+    /// lane): 16 columns per panel, every type's values as signed bytes.
+    Sdot,
 }
 
 impl Form {
     /// The form of `blocks` for kernel path `isa`.
     fn of(isa: Isa, blocks: &IntBlocks) -> Form {
+        if isa == Isa::Neon {
+            return Form::Sdot;
+        }
         if isa.int8_dot() {
             return Form::Vnni;
         }
@@ -77,6 +89,7 @@ impl Form {
     fn nr(self) -> usize {
         match self {
             Form::Vnni => VNNI_NR,
+            Form::Sdot => SDOT_NR,
             _ => AVX2_NR,
         }
     }
@@ -87,7 +100,7 @@ impl Form {
         match self {
             Form::Vnni => 128,
             Form::Unsigned { shift } => shift,
-            Form::Signed { .. } => 0,
+            Form::Signed { .. } | Form::Sdot => 0,
         }
     }
 }
@@ -109,7 +122,10 @@ pub(super) struct Int8Panels {
     /// As `scales`: the group offsets, for the types that have them.
     offsets: Option<Aligned<f32>>,
     form: Form,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     n: usize,
     k: usize,
 }
@@ -154,7 +170,7 @@ impl Int8Panels {
         let (p, c) = (col / nr, col % nr);
         let byte = self.values[p * nr * k + index(nr, c, kk)];
         let value = match self.form {
-            Form::Signed { .. } => i32::from(byte as i8),
+            Form::Signed { .. } | Form::Sdot => i32::from(byte as i8),
             form => i32::from(byte) - form.shift(),
         };
         let at = (p * (k / GROUP) + kk / GROUP) * nr + c;
@@ -169,27 +185,10 @@ impl Int8Panels {
     /// The CPU runs the path the panels were packed for ([`Isa::int8_products`]); `out` is
     /// valid for `m × n` values and its bias (if any) for `n`; nothing else accesses them
     /// meanwhile.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     pub(super) unsafe fn product(&self, x: &[f32], m: usize, out: Dest) {
         let inputs = Inputs::quantize(x, m, self.k);
-        let kernel = match self.form {
-            Form::Vnni => Kernel {
-                rows: vnni::MR,
-                tile: vnni::tile_rows,
-            },
-            Form::Unsigned { .. } => Kernel {
-                rows: avx2::MR,
-                tile: avx2::tile_rows::<false, true>,
-            },
-            Form::Signed { whole_group } => Kernel {
-                rows: avx2::MR,
-                tile: if whole_group {
-                    avx2::tile_rows::<true, true>
-                } else {
-                    avx2::tile_rows::<true, false>
-                },
-            },
-        };
+        let kernel = Kernel::of(self.form);
         let panels = self.n.div_ceil(self.nr());
         candle_core::utils::barrier_pool().execute_chunked(panels, |range| {
             // SAFETY: the caller's contract; each range of panels goes to one call, which
@@ -203,7 +202,7 @@ impl Int8Panels {
     ///
     /// # Safety
     /// As [`Int8Panels::product`], for the output columns of `range`.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     unsafe fn panel_range(
         &self,
         kernel: Kernel,
@@ -258,15 +257,15 @@ impl Int8Panels {
         }
     }
 
-    /// Off x86-64 nothing packs int8 panels ([`Isa::int8_products`] is false).
-    #[cfg(not(target_arch = "x86_64"))]
+    /// Off x86-64 and aarch64 nothing packs int8 panels ([`Isa::int8_products`] is false).
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     pub(super) unsafe fn product(&self, _: &[f32], _: usize, _: Dest) {
-        unreachable!("int8 panels are packed only on x86-64")
+        unreachable!("int8 panels are packed only on x86-64 and aarch64")
     }
 }
 
 /// A kernel's register tile: its rows, and the function that multiplies up to that many.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
 struct Kernel {
     rows: usize,
@@ -276,8 +275,43 @@ struct Kernel {
     tile: unsafe fn(&Tile, usize),
 }
 
+impl Kernel {
+    /// The kernel that multiplies panels of `form`; only this architecture's forms are
+    /// ever packed ([`Form::of`] on a path the CPU runs).
+    fn of(form: Form) -> Kernel {
+        match form {
+            #[cfg(target_arch = "x86_64")]
+            Form::Vnni => Kernel {
+                rows: vnni::MR,
+                tile: vnni::tile_rows,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Form::Unsigned { .. } => Kernel {
+                rows: avx2::MR,
+                tile: avx2::tile_rows::<false, true>,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Form::Signed { whole_group } => Kernel {
+                rows: avx2::MR,
+                tile: if whole_group {
+                    avx2::tile_rows::<true, true>
+                } else {
+                    avx2::tile_rows::<true, false>
+                },
+            },
+            #[cfg(target_arch = "aarch64")]
+            Form::Sdot => Kernel {
+                rows: neon::MR,
+                tile: neon::tile_rows,
+            },
+            #[allow(unreachable_patterns)]
+            other => unreachable!("{other:?} panels are not packed on this architecture"),
+        }
+    }
+}
+
 /// The inputs of a product rounded to int8, per row and group of [`GROUP`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 struct Inputs {
     /// `[m, k]`: `round(x / scale)`, in `−127..=127`.
     values: Vec<i8>,
@@ -287,7 +321,7 @@ struct Inputs {
     sums: Vec<i32>,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl Inputs {
     /// `x` (`[m, k]`, `k` whole groups) rounded.
     fn quantize(x: &[f32], m: usize, k: usize) -> Inputs {
@@ -297,16 +331,49 @@ impl Inputs {
             scales: vec![0.0; groups],
             sums: vec![0; groups],
         };
-        // SAFETY: products run only where the CPU has AVX2 (`Isa::int8_products`); the
-        // buffers hold `groups` groups.
-        unsafe { inputs.fill(x) };
+        // SAFETY: on x86-64 products run only where the CPU has AVX2
+        // (`Isa::int8_products`); the buffers hold `groups` groups.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            inputs.fill(x)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        inputs.fill_portable(x);
         inputs
+    }
+
+    /// Rounds `x` group by group into the buffers, in plain Rust: the same values as
+    /// [`Inputs::fill`] (checked on x86-64), for the other CPUs.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn fill_portable(&mut self, x: &[f32]) {
+        let groups = x
+            .chunks_exact(GROUP)
+            .zip(self.values.chunks_exact_mut(GROUP))
+            .zip(self.scales.iter_mut().zip(&mut self.sums));
+        for ((x, q), (scale, sum)) in groups {
+            let clean = !x.iter().any(|v| v.is_nan());
+            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let (d, inv) = group_scale(clean, amax);
+            let mut total = 0;
+            for (q, &v) in q.iter_mut().zip(x) {
+                // Rounded to nearest, ties to even, and saturated, as AVX2 converts and packs.
+                *q = if inv > 0.0 {
+                    (v * inv).round_ties_even().clamp(-128.0, 127.0) as i8
+                } else {
+                    0
+                };
+                total += i32::from(*q);
+            }
+            *sum = total;
+            *scale = d;
+        }
     }
 
     /// Rounds `x` group by group into the buffers.
     ///
     /// # Safety
     /// The CPU has AVX2; `x` and the buffers hold the same number of groups.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn fill(&mut self, x: &[f32]) {
         let groups = x
@@ -371,7 +438,7 @@ unsafe fn max_lane(v: __m256) -> f32 {
 /// infinite input gives a NaN scale (the row's outputs NaN, never a silent number), values
 /// too small to invert (all zero, or below ~1e-36) scale 0; both with inverse 0, the group's
 /// int8 values then all zero.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn group_scale(clean: bool, amax: f32) -> (f32, f32) {
     if !clean || !amax.is_finite() {
         return (f32::NAN, 0.0);
@@ -386,7 +453,7 @@ fn group_scale(clean: bool, amax: f32) -> (f32, f32) {
 }
 
 /// One register tile's work: a kernel's rows times one whole panel.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 struct Tile {
     /// The panel's values.
     w: *const u8,
@@ -416,19 +483,27 @@ struct Tile {
     next: *const u8,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl Tile {
     /// Row `i`'s four int8 inputs of step `s` of group `g`, as one 32-bit lane.
     ///
     /// # Safety
     /// Row `i` is one of the tile's.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn quad(&self, i: usize, g: usize, s: usize) -> i32 {
         // SAFETY: the caller's contract.
-        unsafe {
-            let at = self.x.add(i * self.k + g * GROUP + s * QUAD);
-            std::ptr::read_unaligned(at.cast::<i32>())
-        }
+        unsafe { std::ptr::read_unaligned(self.inputs(i, g).add(s * QUAD).cast::<i32>()) }
+    }
+
+    /// Row `i`'s first int8 input of group `g`.
+    ///
+    /// # Safety
+    /// Row `i` is one of the tile's.
+    #[inline(always)]
+    unsafe fn inputs(&self, i: usize, g: usize) -> *const i8 {
+        // SAFETY: the caller's contract.
+        unsafe { self.x.add(i * self.k + g * GROUP) }
     }
 
     /// Row `i`'s input scale and sum of int8 inputs of group `g`.
@@ -461,11 +536,11 @@ impl Tile {
 }
 
 /// The f32 sums of a tile, in memory (L1): the int sums of a group take the registers.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[repr(C, align(64))]
 struct Sums<const R: usize, const NR: usize>([[f32; NR]; R]);
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests {
     use super::*;
     use crate::kernels::tests::data;
@@ -483,14 +558,37 @@ mod tests {
         (q, d)
     }
 
+    /// The inputs as [`Inputs::quantize`] rounds them, and (on x86-64, where that is AVX2
+    /// code) as [`Inputs::fill_portable`] does, which must be the same.
+    fn quantized_both_ways(x: &[f32], m: usize, k: usize) -> Inputs {
+        let inputs = Inputs::quantize(x, m, k);
+        let groups = m * k / GROUP;
+        let mut plain = Inputs {
+            values: vec![0; m * k],
+            scales: vec![0.0; groups],
+            sums: vec![0; groups],
+        };
+        plain.fill_portable(x);
+        assert_eq!(inputs.values, plain.values);
+        let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&inputs.scales), bits(&plain.scales));
+        assert_eq!(inputs.sums, plain.sums);
+        inputs
+    }
+
     #[test]
     fn inputs_round_as_llama_cpp_does() {
-        assert!(Isa::Avx2.runs_here(), "the int8 products' inputs need AVX2");
-        let x: Vec<f32> = data(3 * 64, 37, 101, 7.0)
+        assert!(
+            !int8_paths().is_empty(),
+            "the int8 products need AVX2 or NEON's dot product"
+        );
+        let mut x: Vec<f32> = data(3 * 64, 37, 101, 7.0)
             .into_iter()
             .chain(std::iter::repeat_n(0.0, 32))
             .collect();
-        let inputs = Inputs::quantize(&x, 7, 32);
+        // Halves (ties to even) and the largest magnitude at either sign.
+        x[40..48].copy_from_slice(&[-127.0, 0.5, 1.5, 2.5, -0.5, -1.5, 63.5, 64.5]);
+        let inputs = quantized_both_ways(&x, 7, 32);
         for (g, chunk) in x.chunks_exact(32).enumerate() {
             let (q, d) = quantize_group(chunk);
             assert_eq!(&inputs.values[g * 32..][..32], &q[..], "group {g}");
@@ -500,12 +598,47 @@ mod tests {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut group = x[..32].to_vec();
             group[5] = bad;
-            let inputs = Inputs::quantize(&group, 1, 32);
+            let inputs = quantized_both_ways(&group, 1, 32);
             assert!(inputs.scales[0].is_nan(), "{bad}");
             assert!(inputs.values.iter().all(|&v| v == 0) && inputs.sums[0] == 0);
         }
-        let tiny = Inputs::quantize(&[1e-40; 32], 1, 32);
+        let tiny = quantized_both_ways(&[1e-40; 32], 1, 32);
         assert!(tiny.scales[0] == 0.0 && tiny.sums[0] == 0);
+    }
+
+    /// `x · wᵀ` for the int8 blocks `w`, as every kernel computes it, written plainly (so
+    /// the kernels of every CPU give the same bits): per row and group, the exact int32 sum
+    /// of the int8 inputs times the values, added to the f32 sum by one fused multiply-add
+    /// with the product of the weight's and the row's scales, less the weight's offset
+    /// times the row's scale times its sum of inputs by another.
+    fn scaled_sums(w: &IntBlocks, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (w.rows(), w.k());
+        let groups = k / GROUP;
+        let inputs = Inputs::quantize(x, m, k);
+        let mut out = vec![0f32; m * n];
+        let (mut v, mut s, mut o) = (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
+        for c in 0..n {
+            w.decode_row(c, &mut v, &mut s, &mut o);
+            for i in 0..m {
+                let mut acc = 0f32;
+                for g in 0..groups {
+                    let xq = &inputs.values[i * k + g * GROUP..][..GROUP];
+                    let values = &v[g * GROUP..][..GROUP];
+                    let dot: i32 = xq
+                        .iter()
+                        .zip(values)
+                        .map(|(a, b)| i32::from(*a) * i32::from(*b))
+                        .sum();
+                    let (sx, sum) = (inputs.scales[i * groups + g], inputs.sums[i * groups + g]);
+                    acc = (dot as f32).mul_add(s[g] * sx, acc);
+                    if w.has_offsets() {
+                        acc = (-o[g]).mul_add(sx * sum as f32, acc);
+                    }
+                }
+                out[i * n + c] = acc;
+            }
+        }
+        out
     }
 
     /// The paths of this CPU with the int8 products.
@@ -520,8 +653,9 @@ mod tests {
     /// row counts that leave partial tiles, a bias and GELU, on every path with the int8
     /// products: the weight packed is candle's dequantized weight exactly, and each output
     /// the f64 product of it and the inputs as llama.cpp rounds them, to f32 precision; a
-    /// NaN input makes its row NaN; every path gives the same bits (the int32 sums are
-    /// exact, and scaled in the same order); types with groups of 16 are refused.
+    /// NaN input makes its row NaN; every path gives the same bits, those of the sums
+    /// written plainly ([`scaled_sums`]: the int32 sums are exact, and scaled in the same
+    /// order), so every CPU's do; types with groups of 16 are refused.
     #[test]
     fn products_are_the_rounded_inputs_times_the_weight() {
         use candle_core::quantized::{GgmlDType::*, QTensor};
@@ -574,6 +708,14 @@ mod tests {
                     assert!(
                         *want == bits,
                         "{isa} {dtype:?}, {m} rows: not the other paths' bits"
+                    );
+                    let int_blocks = IntBlocks::new(dtype, &blocks, n, k).unwrap();
+                    let plain = scaled_sums(&int_blocks, &x, m);
+                    let same =
+                        |a: &f32, b: &f32| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan();
+                    assert!(
+                        y.iter().zip(&plain).all(|(a, b)| same(a, b)),
+                        "{isa} {dtype:?}, {m} rows: not the plainly written sums' bits"
                     );
                     let rounded: Vec<f64> = x
                         .chunks_exact(32)
