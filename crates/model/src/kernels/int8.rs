@@ -535,7 +535,9 @@ impl Tile {
     }
 }
 
-/// The f32 sums of a tile, in memory (L1): the int sums of a group take the registers.
+/// The f32 sums of a tile in memory (L1): where the AVX2 and NEON kernels keep them while the
+/// int sums of a group take the registers, and where the VNNI kernel stores its registers' at
+/// the end.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[repr(C, align(64))]
 struct Sums<const R: usize, const NR: usize>([[f32; NR]; R]);
