@@ -119,6 +119,15 @@ impl Isa {
         false
     }
 
+    /// An error unless the path has the int8 products ([`Isa::int8_products`]).
+    pub fn ensure_int8_products(self) -> Result<()> {
+        anyhow::ensure!(
+            self.int8_products(),
+            "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {self} kernel path has none"
+        );
+        Ok(())
+    }
+
     /// Whether a quantized model's weights are packed as bf16 by default on this path: where
     /// the CPU multiplies bf16 faster than f32. That is the AMX path, whose tiles multiply
     /// bf16 an order of magnitude faster than the vector units (Gemma-3-270M decoding with

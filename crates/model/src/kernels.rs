@@ -440,10 +440,7 @@ impl PackedMatrix {
         ensure!(isa.runs_here(), "this CPU cannot run the {isa} kernels");
         let blocks = IntBlocks::new(dtype, blocks, n, k)?;
         if precision == Precision::Int8 {
-            ensure!(
-                isa.int8_products(),
-                "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {isa} path has none"
-            );
+            isa.ensure_int8_products()?;
             let panels = int8::Int8Panels::pack(isa, &blocks)?;
             return Ok(PackedMatrix {
                 n,

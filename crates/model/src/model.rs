@@ -182,11 +182,7 @@ impl Model {
             "int8 products apply to a GGUF model's int8 blocks on the CPU; {} is not a .gguf file on the CPU",
             path.display()
         );
-        let isa = crate::cpu::active()?;
-        ensure!(
-            isa.int8_products(),
-            "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {isa} kernel path has none"
-        );
+        crate::cpu::active()?.ensure_int8_products()?;
         let opts = LoadOptions {
             dtype: None,
             quantized: true,

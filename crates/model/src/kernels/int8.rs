@@ -323,14 +323,19 @@ struct Inputs {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl Inputs {
-    /// `x` (`[m, k]`, `k` whole groups) rounded.
-    fn quantize(x: &[f32], m: usize, k: usize) -> Inputs {
+    /// Zeroed buffers for `m` rows of `k` inputs (whole groups).
+    fn zeroed(m: usize, k: usize) -> Inputs {
         let groups = m * k / GROUP;
-        let mut inputs = Inputs {
+        Inputs {
             values: vec![0; m * k],
             scales: vec![0.0; groups],
             sums: vec![0; groups],
-        };
+        }
+    }
+
+    /// `x` (`[m, k]`, `k` whole groups) rounded.
+    fn quantize(x: &[f32], m: usize, k: usize) -> Inputs {
+        let mut inputs = Inputs::zeroed(m, k);
         // SAFETY: on x86-64 products run only where the CPU has AVX2
         // (`Isa::int8_products`); the buffers hold `groups` groups.
         #[cfg(target_arch = "x86_64")]
@@ -564,12 +569,7 @@ mod tests {
     /// code) as [`Inputs::fill_portable`] does, which must be the same.
     fn quantized_both_ways(x: &[f32], m: usize, k: usize) -> Inputs {
         let inputs = Inputs::quantize(x, m, k);
-        let groups = m * k / GROUP;
-        let mut plain = Inputs {
-            values: vec![0; m * k],
-            scales: vec![0.0; groups],
-            sums: vec![0; groups],
-        };
+        let mut plain = Inputs::zeroed(m, k);
         plain.fill_portable(x);
         assert_eq!(inputs.values, plain.values);
         let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
