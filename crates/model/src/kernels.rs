@@ -986,8 +986,8 @@ impl PackedMatrix {
 /// The int8 values of `blocks` (`n × k`) decoded into panels of `nr` columns, each value `v`
 /// stored as `value(v)`, `RUN` consecutive inputs of a column together (`[k / RUN][nr][RUN]`:
 /// input `kk` of column `c` at `((kk / RUN) · nr + c) · RUN + kk % RUN`), and the group scales
-/// and offsets `[panel][k / group][nr]` (columns past the weight: zero bytes, scale 0). A
-/// panel's rows are decoded first, then its values written in order.
+/// and offsets `[panel][k / group][nr]` (columns past the weight: zero bytes, scale 0). Each
+/// row is decoded and mapped in order, then its runs spread over the panel's steps.
 fn decode_panels<T: bytemuck::Pod + Send, const RUN: usize>(
     blocks: &IntBlocks,
     nr: usize,
@@ -999,7 +999,14 @@ fn decode_panels<T: bytemuck::Pod + Send, const RUN: usize>(
     let mut values = Aligned::<T>::zeroed(panels * nr * k);
     let mut scales = Aligned::<f32>::zeroed(panels * nr * groups);
     let mut offsets = Aligned::<f32>::zeroed(scales.len());
-    let buffers = || (vec![0i8; nr * k], vec![0f32; groups], vec![0f32; groups]);
+    let buffers = || {
+        (
+            vec![0i8; k],
+            vec![T::zeroed(); k],
+            vec![0f32; groups],
+            vec![0f32; groups],
+        )
+    };
     values
         .par_chunks_mut(nr * k)
         .zip(scales.par_chunks_mut(nr * groups))
@@ -1007,21 +1014,20 @@ fn decode_panels<T: bytemuck::Pod + Send, const RUN: usize>(
         .enumerate()
         .for_each_init(
             buffers,
-            |(rows, sc, off), (p, ((panel, panel_scales), panel_offsets))| {
-                let cols = nr.min(n - p * nr);
-                for (c, row) in rows.chunks_exact_mut(k).take(cols).enumerate() {
+            |(row, mapped, sc, off), (p, ((panel, panel_scales), panel_offsets))| {
+                for c in 0..nr.min(n - p * nr) {
                     blocks.decode_row(p * nr + c, row, sc, off);
                     for g in 0..groups {
                         panel_scales[g * nr + c] = sc[g];
                         panel_offsets[g * nr + c] = off[g];
                     }
-                }
-                for (q, runs) in panel.chunks_exact_mut(nr * RUN).enumerate() {
-                    let inputs = q * RUN..(q + 1) * RUN;
-                    for (c, out) in runs.chunks_exact_mut(RUN).take(cols).enumerate() {
-                        for (o, &v) in out.iter_mut().zip(&rows[c * k..][inputs.clone()]) {
-                            *o = value(v);
-                        }
+                    for (m, &v) in mapped.iter_mut().zip(row.iter()) {
+                        *m = value(v);
+                    }
+                    // The row's runs, one per step of `nr · RUN` values.
+                    let steps = panel.chunks_exact_mut(nr * RUN);
+                    for (step, run) in steps.zip(mapped.chunks_exact(RUN)) {
+                        step[c * RUN..][..RUN].copy_from_slice(run);
                     }
                 }
             },

@@ -147,7 +147,7 @@ impl Int8Panels {
         let (nr, shift) = (form.nr(), form.shift());
         // Columns past the weight: byte 0, scale 0: they add 0.
         let (values, scales, offsets) =
-            super::decode_panels::<_, QUAD>(blocks, nr, |v| (i32::from(v) + shift) as u8);
+            super::decode_panels::<_, QUAD>(blocks, nr, move |v| (i32::from(v) + shift) as u8);
         Ok(Int8Panels {
             values,
             scales,
