@@ -42,6 +42,8 @@ pub(super) unsafe fn tile_rows<const SIGNED: bool, const WHOLE_GROUP: bool>(t: &
 /// # Safety
 /// The CPU has AVX2 and FMA; the tile's pointers are valid for `R` rows of its shape.
 #[target_feature(enable = "avx2,fma")]
+// Never inlined, as `vnni`'s tiles: compiled the same whatever the code around them.
+#[inline(never)]
 unsafe fn tile<
     const R: usize,
     const PREFETCH: bool,

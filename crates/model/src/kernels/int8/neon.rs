@@ -48,6 +48,8 @@ pub(super) unsafe fn tile_rows(t: &Tile, rows: usize) {
 /// The CPU has NEON and the dot-product extension; the tile's pointers are valid for `R`
 /// rows of its shape.
 #[target_feature(enable = "neon,dotprod")]
+// Never inlined, as `vnni`'s tiles: compiled the same whatever the code around them.
+#[inline(never)]
 unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile) {
     debug_assert_eq!(t.shift, 0, "sdot panels hold the values as they are");
     let groups = t.k / GROUP;
