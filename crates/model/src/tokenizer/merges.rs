@@ -8,7 +8,8 @@
 /// HF lists a token's splits by the pieces' ids before that sort, but the sort orders them
 /// anyway (a token's splits differ in left length), so they are listed here in the sort's
 /// order, longest left piece first: where scores fall from token to token (Gemma ranks its
-/// tokens by position), the list is then already in order and is only checked.
+/// tokens by position), the list is then already in order, which the stable sort finds in
+/// one pass.
 ///
 /// `vocab` maps tokens to ids; `scored` lists the tokens to split, in vocabulary order, with their
 /// scores.
@@ -30,9 +31,7 @@ pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(&str, f64)]) -> Vec<(Stri
         let splits = bounds.iter().enumerate().skip(1).rev();
         merges.extend(splits.filter_map(|(left_len, &at)| {
             let (left, right) = token.split_at(at);
-            vocab.get(left)?;
-            vocab.get(right)?;
-            Some(Merge {
+            (vocab.contains_key(left) && vocab.contains_key(right)).then_some(Merge {
                 left,
                 right,
                 score: *score,
@@ -41,15 +40,12 @@ pub(crate) fn from_scores(vocab: &TokenIds, scored: &[(&str, f64)]) -> Vec<(Stri
             })
         }));
     }
-    let order = |a: &Merge, b: &Merge| {
+    merges.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then(b.left_len.cmp(&a.left_len))
             .then(b.right_len.cmp(&a.right_len))
-    };
-    if !merges.is_sorted_by(|a, b| order(a, b).is_le()) {
-        merges.sort_by(order);
-    }
+    });
     merges
         .into_iter()
         .map(|m| (m.left.to_string(), m.right.to_string()))
