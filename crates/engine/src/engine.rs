@@ -7,15 +7,19 @@ use anyhow::{Context, Result};
 use datm_adapter::Adapter;
 use datm_lang::Direction;
 use datm_model::generate::Decoder;
-use datm_model::{generate, Generation, GenerationConfig, Model};
+use datm_model::{generate, generate_each, Generation, GenerationConfig, Model};
 
-use crate::{LoadSpec, Translation};
+use crate::journal::{fingerprint, job_key};
+use crate::{JobJournal, LoadSpec, Translation};
 
 /// A base model loaded once, with PEFT adapters resident under their ids.
 pub struct Engine {
     model: Model,
     /// Resident adapters: id → the directory each was loaded from.
     adapters: BTreeMap<String, PathBuf>,
+    /// What the results depend on besides the adapters and the settings: the model file(s),
+    /// how they were loaded, the kernel path.
+    identity: String,
 }
 
 /// A decoded prompt.
@@ -39,9 +43,12 @@ impl Engine {
         };
         let model = load(path, &spec.options())
             .with_context(|| format!("loading base model {}", path.display()))?;
+        let isa = datm_model::cpu::active().map_or_else(|e| e.to_string(), |i| i.to_string());
+        let identity = format!("{}\n{spec:?}\nkernels {isa}", fingerprint(path));
         Ok(Engine {
             model,
             adapters: BTreeMap::new(),
+            identity,
         })
     }
 
@@ -103,6 +110,57 @@ impl Engine {
         gens.into_iter().map(|g| self.text_generation(g)).collect()
     }
 
+    /// Opens the journal at `path` of decoding `prompts` with `cfg` on this engine
+    /// ([`Engine::generate_texts_journaled`]): the prompts an earlier run of the same job
+    /// finished, if the file holds its journal. The job is everything the results depend
+    /// on: the model file(s) (path, sizes, modification times), how they were loaded, the
+    /// kernel path, the adapter's files, the settings and the prompts; a file of another
+    /// job is replaced.
+    pub fn open_journal(
+        &self,
+        path: &Path,
+        prompts: &[Vec<u32>],
+        cfg: &GenerationConfig,
+    ) -> Result<JobJournal> {
+        let adapter = match &cfg.adapter {
+            Some(id) => Some(
+                self.adapters
+                    .get(id)
+                    .with_context(|| format!("no resident adapter {id:?}"))?,
+            ),
+            None => None,
+        };
+        let key = job_key(&self.identity, adapter.map(PathBuf::as_path), prompts, cfg);
+        JobJournal::open(path, &key, prompts)
+    }
+
+    /// [`Engine::generate_texts`] for the job of `journal` ([`Engine::open_journal`]):
+    /// the prompts it holds are not decoded again, and each prompt that finishes is
+    /// recorded in it before the next one can.
+    pub fn generate_texts_journaled(
+        &self,
+        prompts: &[Vec<u32>],
+        cfg: &GenerationConfig,
+        journal: &mut JobJournal,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<Vec<TextGeneration>> {
+        let todo: Vec<usize> = (0..prompts.len())
+            .filter(|&i| journal.get(i).is_none())
+            .collect();
+        let rest: Vec<Vec<u32>> = todo.iter().map(|&i| prompts[i].clone()).collect();
+        let mut done = prompts.len() - todo.len();
+        on_done(done);
+        generate_each(&self.model, &rest, cfg, &mut |i, g| {
+            journal.record(todo[i], self.text_generation(g)?)?;
+            done += 1;
+            on_done(done);
+            Ok(())
+        })?;
+        (0..prompts.len())
+            .map(|i| journal.get(i).cloned().context("a prompt was not decoded"))
+            .collect()
+    }
+
     /// A continuous batch on this model (see [`Decoder`]): prompts of any resident adapter
     /// join at step boundaries and leave when finished.
     pub fn decoder(&self) -> Decoder<'_> {
@@ -128,10 +186,7 @@ impl Engine {
         settings: &Translation,
         on_done: &mut dyn FnMut(usize),
     ) -> Result<Vec<String>> {
-        let prompts = sources
-            .iter()
-            .map(|s| self.translation_prompt(settings, direction, s))
-            .collect::<Result<Vec<_>>>()?;
+        let prompts = self.translation_prompts(settings, direction, sources)?;
         let cfg = settings.generation(adapter);
         let gens = self
             .generate_texts(&prompts, &cfg, on_done)
@@ -140,6 +195,19 @@ impl Engine {
             .iter()
             .map(|g| settings.clean(direction, &g.text))
             .collect())
+    }
+
+    /// The prompt token ids of `sources` ([`Engine::translation_prompt`]).
+    pub fn translation_prompts(
+        &self,
+        settings: &Translation,
+        direction: Direction,
+        sources: &[String],
+    ) -> Result<Vec<Vec<u32>>> {
+        sources
+            .iter()
+            .map(|s| self.translation_prompt(settings, direction, s))
+            .collect()
     }
 
     /// The prompt token ids of one source: the ids of HF's `tokenizer(prompt)` (BOS where the

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use datm_engine::{Engine, LoadSpec, Translation};
 use datm_lang::Direction;
 use datm_model::candle_core::DType;
+use datm_model::GenerationConfig;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model")
@@ -142,4 +143,90 @@ fn adapters_attach_once_and_detach() {
         .attach("g", &fixtures().join("tiny-gemma3-lora"))
         .unwrap_err();
     assert!(format!("{err:#}").contains("does not fit"), "{err:#}");
+}
+
+/// A journaled job gives the results of a plain one; stopped with some prompts recorded
+/// (and a record torn by the stop), it decodes only the others when started again; a job
+/// with other settings replaces the journal; a record of other prompts is refused.
+#[test]
+fn journaled_jobs_resume_where_they_stopped() {
+    let mut engine = f32_engine("tiny-llama");
+    engine
+        .attach("lora", &fixtures().join("tiny-llama-lora"))
+        .unwrap();
+    let settings = Translation {
+        num_beams: 2,
+        max_new_tokens: 24,
+        ..Translation::default()
+    };
+    let d: Direction = "de-en".parse().unwrap();
+    let sources: Vec<String> = SOURCES.iter().map(|s| s.to_string()).collect();
+    let prompts = engine.translation_prompts(&settings, d, &sources).unwrap();
+    let cfg = settings.generation(Some("lora"));
+    let plain = engine.generate_texts(&prompts, &cfg, &mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt.partial");
+    let mut journal = engine.open_journal(&path, &prompts, &cfg).unwrap();
+    assert_eq!((journal.resumed(), journal.replaced()), (0, false));
+    let mut counts = Vec::new();
+    let got = engine
+        .generate_texts_journaled(&prompts, &cfg, &mut journal, &mut |n| counts.push(n))
+        .unwrap();
+    assert_eq!(got, plain);
+    assert_eq!(counts, (0..=prompts.len()).collect::<Vec<_>>());
+    drop(journal);
+    // Stopped after two prompts, the third one's record cut short; one record altered to
+    // show that it is read back, not decoded again.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + prompts.len());
+    let altered = lines[1].replace("\"text\":", "\"text\":\"(from the journal) \",\"was\":");
+    let torn = &lines[3][..lines[3].len() / 2];
+    std::fs::write(
+        &path,
+        format!("{}\n{altered}\n{}\n{torn}", lines[0], lines[2]),
+    )
+    .unwrap();
+    let mut journal = engine.open_journal(&path, &prompts, &cfg).unwrap();
+    assert_eq!(journal.resumed(), 2);
+    let mut counts = Vec::new();
+    let resumed = engine
+        .generate_texts_journaled(&prompts, &cfg, &mut journal, &mut |n| counts.push(n))
+        .unwrap();
+    assert_eq!(counts, (2..=prompts.len()).collect::<Vec<_>>());
+    let record: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    let first = record["index"].as_u64().unwrap() as usize;
+    for (i, (r, p)) in resumed.iter().zip(&plain).enumerate() {
+        if i == first {
+            assert_eq!(r.text, "(from the journal) ");
+        } else {
+            assert_eq!(r, p, "prompt {i}");
+        }
+    }
+    journal.remove().unwrap();
+    assert!(!path.exists());
+    // Other settings make another job, whose journal replaces this one's.
+    let mut journal = engine.open_journal(&path, &prompts, &cfg).unwrap();
+    engine
+        .generate_texts_journaled(&prompts, &cfg, &mut journal, &mut |_| {})
+        .unwrap();
+    drop(journal);
+    let other = GenerationConfig {
+        max_new_tokens: 25,
+        ..cfg.clone()
+    };
+    let journal = engine.open_journal(&path, &prompts, &other).unwrap();
+    assert_eq!((journal.resumed(), journal.replaced()), (0, true));
+    drop(journal);
+    // A record of another prompt under this job's key is refused, naming the line.
+    let mut journal = engine.open_journal(&path, &prompts, &cfg).unwrap();
+    engine
+        .generate_texts_journaled(&prompts, &cfg, &mut journal, &mut |_| {})
+        .unwrap();
+    drop(journal);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let swapped = text.replacen("\"index\":0", "\"index\":9", 1);
+    std::fs::write(&path, swapped).unwrap();
+    let err = engine.open_journal(&path, &prompts, &cfg).unwrap_err();
+    assert!(format!("{err:#}").contains("out.txt.partial:"), "{err:#}");
 }

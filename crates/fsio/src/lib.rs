@@ -4,8 +4,14 @@
 //! (`fsync`), renamed onto its final name, and the directory is flushed too, so after a
 //! crash a reader finds either the old complete file or the new complete one, never a
 //! torn one. [`publish_dir`] does the same for a directory of files (checkpoints).
+//! A [`Journal`] keeps the finished units of a long job as they finish, so that a job
+//! that was stopped resumes.
 
 #![forbid(unsafe_code)]
+
+mod journal;
+
+pub use journal::{Journal, Reopened};
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -145,6 +145,29 @@ pub fn generate(
     cfg: &GenerationConfig,
     on_done: &mut dyn FnMut(usize),
 ) -> Result<Vec<Generation>> {
+    let mut results: Vec<Option<Generation>> = vec![None; prompts.len()];
+    let mut done = 0;
+    generate_each(model, prompts, cfg, &mut |i, g| {
+        results[i] = Some(g);
+        done += 1;
+        on_done(done);
+        Ok(())
+    })?;
+    results
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .context("a prompt was not decoded")
+}
+
+/// [`generate`] handing each prompt's [`Generation`] to `on_finished` with the prompt's
+/// index as soon as it is finished (prompts finish out of order); an error it returns
+/// stops the decoding.
+pub fn generate_each(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    on_finished: &mut dyn FnMut(usize, Generation) -> Result<()>,
+) -> Result<()> {
     cfg.validate()?;
     ensure!(cfg.batch_size >= 1, "batch_size must be at least 1");
     model.check_adapters(Adapters::All(cfg.adapter.as_deref()))?;
@@ -153,7 +176,6 @@ pub fn generate(
     }
     let shared = Arc::new(cfg.clone());
     let mut decoder = Decoder::new(model, cfg.seed);
-    let mut results: Vec<Option<Generation>> = vec![None; prompts.len()];
     let (mut queued, mut done) = (0, 0);
     while done < prompts.len() {
         let room = cfg.batch_size - decoder.len();
@@ -166,19 +188,12 @@ pub fn generate(
             .collect::<Vec<_>>();
         queued += admit.len();
         decoder.add(admit)?;
-        let finished = decoder.step()?;
-        if !finished.is_empty() {
-            done += finished.len();
-            for (id, g) in finished {
-                results[id as usize] = Some(g);
-            }
-            on_done(done);
+        for (id, g) in decoder.step()? {
+            done += 1;
+            on_finished(id as usize, g)?;
         }
     }
-    results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .context("a prompt was not decoded")
+    Ok(())
 }
 
 impl GenerationConfig {

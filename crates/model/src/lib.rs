@@ -39,7 +39,7 @@ pub mod weights;
 pub use candle_core;
 pub use config::{Arch, ModelConfig};
 pub use device::parse_device;
-pub use generate::{generate, EarlyStopping, Generation, GenerationConfig};
+pub use generate::{generate, generate_each, EarlyStopping, Generation, GenerationConfig};
 pub use lora::{Adapters, Ctx, LoraLinear};
 pub use model::{load_parts, LoadOptions, Model, ModelParts};
 pub use nn::KvCache;

@@ -1,12 +1,12 @@
 //! `datm generate`: decode JSONL prompts with a base model (HF directory or `.gguf`) and an
 //! optional PEFT adapter; optionally write the adapter-merged model as an HF directory.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use datm_adapter::Adapter;
-use datm_engine::{parse_dtype, Engine, LoadSpec};
+use datm_engine::{parse_dtype, Engine, JobJournal, LoadSpec, TextGeneration};
 use datm_model::candle_core::DType;
 use datm_model::{EarlyStopping, GenerationConfig};
 
@@ -42,7 +42,10 @@ pub struct GenerateArgs {
     /// JSONL prompts, one `{"prompt": "..."}` per line.
     #[arg(long, short = 'i')]
     input: Option<PathBuf>,
-    /// Output JSONL (default stdout): `{"prompt", "prompt_ids", "token_ids", "text"}` per prompt.
+    /// Output JSONL (default stdout): `{"prompt", "prompt_ids", "token_ids", "text"}` per
+    /// prompt. Written once every prompt is decoded, crash-safely; meanwhile each finished
+    /// prompt is kept in OUTPUT.partial, from which a stopped run started again with the same
+    /// model, settings and input resumes.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// Beams (1 = greedy or sampling).
@@ -117,28 +120,95 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let ids = engine.encode(&prompts)?;
-    let bar = super::progress(ids.len(), "prompts")?;
-    let results = engine.generate_texts(&ids, &cfg, &mut |done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
+    let output = args.output.as_deref();
+    let mut journal = open_journal(engine, output, &ids, &cfg)?;
+    let (kept, kept_tokens) = journal
+        .as_ref()
+        .map_or((0, 0), |j| (j.resumed(), j.resumed_tokens()));
+    let results = decode(engine, &ids, &cfg, journal.as_mut(), "prompts")?;
     let secs = started.elapsed().as_secs_f64();
-    let tokens: usize = results.iter().map(|r| r.token_ids.len()).sum();
+    let tokens = results.iter().map(|r| r.token_ids.len()).sum::<usize>() - kept_tokens;
     eprintln!(
-        "datm: model loaded in {loaded:.2} s; {} prompts, {tokens} new tokens generated in {secs:.2} s ({:.1} tokens/s)",
-        prompts.len(),
-        tokens as f64 / secs.max(1e-9)
+        "datm: model loaded in {loaded:.2} s; {} prompts, {tokens} new tokens generated in {secs:.2} s ({:.1} tokens/s){}",
+        prompts.len() - kept,
+        tokens as f64 / secs.max(1e-9),
+        if kept > 0 { format!("; {kept} prompts from the journal") } else { String::new() }
     );
-    let mut out = open_output(args.output.as_deref())?;
-    for (prompt, r) in prompts.iter().zip(results) {
-        let line = serde_json::json!({
+    let lines = prompts.iter().zip(results).map(|(prompt, r)| {
+        serde_json::json!({
             "prompt": prompt,
             "prompt_ids": r.prompt_ids,
             "token_ids": r.token_ids,
             "text": r.text,
-        });
-        writeln!(out, "{line}")?;
+        })
+        .to_string()
+    });
+    write_lines(output, lines, journal)
+}
+
+/// The journal of a job that writes `output` (`OUTPUT.partial`; none for stdout), saying
+/// when the job resumes or replaces another job's journal.
+pub fn open_journal(
+    engine: &Engine,
+    output: Option<&Path>,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+) -> Result<Option<JobJournal>> {
+    let Some(output) = output else {
+        return Ok(None);
+    };
+    let mut path = output.as_os_str().to_owned();
+    path.push(".partial");
+    let journal = engine.open_journal(Path::new(&path), prompts, cfg)?;
+    let at = journal.path().display();
+    if journal.resumed() > 0 {
+        let (done, n) = (journal.resumed(), prompts.len());
+        eprintln!("datm: resuming from {at}: {done} of {n} prompts were decoded before");
+    } else if journal.replaced() {
+        eprintln!("datm: {at} was another job's (model, settings or input differ): replaced");
     }
-    out.flush()?;
-    Ok(())
+    Ok(Some(journal))
+}
+
+/// Decodes `prompts` with a progress bar counting `what`, keeping each finished prompt in
+/// `journal` if there is one.
+pub fn decode(
+    engine: &Engine,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    journal: Option<&mut JobJournal>,
+    what: &str,
+) -> Result<Vec<TextGeneration>> {
+    let bar = super::progress(prompts.len(), what)?;
+    let mut on_done = |done: usize| bar.set_position(done as u64);
+    let results = match journal {
+        Some(j) => engine.generate_texts_journaled(prompts, cfg, j, &mut on_done),
+        None => engine.generate_texts(prompts, cfg, &mut on_done),
+    }?;
+    bar.finish_and_clear();
+    Ok(results)
+}
+
+/// Writes `lines` to `path` crash-safely and then removes the job's journal, or to stdout.
+pub fn write_lines(
+    path: Option<&Path>,
+    lines: impl Iterator<Item = String>,
+    journal: Option<JobJournal>,
+) -> Result<()> {
+    let Some(path) = path else {
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(out.flush()?);
+    };
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    datm_fsio::write_atomic(path, text.as_bytes())?;
+    journal.map_or(Ok(()), JobJournal::remove)
 }
 
 /// The adapter id `datm generate` / `datm translate` give their `--adapter`.
@@ -190,14 +260,4 @@ fn read_prompts(path: &Path) -> Result<Vec<String>> {
         prompts.push(p.to_string());
     }
     Ok(prompts)
-}
-
-/// A buffered writer to `path`, or stdout.
-pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
-    Ok(match path {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    })
 }

@@ -1,7 +1,6 @@
 //! `datm translate`: translate a text file line by line with ALMA prompts and beam search,
 //! cleaning each output as ALMA's `clean_outputstring` does.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -9,8 +8,7 @@ use datm_data::PromptTemplate;
 use datm_engine::Translation;
 use datm_lang::Direction;
 
-use super::generate::{load_engine, open_output, ModelArgs};
-use super::progress;
+use super::generate::{decode, load_engine, open_journal, write_lines, ModelArgs};
 
 /// Arguments of `datm translate`.
 #[derive(clap::Args, Debug)]
@@ -26,7 +24,10 @@ pub struct TranslateArgs {
     /// Input text, one segment per line.
     #[arg(long, short = 'i')]
     input: PathBuf,
-    /// Output text (default stdout), one translation per line.
+    /// Output text (default stdout), one translation per line. Written once every sentence
+    /// is translated, crash-safely; meanwhile each finished sentence is kept in
+    /// OUTPUT.partial, from which a stopped run started again with the same model, settings
+    /// and input resumes.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// Beams (paper: 5).
@@ -77,15 +78,12 @@ pub fn run(mut args: TranslateArgs) -> Result<()> {
         stop_at_newline: !args.no_stop_at_newline,
     };
     let (engine, adapter) = load_engine(&args.model)?;
-    let bar = progress(sources.len(), "sentences")?;
-    let hyps = engine.translate(adapter, direction, &sources, &settings, &mut |done| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
-    let mut out = open_output(args.output.as_deref())?;
-    for h in hyps {
-        writeln!(out, "{h}")?;
-    }
-    out.flush()?;
-    Ok(())
+    let prompts = engine.translation_prompts(&settings, direction, &sources)?;
+    let cfg = settings.generation(adapter);
+    let output = args.output.as_deref();
+    let mut journal = open_journal(engine, output, &prompts, &cfg)?;
+    let gens = decode(engine, &prompts, &cfg, journal.as_mut(), "sentences")
+        .with_context(|| format!("decoding {direction}"))?;
+    let hyps = gens.iter().map(|g| settings.clean(direction, &g.text));
+    write_lines(output, hyps, journal)
 }
