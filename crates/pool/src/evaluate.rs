@@ -5,7 +5,8 @@
 //! the direction, the test set and the decoding fingerprint. Two systems that route a
 //! direction to equal adapters (separate's `de-en` and DAT's `xx-en.de`, trained once;
 //! DATM's En→XX adapters, which are DAT's) therefore translate it once, and a run that
-//! was killed resumes at the first direction it had not finished.
+//! was killed resumes at the first direction it had not finished, with the sentences of
+//! that direction it had finished (kept in `<key>.txt.partial` as they finish).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -190,12 +191,24 @@ impl Evaluator<'_> {
                 return Ok((hyps, true));
             }
         }
-        let hyps = self
-            .translator
-            .translate(adapter, direction, &test.sources, &mut |_| {})?;
-        if let Some(path) = &cached {
-            write_lines(path, &hyps)?;
-        }
+        let Some(path) = &cached else {
+            let hyps = self
+                .translator
+                .translate(adapter, direction, &test.sources, &mut |_| {})?;
+            return Ok((hyps, false));
+        };
+        // A direction that was stopped halfway resumes from its journal.
+        let mut journal = path.as_os_str().to_owned();
+        journal.push(".partial");
+        let (hyps, journal): (Vec<String>, _) = self.translator.translate_journaled(
+            adapter,
+            direction,
+            &test.sources,
+            Path::new(&journal),
+            &mut |_| {},
+        )?;
+        write_lines(path, &hyps)?;
+        journal.remove()?;
         Ok((hyps, false))
     }
 }

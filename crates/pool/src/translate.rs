@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use datm_data::PromptTemplate;
-use datm_engine::{Engine, LoadSpec, Translation};
+use datm_engine::{Engine, JobJournal, LoadSpec, Translation};
 use datm_lang::Direction;
 use datm_model::candle_core::{DType, Device};
 
@@ -103,5 +103,35 @@ impl Translator {
         let id = adapter.map(|a| a.id.as_str());
         self.engine
             .translate(id, direction, sources, &self.settings, on_done)
+    }
+
+    /// [`Translator::translate`], keeping each finished sentence in the journal at
+    /// `journal` ([`Engine::open_journal`]), from which a run that was stopped resumes;
+    /// returns the journal too, to be removed once the translations are stored.
+    pub fn translate_journaled(
+        &mut self,
+        adapter: Option<&AdapterRef>,
+        direction: Direction,
+        sources: &[String],
+        journal: &Path,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<String>, JobJournal)> {
+        if let Some(a) = adapter {
+            self.engine.ensure_attached(&a.id, &a.path)?;
+        }
+        let prompts = self
+            .engine
+            .translation_prompts(&self.settings, direction, sources)?;
+        let cfg = self.settings.generation(adapter.map(|a| a.id.as_str()));
+        let mut journal = self.engine.open_journal(journal, &prompts, &cfg)?;
+        let gens = self
+            .engine
+            .generate_texts_journaled(&prompts, &cfg, &mut journal, on_done)
+            .with_context(|| format!("decoding {direction}"))?;
+        let hyps = gens
+            .iter()
+            .map(|g| self.settings.clean(direction, &g.text))
+            .collect();
+        Ok((hyps, journal))
     }
 }
