@@ -20,9 +20,18 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// short spin and decoding unchanged.
 const CANDLE_SPIN_LIMIT: &str = "500";
 
-/// Applies the settings; an explicit `CANDLE_BARRIER_POOL_SPIN_LIMIT` or
-/// `RAYON_NUM_THREADS` wins.
+/// Applies the settings; an explicit `CANDLE_BARRIER_POOL_SPIN_LIMIT`, `RAYON_NUM_THREADS`
+/// or `RUST_LIB_BACKTRACE` wins.
 pub fn configure() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // With `RUST_BACKTRACE=1` (common in Rust users' shells) candle attaches a captured
+        // stack to every error it makes and prints it inside the error's message: a bad
+        // GGUF file's one-line error came with 33 frames. Errors are for users; panics
+        // still print their stack as `RUST_BACKTRACE` asks, and `RUST_LIB_BACKTRACE=1`
+        // brings the errors' back.
+        // Safe: called first thing in `main`, before any other thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         // Safe: called first thing in `main`, before any other thread exists.
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
