@@ -122,7 +122,7 @@ fn bad_inputs_get_clear_errors() {
             "hyp1.txt has 59 lines but the sources",
         ),
         (empty.to_str().unwrap(), "empty.txt is empty"),
-        (bad.to_str().unwrap(), "bad.txt: line 2: invalid UTF-8"),
+        (bad.to_str().unwrap(), "bad.txt:2: invalid UTF-8"),
     ];
     for (src, msg) in cases {
         let out = datm(&[

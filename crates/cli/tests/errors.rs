@@ -41,3 +41,21 @@ fn errors_carry_no_stack_even_with_rust_backtrace_set() {
     let asked = run(Some("1"));
     assert!(asked.lines().count() > 1, "{asked}");
 }
+
+/// Input that is not UTF-8 is refused naming the file and the line.
+#[test]
+fn translate_names_the_line_of_invalid_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, b"Datei \xc3\xb6ffnen\nab\xffc\n").unwrap();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model/tiny-llama");
+    let out = Command::new(env!("CARGO_BIN_EXE_datm"))
+        .args(["translate", "-m", model.to_str().unwrap(), "--src", "de"])
+        .args(["--tgt", "en", "-i", input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("in.txt:2: invalid UTF-8"), "{stderr}");
+}

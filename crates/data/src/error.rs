@@ -86,7 +86,7 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Reads a whole file as UTF-8, naming the line of the first invalid byte.
-pub(crate) fn read_utf8(path: &Path) -> Result<String> {
+pub fn read_utf8(path: &Path) -> Result<String> {
     let bytes = read_bytes(path)?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();

@@ -141,12 +141,7 @@ fn check_counts(
 
 /// Lines as comet-score reads them: UTF-8, universal newlines, each `strip()`ped.
 fn read_segments(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::anyhow!("{}: line {line}: invalid UTF-8", path.display())
-    })?;
+    let text = datm_data::error::read_utf8(path)?;
     if text.is_empty() {
         bail!("{} is empty", path.display());
     }

@@ -221,18 +221,13 @@ fn fatal(code: i32, msg: &str) -> ! {
 
 /// Reads a UTF-8 text file as sacrebleu does: lines split on `\n`, each right-stripped.
 fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "gz") {
         bail!(
             "{}: gzip-compressed files are not supported; decompress it first",
             path.display()
         );
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::anyhow!("{}: line {line}: invalid UTF-8", path.display())
-    })?;
+    let text = datm_data::error::read_utf8(path)?;
     Ok(split_lines(&text)
         .map(|l| py_rstrip(l).to_string())
         .collect())

@@ -66,8 +66,7 @@ pub fn run(mut args: TranslateArgs) -> Result<()> {
     }
     let template = PromptTemplate::from_name(&args.template)
         .with_context(|| format!("unknown --template {:?} (alma, x-alma-chat)", args.template))?;
-    let text = std::fs::read_to_string(&args.input)
-        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let text = datm_data::error::read_utf8(&args.input)?;
     let sources: Vec<String> = text.lines().map(str::to_string).collect();
     let settings = Translation {
         template,
