@@ -191,10 +191,13 @@ impl Evaluator<'_> {
                 return Ok((hyps, true));
             }
         }
+        let bar = crate::progress::bar(test.sources.len(), &format!("{direction} sentences"))?;
+        let mut on_done = |done: usize| bar.set_position(done as u64);
         let Some(path) = &cached else {
-            let hyps = self
-                .translator
-                .translate(adapter, direction, &test.sources, &mut |_| {})?;
+            let hyps =
+                self.translator
+                    .translate(adapter, direction, &test.sources, &mut on_done)?;
+            bar.finish_and_clear();
             return Ok((hyps, false));
         };
         // A direction that was stopped halfway resumes from its journal.
@@ -205,8 +208,9 @@ impl Evaluator<'_> {
             direction,
             &test.sources,
             Path::new(&journal),
-            &mut |_| {},
+            &mut on_done,
         )?;
+        bar.finish_and_clear();
         write_lines(path, &hyps)?;
         journal.remove()?;
         Ok((hyps, false))

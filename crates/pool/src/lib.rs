@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod merge;
 pub mod pipeline;
 pub mod plan;
+pub mod progress;
 pub mod router;
 pub mod score;
 pub mod settings;
