@@ -3,20 +3,28 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::{write_atomic, Context, Error};
 
 /// How a journal's first line starts; the job's key follows.
 const HEADER: &str = "datm-journal 1 ";
 
+/// At most this long between a record's write and its flush to disk.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
 /// An append-only record file of a long job: its first line names the job (a key that
 /// changes whenever anything that determines the job's results changes), every later line
-/// is one finished unit of work, flushed to disk as it is appended. A job that is stopped
-/// (killed, crashed, interrupted) and started again reads back the units it had finished.
+/// is one finished unit of work. A record is written as it is appended, so a job that is
+/// stopped (killed, crashed, interrupted) and started again reads back the units it had
+/// finished; it is flushed to disk within [`SYNC_EVERY`] (and when the journal is
+/// dropped), so that a machine's crash loses at most the last second's records.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// When the file was last flushed to disk.
+    synced: Instant,
 }
 
 /// What [`Journal::open`] found.
@@ -65,6 +73,7 @@ impl Journal {
                 let journal = Journal {
                     file,
                     path: path.to_path_buf(),
+                    synced: Instant::now(),
                 };
                 return Ok(Reopened {
                     journal,
@@ -81,6 +90,7 @@ impl Journal {
         let journal = Journal {
             file,
             path: path.to_path_buf(),
+            synced: Instant::now(),
         };
         Ok(Reopened {
             journal,
@@ -89,7 +99,8 @@ impl Journal {
         })
     }
 
-    /// Appends one record (a line: it must hold no newline) and flushes it to disk.
+    /// Appends one record (a line: it must hold no newline); flushes the file to disk if
+    /// the last flush is [`SYNC_EVERY`] old.
     pub fn append(&mut self, record: &str) -> Result<(), Error> {
         if record.contains('\n') {
             return Err(Error {
@@ -102,7 +113,11 @@ impl Journal {
         self.file
             .write_all(line.as_bytes())
             .at("append to", &self.path)?;
-        self.file.sync_data().at("flush to disk", &self.path)
+        if self.synced.elapsed() >= SYNC_EVERY {
+            self.file.sync_data().at("flush to disk", &self.path)?;
+            self.synced = Instant::now();
+        }
+        Ok(())
     }
 
     /// Where the journal is.
@@ -112,8 +127,14 @@ impl Journal {
 
     /// Removes the journal: the job's output is written.
     pub fn remove(self) -> Result<(), Error> {
-        drop(self.file);
         fs::remove_file(&self.path).at("remove", &self.path)
+    }
+}
+
+impl Drop for Journal {
+    /// Flushes the records to disk (a journal is dropped when its job stops on an error).
+    fn drop(&mut self) {
+        let _ = self.file.sync_data();
     }
 }
 
