@@ -64,17 +64,9 @@ impl Journal {
                 .and_then(|rest| rest.strip_prefix('\n'));
             if let Some(rest) = rest {
                 let records = rest.lines().map(str::to_string).collect();
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .at("open", path)?;
-                file.set_len(complete as u64).at("truncate", path)?;
-                file.sync_data().at("flush to disk", path)?;
-                let journal = Journal {
-                    file,
-                    path: path.to_path_buf(),
-                    synced: Instant::now(),
-                };
+                let journal = Journal::append_to(path)?;
+                journal.file.set_len(complete as u64).at("truncate", path)?;
+                journal.file.sync_data().at("flush to disk", path)?;
                 return Ok(Reopened {
                     journal,
                     records,
@@ -83,19 +75,24 @@ impl Journal {
             }
         }
         write_atomic(path, format!("{header}\n").as_bytes())?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .at("open", path)?;
-        let journal = Journal {
-            file,
-            path: path.to_path_buf(),
-            synced: Instant::now(),
-        };
+        let journal = Journal::append_to(path)?;
         Ok(Reopened {
             journal,
             records: Vec::new(),
             replaced: earlier.is_some(),
+        })
+    }
+
+    /// The journal file at `path`, opened for appending.
+    fn append_to(path: &Path) -> Result<Journal, Error> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .at("open", path)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            synced: Instant::now(),
         })
     }
 

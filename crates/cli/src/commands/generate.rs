@@ -196,7 +196,7 @@ pub fn write_lines(
     journal: Option<JobJournal>,
 ) -> Result<()> {
     let Some(path) = path else {
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for line in lines {
             writeln!(out, "{line}")?;
         }
