@@ -16,7 +16,8 @@
 #   fuzz-target/  the fuzz targets of fuzz/, built by cargo-fuzz on nightly (scripts/fuzz-common.sh)
 #   aarch64-target/  the aarch64 cross build (scripts/aarch64-test.sh)
 #   target/    under CI=true, the workspace build (CARGO_TARGET_DIR, unless set)
-# plus Debian packages the tests run (gettext's msgunfmt, chromium, and through aarch64-test.sh
+# plus Debian packages the tests run (gettext's msgunfmt, chromium, g++ for the emulated CUDA
+# kernels, and through aarch64-test.sh
 # the aarch64 cross gcc and qemu-user; apt-get only when missing), rustup's aarch64 targets,
 # cargo-machete and cargo-fuzz (in ~/.cargo/bin) and the nightly toolchain (rustup, for
 # cargo-fuzz).
@@ -65,7 +66,8 @@ as_root() {
 
 # Debian packages: gettext (msgunfmt) and translated catalogs under /usr/share/locale for
 # the gettext and MeCab differential tests, Chromium for the HTML report test (headless
-# screenshot and DOM); apt-get runs only when something is missing.
+# screenshot and DOM), a C++ compiler for the CUDA kernels emulated on the CPU; apt-get runs
+# only when something is missing.
 ensure_debian_packages() {
   step "Debian packages"
   local missing=()
@@ -74,6 +76,7 @@ ensure_debian_packages() {
     >/dev/null 2>&1 || missing+=(libc-l10n libglib2.0-data coreutils)
   python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v c++ >/dev/null || missing+=(g++)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     as_root apt-get update -qq

@@ -5,12 +5,15 @@
 #
 #   bash tools/gpu_check.sh [DATM_GZ_OR_BINARY] [OUT_DIR]     # defaults: .gpu/datm.gz, $OUT or gpu-check
 #
-# 1. decoding parity: tools/check_cuda.py (tiny fixtures' outputs against HF's, f32);
-# 2. COMET: tools/check_cuda_comet.py (datm comet --device cuda against unbabel-comet's scores);
-# 3. training: tools/bench_cuda_train.py on a LLaMA of LLaMA-2-7B's body shape (LAYERS layers,
+# 1. the fused training kernels (cuda/fused.cu): `datm check-kernels`, each op's value and
+#    input gradient against candle's composite ops, in f32, bf16 and f16;
+# 2. decoding parity: tools/check_cuda.py (tiny fixtures' outputs against HF's, f32);
+# 3. COMET: tools/check_cuda_comet.py (datm comet --device cuda against unbabel-comet's scores);
+# 4. training: tools/bench_cuda_train.py on a LLaMA of LLaMA-2-7B's body shape (LAYERS layers,
 #    default 16 to fit the 15 minutes a session gets), datm against PyTorch + PEFT: bf16, bf16
-#    with activation checkpointing, f16 with loss scaling;
-# 4. decoding speed: tools/bench_cuda.py (5 beams, same shape).
+#    with activation checkpointing, f16 with loss scaling (the fused kernels on; DATM_CUDA_KERNELS=0
+#    runs candle's composite ops instead);
+# 5. decoding speed: tools/bench_cuda.py (5 beams, same shape).
 # Each step writes OUT_DIR/<step>.log; a failing step does not stop the others. The exit status
 # is the number of failed steps. DEVICE (default cuda) and LAYERS override the defaults; with
 # DEVICE=cpu and a small shape (SHAPE="--hidden 256 --intermediate 688 --heads 4") the script
@@ -45,6 +48,7 @@ step() {
 if command -v nvidia-smi > /dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 fi
+step kernels "$bin" check-kernels --device "$device"
 step decode-parity python3 tools/check_cuda.py --datm "$bin" --device "$device"
 step comet-parity python3 tools/check_cuda_comet.py --datm "$bin" --device "$device"
 train=(python3 tools/bench_cuda_train.py --datm "$bin" --device "$device" --layers "$layers" $shape)

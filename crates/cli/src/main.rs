@@ -33,6 +33,8 @@ enum Command {
     Translate(commands::translate::TranslateArgs),
     /// Fine-tune a LoRA adapter on parallel data.
     Train(commands::train::TrainArgs),
+    /// Check the fused training ops against candle's composite ops on a device.
+    CheckKernels(commands::check_kernels::CheckKernelsArgs),
     /// Merge LoRA adapters (linear, TIES, DARE, magnitude pruning).
     Merge(commands::merge::MergeArgs),
     /// Plan, train and merge pools of direction-aware adapters.
@@ -60,6 +62,7 @@ fn main() {
         Command::Generate(a) => commands::generate::run(a),
         Command::Translate(a) => commands::translate::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::CheckKernels(a) => commands::check_kernels::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Pool(a) => commands::pool::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),

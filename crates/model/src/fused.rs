@@ -1,20 +1,29 @@
-//! Fused f32 CPU ops with hand-written backward passes, for training.
+//! Fused ops with hand-written backward passes, for training: f32 on the CPU, and f32, bf16
+//! or f16 on CUDA devices (the kernels of `cuda/fused.cu`, see `fused_cuda`).
 //!
 //! candle builds RMSNorm, RoPE, softmax and the gated activations out of a dozen
 //! element-wise ops each, and differentiates every one of them: in a LoRA training step of
-//! a small model those passes over the activations cost as much as the matmuls. Each op
-//! here is one pass forward and one pass backward over contiguous f32 rows, parallel over
-//! rows, with the same formulas (and the same f32 rounding of the forward value) as the
-//! composite versions in [`crate::nn`], which remain the path for other dtypes and devices.
-//! Gradients flow to the activations only: norm weights and RoPE tables are constants.
+//! a small model those passes over the activations cost as much as the matmuls (and on a GPU
+//! each keeps its own activation buffer for the backward pass; candle has no backward pass
+//! for its own fused CUDA RMSNorm, RoPE and softmax). Each op here is one pass forward and one
+//! pass backward over contiguous rows, with the same formulas (and the same f32 rounding of
+//! the forward value) as the composite versions in [`crate::nn`], which remain the path for
+//! other dtypes and devices and the twin each fused op is checked against
+//! (`datm_train::kernel_check`). Gradients flow to the activations only: norm weights and
+//! RoPE tables are constants.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
+#[cfg(feature = "cuda")]
+use crate::fused_cuda;
 use crate::pool::{par_chunks, par_collect};
 use crate::vmath::{gated_product, Activation};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 
 /// Whether the CPU-only training shortcuts are on (the default): these fused ops and the
 /// frozen-weight matmul ([`crate::lora::frozen_matmul_t`]).
@@ -35,6 +44,34 @@ pub fn cpu_fast_paths() -> bool {
 /// Whether the fused ops can run on `x` (f32 on the CPU, the fast paths on).
 pub fn applies(x: &Tensor) -> bool {
     x.dtype() == DType::F32 && x.device().is_cpu() && cpu_fast_paths()
+}
+
+/// The switch of the fused CUDA training kernels: on unless `DATM_CUDA_KERNELS=0`.
+fn cuda_switch() -> &'static AtomicBool {
+    static SWITCH: OnceLock<AtomicBool> = OnceLock::new();
+    SWITCH.get_or_init(|| AtomicBool::new(std::env::var("DATM_CUDA_KERNELS").as_deref() != Ok("0")))
+}
+
+/// Turns the fused CUDA training kernels on or off for the whole process (off, CUDA training
+/// takes candle's composite ops).
+pub fn set_cuda_kernels(enabled: bool) {
+    cuda_switch().store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the fused CUDA training kernels are on ([`set_cuda_kernels`]).
+pub fn cuda_kernels() -> bool {
+    cuda_switch().load(Ordering::Relaxed)
+}
+
+/// Whether the fused ops run on `x` in a forward pass (`train`: one that will be
+/// differentiated): as [`applies`] on the CPU; on a CUDA device, in training, for f32, bf16
+/// and f16 with the kernels on.
+pub fn applies_in(x: &Tensor, train: bool) -> bool {
+    applies(x)
+        || (train
+            && x.device().is_cuda()
+            && matches!(x.dtype(), DType::F32 | DType::BF16 | DType::F16)
+            && cuda_kernels())
 }
 
 /// The contiguous f32 data of a CPU storage, or an error naming the op.
@@ -72,17 +109,26 @@ fn output(data: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
 
 // ---------------------------------------------------------------- RMSNorm
 
-/// `x / sqrt(mean(x²) + eps) · w` over the last dimension, `w` constant.
-pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+/// `x / sqrt(mean(x²) + eps) · w` over the last dimension, `w` constant. `cast_before_mul`:
+/// below f32, the normalised row is rounded to x's precision before `w` multiplies it
+/// (LLaMA's order; Gemma multiplies in f32).
+pub fn rms_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    eps: f64,
+    cast_before_mul: bool,
+) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(RmsNormOp {
         weight: weight.to_dtype(DType::F32)?.contiguous()?,
         eps: eps as f32,
+        cast_before_mul,
     })
 }
 
 struct RmsNormOp {
     weight: Tensor,
     eps: f32,
+    cast_before_mul: bool,
 }
 
 /// `sqrt(mean(x²) + eps)` of one row, rounded as the composite op and candle's inference
@@ -110,10 +156,17 @@ impl CustomOp1 for RmsNormOp {
         Ok(output(y, l.shape()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        let y = fused_cuda::rms_norm(s, l, &self.weight, self.eps, self.cast_before_mul)?;
+        Ok((y, l.shape().clone()))
+    }
+
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let op = RmsNormBwd {
             weight: self.weight.clone(),
             eps: self.eps,
+            cast_before_mul: self.cast_before_mul,
         };
         Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &op)?))
     }
@@ -123,6 +176,11 @@ impl CustomOp1 for RmsNormOp {
 struct RmsNormBwd {
     weight: Tensor,
     eps: f32,
+    #[cfg_attr(
+        not(feature = "cuda"),
+        expect(dead_code, reason = "f32 on the CPU rounds nothing before the weight")
+    )]
+    cast_before_mul: bool,
 }
 
 impl CustomOp2 for RmsNormBwd {
@@ -153,6 +211,19 @@ impl CustomOp2 for RmsNormBwd {
             }))
         })?;
         Ok(output(dx, lx.shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sx: &CudaStorage,
+        lx: &Layout,
+        sg: &CudaStorage,
+        lg: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let (x, g) = ((sx, lx), (sg, lg));
+        let dx = fused_cuda::rms_norm_bwd(x, g, &self.weight, self.eps, self.cast_before_mul)?;
+        Ok((dx, lx.shape().clone()))
     }
 }
 
@@ -190,6 +261,14 @@ pub fn gated(gate: &Tensor, up: &Tensor, act: Activation) -> candle_core::Result
 
 struct GatedOp(Activation);
 
+/// An error naming `op` unless the gate and up projections have one shape.
+fn same_shape(op: &str, lg: &Layout, lu: &Layout) -> candle_core::Result<()> {
+    if lg.shape() != lu.shape() {
+        candle_core::bail!("{op}: gate {:?} vs up {:?}", lg.shape(), lu.shape());
+    }
+    Ok(())
+}
+
 impl CustomOp2 for GatedOp {
     fn name(&self) -> &'static str {
         "fused-gated-activation"
@@ -204,14 +283,7 @@ impl CustomOp2 for GatedOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = f32_slice(self.name(), sg, lg)?;
         let u = f32_slice(self.name(), su, lu)?;
-        if lg.shape() != lu.shape() {
-            candle_core::bail!(
-                "{}: gate {:?} vs up {:?}",
-                self.name(),
-                lg.shape(),
-                lu.shape()
-            );
-        }
+        same_shape(self.name(), lg, lu)?;
         let n = lg.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut y = vec![0f32; g.len()];
         par_chunks(&mut y, n, |i, y| {
@@ -219,6 +291,21 @@ impl CustomOp2 for GatedOp {
             gated_product(self.0, &g[span.clone()], &u[span], y);
         });
         Ok(output(y, lg.shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sg: &CudaStorage,
+        lg: &Layout,
+        su: &CudaStorage,
+        lu: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        same_shape(self.name(), lg, lu)?;
+        Ok((
+            fused_cuda::gated((sg, lg), (su, lu), self.0)?,
+            lg.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -268,10 +355,31 @@ impl candle_core::CustomOp3 for GatedBwd {
                 du[i] = d[at + i] * a;
             }
         });
-        let mut shape = dims.to_vec();
-        shape[dims.len() - 1] = 2 * n;
-        Ok(output(out, &Shape::from(shape)))
+        Ok(output(out, &doubled_last(lg)))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sg: &CudaStorage,
+        lg: &Layout,
+        su: &CudaStorage,
+        lu: &Layout,
+        sd: &CudaStorage,
+        ld: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let out = fused_cuda::gated_bwd((sg, lg), (su, lu), (sd, ld), self.0)?;
+        Ok((out, doubled_last(lg)))
+    }
+}
+
+/// `l`'s shape with its last dimension doubled.
+fn doubled_last(l: &Layout) -> Shape {
+    let mut dims = l.shape().dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last *= 2;
+    }
+    Shape::from(dims)
 }
 
 // ---------------------------------------------------------------- RoPE
@@ -321,6 +429,12 @@ impl CustomOp1 for RopeOp {
         Ok(output(y, l.shape()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        let y = fused_cuda::rope(s, l, &self.cos, &self.sin, self.inverse)?;
+        Ok((y, l.shape().clone()))
+    }
+
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let op = RopeOp {
             cos: self.cos.clone(),
@@ -362,6 +476,11 @@ impl CustomOp1 for SoftmaxOp {
         Ok(output(y, l.shape()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        Ok((fused_cuda::softmax(s, l)?, l.shape().clone()))
+    }
+
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &SoftmaxBwd)?))
     }
@@ -394,5 +513,19 @@ impl CustomOp2 for SoftmaxBwd {
             }
         });
         Ok(output(dx, ly.shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sy: &CudaStorage,
+        ly: &Layout,
+        sd: &CudaStorage,
+        ld: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        Ok((
+            fused_cuda::softmax_bwd((sy, ly), (sd, ld))?,
+            ly.shape().clone(),
+        ))
     }
 }

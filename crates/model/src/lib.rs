@@ -20,6 +20,9 @@ pub mod config;
 pub mod cpu;
 pub mod device;
 pub mod fused;
+pub mod fused_check;
+#[cfg(feature = "cuda")]
+pub mod fused_cuda;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;

@@ -39,22 +39,41 @@ impl RmsNorm {
     /// Normalises over the last dimension.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let dtype = x.dtype();
-        if fused::applies(x) {
-            return Ok(fused::rms_norm(x, &self.weight, self.eps)?);
+        if fused::applies_in(x, ctx.train) {
+            return Ok(fused::rms_norm(
+                x,
+                &self.weight,
+                self.eps,
+                self.cast_before_mul,
+            )?);
         }
         if !ctx.train && dtype == DType::F32 && x.is_contiguous() {
             return Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)?);
         }
-        let xf = x.to_dtype(DType::F32)?;
-        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
-        if self.cast_before_mul {
-            Ok(normed
-                .to_dtype(dtype)?
-                .broadcast_mul(&self.weight.to_dtype(dtype)?)?)
-        } else {
-            Ok(normed.broadcast_mul(&self.weight)?.to_dtype(dtype)?)
-        }
+        composite_rms_norm(x, &self.weight, self.eps, self.cast_before_mul)
+    }
+}
+
+/// RMSNorm of `x` over its last dimension out of differentiable candle ops, in f32 and back
+/// to x's precision: the norm's path where the fused op does not run, and its twin. With
+/// `cast_before_mul` the normalised row is rounded to x's precision before the f32 `weight`
+/// multiplies it (LLaMA), otherwise after (Gemma).
+pub fn composite_rms_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    eps: f64,
+    cast_before_mul: bool,
+) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    if cast_before_mul {
+        Ok(normed
+            .to_dtype(dtype)?
+            .broadcast_mul(&weight.to_dtype(dtype)?)?)
+    } else {
+        Ok(normed.broadcast_mul(weight)?.to_dtype(dtype)?)
     }
 }
 
@@ -192,12 +211,19 @@ fn rope_tables(
 /// candle's fused kernel at inference in f32, the differentiable formula otherwise.
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     let dtype = x.dtype();
-    if fused::applies(x) {
+    if fused::applies_in(x, train) {
         return Ok(fused::rope(x, cos, sin)?);
     }
     if !train && dtype == DType::F32 {
         return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
     }
+    composite_rope(x, cos, sin)
+}
+
+/// Rotate-half RoPE out of differentiable candle ops (the tables cast to x's precision): the
+/// path where the fused op does not run, and its twin.
+pub fn composite_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
@@ -737,7 +763,7 @@ impl Attention {
         let scores = scores
             .reshape((rows, kvh, n / q_len, q_len, keys))?
             .broadcast_add(mask)?;
-        let probs = if train && fused::applies(&scores) {
+        let probs = if train && fused::applies_in(&scores, train) {
             fused::softmax_last_dim(&scores)?
         } else if train {
             candle_nn::ops::softmax(&scores, D::Minus1)?
@@ -787,17 +813,23 @@ impl GatedMlp {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let g = self.gate_proj.forward(x, ctx)?;
         let u = self.up_proj.forward(x, ctx)?;
-        let h = if fused::applies(&g) && u.dtype() == DType::F32 {
+        let h = if fused::applies_in(&g, ctx.train) && u.dtype() == g.dtype() {
             fused::gated(&g, &u, self.act)?
         } else {
-            let g = match self.act {
-                Activation::Silu => candle_nn::ops::silu(&g)?,
-                Activation::GeluTanh => g.gelu()?,
-            };
-            (g * u)?
+            composite_gated(&g, &u, self.act)?
         };
         self.down_proj.forward(&h, ctx)
     }
+}
+
+/// `act(gate) · up` out of candle's ops: the path where the fused op does not run, and its
+/// twin.
+pub fn composite_gated(gate: &Tensor, up: &Tensor, act: Activation) -> Result<Tensor> {
+    let a = match act {
+        Activation::Silu => candle_nn::ops::silu(gate)?,
+        Activation::GeluTanh => gate.gelu()?,
+    };
+    Ok((a * up)?)
 }
 
 /// Token embeddings (dense or quantized lookup table) with an optional scale.

@@ -5,10 +5,10 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor, Var, D};
-use datm_model::fused::{gated, rms_norm, rope, softmax_last_dim};
+use candle_core::{DType, Device, Tensor, Var};
+use datm_model::fused::rope;
+use datm_model::fused_check;
 use datm_model::lora::{frozen_matmul_t, Ctx, LoraLinear, SeededDropout};
-use datm_model::nn::Activation;
 use datm_model::weights::Weight;
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
@@ -24,11 +24,6 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
         })
         .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
-
-/// Like [`randn`], spread over [-2, 2).
-fn wide(shape: &[usize], seed: u64) -> Tensor {
-    (randn(shape, seed) * 4.0).unwrap()
 }
 
 fn input_grad(frozen: bool, dtype: DType) -> (Tensor, Tensor) {
@@ -138,97 +133,32 @@ fn seeded_dropout_is_deterministic_per_seed_and_call() {
     assert!((dropped - 0.25).abs() < 0.03, "dropped {dropped}");
 }
 
-fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-    common::max_abs_diff(a, b) / common::max_abs(b).max(1e-12)
-}
-
-/// Value and input gradient (of `Σ y ∘ probe`) of a unary function.
-fn value_and_grad(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, probe: &Tensor) -> (Tensor, Tensor) {
-    let v = Var::from_tensor(x).unwrap();
-    let y = f(v.as_tensor());
-    let grads = (&y * probe).unwrap().sum_all().unwrap().backward().unwrap();
-    (y, grads.get(v.as_tensor()).unwrap().clone())
-}
-
-fn check(
-    fused: impl Fn(&Tensor) -> Tensor,
-    reference: impl Fn(&Tensor) -> Tensor,
-    shape: &[usize],
-) {
-    let x = wide(shape, 1);
-    let probe = wide(shape, 2);
-    let (y1, g1) = value_and_grad(fused, &x, &probe);
-    let (y2, g2) = value_and_grad(reference, &x, &probe);
-    assert!(max_rel(&y1, &y2) < 1e-6, "value {}", max_rel(&y1, &y2));
-    assert!(max_rel(&g1, &g2) < 1e-5, "gradient {}", max_rel(&g1, &g2));
-}
-
+/// Every fused op against its composite twin, forward values and input gradients, with
+/// rows longer than a CUDA block (the same check `datm check-kernels` runs on a GPU).
 #[test]
-fn rms_norm_matches_the_composite_formula() {
-    let w = wide(&[48], 3);
-    let reference = |x: &Tensor| {
-        let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-        x.broadcast_div(&(ms + 1e-6).unwrap().sqrt().unwrap())
-            .unwrap()
-            .broadcast_mul(&w)
-            .unwrap()
-    };
-    check(|x| rms_norm(x, &w, 1e-6).unwrap(), reference, &[3, 5, 48]);
-}
-
-#[test]
-fn gated_activations_match_candle() {
-    let up = wide(&[4, 6, 40], 4);
-    for act in [Activation::Silu, Activation::GeluTanh] {
-        let reference = |g: &Tensor| {
-            let a = match act {
-                Activation::Silu => candle_nn::ops::silu(g).unwrap(),
-                Activation::GeluTanh => g.gelu().unwrap(),
-            };
-            (a * &up).unwrap()
-        };
-        check(|g| gated(g, &up, act).unwrap(), reference, &[4, 6, 40]);
-        // and the gradient with respect to `up`
-        let g = wide(&[4, 6, 40], 5);
-        let a = reference(&g).div(&up).unwrap();
-        check(
-            |u| gated(&g, u, act).unwrap(),
-            |u| (&a * u).unwrap(),
-            &[4, 6, 40],
-        );
+fn fused_ops_match_their_composite_twins() {
+    let checks = fused_check::run(&Device::Cpu, DType::F32).unwrap();
+    assert_eq!(checks.len(), 8);
+    for c in &checks {
+        assert!(c.passed(), "{c:?}");
     }
 }
 
+/// The check fails an op that is off: RoPE with the tables swapped.
 #[test]
-fn rope_matches_the_rotate_half_formula() {
-    let (rows, heads, q, d) = (2, 3, 5, 8);
-    let cos = wide(&[rows, q, d / 2], 6);
-    let sin = wide(&[rows, q, d / 2], 7);
-    let reference = |x: &Tensor| {
-        let x1 = x.narrow(D::Minus1, 0, d / 2).unwrap();
-        let x2 = x.narrow(D::Minus1, d / 2, d / 2).unwrap();
-        let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
-        let full = |t: &Tensor| {
-            Tensor::cat(&[t, t], D::Minus1)
-                .unwrap()
-                .unsqueeze(1)
-                .unwrap()
-        };
-        (x.broadcast_mul(&full(&cos)).unwrap() + rotated.broadcast_mul(&full(&sin)).unwrap())
-            .unwrap()
-    };
-    check(
-        |x| rope(x, &cos, &sin).unwrap(),
-        reference,
-        &[rows, heads, q, d],
-    );
-}
-
-#[test]
-fn softmax_matches_candle() {
-    check(
-        |x| softmax_last_dim(x).unwrap(),
-        |x| candle_nn::ops::softmax(x, D::Minus1).unwrap(),
-        &[2, 3, 7, 9],
+fn the_fused_op_check_catches_a_wrong_op() {
+    let cos = fused_check::sample(&[2, 5, 4], 1, DType::F32, &Device::Cpu).unwrap();
+    let sin = fused_check::sample(&[2, 5, 4], 2, DType::F32, &Device::Cpu).unwrap();
+    let x = fused_check::sample(&[2, 3, 5, 8], 3, DType::F32, &Device::Cpu).unwrap();
+    let c = fused_check::compare(
+        "rope",
+        &x,
+        |x| Ok(rope(x, &sin, &cos)?),
+        |x| datm_model::nn::composite_rope(x, &cos, &sin),
+    )
+    .unwrap();
+    assert!(
+        !c.passed() && c.value_error > 0.1 && c.gradient_error > 0.1,
+        "{c:?}"
     );
 }

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod defaults;
+pub mod kernel_check;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

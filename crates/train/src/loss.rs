@@ -12,6 +12,10 @@
 //! tensors of candle's graph (which would zero a gradient buffer of the logits' size, add
 //! into it and allocate the sum: three passes over e.g. 105 MB per micro-batch), and whose
 //! logits buffer is reused from one micro-batch to the next.
+//!
+//! On a CUDA device the same op runs datm-model's kernels on the logits in their own
+//! precision (no f32 copy of them); with the kernels off ([`datm_model::fused::cuda_kernels`])
+//! the loss is candle's composed ops ([`composite_cross_entropy_sum`]).
 
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
@@ -57,22 +61,32 @@ pub fn head_cross_entropy_sum(model: &Model, hidden: &Tensor, targets: &[u32]) -
     Ok(per_row.sum_all()?)
 }
 
-/// Summed cross-entropy of `logits` `[n, vocab]` (f32) against `targets` (length n), as a
-/// scalar that backpropagates into `logits`. Non-CPU devices use composed candle ops.
+/// Summed cross-entropy of `logits` `[n, vocab]` against `targets` (length n), as a scalar
+/// that backpropagates into `logits`: the fused op on the CPU (in f32) and on CUDA devices
+/// with the kernels on (in the logits' precision), [`composite_cross_entropy_sum`] otherwise.
 pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let (n, vocab) = logits.dims2()?;
     check_targets(n, vocab, targets)?;
-    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
-    if !logits.device().is_cpu() {
-        let idx = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
-        let logp = candle_nn::ops::log_softmax(&logits, 1)?;
-        return Ok(logp.gather(&idx, 1)?.sum_all()?.neg()?);
-    }
+    let logits = if logits.device().is_cpu() {
+        logits.to_dtype(DType::F32)?.contiguous()?
+    } else if datm_model::fused::applies_in(logits, true) {
+        logits.contiguous()?
+    } else {
+        return composite_cross_entropy_sum(logits, targets);
+    };
     let per_row = logits.apply_op1(RowCrossEntropy {
         targets: targets.to_vec(),
         lse: Mutex::new(None),
     })?;
     Ok(per_row.sum_all()?)
+}
+
+/// [`cross_entropy_sum`] out of candle's differentiable ops, in f32: `−Σ log_softmax(z)[target]`.
+pub fn composite_cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
+    let idx = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
+    let logp = candle_nn::ops::log_softmax(&logits, 1)?;
+    Ok(logp.gather(&idx, 1)?.sum_all()?.neg()?)
 }
 
 /// Per-row `logsumexp(z) − z[target]`.
@@ -224,6 +238,15 @@ impl CustomOp1 for RowCrossEntropy {
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        datm_model::fused_cuda::cross_entropy(s, l, &self.targets)
+    }
+
     fn bwd(
         &self,
         arg: &Tensor,
@@ -276,6 +299,18 @@ impl CustomOp2 for RowCrossEntropyGrad {
         let mut out = z.to_vec();
         softmax_minus_onehot(&mut out, vocab, &self.targets, lse, g);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let dz = datm_model::fused_cuda::cross_entropy_bwd((s1, l1), (s2, l2), &self.targets)?;
+        Ok((dz, l1.shape().clone()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run` function.
 
+pub mod check_kernels;
 pub mod comet;
 pub mod data;
 pub mod generate;
