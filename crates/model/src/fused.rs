@@ -1,5 +1,6 @@
 //! Fused ops with hand-written backward passes, for training: f32 on the CPU, and f32, bf16
-//! or f16 on CUDA devices (the kernels of `cuda/fused.cu`, see `fused_cuda`).
+//! or f16 on CUDA devices (the kernels of `cuda/fused.cu`, see `fused_cuda`), where they
+//! also serve decoding (one launch for what candle's ops take several).
 //!
 //! candle builds RMSNorm, RoPE, softmax and the gated activations out of a dozen
 //! element-wise ops each, and differentiates every one of them: in a LoRA training step of
@@ -41,37 +42,33 @@ pub fn cpu_fast_paths() -> bool {
     CPU_FAST_PATHS.load(Ordering::Relaxed)
 }
 
-/// Whether the fused ops can run on `x` (f32 on the CPU, the fast paths on).
-pub fn applies(x: &Tensor) -> bool {
-    x.dtype() == DType::F32 && x.device().is_cpu() && cpu_fast_paths()
-}
-
-/// The switch of the fused CUDA training kernels: on unless `DATM_CUDA_KERNELS=0`.
+/// The switch of the fused CUDA kernels: on unless `DATM_CUDA_KERNELS=0`.
 fn cuda_switch() -> &'static AtomicBool {
     static SWITCH: OnceLock<AtomicBool> = OnceLock::new();
     SWITCH.get_or_init(|| AtomicBool::new(std::env::var("DATM_CUDA_KERNELS").as_deref() != Ok("0")))
 }
 
-/// Turns the fused CUDA training kernels on or off for the whole process (off, CUDA training
-/// takes candle's composite ops).
+/// Turns the fused CUDA kernels on or off for the whole process (off, a CUDA device takes
+/// candle's ops: the composite ones in training).
 pub fn set_cuda_kernels(enabled: bool) {
     cuda_switch().store(enabled, Ordering::Relaxed);
 }
 
-/// Whether the fused CUDA training kernels are on ([`set_cuda_kernels`]).
+/// Whether the fused CUDA kernels are on ([`set_cuda_kernels`]).
 pub fn cuda_kernels() -> bool {
     cuda_switch().load(Ordering::Relaxed)
 }
 
-/// Whether the fused ops run on `x` in a forward pass (`train`: one that will be
-/// differentiated): as [`applies`] on the CPU; on a CUDA device, in training, for f32, bf16
-/// and f16 with the kernels on.
-pub fn applies_in(x: &Tensor, train: bool) -> bool {
-    applies(x)
-        || (train
-            && x.device().is_cuda()
+/// Whether the fused ops run on `x`: f32 on the CPU with the fast paths on; f32, bf16 or
+/// f16 on a CUDA device with the kernels on.
+pub fn applies(x: &Tensor) -> bool {
+    if x.device().is_cpu() {
+        x.dtype() == DType::F32 && cpu_fast_paths()
+    } else {
+        x.device().is_cuda()
             && matches!(x.dtype(), DType::F32 | DType::BF16 | DType::F16)
-            && cuda_kernels())
+            && cuda_kernels()
+    }
 }
 
 /// The contiguous f32 data of a CPU storage, or an error naming the op.

@@ -39,7 +39,7 @@ impl RmsNorm {
     /// Normalises over the last dimension.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let dtype = x.dtype();
-        if fused::applies_in(x, ctx.train) {
+        if fused::applies(x) {
             return Ok(fused::rms_norm(
                 x,
                 &self.weight,
@@ -208,10 +208,11 @@ fn rope_tables(
 }
 
 /// Applies rotate-half RoPE to `x` `[rows, heads, q, d]` with half tables `[rows, q, d/2]`:
-/// candle's fused kernel at inference in f32, the differentiable formula otherwise.
+/// datm's fused op where it runs ([`fused::applies`]), else candle's kernel at inference in
+/// f32, the differentiable formula otherwise.
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     let dtype = x.dtype();
-    if fused::applies_in(x, train) {
+    if fused::applies(x) {
         return Ok(fused::rope(x, cos, sin)?);
     }
     if !train && dtype == DType::F32 {
@@ -763,7 +764,7 @@ impl Attention {
         let scores = scores
             .reshape((rows, kvh, n / q_len, q_len, keys))?
             .broadcast_add(mask)?;
-        let probs = if train && fused::applies_in(&scores, train) {
+        let probs = if train && fused::applies(&scores) {
             fused::softmax_last_dim(&scores)?
         } else if train {
             candle_nn::ops::softmax(&scores, D::Minus1)?
@@ -813,7 +814,7 @@ impl GatedMlp {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let g = self.gate_proj.forward(x, ctx)?;
         let u = self.up_proj.forward(x, ctx)?;
-        let h = if fused::applies_in(&g, ctx.train) && u.dtype() == g.dtype() {
+        let h = if fused::applies(&g) && u.dtype() == g.dtype() {
             fused::gated(&g, &u, self.act)?
         } else {
             composite_gated(&g, &u, self.act)?

@@ -43,7 +43,7 @@ fn check_targets(n: usize, vocab: usize, targets: &[u32]) -> Result<()> {
 /// packed kernels (see the module's notes).
 pub fn head_cross_entropy_sum(model: &Model, hidden: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let head = match model.lm_head_product()? {
-        Some(head) if datm_model::fused::applies(hidden) => head,
+        Some(head) if hidden.device().is_cpu() && datm_model::fused::applies(hidden) => head,
         _ => return cross_entropy_sum(&model.lm_logits(hidden)?, targets),
     };
     let (n, dim) = hidden.dims2()?;
@@ -69,7 +69,7 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     check_targets(n, vocab, targets)?;
     let logits = if logits.device().is_cpu() {
         logits.to_dtype(DType::F32)?.contiguous()?
-    } else if datm_model::fused::applies_in(logits, true) {
+    } else if datm_model::fused::applies(logits) {
         logits.contiguous()?
     } else {
         return composite_cross_entropy_sum(logits, targets);
