@@ -12,12 +12,14 @@ machine, so the model is built there with random weights (seed 0) and the tiny-l
 character tokenizer (vocabulary 512: the time is the body's). Each side runs in its own process;
 peak memory is the device's used memory polled with nvidia-smi (on `--device cpu`, for trying the
 script on a small `--layers/--hidden` shape, the peak RSS). Throughput is real tokens per second
-over steps 2 onwards.
+over steps 2 onwards. With `--composite`, datm also trains with its fused CUDA kernels off
+(`DATM_CUDA_KERNELS=0`: candle's composite RMSNorm, RoPE, softmax, activations and loss), to
+show what the kernels bring.
 
     python3 tools/bench_cuda_train.py --datm DATM [--device cuda] [--layers 32] [--steps 4]
         [--batch-size 16] [--micro-batch-size 8] [--chars 120] [--dtype bf16]
         [--gradient-checkpointing] [--hidden 4096 --intermediate 11008 --heads 32]
-        [--model-cache DIR]
+        [--model-cache DIR] [--composite]
 
 Needs torch, transformers and peft (the GPU machine has them).
 """
@@ -93,11 +95,11 @@ def torch_child(args):
     print(json.dumps(log))
 
 
-def peak_memory_of(cmd, device):
-    """Runs `cmd`; returns (stdout, peak memory in MiB): the device's used memory polled with
-    nvidia-smi on a GPU, the process's peak RSS on the CPU."""
+def peak_memory_of(cmd, device, env=None):
+    """Runs `cmd` (with `env`); returns (stdout, peak memory in MiB): the device's used memory
+    polled with nvidia-smi on a GPU, the process's peak RSS on the CPU."""
     if device == "cpu":
-        out, peak = train_bench.peak_rss_of(cmd)
+        out, peak = train_bench.peak_rss_of(cmd, env=env)
         return out, peak // 2**20
     index = device.split(":")[1] if ":" in device else "0"
     query = ["nvidia-smi", "-i", index, "--query-gpu=memory.used", "--format=csv,noheader,nounits"]
@@ -112,12 +114,23 @@ def peak_memory_of(cmd, device):
     base = int(subprocess.run(query, capture_output=True, text=True).stdout.strip() or 0)
     watcher = threading.Thread(target=poll)
     watcher.start()
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     done.set()
     watcher.join()
     if res.returncode != 0:
         sys.exit(f"{cmd[0]} failed:\n{res.stderr[-3000:]}")
     return res.stdout, peak[0] - base
+
+
+def datm_train(args, model_dir, data, flags, out, env=None):
+    """`datm train` on the data; returns its step records and its peak memory in MiB."""
+    cmd = [args.datm, "train", "--model", model_dir, "--data", data, "--directions", "en-de",
+           "--out", out, "--device", args.device, "--dtype", args.dtype,
+           "--batch-size", str(args.batch_size), "--micro-batch-size", str(args.micro_batch_size),
+           "--max-eval-examples", "0"] + flags
+    _, peak = peak_memory_of(cmd, args.device, env)
+    with open(os.path.join(out, "train_log.jsonl")) as f:
+        return [json.loads(line) for line in f], peak
 
 
 def main():
@@ -136,6 +149,8 @@ def main():
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--model-cache", help="keep the random model here and reuse it when present "
                     "(a model of another shape or dtype must not be there)")
+    ap.add_argument("--composite", action="store_true",
+                    help="also train datm with its fused CUDA kernels off")
     ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -157,14 +172,14 @@ def main():
             child += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
         out, torch_peak = peak_memory_of(child + flags, args.device)
         torch_steps = json.loads(out.strip().splitlines()[-1])
-        datm_out = os.path.join(tmp, "out")
-        cmd = [args.datm, "train", "--model", model_dir, "--data", data, "--directions", "en-de",
-               "--out", datm_out, "--device", args.device, "--dtype", args.dtype,
-               "--batch-size", str(args.batch_size), "--micro-batch-size", str(args.micro_batch_size),
-               "--max-eval-examples", "0"] + flags
-        _, datm_peak = peak_memory_of(cmd, args.device)
-        with open(os.path.join(datm_out, "train_log.jsonl")) as f:
-            datm_steps = [json.loads(line) for line in f]
+        datm_steps, datm_peak = datm_train(args, model_dir, data, flags, os.path.join(tmp, "out"))
+        composite = {}
+        if args.composite:
+            env = dict(os.environ, DATM_CUDA_KERNELS="0")
+            steps, peak = datm_train(args, model_dir, data, flags, os.path.join(tmp, "out2"), env)
+            composite = {"datm_composite_tokens_per_s": round(train_bench.throughput(steps), 1),
+                         "datm_composite_peak_mib": peak,
+                         "datm_composite_losses": [round(s["loss"], 4) for s in steps]}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     t_tps, d_tps = train_bench.throughput(torch_steps), train_bench.throughput(datm_steps)
@@ -177,6 +192,7 @@ def main():
         "torch_peak_mib": torch_peak, "datm_peak_mib": datm_peak,
         "torch_losses": [round(s["loss"], 4) for s in torch_steps],
         "datm_losses": [round(s["loss"], 4) for s in datm_steps],
+        **composite,
     }))
     return 0
 

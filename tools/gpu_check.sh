@@ -11,8 +11,8 @@
 # 3. COMET: tools/check_cuda_comet.py (datm comet --device cuda against unbabel-comet's scores);
 # 4. training: tools/bench_cuda_train.py on a LLaMA of LLaMA-2-7B's body shape (LAYERS layers,
 #    default 16 to fit the 15 minutes a session gets), datm against PyTorch + PEFT: bf16, bf16
-#    with activation checkpointing, f16 with loss scaling (the fused kernels on; DATM_CUDA_KERNELS=0
-#    runs candle's composite ops instead);
+#    with activation checkpointing, f16 with loss scaling (the fused kernels on; the bf16 step also
+#    trains datm with them off, DATM_CUDA_KERNELS=0, candle's composite ops);
 # 5. decoding speed: tools/bench_cuda.py (5 beams, same shape).
 # Each step writes OUT_DIR/<step>.log; a failing step does not stop the others. The exit status
 # is the number of failed steps. DEVICE (default cuda) and LAYERS override the defaults; with
@@ -52,7 +52,7 @@ step kernels "$bin" check-kernels --device "$device"
 step decode-parity python3 tools/check_cuda.py --datm "$bin" --device "$device"
 step comet-parity python3 tools/check_cuda_comet.py --datm "$bin" --device "$device"
 train=(python3 tools/bench_cuda_train.py --datm "$bin" --device "$device" --layers "$layers" $shape)
-step train-bf16 "${train[@]}" --model-cache "$cache/bf16"
+step train-bf16 "${train[@]}" --model-cache "$cache/bf16" --composite
 step train-bf16-checkpointing "${train[@]}" --model-cache "$cache/bf16" --gradient-checkpointing
 step train-f16 "${train[@]}" --model-cache "$cache/f16" --dtype f16
 if [ "$device" != cpu ]; then

@@ -164,9 +164,9 @@ def throughput(steps):
     return sum(s["tokens"] for s in rest) / sum(s["seconds"] for s in rest)
 
 
-def peak_rss_of(cmd):
-    """Runs `cmd` under /usr/bin/time -v; returns (stdout, peak RSS in bytes)."""
-    res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
+def peak_rss_of(cmd, env=None):
+    """Runs `cmd` (with `env`) under /usr/bin/time -v; returns (stdout, peak RSS in bytes)."""
+    res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.exit(f"{cmd[0]} failed:\n{res.stderr[-3000:]}")
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr).group(1))
