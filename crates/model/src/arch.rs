@@ -1,14 +1,17 @@
 //! What every architecture provides, and the parts they share (LM head, module naming).
 //!
-//! A new architecture is one file implementing [`Architecture`] plus one line in
-//! [`load_architecture`].
+//! A new family is one file with its [`Family`] and its layer ([`Block`]), loaded as a
+//! [`Decoder`], plus one line in [`load_architecture`].
 
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
 use crate::config::{Arch, ModelConfig};
 use crate::lora::{Ctx, LoraLinear};
-use crate::nn::{Attention, Embedding, GatedMlp, KvCache, Layout, StepTensors};
+use crate::nn::{
+    Activation, Attention, AttentionSpec, Embedding, GatedMlp, KvCache, Layout, RmsNorm,
+    StepTensors,
+};
 use crate::weights::WeightMap;
 
 /// A decoder-only language model.
@@ -64,6 +67,214 @@ pub trait Architecture: Send + Sync {
     fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)>;
 }
 
+/// One decoder layer of a family (the families differ in their layers only).
+pub trait Block: Send + Sync {
+    /// The layer on hidden states `x` `[rows, q, hidden]`, appending to `cache`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        step: &StepTensors,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor>;
+
+    /// Its attention and MLP, which hold the LoRA-capable projections.
+    fn projections(&self) -> (&Attention, &GatedMlp);
+
+    /// Mutable access to the same.
+    fn projections_mut(&mut self) -> (&mut Attention, &mut GatedMlp);
+}
+
+/// A decoder-only model of one family: the [`Trunk`] around a stack of its layers.
+pub struct Decoder<B> {
+    trunk: Trunk,
+    layers: Vec<B>,
+}
+
+impl<B: Block> Decoder<B> {
+    /// Loads `family`'s trunk and, with `block`, its `num_layers` layers.
+    pub fn load(
+        cfg: &ModelConfig,
+        w: &WeightMap,
+        dtype: DType,
+        family: Family,
+        block: impl Fn(&PartLoader, usize) -> Result<B>,
+    ) -> Result<Self> {
+        let parts = PartLoader::new(cfg, w, dtype, family);
+        let layers = (0..cfg.num_layers)
+            .map(|i| block(&parts, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Decoder {
+            trunk: parts.trunk()?,
+            layers,
+        })
+    }
+}
+
+impl<B: Block> Architecture for Decoder<B> {
+    fn config(&self) -> &ModelConfig {
+        &self.trunk.cfg
+    }
+
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        self.trunk.embed.forward(ids)
+    }
+
+    fn layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        step: &StepTensors,
+        cache: &mut KvCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        self.layers[i].forward(x, step, cache, ctx)
+    }
+
+    fn final_norm(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.trunk.norm.forward(x, ctx)
+    }
+
+    fn head(&self) -> &LmHead {
+        &self.trunk.head
+    }
+
+    fn head_mut(&mut self) -> &mut LmHead {
+        &mut self.trunk.head
+    }
+
+    fn linears(&self) -> Vec<(String, &LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.layers.iter().enumerate() {
+            let (a, m) = b.projections();
+            let layers = [
+                &a.q_proj,
+                &a.k_proj,
+                &a.v_proj,
+                &a.o_proj,
+                &m.gate_proj,
+                &m.up_proj,
+                &m.down_proj,
+            ];
+            out.extend(block_names(i).into_iter().zip(layers));
+        }
+        out
+    }
+
+    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.layers.iter_mut().enumerate() {
+            let (a, m) = b.projections_mut();
+            let layers = [
+                &mut a.q_proj,
+                &mut a.k_proj,
+                &mut a.v_proj,
+                &mut a.o_proj,
+                &mut m.gate_proj,
+                &mut m.up_proj,
+                &mut m.down_proj,
+            ];
+            out.extend(block_names(i).into_iter().zip(layers));
+        }
+        out
+    }
+}
+
+/// What every family has around its decoder layers: the configuration, the token
+/// embeddings, the final norm and the LM head.
+pub struct Trunk {
+    cfg: ModelConfig,
+    embed: Embedding,
+    norm: RmsNorm,
+    head: LmHead,
+}
+
+/// Where families differ in the parts they share.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// The embeddings' scale (Gemma: √hidden).
+    pub embed_scale: Option<fn(&ModelConfig) -> f64>,
+    /// RMSNorm weights stored as `w` for `(1 + w)` (Gemma).
+    pub norm_plus_one: bool,
+    /// RMSNorm on queries and keys (Gemma-3).
+    pub qk_norm: bool,
+    /// The gated MLP's activation.
+    pub activation: Activation,
+}
+
+/// Loads a family's parts from HF-named weights (`model.layers.{i}.…`).
+pub struct PartLoader<'a> {
+    w: &'a WeightMap,
+    cfg: &'a ModelConfig,
+    dtype: DType,
+    family: Family,
+    spec: AttentionSpec,
+}
+
+impl<'a> PartLoader<'a> {
+    /// A loader for `family`'s parts of the model `cfg` describes, in `dtype`.
+    pub fn new(cfg: &'a ModelConfig, w: &'a WeightMap, dtype: DType, family: Family) -> Self {
+        let spec = AttentionSpec {
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            hidden: cfg.hidden_size,
+            scale: cfg.attn_scale,
+            softcap: cfg.attn_softcap,
+            bias: cfg.attention_bias,
+            qk_norm_eps: family.qk_norm.then_some(cfg.rms_norm_eps),
+            dtype,
+        };
+        PartLoader {
+            w,
+            cfg,
+            dtype,
+            family,
+            spec,
+        }
+    }
+
+    /// Layer `i`'s RMSNorm `name` (`input_layernorm`, …).
+    pub fn norm(&self, i: usize, name: &str) -> Result<RmsNorm> {
+        self.rms_norm(&format!("model.layers.{i}.{name}.weight"))
+    }
+
+    /// The RMSNorm of weight `name`.
+    fn rms_norm(&self, name: &str) -> Result<RmsNorm> {
+        let (hidden, eps) = (self.cfg.hidden_size, self.cfg.rms_norm_eps);
+        RmsNorm::load(self.w, name, hidden, eps, self.family.norm_plus_one)
+    }
+
+    /// Layer `i`'s self-attention.
+    pub fn attention(&self, i: usize) -> Result<Attention> {
+        let prefix = format!("model.layers.{i}.self_attn");
+        Attention::load(self.w, &prefix, &self.spec, i, &self.cfg.layers[i])
+    }
+
+    /// Layer `i`'s gated MLP.
+    pub fn mlp(&self, i: usize) -> Result<GatedMlp> {
+        let c = self.cfg;
+        let prefix = format!("model.layers.{i}.mlp");
+        let act = self.family.activation;
+        let (hidden, inter) = (c.hidden_size, c.intermediate_size);
+        GatedMlp::load(self.w, &prefix, hidden, inter, c.mlp_bias, act, self.dtype)
+    }
+
+    /// The embeddings, the final norm and the LM head.
+    fn trunk(&self) -> Result<Trunk> {
+        let c = self.cfg;
+        let scale = self.family.embed_scale.map(|f| f(c));
+        let name = "model.embed_tokens.weight";
+        let embed = Embedding::load(self.w, name, c.vocab_size, c.hidden_size, scale, self.dtype)?;
+        Ok(Trunk {
+            head: LmHead::load(self.w, c, &embed, self.dtype)?,
+            norm: self.rms_norm("model.norm.weight")?,
+            cfg: c.clone(),
+            embed,
+        })
+    }
+}
+
 /// Builds the architecture named by the config.
 pub fn load_architecture(
     cfg: &ModelConfig,
@@ -71,8 +282,8 @@ pub fn load_architecture(
     dtype: DType,
 ) -> Result<Box<dyn Architecture>> {
     Ok(match cfg.arch {
-        Arch::Llama => Box::new(crate::llama::Llama::load(cfg, w, dtype)?),
-        Arch::Gemma3 => Box::new(crate::gemma3::Gemma3::load(cfg, w, dtype)?),
+        Arch::Llama => Box::new(crate::llama::load(cfg, w, dtype)?),
+        Arch::Gemma3 => Box::new(crate::gemma3::load(cfg, w, dtype)?),
     })
 }
 
@@ -170,42 +381,4 @@ fn block_names(i: usize) -> [String; 7] {
         format!("{p}.mlp.up_proj"),
         format!("{p}.mlp.down_proj"),
     ]
-}
-
-/// Appends a standard block's seven projections with their HF names.
-pub fn push_block_linears<'a>(
-    out: &mut Vec<(String, &'a LoraLinear)>,
-    i: usize,
-    a: &'a Attention,
-    m: &'a GatedMlp,
-) {
-    let layers = [
-        &a.q_proj,
-        &a.k_proj,
-        &a.v_proj,
-        &a.o_proj,
-        &m.gate_proj,
-        &m.up_proj,
-        &m.down_proj,
-    ];
-    out.extend(block_names(i).into_iter().zip(layers));
-}
-
-/// Mutable twin of [`push_block_linears`].
-pub fn push_block_linears_mut<'a>(
-    out: &mut Vec<(String, &'a mut LoraLinear)>,
-    i: usize,
-    a: &'a mut Attention,
-    m: &'a mut GatedMlp,
-) {
-    let layers = [
-        &mut a.q_proj,
-        &mut a.k_proj,
-        &mut a.v_proj,
-        &mut a.o_proj,
-        &mut m.gate_proj,
-        &mut m.up_proj,
-        &mut m.down_proj,
-    ];
-    out.extend(block_names(i).into_iter().zip(layers));
 }

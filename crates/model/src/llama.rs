@@ -5,155 +5,63 @@
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-use crate::arch::{Architecture, LmHead};
+use crate::arch::{Block, Decoder, Family};
 use crate::config::ModelConfig;
-use crate::lora::{Ctx, LoraLinear};
-use crate::nn::{
-    Activation, Attention, AttentionSpec, Embedding, GatedMlp, KvCache, RmsNorm, StepTensors,
-};
+use crate::lora::Ctx;
+use crate::nn::{Activation, Attention, GatedMlp, KvCache, RmsNorm, StepTensors};
 use crate::weights::WeightMap;
 
-struct Block {
+/// LLaMA's parts: plain embeddings and norms, SwiGLU.
+const LLAMA: Family = Family {
+    embed_scale: None,
+    norm_plus_one: false,
+    qk_norm: false,
+    activation: Activation::Silu,
+};
+
+/// A LLaMA decoder layer: pre-norm attention and MLP.
+pub struct LlamaBlock {
     input_layernorm: RmsNorm,
     self_attn: Attention,
     post_attention_layernorm: RmsNorm,
     mlp: GatedMlp,
 }
 
-/// A loaded LLaMA-family model.
-pub struct Llama {
-    cfg: ModelConfig,
-    embed: Embedding,
-    layers: Vec<Block>,
-    norm: RmsNorm,
-    head: LmHead,
-}
-
-impl Llama {
-    /// Builds the model from HF-named weights.
-    pub fn load(cfg: &ModelConfig, w: &WeightMap, dtype: DType) -> Result<Self> {
-        let (hd, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
-        let spec = AttentionSpec {
-            num_heads: cfg.num_heads,
-            num_kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
-            hidden: hd,
-            scale: cfg.attn_scale,
-            softcap: cfg.attn_softcap,
-            bias: cfg.attention_bias,
-            qk_norm_eps: None,
-            dtype,
-        };
-        let layers = (0..cfg.num_layers)
-            .map(|i| {
-                let p = format!("model.layers.{i}");
-                Ok(Block {
-                    input_layernorm: RmsNorm::load(
-                        w,
-                        &format!("{p}.input_layernorm.weight"),
-                        hd,
-                        eps,
-                        false,
-                    )?,
-                    self_attn: Attention::load(
-                        w,
-                        &format!("{p}.self_attn"),
-                        &spec,
-                        i,
-                        &cfg.layers[i],
-                    )?,
-                    post_attention_layernorm: RmsNorm::load(
-                        w,
-                        &format!("{p}.post_attention_layernorm.weight"),
-                        hd,
-                        eps,
-                        false,
-                    )?,
-                    mlp: GatedMlp::load(
-                        w,
-                        &format!("{p}.mlp"),
-                        hd,
-                        cfg.intermediate_size,
-                        cfg.mlp_bias,
-                        Activation::Silu,
-                        dtype,
-                    )?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let embed = Embedding::load(
-            w,
-            "model.embed_tokens.weight",
-            cfg.vocab_size,
-            hd,
-            None,
-            dtype,
-        )?;
-        let head = LmHead::load(w, cfg, &embed, dtype)?;
-        let norm = RmsNorm::load(w, "model.norm.weight", hd, eps, false)?;
-        Ok(Llama {
-            cfg: cfg.clone(),
-            embed,
-            layers,
-            norm,
-            head,
+/// Builds the model from HF-named weights.
+pub fn load(cfg: &ModelConfig, w: &WeightMap, dtype: DType) -> Result<Decoder<LlamaBlock>> {
+    Decoder::load(cfg, w, dtype, LLAMA, |parts, i| {
+        Ok(LlamaBlock {
+            input_layernorm: parts.norm(i, "input_layernorm")?,
+            self_attn: parts.attention(i)?,
+            post_attention_layernorm: parts.norm(i, "post_attention_layernorm")?,
+            mlp: parts.mlp(i)?,
         })
-    }
+    })
 }
 
-impl Architecture for Llama {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        self.embed.forward(ids)
-    }
-
-    fn layer(
+impl Block for LlamaBlock {
+    fn forward(
         &self,
-        i: usize,
         x: &Tensor,
         step: &StepTensors,
         cache: &mut KvCache,
         ctx: &Ctx,
     ) -> Result<Tensor> {
-        let b = &self.layers[i];
-        let h = b
+        let h = self
             .self_attn
-            .forward(&b.input_layernorm.forward(x, ctx)?, step, cache, ctx)?;
+            .forward(&self.input_layernorm.forward(x, ctx)?, step, cache, ctx)?;
         let x = (x + h)?;
-        let h = b
+        let h = self
             .mlp
-            .forward(&b.post_attention_layernorm.forward(&x, ctx)?, ctx)?;
+            .forward(&self.post_attention_layernorm.forward(&x, ctx)?, ctx)?;
         Ok((x + h)?)
     }
 
-    fn final_norm(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        self.norm.forward(x, ctx)
+    fn projections(&self) -> (&Attention, &GatedMlp) {
+        (&self.self_attn, &self.mlp)
     }
 
-    fn head(&self) -> &LmHead {
-        &self.head
-    }
-
-    fn head_mut(&mut self) -> &mut LmHead {
-        &mut self.head
-    }
-
-    fn linears(&self) -> Vec<(String, &LoraLinear)> {
-        let mut out = Vec::new();
-        for (i, b) in self.layers.iter().enumerate() {
-            crate::arch::push_block_linears(&mut out, i, &b.self_attn, &b.mlp);
-        }
-        out
-    }
-
-    fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
-        let mut out = Vec::new();
-        for (i, b) in self.layers.iter_mut().enumerate() {
-            crate::arch::push_block_linears_mut(&mut out, i, &mut b.self_attn, &mut b.mlp);
-        }
-        out
+    fn projections_mut(&mut self) -> (&mut Attention, &mut GatedMlp) {
+        (&mut self.self_attn, &mut self.mlp)
     }
 }
