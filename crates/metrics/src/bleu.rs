@@ -362,30 +362,12 @@ mod tests {
     use super::*;
     use crate::{corpus_score, sentence_score};
 
-    const HYPS: [&str; 3] = [
-        "The dog bit the man.",
-        "It wasn't surprising.",
-        "The man had just bitten him.",
-    ];
-    const R1: [&str; 3] = [
-        "The dog bit the man.",
-        "It was not unexpected.",
-        "The man bit him first.",
-    ];
-    const R2: [&str; 3] = [
-        "The dog had bit the man.",
-        "No one was surprised.",
-        "The man had bitten the dog.",
-    ];
+    use crate::readme_example::{two_refs, HYPS, R1};
 
     fn bleu(f: impl FnOnce(&mut BleuOptions)) -> Bleu {
         let mut o = BleuOptions::default();
         f(&mut o);
         Bleu::new(o).unwrap()
-    }
-
-    fn two_refs() -> Vec<Vec<&'static str>> {
-        (0..3).map(|i| vec![R1[i], R2[i]]).collect()
     }
 
     fn corpus(b: &Bleu, refs: &[Vec<&str>]) -> f64 {

@@ -283,21 +283,7 @@ mod tests {
     use super::*;
     use crate::{corpus_score, sentence_score};
 
-    const HYPS: [&str; 3] = [
-        "The dog bit the man.",
-        "It wasn't surprising.",
-        "The man had just bitten him.",
-    ];
-    const R1: [&str; 3] = [
-        "The dog bit the man.",
-        "It was not unexpected.",
-        "The man bit him first.",
-    ];
-    const R2: [&str; 3] = [
-        "The dog had bit the man.",
-        "No one was surprised.",
-        "The man had bitten the dog.",
-    ];
+    use crate::readme_example::{two_refs, HYPS, R1};
 
     fn chrf(f: impl FnOnce(&mut ChrfOptions)) -> Chrf {
         let mut o = ChrfOptions::default();
@@ -307,7 +293,7 @@ mod tests {
 
     #[test]
     fn readme_corpus() {
-        let two: Vec<Vec<&str>> = (0..3).map(|i| vec![R1[i], R2[i]]).collect();
+        let two = two_refs();
         let one: Vec<Vec<&str>> = (0..3).map(|i| vec![R1[i]]).collect();
         assert_eq!(
             corpus_score(&chrf(|_| {}), &HYPS, &two).unwrap().score,

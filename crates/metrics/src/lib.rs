@@ -25,6 +25,8 @@ mod ngrams;
 mod npnum;
 pub mod pcg64;
 pub mod pyfmt;
+#[cfg(test)]
+mod readme_example;
 pub mod signature;
 pub mod significance;
 pub mod spm;
