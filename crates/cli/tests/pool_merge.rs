@@ -118,7 +118,7 @@ fn merge_options_reach_the_merged_adapter() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dat_pool(dir.path());
     let p = pool.to_str().unwrap();
-    let log = succeeds(&[
+    let same = [
         "pool",
         "merge",
         "--groupwise",
@@ -132,7 +132,8 @@ fn merge_options_reach_the_merged_adapter() {
         "frequency",
         "--density",
         "0.5",
-    ]);
+    ];
+    let log = succeeds(&same);
     let merged_dir = pool.join("xx-en.g1");
     assert!(log.contains("(weights 1, 0.5, 2): merged"), "{log}");
     let config = json(&merged_dir.join("adapter_config.json"));
@@ -177,21 +178,6 @@ fn merge_options_reach_the_merged_adapter() {
     assert!(manifest.contains("de-en = \"xx-en.g1\""), "{manifest}");
 
     // same options again: kept; other weights: merged again, and the result changes
-    let same = [
-        "pool",
-        "merge",
-        "--groupwise",
-        "--pool",
-        p,
-        "--weights",
-        "1,0.5,2",
-        "--rank",
-        "2",
-        "--majority-sign",
-        "frequency",
-        "--density",
-        "0.5",
-    ];
     assert!(succeeds(&same).contains(": up to date"));
     let mut ones = same;
     ones[6] = "1,1,1";
