@@ -20,7 +20,8 @@ import subprocess
 import tempfile
 import time
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "model", "tiny-llama")
+import random_llama
+
 SENTENCES = ["Das Haus ist wunderbar.", "Die Datei konnte nicht geöffnet werden.", "Ich habe keine Zeit.",
              "Der Zug kommt morgen an.", "Bitte schließen Sie das Fenster.", "Wo ist der Bahnhof?",
              "Das Wetter ist heute schön.", "Wir sehen uns nächste Woche."]
@@ -33,21 +34,12 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     args = ap.parse_args()
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     prompts = [f"Translate this from German to English:\nGerman: {s}\nEnglish:" for s in SENTENCES]
     d = tempfile.mkdtemp(prefix="llama7b-")
-    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=args.layers,
-                      num_attention_heads=32, num_key_value_heads=32, vocab_size=512,
-                      max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    torch.manual_seed(0)
     t0 = time.time()
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
-    model.save_pretrained(d)
-    for f in os.listdir(FIXTURE):
-        if f.startswith("tokenizer") or f.startswith("special_tokens"):
-            shutil.copy(os.path.join(FIXTURE, f), d)
+    model = random_llama.build(d, args.layers).eval()
     print(f"built and saved the random model in {time.time() - t0:.1f} s")
     tok = AutoTokenizer.from_pretrained(d)
     tok.padding_side = "left"

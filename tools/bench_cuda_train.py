@@ -37,8 +37,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench", "train"))
 import bench as train_bench  # noqa: E402
+import random_llama  # noqa: E402
 
-FIXTURE = os.path.join(HERE, "..", "tests", "fixtures", "model", "tiny-llama")
 SENTENCES = [("The file could not be opened.", "Die Datei konnte nicht geöffnet werden."),
              ("Please close the window.", "Bitte schließen Sie das Fenster."),
              ("The train arrives tomorrow.", "Der Zug kommt morgen an."),
@@ -62,21 +62,8 @@ def rows(n, chars):
 
 def build_model(args, out):
     """A random LLaMA of the asked shape in `args.dtype`, saved with the fixture's tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate,
-                      num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                      num_key_value_heads=args.heads, vocab_size=512, max_position_embeddings=4096,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    torch.manual_seed(0)
-    dtype = {"bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
-    with torch.device(args.device):
-        model = LlamaForCausalLM(cfg).to(dtype)
-    model.save_pretrained(out)
-    for f in os.listdir(FIXTURE):
-        if f.startswith("tokenizer") or f.startswith("special_tokens"):
-            shutil.copy(os.path.join(FIXTURE, f), out)
+    random_llama.build(out, args.layers, args.hidden, args.intermediate, args.heads, args.dtype,
+                       args.device)
 
 
 def torch_child(args):
