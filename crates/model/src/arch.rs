@@ -192,8 +192,8 @@ pub struct Trunk {
 /// Where families differ in the parts they share.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
-    /// The embeddings' scale (Gemma: √hidden).
-    pub embed_scale: Option<fn(&ModelConfig) -> f64>,
+    /// Embeddings scaled by √hidden (Gemma).
+    pub scaled_embeddings: bool,
     /// RMSNorm weights stored as `w` for `(1 + w)` (Gemma).
     pub norm_plus_one: bool,
     /// RMSNorm on queries and keys (Gemma-3).
@@ -263,7 +263,10 @@ impl<'a> PartLoader<'a> {
     /// The embeddings, the final norm and the LM head.
     fn trunk(&self) -> Result<Trunk> {
         let c = self.cfg;
-        let scale = self.family.embed_scale.map(|f| f(c));
+        let scale = self
+            .family
+            .scaled_embeddings
+            .then(|| (c.hidden_size as f64).sqrt());
         let name = "model.embed_tokens.weight";
         let embed = Embedding::load(self.w, name, c.vocab_size, c.hidden_size, scale, self.dtype)?;
         Ok(Trunk {

@@ -15,7 +15,7 @@ use crate::weights::WeightMap;
 
 /// Gemma-3's parts: embeddings scaled by √hidden, `(1 + w)` norms, q/k norms, GeGLU.
 const GEMMA3: Family = Family {
-    embed_scale: Some(|cfg| (cfg.hidden_size as f64).sqrt()),
+    scaled_embeddings: true,
     norm_plus_one: true,
     qk_norm: true,
     activation: Activation::GeluTanh,

@@ -13,7 +13,7 @@ use crate::weights::WeightMap;
 
 /// LLaMA's parts: plain embeddings and norms, SwiGLU.
 const LLAMA: Family = Family {
-    embed_scale: None,
+    scaled_embeddings: false,
     norm_plus_one: false,
     qk_norm: false,
     activation: Activation::Silu,

@@ -11,19 +11,10 @@ use datm_model::fused_check;
 use datm_model::lora::{frozen_matmul_t, Ctx, LoraLinear, SeededDropout};
 use datm_model::weights::Weight;
 
+/// Values spread over [-0.5, 0.5), fixed by `seed` (the fused-op check's sampler, scaled).
 fn randn(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    // A small LCG keeps the test inputs fixed without another RNG dependency.
-    let mut s = seed;
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    let wide = fused_check::sample(shape, seed, DType::F32, &Device::Cpu).unwrap();
+    (wide / 4.0).unwrap()
 }
 
 fn input_grad(frozen: bool, dtype: DType) -> (Tensor, Tensor) {
