@@ -19,8 +19,8 @@ and of this CPU's arithmetic peak (`cpu_peak` example: AVX-512 f32 FMA, bf16 dot
 datm's default weights), all measured in the same run; and how many outputs equal HF's token
 for token.
 
-`--cpu-path avx2|avx512|scalar|neon` forces datm's kernel path (`DATM_CPU`); with `avx2`,
-PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
+`--cpu-path avx2|avx2vnni|avx512|scalar|neon` forces datm's kernel path (`DATM_CPU`); with
+`avx2` or `avx2vnni`, PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
 `MKL_ENABLE_INSTRUCTIONS=AVX2`), and the capability torch reports is recorded. The CPU model
 and its SIMD flags are recorded with every run.
 
@@ -171,7 +171,7 @@ def cpu_peak(args):
         return {}
     out = subprocess.run([args.cpu_peak, str(args.threads)], capture_output=True, text=True, check=True)
     paths = json.loads(out.stdout)["paths"]
-    path = args.cpu_path or next((p for p in ("amx", "avx512", "avx2", "neon", "scalar") if p in paths), None)
+    path = args.cpu_path or next((p for p in ("amx", "avx512", "avx2vnni", "avx2", "neon", "scalar") if p in paths), None)
     return dict(paths.get(path) or {}, path=path)
 
 

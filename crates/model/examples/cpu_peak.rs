@@ -1,7 +1,7 @@
 //! This CPU's arithmetic peak on each SIMD kernel path it runs, measured: independent f32
 //! FMAs (AVX-512 `vfmadd231ps zmm`, AVX2 `vfmadd231ps ymm`, NEON `fmla .4s`), AVX-512
-//! bf16 dot products (`vdpbf16ps`), int8 products (AVX512-VNNI `vpdpbusd`, else AVX2
-//! `vpmaddubsw`) and AMX tile
+//! bf16 dot products (`vdpbf16ps`), int8 products (AVX512-VNNI `vpdpbusd`, on the
+//! `avx2vnni` path `vpdpbusd ymm`, else AVX2 `vpmaddubsw`) and AMX tile
 //! products (`tdpbf16ps`) on every thread, no memory traffic. Prints one JSON line
 //! `{"threads", "paths": {PATH: {"f32_gflops", "bf16_gflops", "int8_gops", "default_bf16",
 //! "default_int8"}}}` (bf16 and int8 null without the instruction; `default_bf16` and
@@ -81,6 +81,22 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
             // 8 lanes × 2 flops.
             let f32_gflops = rate(threads, 12.0 * 16.0, || unsafe { x86::fma256(ITERS) });
             let int8 = isa.int8_products().then(|| maddubs_rate(threads));
+            Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null, "int8_gops": int8}))
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Vnni => {
+            // f32 as on the AVX2 path; int8 dot: 8 lanes × 4 products × 2 operations, in the
+            // encoding the path's kernel uses.
+            let f32_gflops = rate(threads, 12.0 * 16.0, || unsafe { x86::fma256(ITERS) });
+            let int8 = if std::is_x86_feature_detected!("avxvnni") {
+                rate(threads, 12.0 * 64.0, || unsafe {
+                    x86::dpbusd256_vex(ITERS)
+                })
+            } else {
+                rate(threads, 12.0 * 64.0, || unsafe {
+                    x86::dpbusd256_evex(ITERS)
+                })
+            };
             Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null, "int8_gops": int8}))
         }
         #[cfg(target_arch = "aarch64")]
@@ -181,6 +197,20 @@ mod x86 {
         "vpdpbusd",
         "zmm",
         "avx512f,avx512vnni"
+    );
+    peak_loop!(
+        /// AVX-VNNI int8 dot products on 256-bit registers.
+        dpbusd256_vex,
+        "{{vex}} vpdpbusd",
+        "ymm",
+        "avx2,avxvnni"
+    );
+    peak_loop!(
+        /// AVX512-VNNI int8 dot products on 256-bit registers.
+        dpbusd256_evex,
+        "vpdpbusd",
+        "ymm",
+        "avx2,avx512vl,avx512vnni"
     );
     peak_loop!(
         /// AVX2 int8 products (unsigned times signed bytes, pairs summed into int16).

@@ -2,7 +2,8 @@
 //!
 //! datm's CPU kernels (packed GEMM, vectorised math, fused attention) exist once per
 //! instruction set, [`Isa`]. The path is the best one the CPU runs, detected at run time,
-//! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx512`, `amx`, `neon`;
+//! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx2vnni`, `avx512`, `amx`,
+//! `neon`;
 //! empty or `auto` = detect) forces one. The variable is read once per process; a path the CPU cannot
 //! run is an error from [`active`], never a crash.
 
@@ -20,6 +21,11 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA (256-bit registers).
     Avx2,
+    /// The AVX2 path with an int8 dot product on 256-bit registers (`vpdpbusd`): AVX-VNNI
+    /// (Intel's cores from Alder Lake on, which have no AVX-512), or AVX512-VNNI with
+    /// AVX512-VL; its int8 products use it ([`Isa::int8_products`]), everything else is
+    /// [`Isa::Avx2`]'s.
+    Avx2Vnni,
     /// x86-64 AVX-512F (512-bit registers); with AVX512-BF16 where [`Isa::bf16_dot`] says so.
     Avx512,
     /// The AVX-512 path with AVX512-BF16, whose bf16 matrix products run on AMX tiles
@@ -31,13 +37,21 @@ pub enum Isa {
 
 impl Isa {
     /// Every path, slowest first.
-    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512, Isa::Amx];
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Neon,
+        Isa::Avx2,
+        Isa::Avx2Vnni,
+        Isa::Avx512,
+        Isa::Amx,
+    ];
 
     /// The name `DATM_CPU` takes.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx2Vnni => "avx2vnni",
             Isa::Avx512 => "avx512",
             Isa::Amx => "amx",
             Isa::Neon => "neon",
@@ -49,7 +63,7 @@ impl Isa {
         match Isa::ALL.into_iter().find(|i| i.name() == name) {
             Some(isa) => Ok(isa),
             None => bail!(
-                "{ENV}={name:?} is not a kernel path (expected one of: scalar, avx2, avx512, amx, neon, auto)"
+                "{ENV}={name:?} is not a kernel path (expected one of: scalar, avx2, avx2vnni, avx512, amx, neon, auto)"
             ),
         }
     }
@@ -61,6 +75,13 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Vnni => {
+                Isa::Avx2.runs_here()
+                    && (std::is_x86_feature_detected!("avxvnni")
+                        || std::is_x86_feature_detected!("avx512vl")
+                            && std::is_x86_feature_detected!("avx512vnni"))
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
@@ -103,11 +124,11 @@ impl Isa {
 
     /// Whether the path has the int8 products of [`crate::kernels::Precision::Int8`]: AVX2's
     /// `vpmaddubsw` (the AVX2 and AVX-512 paths), or AVX512-VNNI's `vpdpbusd` where
-    /// [`Isa::int8_dot`] says so; on aarch64, the NEON path where the CPU has the
+    /// [`Isa::int8_dot`] says so, or `vpdpbusd` on 256-bit registers ([`Isa::Avx2Vnni`]); on aarch64, the NEON path where the CPU has the
     /// dot-product extension (`sdot`: Apple's cores, Neoverse N1 and later).
     pub fn int8_products(self) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(self, Isa::Avx2 | Isa::Avx512 | Isa::Amx) {
+        if matches!(self, Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512 | Isa::Amx) {
             return self.runs_here()
                 && std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma");
@@ -123,7 +144,7 @@ impl Isa {
     pub fn ensure_int8_products(self) -> Result<()> {
         anyhow::ensure!(
             self.int8_products(),
-            "int8 products need AVX2, AVX512-VNNI or NEON's dot product, and the {self} kernel path has none"
+            "int8 products need AVX2, AVX-VNNI, AVX512-VNNI or NEON's dot product, and the {self} kernel path has none"
         );
         Ok(())
     }
@@ -146,7 +167,7 @@ impl Isa {
         match self {
             Isa::Amx => true,
             Isa::Avx512 => self.bf16_dot() && amd(),
-            Isa::Avx2 => amd(),
+            Isa::Avx2 | Isa::Avx2Vnni => amd(),
             _ => false,
         }
     }
@@ -166,11 +187,17 @@ impl Isa {
     /// on the NEON path where the CPU has `sdot`, which multiplies 16 int8 pairs where
     /// `fmla` multiplies 4 f32 pairs, issued at the same rate on Apple's and Neoverse cores
     /// (by their published instruction tables: unmeasured here, where aarch64 runs only
-    /// under qemu; the products are the x86 paths' bit for bit). Other weights, and other
-    /// paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores are unmeasured with
-    /// int8 here).
+    /// under qemu; the products are the x86 paths' bit for bit), and on the AVX2 path with
+    /// 256-bit VNNI on every CPU, whose `vpdpbusd` multiplies four times the pairs of an f32
+    /// FMA with no instructions to sum them (Intel's cores from Alder Lake on issue both at
+    /// the same rate by their instruction tables, unmeasured here; on a Zen 4 through the
+    /// EVEX encoding the decoding above takes 8.2–9.2 s against 12.7–13.7 s with `vpmaddubsw`,
+    /// whole process, with the same outputs). Other weights, and other
+    /// paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores without VNNI are
+    /// unmeasured with int8 here).
     pub fn packs_int8_by_default(self) -> bool {
         match self {
+            Isa::Avx2Vnni => self.int8_products(),
             Isa::Avx512 => self.int8_dot() && amd(),
             Isa::Avx2 => self.int8_products() && amd(),
             Isa::Neon => self.int8_products(),
@@ -283,7 +310,7 @@ mod tests {
     }
 
     /// bf16 by default on the AMX path, on the AVX-512 path exactly where Linux reports an
-    /// AMD CPU with AVX512-BF16, and on the AVX2 path exactly where it reports an AMD CPU.
+    /// AMD CPU with AVX512-BF16, and on the AVX2 paths exactly where it reports an AMD CPU.
     #[test]
     fn bf16_by_default_where_bf16_outpaces_f32() {
         for isa in [Isa::Scalar, Isa::Neon] {
@@ -297,14 +324,16 @@ mod tests {
             let want = amd && has("avx512f") && has("avx512_bf16");
             assert_eq!(Isa::Avx512.packs_bf16_by_default(), want, "{flags}");
             assert_eq!(Isa::Avx2.packs_bf16_by_default(), amd);
+            assert_eq!(Isa::Avx2Vnni.packs_bf16_by_default(), amd);
         }
     }
 
     /// int8 products on the AVX2 and AVX-512 paths where the CPU has AVX2 and FMA, the
     /// VNNI kernel where Linux reports AVX512-VNNI (and AVX512-BW), on the NEON path where
-    /// the CPU has the dot product (never off aarch64); by default on AMD CPUs on the AVX2 path and
-    /// on the AVX-512 path with AVX512-VNNI, and on NEON with the dot product, on no other
-    /// path.
+    /// the CPU has the dot product (never off aarch64), on the AVX2 path with 256-bit VNNI
+    /// exactly where Linux reports AVX-VNNI or AVX512-VNNI with AVX512-VL; by default on AMD
+    /// CPUs on the AVX2 path and on the AVX-512 path with AVX512-VNNI, on the AVX2 path with
+    /// 256-bit VNNI, and on NEON with the dot product, on no other path.
     #[test]
     fn int8_by_default_on_amd_avx2_avx512_vnni_and_neon_dot() {
         for isa in [Isa::Scalar, Isa::Amx] {
@@ -328,6 +357,11 @@ mod tests {
             assert_eq!(Isa::Avx512.int8_dot(), vnni, "{flags}");
             let want = vnni && amd;
             assert_eq!(Isa::Avx512.packs_int8_by_default(), want, "{flags}");
+            let vnni256 = avx2 && (has("avx_vnni") || has("avx512vl") && has("avx512_vnni"));
+            assert_eq!(Isa::Avx2Vnni.runs_here(), vnni256, "{flags}");
+            assert_eq!(Isa::Avx2Vnni.int8_products(), vnni256, "{flags}");
+            assert_eq!(Isa::Avx2Vnni.packs_int8_by_default(), vnni256, "{flags}");
+            assert!(!Isa::Avx2Vnni.int8_dot());
         }
     }
 

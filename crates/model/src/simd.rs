@@ -89,7 +89,7 @@ pub(crate) fn run<T: Task>(isa: Isa, task: T) -> T::Out {
         Isa::Avx512 | Isa::Amx if isa.runs_here() => unsafe { x86::on_avx512(task) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 if isa.runs_here() => unsafe { x86::on_avx2(task) },
+        Isa::Avx2 | Isa::Avx2Vnni if isa.runs_here() => unsafe { x86::on_avx2(task) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: as above.
         Isa::Neon if isa.runs_here() => unsafe { neon::on_neon(task) },

@@ -4,11 +4,12 @@
 //! llama.cpp's Q8 inputs). Each group's sums are exact in int32, then scaled into f32: an
 //! output is `Σ_groups sx·(s·Σ xq·v − o·Σ xq)` for the weight's values `v`, scale `s` and
 //! offset `o` (weight `v·s − o`, as [`IntBlocks`] reads it) and the inputs' int8 values `xq`
-//! and scale `sx`. Three kernels compute the same sums ([`Form`]), and scale them into f32
+//! and scale `sx`. Four kernels compute the same sums ([`Form`]), and scale them into f32
 //! in the same order, so every path gives the same bits: AVX512-VNNI's `vpdpbusd` (`vnni`:
-//! 64 products per instruction, twice `vdpbf16ps`), AVX2's `vpmaddubsw` (`avx2`: 32
-//! products per instruction, four times an f32 FMA) and aarch64's `sdot` (`neon`: 16
-//! products per instruction, four times `fmla`). The price is the inputs' rounding to 8 bits
+//! 64 products per instruction, twice `vdpbf16ps`), the same on 256-bit registers
+//! (`vnni256`: 32 products per instruction, four times an f32 FMA), AVX2's `vpmaddubsw`
+//! (`avx2`: 32 products per instruction too, but with two more to sum them) and aarch64's
+//! `sdot` (`neon`: 16 products per instruction, four times `fmla`). The price is the inputs' rounding to 8 bits
 //! per group, where bf16 keeps 8 bits per value.
 
 #[cfg(target_arch = "x86_64")]
@@ -31,6 +32,8 @@ mod avx2;
 mod neon;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+mod vnni256;
 
 /// Inputs per group: one scale (and offset) per weight column, one scale per input row.
 pub(super) const GROUP: usize = 32;
@@ -38,6 +41,8 @@ pub(super) const GROUP: usize = 32;
 const QUAD: usize = 4;
 /// [`Form::Vnni`]'s panel width: four 16-lane registers.
 const VNNI_NR: usize = 64;
+/// [`Form::Vnni256`]'s panel width: two 8-lane registers.
+const VNNI256_NR: usize = 16;
 /// The AVX2 forms' panel width: two 8-lane registers.
 const AVX2_NR: usize = 16;
 /// [`Form::Sdot`]'s panel width: four 4-lane registers.
@@ -49,6 +54,10 @@ enum Form {
     /// For `vpdpbusd` (unsigned bytes times signed ones): 64 columns per panel, each value
     /// plus 128 as an unsigned byte.
     Vnni,
+    /// For `vpdpbusd` on 256-bit registers ([`Isa::Avx2Vnni`]): 16 columns per panel, each
+    /// value plus 128 as an unsigned byte; `vex`: in AVX-VNNI's encoding (where the CPU has
+    /// it), else in AVX512-VNNI's.
+    Vnni256 { vex: bool },
     /// For AVX2's `vpmaddubsw`, which multiplies unsigned bytes by signed ones and adds
     /// pairs into int16 with saturation, so the sums must stay below 2^15 (summed over a
     /// whole group: [`int16_holds_group`]): 16 columns per panel; values in a range of at
@@ -74,6 +83,9 @@ impl Form {
         if isa.int8_dot() {
             return Form::Vnni;
         }
+        if isa == Isa::Avx2Vnni {
+            return Form::Vnni256 { vex: vex_vnni() };
+        }
         let (lo, hi) = blocks.value_range();
         let (lo, hi) = (i32::from(lo), i32::from(hi));
         if int16_holds_group(hi - lo) {
@@ -89,6 +101,7 @@ impl Form {
     fn nr(self) -> usize {
         match self {
             Form::Vnni => VNNI_NR,
+            Form::Vnni256 { .. } => VNNI256_NR,
             Form::Sdot => SDOT_NR,
             _ => AVX2_NR,
         }
@@ -98,11 +111,19 @@ impl Form {
     /// products' sums are corrected by `shift × Σ xq`.
     fn shift(self) -> i32 {
         match self {
-            Form::Vnni => 128,
+            Form::Vnni | Form::Vnni256 { .. } => 128,
             Form::Unsigned { shift } => shift,
             Form::Signed { .. } | Form::Sdot => 0,
         }
     }
+}
+
+/// Whether the CPU has AVX-VNNI, the VEX encoding of `vpdpbusd` (never off x86-64).
+fn vex_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avxvnni");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether a group's int16 sums (eight steps of `vpmaddubsw`, each adding a pair of
@@ -284,6 +305,15 @@ impl Kernel {
             Form::Vnni => Kernel {
                 rows: vnni::MR,
                 tile: vnni::tile_rows,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Form::Vnni256 { vex } => Kernel {
+                rows: vnni256::MR,
+                tile: if vex {
+                    vnni256::vex::tile_rows
+                } else {
+                    vnni256::evex::tile_rows
+                },
             },
             #[cfg(target_arch = "x86_64")]
             Form::Unsigned { .. } => Kernel {
