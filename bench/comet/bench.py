@@ -19,9 +19,9 @@ them) against the same fp32 reference run: its speed and how far its scores move
 `--with-comet-score` also times unbabel-comet's own `comet-score` command on the same files
 (`--gpus 0`; it runs the model in fp16), with its score differences from the fp32 `predict`.
 
-`--cpu-path avx2|avx512|...` forces datm's kernel path (`DATM_CPU`); with `avx2` PyTorch is
-held to AVX2 as well (`ATEN_CPU_CAPABILITY`, oneDNN and MKL limits, as bench/generate does), and
-the capability torch reports is recorded.
+`--cpu-path avx2|avx2vnni|avx512|...` forces datm's kernel path (`DATM_CPU`); with `avx2` or
+`avx2vnni` PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY`, oneDNN and MKL limits, as
+bench/generate does), and the capability torch reports is recorded.
 
   bench.py [--datm target/release/datm] [--n 200] [--batch-size 16] [--out bench/out/comet]
            [--dtypes f32 [bf16]] [--reference-cache on|off] [--with-comet-score]
