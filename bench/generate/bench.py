@@ -20,8 +20,9 @@ datm's default weights), all measured in the same run; and how many outputs equa
 for token.
 
 `--cpu-path avx2|avx2vnni|avx512|scalar|neon` forces datm's kernel path (`DATM_CPU`); with
-`avx2` or `avx2vnni`, PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
-`MKL_ENABLE_INSTRUCTIONS=AVX2`), and the capability torch reports is recorded. The CPU model
+`avx2` or `avx2vnni`, PyTorch is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`,
+`ONEDNN_MAX_CPU_ISA=AVX2`, `MKL_ENABLE_INSTRUCTIONS=AVX2`), and the capability torch reports is
+recorded. The CPU model
 and its SIMD flags are recorded with every run.
 
     $(bench/generate/venv.sh) bench/generate/bench.py [--datm target/release/datm] [--n 12]

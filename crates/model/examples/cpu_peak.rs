@@ -88,15 +88,12 @@ fn peak(isa: Isa, threads: usize) -> Option<Value> {
             // f32 as on the AVX2 path; int8 dot: 8 lanes × 4 products × 2 operations, in the
             // encoding the path's kernel uses.
             let f32_gflops = rate(threads, 12.0 * 16.0, || unsafe { x86::fma256(ITERS) });
-            let int8 = if std::is_x86_feature_detected!("avxvnni") {
-                rate(threads, 12.0 * 64.0, || unsafe {
-                    x86::dpbusd256_vex(ITERS)
-                })
+            let dot: unsafe fn(u64) = if std::is_x86_feature_detected!("avxvnni") {
+                x86::dpbusd256_vex
             } else {
-                rate(threads, 12.0 * 64.0, || unsafe {
-                    x86::dpbusd256_evex(ITERS)
-                })
+                x86::dpbusd256_evex
             };
+            let int8 = rate(threads, 12.0 * 64.0, || unsafe { dot(ITERS) });
             Some(json!({"f32_gflops": f32_gflops, "bf16_gflops": null, "int8_gops": int8}))
         }
         #[cfg(target_arch = "aarch64")]

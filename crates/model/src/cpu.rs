@@ -3,9 +3,8 @@
 //! datm's CPU kernels (packed GEMM, vectorised math, fused attention) exist once per
 //! instruction set, [`Isa`]. The path is the best one the CPU runs, detected at run time,
 //! unless the environment variable `DATM_CPU` (`scalar`, `avx2`, `avx2vnni`, `avx512`, `amx`,
-//! `neon`;
-//! empty or `auto` = detect) forces one. The variable is read once per process; a path the CPU cannot
-//! run is an error from [`active`], never a crash.
+//! `neon`; empty or `auto` = detect) forces one. The variable is read once per process; a path
+//! the CPU cannot run is an error from [`active`], never a crash.
 
 use std::sync::OnceLock;
 
@@ -124,8 +123,9 @@ impl Isa {
 
     /// Whether the path has the int8 products of [`crate::kernels::Precision::Int8`]: AVX2's
     /// `vpmaddubsw` (the AVX2 and AVX-512 paths), or AVX512-VNNI's `vpdpbusd` where
-    /// [`Isa::int8_dot`] says so, or `vpdpbusd` on 256-bit registers ([`Isa::Avx2Vnni`]); on aarch64, the NEON path where the CPU has the
-    /// dot-product extension (`sdot`: Apple's cores, Neoverse N1 and later).
+    /// [`Isa::int8_dot`] says so, or `vpdpbusd` on 256-bit registers ([`Isa::Avx2Vnni`]); on
+    /// aarch64, the NEON path where the CPU has the dot-product extension (`sdot`: Apple's
+    /// cores, Neoverse N1 and later).
     pub fn int8_products(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         if matches!(self, Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512 | Isa::Amx) {
@@ -191,10 +191,10 @@ impl Isa {
     /// 256-bit VNNI on every CPU, whose `vpdpbusd` multiplies four times the pairs of an f32
     /// FMA with no instructions to sum them (Intel's cores from Alder Lake on issue both at
     /// the same rate by their instruction tables, unmeasured here; on a Zen 4 through the
-    /// EVEX encoding the decoding above takes 8.2–9.2 s against 12.7–13.7 s with `vpmaddubsw`,
-    /// whole process, with the same outputs). Other weights, and other
-    /// paths, pack as [`Isa::packs_bf16_by_default`] says (Intel's cores without VNNI are
-    /// unmeasured with int8 here).
+    /// EVEX encoding the decoding above takes 8.2–9.2 s against 12.7–13.7 s with
+    /// `vpmaddubsw`, whole process, with the same outputs). Other weights, and other paths,
+    /// pack as [`Isa::packs_bf16_by_default`] says (Intel's cores without VNNI are unmeasured
+    /// with int8 here).
     pub fn packs_int8_by_default(self) -> bool {
         match self {
             Isa::Avx2Vnni => self.int8_products(),
