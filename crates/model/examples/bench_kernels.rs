@@ -48,7 +48,9 @@ fn main() -> anyhow::Result<()> {
     };
     if isa.int8_products() {
         // The int8 products take GGUF int8 blocks: each shape as Gemma-3-270M's Q4_K_M file
-        // stores it (the head Q8_0, q/k/gate/up Q5_0, o and down Q4_K), and as Q8_0.
+        // stores it (the head Q8_0, q/k/gate/up Q5_0, o and down Q4_K), as Q8_0, and the
+        // down projection as Q6_K, as the file stores half of them (Q6_K's blocks of 256
+        // inputs do not divide the other shapes' 640).
         for &(name, n, k) in shapes {
             let w = values(n * k, 97);
             let gemma = match name {
@@ -57,7 +59,8 @@ fn main() -> anyhow::Result<()> {
                 _ => GgmlDType::Q5_0,
             };
             let q8_0 = (gemma != GgmlDType::Q8_0).then_some(GgmlDType::Q8_0);
-            for dtype in std::iter::once(gemma).chain(q8_0) {
+            let q6_k = (name == "down_proj").then_some(GgmlDType::Q6K);
+            for dtype in std::iter::once(gemma).chain(q8_0).chain(q6_k) {
                 let blocks =
                     QTensor::quantize(&Tensor::from_slice(&w, (n, k), &Device::Cpu)?, dtype)?;
                 let packed =

@@ -40,11 +40,6 @@ impl<'a> IntBlocks<'a> {
         shape(dtype).is_some()
     }
 
-    /// Inputs per scale of blocks of `dtype`, if they are read here.
-    pub(crate) fn group_of(dtype: GgmlDType) -> Option<usize> {
-        shape(dtype).map(|(group, _, _)| group)
-    }
-
     /// The weight in `bytes`: `n` rows of `k / block` blocks; an error names what does not fit.
     pub(crate) fn new(dtype: GgmlDType, bytes: &'a [u8], n: usize, k: usize) -> Result<Self> {
         let Some((_, block_bytes, block)) = shape(dtype) else {

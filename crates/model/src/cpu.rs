@@ -174,27 +174,27 @@ impl Isa {
 }
 
 impl Isa {
-    /// Whether a quantized model's int8 blocks with groups of 32 inputs are packed for the
-    /// int8 products ([`crate::kernels::Precision::Int8`]) by default: on AMD CPUs, on the
-    /// AVX-512 path with AVX512-VNNI (Zen 4 on), whose `vpdpbusd` does twice the multiplies
-    /// of `vdpbf16ps` per instruction at the same rate (Gemma-3-270M decoding with beams in
-    /// 6.4 s against 7.7 s with bf16 panels on a Zen 4, at 840 against 1,055 MB, as good
-    /// against references, BLEU and chrF within noise of f32 and bf16 on 200 messages, but
-    /// further from f32's exact outputs: 81% the same against 93%), and on the AVX2 path,
-    /// whose `vpmaddubsw` does four times the multiplies of an f32 FMA (the same decoding in
-    /// 11.1–11.7 s against 13.9–14.4 s with widened bf16 on that Zen 4 held to AVX2, at 840
-    /// against 1,057 MB; its products are the AVX-512 path's int8 products, bit for bit), and
-    /// on the NEON path where the CPU has `sdot`, which multiplies 16 int8 pairs where
-    /// `fmla` multiplies 4 f32 pairs, issued at the same rate on Apple's and Neoverse cores
-    /// (by their published instruction tables: unmeasured here, where aarch64 runs only
-    /// under qemu; the products are the x86 paths' bit for bit), and on the AVX2 path with
-    /// 256-bit VNNI on every CPU, whose `vpdpbusd` multiplies four times the pairs of an f32
-    /// FMA with no instructions to sum them (Intel's cores from Alder Lake on issue both at
-    /// the same rate by their instruction tables, unmeasured here; on a Zen 4 through the
-    /// EVEX encoding the decoding above takes 8.2–9.2 s against 12.7–13.7 s with
-    /// `vpmaddubsw`, whole process, with the same outputs). Other weights, and other paths,
-    /// pack as [`Isa::packs_bf16_by_default`] says (Intel's cores without VNNI are unmeasured
-    /// with int8 here).
+    /// Whether a quantized model's int8 blocks (groups of 32 inputs, or Q6_K's 16) are
+    /// packed for the int8 products ([`crate::kernels::Precision::Int8`]) by default: on
+    /// AMD CPUs, on the AVX-512 path with AVX512-VNNI (Zen 4 on), whose `vpdpbusd` does
+    /// twice the multiplies of `vdpbf16ps` per instruction at the same rate (Gemma-3-270M
+    /// decoding with beams in 6.4 s against 7.7 s with bf16 panels on a Zen 4, at 840
+    /// against 1,055 MB, as good against references, BLEU and chrF within noise of f32 and
+    /// bf16 on 200 messages, but further from f32's exact outputs: 81% the same against
+    /// 93%), and on the AVX2 path, whose `vpmaddubsw` does four times the multiplies of an
+    /// f32 FMA (the same decoding in 11.1–11.7 s against 13.9–14.4 s with widened bf16 on
+    /// that Zen 4 held to AVX2, at 840 against 1,057 MB; its products are the AVX-512
+    /// path's int8 products, bit for bit), and on the NEON path where the CPU has `sdot`,
+    /// which multiplies 16 int8 pairs where `fmla` multiplies 4 f32 pairs, issued at the
+    /// same rate on Apple's and Neoverse cores (by their published instruction tables:
+    /// unmeasured here, where aarch64 runs only under qemu; the products are the x86 paths'
+    /// bit for bit), and on the AVX2 path with 256-bit VNNI on every CPU, whose `vpdpbusd`
+    /// multiplies four times the pairs of an f32 FMA with no instructions to sum them
+    /// (Intel's cores from Alder Lake on issue both at the same rate by their instruction
+    /// tables, unmeasured here; on a Zen 4 through the EVEX encoding the decoding above
+    /// takes 8.2–9.2 s against 12.7–13.7 s with `vpmaddubsw`, whole process, with the same
+    /// outputs). Other weights, and other paths, pack as [`Isa::packs_bf16_by_default`]
+    /// says (Intel's cores without VNNI are unmeasured with int8 here).
     pub fn packs_int8_by_default(self) -> bool {
         match self {
             Isa::Avx2Vnni => self.int8_products(),

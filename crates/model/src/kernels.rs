@@ -61,17 +61,17 @@ pub enum Precision {
     F32,
     /// bf16 weights and inputs, f32 accumulation.
     Bf16,
-    /// Inference only, for GGUF weights of int8 blocks with groups of 32 inputs on the AVX2
-    /// and AVX-512 paths ([`Isa::int8_products`]): the weights' int8 values times the inputs
-    /// rounded to int8 per group of 32 (llama.cpp's Q8 inputs), exact int32 sums per group
-    /// (AVX512-VNNI's `vpdpbusd`, else AVX2's `vpmaddubsw`), scaled into f32
-    /// ([`PackedMatrix::pack_int_blocks`]).
+    /// Inference only, for GGUF weights of int8 blocks (groups of 32 inputs, or Q6_K's 16)
+    /// on the paths with int8 products ([`Isa::int8_products`]): the weights' int8 values
+    /// times the inputs rounded to int8 per group of 32 (llama.cpp's Q8 inputs), exact
+    /// int32 sums per weight group (`vpdpbusd` with VNNI, AVX2's `vpmaddubsw`, NEON's
+    /// `sdot`), scaled into f32 ([`PackedMatrix::pack_int_blocks`]).
     Int8,
 }
 
 impl Precision {
-    /// What the weights that int8 products do not take (dense ones, and GGUF types with
-    /// groups of 16) pack as beside them: bf16 where the path multiplies bf16 faster
+    /// What the weights that int8 products do not take (dense ones, and GGUF types other
+    /// than int8 blocks) pack as beside them: bf16 where the path multiplies bf16 faster
     /// ([`Isa::packs_bf16_by_default`]), else f32.
     pub fn int8_fallback() -> Result<Precision> {
         Ok(if cpu::active()?.packs_bf16_by_default() {
@@ -98,7 +98,7 @@ enum Panels {
         scales: BlockScales,
     },
     /// A GGUF weight of int8 blocks for the int8 products of [`Precision::Int8`].
-    Int8Products(int8::Int8Panels),
+    Int8Products(Box<int8::Int8Panels>),
 }
 
 /// Where the group scales of a [`Panels::Int8`] matrix are: a group is `group` consecutive
@@ -451,7 +451,7 @@ impl PackedMatrix {
                     nr: panels.nr(),
                     order: Order::Features,
                 },
-                panels: Panels::Int8Products(panels),
+                panels: Panels::Int8Products(Box::new(panels)),
             });
         }
         if precision == Precision::Bf16 {

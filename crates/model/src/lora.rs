@@ -232,13 +232,13 @@ impl LoraLinear {
     /// Re-stores the base weight for the packed inference kernels of [`crate::kernels`]
     /// on the active kernel path (no backward pass). `Precision::F32` keeps the values
     /// exactly and applies only to f32 weights; `Precision::Bf16` rounds them;
-    /// `Precision::Int8` applies to GGUF int8 blocks of groups of 32 inputs, other weights
-    /// taking [`Precision::int8_fallback`]. Returns
+    /// `Precision::Int8` applies to GGUF int8 blocks (groups of 32 or 16 inputs), other
+    /// weights taking [`Precision::int8_fallback`]. Returns
     /// false, leaving the layer as it is, when the weight is not an f32 or quantized weight
     /// on the CPU, or (bf16) its input size is odd.
     pub fn pack(&mut self, precision: Precision) -> Result<bool> {
         let precision = match &self.base {
-            Base::Quantized(_, q) if IntBlocks::group_of(q.dtype()) == Some(32) => precision,
+            Base::Quantized(_, q) if IntBlocks::supports(q.dtype()) => precision,
             _ if precision == Precision::Int8 => Precision::int8_fallback()?,
             _ => precision,
         };

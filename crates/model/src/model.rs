@@ -27,7 +27,7 @@ pub struct LoadOptions {
     pub device: Device,
     /// Inference-speed weights for quantized (GGUF) sources: k-quant, Q8_0 and (on the CPU)
     /// other int8-block tensors stay quantized and every linear layer and the LM head are
-    /// re-stored for the packed CPU kernels: int8 blocks with groups of 32 for the int8
+    /// re-stored for the packed CPU kernels: int8 blocks (groups of 32 or 16) for the int8
     /// products where the path has them fastest ([`crate::cpu::Isa::packs_int8_by_default`]),
     /// and the rest in bf16 where the kernel path multiplies bf16 faster than f32
     /// ([`crate::cpu::Isa::packs_bf16_by_default`]), else as `--dtype f32` packs them. These paths have no backward pass: for training, and for
@@ -170,7 +170,7 @@ impl Model {
     }
 
     /// Loads a `.gguf` file for inference with the int8 products ([`Precision::Int8`]) for
-    /// its int8 blocks of groups of 32 wherever the kernel path has them
+    /// its int8 blocks (groups of 32 or 16) wherever the kernel path has them
     /// ([`crate::cpu::Isa::int8_products`]), not only where they are the default
     /// ([`crate::cpu::Isa::packs_int8_by_default`]); everything else as
     /// [`Model::load_for_inference`] loads a GGUF file with its default options. `opts`

@@ -1,10 +1,11 @@
 //! Products by int8 weights ([`crate::kernels::Precision::Int8`]): a GGUF weight of int8
-//! blocks with groups of [`GROUP`] inputs ([`IntBlocks`]) kept as its values, times the
-//! inputs rounded to int8 per row and group (scale: the group's largest magnitude / 127,
-//! llama.cpp's Q8 inputs). Each group's sums are exact in int32, then scaled into f32: an
-//! output is `Σ_groups sx·(s·Σ xq·v − o·Σ xq)` for the weight's values `v`, scale `s` and
-//! offset `o` (weight `v·s − o`, as [`IntBlocks`] reads it) and the inputs' int8 values `xq`
-//! and scale `sx`. Four kernels compute the same sums ([`Form`]), and scale them into f32
+//! blocks with groups of [`GROUP`] inputs, or [`HALF_GROUP`] (Q6_K), ([`IntBlocks`]) kept as
+//! its values, times the inputs rounded to int8 per row and group of [`GROUP`] (scale: the
+//! group's largest magnitude / 127, llama.cpp's Q8 inputs). Each weight group's sums are
+//! exact in int32, then scaled into f32: an output is `Σ_groups sx·(s·Σ xq·v − o·Σ xq)` for
+//! the weight's values `v`, scale `s` and offset `o` (weight `v·s − o`, as [`IntBlocks`]
+//! reads it) and the inputs' int8 values `xq` and scale `sx` (that of the input group
+//! holding the weight group). Four kernels compute the same sums ([`Form`]), and scale them into f32
 //! in the same order, so every path gives the same bits: AVX512-VNNI's `vpdpbusd` (`vnni`:
 //! 64 products per instruction, twice `vdpbf16ps`), the same on 256-bit registers
 //! (`vnni256`: 32 products per instruction, four times an f32 FMA), AVX2's `vpmaddubsw`
@@ -35,8 +36,11 @@ mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod vnni256;
 
-/// Inputs per group: one scale (and offset) per weight column, one scale per input row.
+/// Inputs per group of the inputs' rounding: one scale per input row. A weight's groups (one
+/// scale, and offset, per column) are this size or half of it (Q6_K's 16): [`HALF_GROUP`].
 pub(super) const GROUP: usize = 32;
+/// The smaller weight groups' size: two per input group.
+pub(super) const HALF_GROUP: usize = GROUP / 2;
 /// Inputs per 32-bit lane of a step: a panel holds `[k / QUAD][nr][QUAD]` values.
 const QUAD: usize = 4;
 /// [`Form::Vnni`]'s panel width: four 16-lane registers.
@@ -88,11 +92,12 @@ impl Form {
         }
         let (lo, hi) = blocks.value_range();
         let (lo, hi) = (i32::from(lo), i32::from(hi));
-        if int16_holds_group(hi - lo) {
+        let group = blocks.group();
+        if int16_holds_group(group, hi - lo) {
             Form::Unsigned { shift: -lo }
         } else {
             Form::Signed {
-                whole_group: int16_holds_group(hi.max(-lo)),
+                whole_group: int16_holds_group(group, hi.max(-lo)),
             }
         }
     }
@@ -126,11 +131,11 @@ fn vex_vnni() -> bool {
     false
 }
 
-/// Whether a group's int16 sums (eight steps of `vpmaddubsw`, each adding a pair of
-/// products to each int16 lane: 16 products) of unsigned bytes up to `largest` and inputs
-/// up to 127 in magnitude stay below 2^15.
-fn int16_holds_group(largest: i32) -> bool {
-    (GROUP as i32 / 2) * largest * 127 < 1 << 15
+/// Whether the int16 sums of a weight group of `group` inputs (`group / 4` steps of
+/// `vpmaddubsw`, each adding a pair of products to each int16 lane: `group / 2` products)
+/// of unsigned bytes up to `largest` and inputs up to 127 in magnitude stay below 2^15.
+fn int16_holds_group(group: usize, largest: i32) -> bool {
+    (group as i32 / 2) * largest * 127 < 1 << 15
 }
 
 /// A weight packed for the int8 products.
@@ -138,11 +143,13 @@ fn int16_holds_group(largest: i32) -> bool {
 pub(super) struct Int8Panels {
     /// `[panel][k / 4][nr][4]`: each value plus the form's shift, as a byte.
     values: Aligned<u8>,
-    /// `[panel][k / GROUP][nr]`: the weight's group scales.
+    /// `[panel][k / group][nr]`: the weight's group scales.
     scales: Aligned<f32>,
     /// As `scales`: the group offsets, for the types that have them.
     offsets: Option<Aligned<f32>>,
     form: Form,
+    /// Whether the weight's groups are [`HALF_GROUP`] inputs, else [`GROUP`].
+    half_groups: bool,
     #[cfg_attr(
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
         allow(dead_code)
@@ -157,11 +164,12 @@ fn index(nr: usize, c: usize, kk: usize) -> usize {
 }
 
 impl Int8Panels {
-    /// Packs `blocks` for path `isa`; an error unless their groups are [`GROUP`] inputs.
+    /// Packs `blocks` for path `isa`; an error unless their groups are [`GROUP`] or
+    /// [`HALF_GROUP`] inputs.
     pub(super) fn pack(isa: Isa, blocks: &IntBlocks) -> Result<Self> {
         ensure!(
-            blocks.group() == GROUP,
-            "int8 products need groups of {GROUP} inputs, this weight has {}",
+            matches!(blocks.group(), GROUP | HALF_GROUP),
+            "int8 products need groups of {GROUP} or {HALF_GROUP} inputs, this weight has {}",
             blocks.group()
         );
         let form = Form::of(isa, blocks);
@@ -174,6 +182,7 @@ impl Int8Panels {
             scales,
             offsets: blocks.has_offsets().then_some(offsets),
             form,
+            half_groups: blocks.group() == HALF_GROUP,
             n: blocks.rows(),
             k: blocks.k(),
         })
@@ -182,6 +191,15 @@ impl Int8Panels {
     /// Output columns per panel.
     pub(super) fn nr(&self) -> usize {
         self.form.nr()
+    }
+
+    /// Inputs per weight group.
+    fn group(&self) -> usize {
+        if self.half_groups {
+            HALF_GROUP
+        } else {
+            GROUP
+        }
     }
 
     /// The weight of column `col`, input `kk`: `value × scale − offset` in f32, as
@@ -194,7 +212,8 @@ impl Int8Panels {
             Form::Signed { .. } | Form::Sdot => i32::from(byte as i8),
             form => i32::from(byte) - form.shift(),
         };
-        let at = (p * (k / GROUP) + kk / GROUP) * nr + c;
+        let group = self.group();
+        let at = (p * (k / group) + kk / group) * nr + c;
         let offset = self.offsets.as_ref().map_or(0.0, |o| o[at]);
         value as f32 * self.scales[at] - offset
     }
@@ -232,7 +251,7 @@ impl Int8Panels {
         range: Range<usize>,
         out: Dest,
     ) {
-        let (n, k, groups, nr) = (self.n, self.k, self.k / GROUP, self.nr());
+        let (n, k, groups, nr) = (self.n, self.k, self.k / self.group(), self.nr());
         for p in range.clone() {
             let at = p * nr * groups;
             let next = if p + 1 < range.end {
@@ -251,8 +270,9 @@ impl Int8Panels {
                         scales: self.scales[at..].as_ptr(),
                         offsets: self.offsets.as_ref().map(|o| o[at..].as_ptr()),
                         x: inputs.values[i0 * k..].as_ptr(),
-                        row_scales: inputs.scales[i0 * groups..].as_ptr(),
-                        row_sums: inputs.sums[i0 * groups..].as_ptr(),
+                        row_scales: inputs.scales[i0 * (k / GROUP)..].as_ptr(),
+                        row_sums: inputs.sums_per(self.group())[i0 * groups..].as_ptr(),
+                        half_groups: self.half_groups,
                         k,
                         out: out.out.add(i0 * n + p * nr),
                         ldo: n,
@@ -349,6 +369,8 @@ struct Inputs {
     scales: Vec<f32>,
     /// `[m, k / GROUP]`: the sum of the group's int8 values.
     sums: Vec<i32>,
+    /// `[m, k / HALF_GROUP]`: the sums of the groups' halves.
+    half_sums: Vec<i32>,
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -360,6 +382,16 @@ impl Inputs {
             values: vec![0; m * k],
             scales: vec![0.0; groups],
             sums: vec![0; groups],
+            half_sums: vec![0; 2 * groups],
+        }
+    }
+
+    /// The sums of the int8 values per `group` inputs ([`GROUP`] or [`HALF_GROUP`]).
+    fn sums_per(&self, group: usize) -> &[i32] {
+        if group == HALF_GROUP {
+            &self.half_sums
+        } else {
+            &self.sums
         }
     }
 
@@ -384,12 +416,12 @@ impl Inputs {
         let groups = x
             .chunks_exact(GROUP)
             .zip(self.values.chunks_exact_mut(GROUP))
-            .zip(self.scales.iter_mut().zip(&mut self.sums));
-        for ((x, q), (scale, sum)) in groups {
+            .zip(self.scales.iter_mut().zip(&mut self.sums))
+            .zip(self.half_sums.chunks_exact_mut(2));
+        for (((x, q), (scale, sum)), halves) in groups {
             let clean = !x.iter().any(|v| v.is_nan());
             let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
             let (d, inv) = group_scale(clean, amax);
-            let mut total = 0;
             for (q, &v) in q.iter_mut().zip(x) {
                 // Rounded to nearest, ties to even, and saturated, as AVX2 converts and packs.
                 *q = if inv > 0.0 {
@@ -397,9 +429,11 @@ impl Inputs {
                 } else {
                     0
                 };
-                total += i32::from(*q);
             }
-            *sum = total;
+            for (half, q) in halves.iter_mut().zip(q.chunks_exact(HALF_GROUP)) {
+                *half = q.iter().map(|&v| i32::from(v)).sum();
+            }
+            *sum = halves[0] + halves[1];
             *scale = d;
         }
     }
@@ -414,8 +448,9 @@ impl Inputs {
         let groups = x
             .chunks_exact(GROUP)
             .zip(self.values.chunks_exact_mut(GROUP))
-            .zip(self.scales.iter_mut().zip(&mut self.sums));
-        for ((x, q), (scale, sum)) in groups {
+            .zip(self.scales.iter_mut().zip(&mut self.sums))
+            .zip(self.half_sums.chunks_exact_mut(2));
+        for (((x, q), (scale, sum)), halves) in groups {
             // SAFETY: each chunk holds 32 values.
             unsafe {
                 let v: [__m256; 4] =
@@ -444,12 +479,11 @@ impl Inputs {
                 let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
                 let bytes = _mm256_permutevar8x32_epi32(bytes, order);
                 _mm256_storeu_si256(q.as_mut_ptr().cast(), bytes);
-                let total = _mm256_add_epi32(
-                    _mm256_add_epi32(q32[0], q32[1]),
-                    _mm256_add_epi32(q32[2], q32[3]),
-                );
-                let lanes: [i32; 8] = std::mem::transmute(total);
-                *sum = lanes.iter().sum();
+                for (half, q) in halves.iter_mut().zip(q32.chunks_exact(2)) {
+                    let lanes: [i32; 8] = std::mem::transmute(_mm256_add_epi32(q[0], q[1]));
+                    *half = lanes.iter().sum();
+                }
+                *sum = halves[0] + halves[1];
                 *scale = d;
             }
         }
@@ -494,7 +528,7 @@ struct Tile {
     w: *const u8,
     /// What each value had added as it was stored ([`Form::shift`]).
     shift: i32,
-    /// The panel's group scales, `[k / GROUP][nr]`.
+    /// The panel's group scales, `[k / group][nr]`.
     scales: *const f32,
     /// The panel's group offsets, if any.
     offsets: Option<*const f32>,
@@ -502,8 +536,11 @@ struct Tile {
     x: *const i8,
     /// Row 0's input scales (`k / GROUP` per row).
     row_scales: *const f32,
-    /// Row 0's sums of int8 inputs (`k / GROUP` per row).
+    /// Row 0's sums of int8 inputs per weight group (`k / group` per row).
     row_sums: *const i32,
+    /// Whether the weight's groups are [`HALF_GROUP`] inputs, else [`GROUP`]: the kernels
+    /// take `STEPS` = `group / 4` steps per group.
+    half_groups: bool,
     /// Inputs per row.
     k: usize,
     /// First output value (row 0, panel column 0).
@@ -520,36 +557,38 @@ struct Tile {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl Tile {
-    /// Row `i`'s four int8 inputs of step `s` of group `g`, as one 32-bit lane.
+    /// Row `i`'s four int8 inputs of step `s` (of the whole panel), as one 32-bit lane.
     ///
     /// # Safety
     /// Row `i` is one of the tile's.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn quad(&self, i: usize, g: usize, s: usize) -> i32 {
+    unsafe fn quad(&self, i: usize, s: usize) -> i32 {
         // SAFETY: the caller's contract.
-        unsafe { std::ptr::read_unaligned(self.inputs(i, g).add(s * QUAD).cast::<i32>()) }
+        unsafe { std::ptr::read_unaligned(self.inputs(i, s).cast::<i32>()) }
     }
 
-    /// Row `i`'s first int8 input of group `g`.
+    /// Row `i`'s first int8 input of step `s` (of the whole panel).
     ///
     /// # Safety
     /// Row `i` is one of the tile's.
     #[inline(always)]
-    unsafe fn inputs(&self, i: usize, g: usize) -> *const i8 {
+    unsafe fn inputs(&self, i: usize, s: usize) -> *const i8 {
         // SAFETY: the caller's contract.
-        unsafe { self.x.add(i * self.k + g * GROUP) }
+        unsafe { self.x.add(i * self.k + s * QUAD) }
     }
 
-    /// Row `i`'s input scale and sum of int8 inputs of group `g`.
+    /// Row `i`'s input scale and sum of int8 inputs of weight group `g` of `STEPS` steps.
     ///
     /// # Safety
     /// Row `i` is one of the tile's.
     #[inline(always)]
-    unsafe fn row_group(&self, i: usize, g: usize) -> (f32, i32) {
-        let at = i * (self.k / GROUP) + g;
+    unsafe fn row_group<const STEPS: usize>(&self, i: usize, g: usize) -> (f32, i32) {
+        let group = STEPS * QUAD;
+        let scale = i * (self.k / GROUP) + g * group / GROUP;
+        let sum = i * (self.k / group) + g;
         // SAFETY: the caller's contract.
-        unsafe { (*self.row_scales.add(at), *self.row_sums.add(at)) }
+        unsafe { (*self.row_scales.add(scale), *self.row_sums.add(sum)) }
     }
 
     /// The sums `rows` (one per tile row, `cols` of each used) plus the bias, stored.
@@ -605,6 +644,7 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&inputs.scales), bits(&plain.scales));
         assert_eq!(inputs.sums, plain.sums);
+        assert_eq!(inputs.half_sums, plain.half_sums);
         inputs
     }
 
@@ -625,7 +665,12 @@ mod tests {
             let (q, d) = quantize_group(chunk);
             assert_eq!(&inputs.values[g * 32..][..32], &q[..], "group {g}");
             assert_eq!(inputs.scales[g], d);
-            assert_eq!(inputs.sums[g], q.iter().map(|&v| i32::from(v)).sum::<i32>());
+            let sum = |q: &[i8]| q.iter().map(|&v| i32::from(v)).sum::<i32>();
+            assert_eq!(inputs.sums[g], sum(&q));
+            assert_eq!(
+                inputs.half_sums[2 * g..][..2],
+                [sum(&q[..16]), sum(&q[16..])]
+            );
         }
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut group = x[..32].to_vec();
@@ -639,13 +684,14 @@ mod tests {
     }
 
     /// `x · wᵀ` for the int8 blocks `w`, as every kernel computes it, written plainly (so
-    /// the kernels of every CPU give the same bits): per row and group, the exact int32 sum
-    /// of the int8 inputs times the values, added to the f32 sum by one fused multiply-add
-    /// with the product of the weight's and the row's scales, less the weight's offset
-    /// times the row's scale times its sum of inputs by another.
+    /// the kernels of every CPU give the same bits): per row and weight group, the exact
+    /// int32 sum of the int8 inputs times the values, added to the f32 sum by one fused
+    /// multiply-add with the product of the weight's and the row's scales (that of the
+    /// input group of 32 holding it), less the weight's offset times the row's scale times
+    /// its sum of inputs by another.
     fn scaled_sums(w: &IntBlocks, x: &[f32], m: usize) -> Vec<f32> {
-        let (n, k) = (w.rows(), w.k());
-        let groups = k / GROUP;
+        let (n, k, group) = (w.rows(), w.k(), w.group());
+        let groups = k / group;
         let inputs = Inputs::quantize(x, m, k);
         let mut out = vec![0f32; m * n];
         let (mut v, mut s, mut o) = (vec![0i8; k], vec![0f32; groups], vec![0f32; groups]);
@@ -654,14 +700,15 @@ mod tests {
             for i in 0..m {
                 let mut acc = 0f32;
                 for g in 0..groups {
-                    let xq = &inputs.values[i * k + g * GROUP..][..GROUP];
-                    let values = &v[g * GROUP..][..GROUP];
+                    let xq = &inputs.values[i * k + g * group..][..group];
+                    let values = &v[g * group..][..group];
                     let dot: i32 = xq
                         .iter()
                         .zip(values)
                         .map(|(a, b)| i32::from(*a) * i32::from(*b))
                         .sum();
-                    let (sx, sum) = (inputs.scales[i * groups + g], inputs.sums[i * groups + g]);
+                    let sx = inputs.scales[(i * k + g * group) / GROUP];
+                    let sum: i32 = xq.iter().map(|&a| i32::from(a)).sum();
                     acc = (dot as f32).mul_add(s[g] * sx, acc);
                     if w.has_offsets() {
                         acc = (-o[g]).mul_add(sx * sum as f32, acc);
@@ -681,13 +728,13 @@ mod tests {
             .collect()
     }
 
-    /// Every type with groups of 32 (offsets or not; every [`Form`]), a partial last panel,
-    /// row counts that leave partial tiles, a bias and GELU, on every path with the int8
-    /// products: the weight packed is candle's dequantized weight exactly, and each output
-    /// the f64 product of it and the inputs as llama.cpp rounds them, to f32 precision; a
-    /// NaN input makes its row NaN; every path gives the same bits, those of the sums
-    /// written plainly ([`scaled_sums`]: the int32 sums are exact, and scaled in the same
-    /// order), so every CPU's do; types with groups of 16 are refused.
+    /// Every type read (groups of 32 and of 16, offsets or not; every [`Form`]), a partial
+    /// last panel, row counts that leave partial tiles, a bias and GELU, on every path with
+    /// the int8 products: the weight packed is candle's dequantized weight exactly, and each
+    /// output the f64 product of it and the inputs as llama.cpp rounds them, to f32
+    /// precision; a NaN input makes its row NaN; every path gives the same bits, those of
+    /// the sums written plainly ([`scaled_sums`]: the int32 sums are exact, and scaled in
+    /// the same order), so every CPU's do; other types are refused.
     #[test]
     fn products_are_the_rounded_inputs_times_the_weight() {
         use candle_core::quantized::{GgmlDType::*, QTensor};
@@ -711,7 +758,7 @@ mod tests {
             .into_iter()
             .flat_map(|i| weights.iter().enumerate().map(move |t| (i, t)))
         {
-            for dtype in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K] {
+            for dtype in [Q4_0, Q4_1, Q5_0, Q8_0, Q4K, Q6K] {
                 let q = QTensor::quantize(t, dtype).unwrap();
                 let blocks = q.data().unwrap();
                 let dense = q.dequantize(&candle_core::Device::Cpu).unwrap();
@@ -787,22 +834,22 @@ mod tests {
                     );
                 }
             }
-            let q = QTensor::quantize(t, Q6K).unwrap();
-            let six = PackedMatrix::pack_int_blocks_for(
+            let q = QTensor::quantize(t, Q5K).unwrap();
+            let five = PackedMatrix::pack_int_blocks_for(
                 isa,
-                Q6K,
+                Q5K,
                 &q.data().unwrap(),
                 n,
                 k,
                 Precision::Int8,
             );
-            assert!(six.is_err());
+            assert!(five.is_err());
         }
     }
 
-    /// The AVX2 forms follow the types' value ranges: unsigned bytes summed over a whole
-    /// group for ranges of 16 values, signed ones otherwise, over a whole group only while
-    /// magnitudes stay within 16.
+    /// The AVX2 forms follow the types' value ranges and group sizes: unsigned bytes summed
+    /// over a whole group for ranges of 16 values, signed ones otherwise, over a whole group
+    /// only while magnitudes stay within 16 (within 32 for groups of 16).
     #[test]
     fn avx2_forms_keep_int16_sums_exact() {
         use candle_core::quantized::{GgmlDType::*, QTensor};
@@ -824,5 +871,6 @@ mod tests {
         assert_eq!(form(Q4K), Form::Unsigned { shift: 0 });
         assert_eq!(form(Q5_0), Form::Signed { whole_group: true });
         assert_eq!(form(Q8_0), Form::Signed { whole_group: false });
+        assert_eq!(form(Q6K), Form::Signed { whole_group: true });
     }
 }

@@ -1,6 +1,6 @@
 //! The int8 products' aarch64 kernel ([`super::Form::Sdot`]), for CPUs with the dot-product
 //! extension (FEAT_DotProd: Apple's cores, Neoverse N1 and later, so Graviton 2 on): per
-//! group, eight steps of `sdot` by element (a row's four inputs times four signed bytes of
+//! weight group, its steps (eight, or four for groups of 16) of `sdot` by element (a row's four inputs times four signed bytes of
 //! each of a register's 4 columns: 16 products into four int32 lanes, where `fmla` does 4
 //! f32 products) into int32 sums, then scaled into f32 in the x86 kernels' order, so the
 //! outputs are theirs bit for bit. `sdot` is written as inline assembly: Rust's intrinsic
@@ -9,7 +9,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{Sums, Tile, GROUP, QUAD, SDOT_NR as NR};
+use super::{Sums, Tile, GROUP, HALF_GROUP, QUAD, SDOT_NR as NR};
 
 /// Rows per register tile: 16 int32 sums (4 rows × 4 registers), four weight registers and
 /// a row's sixteen inputs (four steps) per row, 24 of the 32 registers.
@@ -26,20 +26,36 @@ const REGS: usize = NR / 4;
 pub(super) unsafe fn tile_rows(t: &Tile, rows: usize) {
     // SAFETY: the caller's contract.
     unsafe {
-        match (t.next.is_null(), rows) {
-            (true, 4) => tile::<4, false>(t),
-            (true, 3) => tile::<3, false>(t),
-            (true, 2) => tile::<2, false>(t),
-            (true, _) => tile::<1, false>(t),
-            (false, 4) => tile::<4, true>(t),
-            (false, 3) => tile::<3, true>(t),
-            (false, 2) => tile::<2, true>(t),
-            (false, _) => tile::<1, true>(t),
+        if t.half_groups {
+            tile_height::<{ HALF_GROUP / QUAD }>(t, rows)
+        } else {
+            tile_height::<{ GROUP / QUAD }>(t, rows)
         }
     }
 }
 
-/// One tile of `R` rows: per group, its eight steps into int32 sums (signed values: no
+/// [`tile`] for `rows` rows, in groups of `STEPS` steps.
+///
+/// # Safety
+/// As [`tile`].
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_height<const STEPS: usize>(t: &Tile, rows: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (t.next.is_null(), rows) {
+            (true, 4) => tile::<4, false, STEPS>(t),
+            (true, 3) => tile::<3, false, STEPS>(t),
+            (true, 2) => tile::<2, false, STEPS>(t),
+            (true, _) => tile::<1, false, STEPS>(t),
+            (false, 4) => tile::<4, true, STEPS>(t),
+            (false, 3) => tile::<3, true, STEPS>(t),
+            (false, 2) => tile::<2, true, STEPS>(t),
+            (false, _) => tile::<1, true, STEPS>(t),
+        }
+    }
+}
+
+/// One tile of `R` rows: per weight group, its `STEPS` steps into int32 sums (signed values: no
 /// shift to take back), scaled into the f32 sums as [`super::vnni`] scales them (the scale
 /// product, one fused multiply-add, then the offsets' fused multiply-subtract); at the end
 /// the f32 sums (plus the bias) stored.
@@ -50,9 +66,9 @@ pub(super) unsafe fn tile_rows(t: &Tile, rows: usize) {
 #[target_feature(enable = "neon,dotprod")]
 // Never inlined, as `vnni`'s tiles: compiled the same whatever the code around them.
 #[inline(never)]
-unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile) {
+unsafe fn tile<const R: usize, const PREFETCH: bool, const STEPS: usize>(t: &Tile) {
     debug_assert_eq!(t.shift, 0, "sdot panels hold the values as they are");
-    let groups = t.k / GROUP;
+    let groups = t.k / (STEPS * QUAD);
     let mut sums = Sums::<R, NR>([[0.0; NR]; R]);
     // In memory, as the x86 kernels keep them: the int sums take the registers.
     let rows = std::hint::black_box(sums.0.as_mut_ptr());
@@ -61,19 +77,18 @@ unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile) {
         for g in 0..groups {
             let mut acc = [[vdupq_n_s32(0); REGS]; R];
             // Four steps per load of each row's inputs (16 bytes), one lane each.
-            for half in 0..2 {
-                let s = 4 * half;
-                let x: [int8x16_t; R] =
-                    std::array::from_fn(|i| vld1q_s8(t.inputs(i, g).add(s * QUAD)));
-                step::<R, PREFETCH, 0>(t, g, s, &x, &mut acc);
-                step::<R, PREFETCH, 1>(t, g, s + 1, &x, &mut acc);
-                step::<R, PREFETCH, 2>(t, g, s + 2, &x, &mut acc);
-                step::<R, PREFETCH, 3>(t, g, s + 3, &x, &mut acc);
+            for quarter in 0..STEPS / 4 {
+                let s = g * STEPS + 4 * quarter;
+                let x: [int8x16_t; R] = std::array::from_fn(|i| vld1q_s8(t.inputs(i, s)));
+                step::<R, PREFETCH, 0>(t, s, &x, &mut acc);
+                step::<R, PREFETCH, 1>(t, s + 1, &x, &mut acc);
+                step::<R, PREFETCH, 2>(t, s + 2, &x, &mut acc);
+                step::<R, PREFETCH, 3>(t, s + 3, &x, &mut acc);
             }
             let scales = t.scales.add(g * NR);
             for (i, row) in acc.iter().enumerate() {
                 let out = &mut *rows.add(i);
-                let (sx, sum) = t.row_group(i, g);
+                let (sx, sum) = t.row_group::<STEPS>(i, g);
                 let taken = vdupq_n_f32(sx * sum as f32);
                 for (j, a) in row.iter().enumerate() {
                     let o = out.as_mut_ptr().add(4 * j);
@@ -90,7 +105,7 @@ unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile) {
     }
 }
 
-/// Step `s` of group `g`: the sums `acc` gain the products of the step's weights and each
+/// Step `s` of the panel: the sums `acc` gain the products of the step's weights and each
 /// row's inputs, lane `LANE` of the row's register in `x`.
 ///
 /// # Safety
@@ -99,14 +114,13 @@ unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile) {
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn step<const R: usize, const PREFETCH: bool, const LANE: i32>(
     t: &Tile,
-    g: usize,
     s: usize,
     x: &[int8x16_t; R],
     acc: &mut [[int32x4_t; REGS]; R],
 ) {
     // SAFETY: the caller's contract.
     unsafe {
-        let at = (g * GROUP / QUAD + s) * NR * QUAD;
+        let at = s * NR * QUAD;
         if PREFETCH {
             asm!(
                 "prfm pldl2keep, [{0}]",

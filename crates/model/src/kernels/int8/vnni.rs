@@ -1,10 +1,10 @@
-//! The int8 products' AVX512-VNNI kernel ([`super::Form::Vnni`]): per group, eight steps of
-//! `vpdpbusd` (64 products each: four inputs of 16 columns) into int32 sums, then scaled
-//! into f32.
+//! The int8 products' AVX512-VNNI kernel ([`super::Form::Vnni`]): per weight group, its
+//! steps (eight, or four for groups of 16) of `vpdpbusd` (64 products each: four inputs of
+//! 16 columns) into int32 sums, then scaled into f32.
 
 use std::arch::x86_64::*;
 
-use super::{Sums, Tile, GROUP, QUAD, VNNI_NR as NR};
+use super::{Sums, Tile, GROUP, HALF_GROUP, QUAD, VNNI_NR as NR};
 
 /// Rows per register tile: 12 int32 sums and 12 f32 sums (3 rows × 4 registers each), four
 /// weight registers and a broadcast, 29 of the 32 registers. Four rows with the f32 sums in
@@ -21,11 +21,17 @@ pub(super) const MR: usize = 3;
 pub(super) unsafe fn tile_rows(t: &Tile, rows: usize) {
     // SAFETY: the caller's contract.
     unsafe {
-        match (t.next.is_null(), t.offsets.is_some()) {
-            (true, false) => tile_height::<false, false>(t, rows),
-            (true, true) => tile_height::<false, true>(t, rows),
-            (false, false) => tile_height::<true, false>(t, rows),
-            (false, true) => tile_height::<true, true>(t, rows),
+        const HALF: usize = HALF_GROUP / QUAD;
+        const WHOLE: usize = GROUP / QUAD;
+        match (t.next.is_null(), t.offsets.is_some(), t.half_groups) {
+            (true, false, false) => tile_height::<false, false, WHOLE>(t, rows),
+            (true, true, false) => tile_height::<false, true, WHOLE>(t, rows),
+            (false, false, false) => tile_height::<true, false, WHOLE>(t, rows),
+            (false, true, false) => tile_height::<true, true, WHOLE>(t, rows),
+            (true, false, true) => tile_height::<false, false, HALF>(t, rows),
+            (true, true, true) => tile_height::<false, true, HALF>(t, rows),
+            (false, false, true) => tile_height::<true, false, HALF>(t, rows),
+            (false, true, true) => tile_height::<true, true, HALF>(t, rows),
         }
     }
 }
@@ -35,20 +41,23 @@ pub(super) unsafe fn tile_rows(t: &Tile, rows: usize) {
 /// # Safety
 /// As [`tile`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile_height<const PREFETCH: bool, const OFFSETS: bool>(t: &Tile, rows: usize) {
+unsafe fn tile_height<const PREFETCH: bool, const OFFSETS: bool, const STEPS: usize>(
+    t: &Tile,
+    rows: usize,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         match rows {
-            3 => tile::<3, PREFETCH, OFFSETS>(t),
-            2 => tile::<2, PREFETCH, OFFSETS>(t),
-            _ => tile::<1, PREFETCH, OFFSETS>(t),
+            3 => tile::<3, PREFETCH, OFFSETS, STEPS>(t),
+            2 => tile::<2, PREFETCH, OFFSETS, STEPS>(t),
+            _ => tile::<1, PREFETCH, OFFSETS, STEPS>(t),
         }
     }
 }
 
-/// One tile of `R` rows: per group, eight steps of `vpdpbusd` into int32 sums started at
-/// `−shift × Σ xq` (so they end as `Σ xq·v`), then scaled into the f32 sums, both in
-/// registers; at the end the f32 sums (plus the bias) stored.
+/// One tile of `R` rows: per weight group, its `STEPS` steps of `vpdpbusd` into int32 sums
+/// started at `−shift × Σ xq` (so they end as `Σ xq·v`), then scaled into the f32 sums,
+/// both in registers; at the end the f32 sums (plus the bias) stored.
 ///
 /// Never inlined: as a function of its own, each tile is compiled the same way whatever
 /// the code around it. Inlined into [`tile_rows`], one build kept the f32 sums in memory and
@@ -58,24 +67,28 @@ unsafe fn tile_height<const PREFETCH: bool, const OFFSETS: bool>(t: &Tile, rows:
 /// The CPU has the instructions; the tile's pointers are valid for `R` rows of its shape.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline(never)]
-unsafe fn tile<const R: usize, const PREFETCH: bool, const OFFSETS: bool>(t: &Tile) {
-    let groups = t.k / GROUP;
+unsafe fn tile<const R: usize, const PREFETCH: bool, const OFFSETS: bool, const STEPS: usize>(
+    t: &Tile,
+) {
+    let groups = t.k / (STEPS * QUAD);
     let mut f32_sums = [[_mm512_setzero_ps(); 4]; R];
     // SAFETY: the caller's contract.
     unsafe {
         for g in 0..groups {
-            // Step 0 starts each row's sums at `−shift × Σ xq` (one register per row
-            // until then); the other seven add to them.
+            // The group's first step starts each row's sums at `−shift × Σ xq` (one
+            // register per row until then); the others add to them.
             let mut acc = [[_mm512_setzero_si512(); 4]; R];
-            step::<R, PREFETCH>(t, g, 0, &mut acc, |i| {
-                _mm512_set1_epi32(-t.shift * t.row_group(i, g).1)
+            step::<R, PREFETCH>(t, g * STEPS, true, &mut acc, |i| {
+                _mm512_set1_epi32(-t.shift * t.row_group::<STEPS>(i, g).1)
             });
-            for s in 1..GROUP / QUAD {
-                step::<R, PREFETCH>(t, g, s, &mut acc, |_| _mm512_setzero_si512());
+            for s in 1..STEPS {
+                step::<R, PREFETCH>(t, g * STEPS + s, false, &mut acc, |_| {
+                    _mm512_setzero_si512()
+                });
             }
             let scales = t.scales.add(g * NR);
             for (i, (row, out)) in acc.iter().zip(f32_sums.iter_mut()).enumerate() {
-                let (sx, sum) = t.row_group(i, g);
+                let (sx, sum) = t.row_group::<STEPS>(i, g);
                 let scale = _mm512_set1_ps(sx);
                 let taken = _mm512_set1_ps(if OFFSETS { sx * sum as f32 } else { 0.0 });
                 for (j, (a, o)) in row.iter().zip(out.iter_mut()).enumerate() {
@@ -99,22 +112,23 @@ unsafe fn tile<const R: usize, const PREFETCH: bool, const OFFSETS: bool>(t: &Ti
     }
 }
 
-/// Step `s` of group `g` (four inputs of each row): the sums `acc` gain the products of
-/// the step's weights and each row's inputs; a sum is `start(row)` plus them at step 0.
+/// Step `s` of the panel (four inputs of each row): the sums `acc` gain the products of
+/// the step's weights and each row's inputs; a sum is `start(row)` plus them at a group's
+/// `first` step.
 ///
 /// # Safety
 /// As [`tile`].
 #[inline(always)]
 unsafe fn step<const R: usize, const PREFETCH: bool>(
     t: &Tile,
-    g: usize,
     s: usize,
+    first: bool,
     acc: &mut [[__m512i; 4]; R],
     start: impl Fn(usize) -> __m512i,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
-        let at = (g * GROUP / QUAD + s) * NR * QUAD;
+        let at = s * NR * QUAD;
         if PREFETCH {
             for line in 0..4 {
                 _mm_prefetch::<_MM_HINT_T1>(t.next.add(at + 64 * line).cast());
@@ -128,10 +142,10 @@ unsafe fn step<const R: usize, const PREFETCH: bool>(
             _mm512_load_si512(wp.add(3)),
         ];
         for (i, row) in acc.iter_mut().enumerate() {
-            let xb = _mm512_set1_epi32(t.quad(i, g, s));
-            let first = if s == 0 { Some(start(i)) } else { None };
+            let xb = _mm512_set1_epi32(t.quad(i, s));
+            let begin = if first { Some(start(i)) } else { None };
             for (a, w) in row.iter_mut().zip(&w) {
-                *a = _mm512_dpbusd_epi32(first.unwrap_or(*a), *w, xb);
+                *a = _mm512_dpbusd_epi32(begin.unwrap_or(*a), *w, xb);
             }
         }
     }
