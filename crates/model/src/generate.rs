@@ -747,11 +747,15 @@ struct RowSummary {
 }
 
 impl RowSummary {
+    /// The summary of `row` with its `k` best tokens: the shift from the best one's logit
+    /// (the row's largest), in one more pass over the row.
     fn new(row: &[f32], k: usize) -> Self {
-        RowSummary {
-            shift: crate::vmath::log_softmax_shift(row),
-            top: crate::vmath::top_k(row, k),
-        }
+        let top = crate::vmath::top_k(row, k);
+        let shift = match top.first() {
+            Some(&(_, max)) => crate::vmath::log_softmax_shift_with_max(row, max),
+            None => crate::vmath::log_softmax_shift(row),
+        };
+        RowSummary { shift, top }
     }
 }
 

@@ -9,7 +9,13 @@ use crate::simd::{lanes, run, Scalar, Task, Vector};
 
 /// `(max, ln Σ exp(x − max))` of a non-empty row: what `log_softmax` subtracts.
 pub fn log_softmax_shift(x: &[f32]) -> (f32, f32) {
-    run(cpu::isa(), LogSoftmaxShift(x))
+    run(cpu::isa(), LogSoftmaxShift { x, max: None })
+}
+
+/// [`log_softmax_shift`] of a row whose largest value is known to be `max` (the first of
+/// its [`top_k`]): one pass over the row instead of two.
+pub fn log_softmax_shift_with_max(x: &[f32], max: f32) -> (f32, f32) {
+    run(cpu::isa(), LogSoftmaxShift { x, max: Some(max) })
 }
 
 /// `out[i] = exp(x[i] − shift) · scale` over equal-length slices: a row of softmax
@@ -427,16 +433,20 @@ impl Task for GeluErf<'_> {
     }
 }
 
-struct LogSoftmaxShift<'a>(&'a [f32]);
+struct LogSoftmaxShift<'a> {
+    x: &'a [f32],
+    /// The row's largest value, if known.
+    max: Option<f32>,
+}
 
 impl Task for LogSoftmaxShift<'_> {
     type Out = (f32, f32);
     #[inline(always)]
     unsafe fn run<V: Vector>(self) -> (f32, f32) {
-        let x = self.0;
+        let x = self.x;
         // SAFETY: the CPU runs `V` (caller); the row is only read (`store` false).
         unsafe {
-            let max = max_v::<V>(x);
+            let max = self.max.unwrap_or_else(|| max_v::<V>(x));
             let sum = exp_sum_v::<V>(x.as_ptr().cast_mut(), x.len(), max, false);
             (max, sum.ln())
         }
@@ -667,9 +677,19 @@ mod tests {
             .sum::<f64>()
             .ln();
         for isa in available() {
-            let (max, lse) = run(isa, LogSoftmaxShift(&x));
+            let (max, lse) = run(isa, LogSoftmaxShift { x: &x, max: None });
             assert_eq!(max, want_max, "{isa}");
             assert!((lse as f64 - want).abs() < 1e-6, "{isa}: {lse} vs {want}");
+            // Given the top-k's best value, the same bits from one pass.
+            let best = run(isa, TopK(&x, 3))[0].1;
+            let given = run(
+                isa,
+                LogSoftmaxShift {
+                    x: &x,
+                    max: Some(best),
+                },
+            );
+            assert_eq!(given, (max, lse), "{isa}: with the max given");
         }
     }
 
