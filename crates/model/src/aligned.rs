@@ -74,6 +74,13 @@ impl<T: Pod> Clone for Aligned<T> {
     }
 }
 
+impl<T: Pod> Default for Aligned<T> {
+    /// No values.
+    fn default() -> Self {
+        Aligned::zeroed(0)
+    }
+}
+
 impl<T> fmt::Debug for Aligned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Aligned({} values)", self.len)
