@@ -326,8 +326,9 @@ impl BarrierPool {
             return;
         }
         let n_threads = self.threads.len() + 1;
-        // ~8 grabs per thread amortizes cursor contention while keeping tail imbalance small
-        let chunk = n_items.div_ceil(n_threads * 8).max(1);
+        // ~32 grabs per thread: a cursor grab costs far less than the tail imbalance of
+        // larger chunks (datm decoding: an LM head product in 16 grabs, a thread idle 2-3%)
+        let chunk = n_items.div_ceil(n_threads * 32).max(1);
         let cursor = AtomicUsize::new(0);
         self.execute(|_| loop {
             let start = cursor.fetch_add(chunk, Ordering::Relaxed);
