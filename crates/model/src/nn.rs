@@ -252,10 +252,12 @@ pub struct LayerCache {
 
 impl LayerCache {
     /// Keeps (and reorders, duplicates) rows by index. On the CPU, a selection of as many
-    /// rows as there are (a beam-search step) moves only the rows that change, in place;
-    /// another one gathers the used positions into the spare buffers, which then swap with
-    /// the current ones: no allocation and no copy of unused capacity at each step.
-    fn select_rows(&mut self, idx: &[usize]) -> Result<()> {
+    /// rows as there are (a beam-search step) moves only the rows that change, in place,
+    /// row `t` from position `starts[t]` on (the positions before it hold the same keys in
+    /// both rows); another one gathers the used positions into the spare buffers, which
+    /// then swap with the current ones: no allocation and no copy of unused capacity at
+    /// each step.
+    fn select_rows(&mut self, idx: &[usize], starts: &[usize]) -> Result<()> {
         let Some((k, v)) = &self.kv else {
             return Ok(());
         };
@@ -267,7 +269,11 @@ impl LayerCache {
         }
         let (rows, h, cap, d) = k.dims4()?;
         if idx.len() == rows {
-            let op = MoveRows { idx, len: self.len };
+            let op = MoveRows {
+                idx,
+                starts,
+                len: self.len,
+            };
             k.inplace_op1(&op)?;
             v.inplace_op1(&op)?;
             return Ok(());
@@ -346,6 +352,31 @@ pub struct KvCache {
     layers: Vec<LayerCache>,
     /// Per row, the position of each cached key (`None` = left padding).
     pub k_pos: Vec<Vec<Option<i64>>>,
+    /// Per row, the leading positions it shares with the other copies of the row it was
+    /// copied from, if any (`None`: a row never copied).
+    shared: Vec<Option<SharedPrefix>>,
+}
+
+/// Leading positions that hold the same keys and values in every row copied from one row:
+/// beams copied from a prompt's prefill share the prompt's positions (and the padding in
+/// front of them) for as long as they live, so a beam's reordering need not move those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SharedPrefix {
+    /// The copy that made the rows (unique in the process).
+    origin: u64,
+    /// Positions shared, from the first.
+    len: usize,
+}
+
+impl SharedPrefix {
+    /// A new origin for the copies of a row of `len` positions.
+    fn new(len: usize) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        SharedPrefix {
+            origin: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            len,
+        }
+    }
 }
 
 impl KvCache {
@@ -354,6 +385,7 @@ impl KvCache {
         KvCache {
             layers: (0..layers).map(|_| LayerCache::default()).collect(),
             k_pos: vec![Vec::new(); rows],
+            shared: vec![None; rows],
         }
     }
 
@@ -377,9 +409,21 @@ impl KvCache {
         if let Some(&bad) = idx.iter().find(|&&i| i >= self.rows()) {
             anyhow::bail!("row {bad} selected from a cache of {} rows", self.rows());
         }
+        let shared = self.shared_after(idx);
+        // Where each row starts to differ from the one that takes its place.
+        let starts: Vec<usize> = shared
+            .iter()
+            .enumerate()
+            .map(
+                |(t, new)| match (self.shared.get(t).copied().flatten(), new) {
+                    (Some(old), Some(new)) if old.origin == new.origin => old.len,
+                    _ => 0,
+                },
+            )
+            .collect();
         let failed = std::sync::Mutex::new(None);
         crate::pool::par_chunks(&mut self.layers, 1, |_, l| {
-            if let Err(e) = l[0].select_rows(idx) {
+            if let Err(e) = l[0].select_rows(idx, &starts) {
                 failed.lock().expect("not poisoned").get_or_insert(e);
             }
         });
@@ -387,7 +431,22 @@ impl KvCache {
             return Err(e);
         }
         self.k_pos = idx.iter().map(|&i| self.k_pos[i].clone()).collect();
+        self.shared = shared;
         Ok(())
+    }
+
+    /// The shared prefixes of the rows `idx` selects: a row's own, or, for a row never
+    /// copied before and selected more than once, a new one of all its positions.
+    fn shared_after(&self, idx: &[usize]) -> Vec<Option<SharedPrefix>> {
+        let mut fresh: Vec<Option<SharedPrefix>> = vec![None; self.rows()];
+        idx.iter()
+            .map(|&src| {
+                self.shared[src].or_else(|| {
+                    let copies = idx.iter().filter(|&&i| i == src).count();
+                    (copies > 1).then(|| *fresh[src].get_or_insert(SharedPrefix::new(self.len())))
+                })
+            })
+            .collect()
     }
 
     /// Stacks caches row-wise, left-padding shorter ones (padding keys are masked out).
@@ -429,7 +488,24 @@ impl KvCache {
                 })
             })
             .collect();
-        Ok(KvCache { layers, k_pos })
+        // The padding put in front of a cache's rows is the same in each of them.
+        let shared = caches
+            .iter()
+            .flat_map(|c| {
+                let pad = max - c.len();
+                c.shared.iter().map(move |s| {
+                    s.map(|s| SharedPrefix {
+                        len: s.len + pad,
+                        ..s
+                    })
+                })
+            })
+            .collect();
+        Ok(KvCache {
+            layers,
+            k_pos,
+            shared,
+        })
     }
 
     /// Drops leading key slots that are padding in every row.
@@ -454,6 +530,9 @@ impl KvCache {
         }
         for kp in &mut self.k_pos {
             kp.drain(..common);
+        }
+        for s in self.shared.iter_mut().flatten() {
+            s.len = s.len.saturating_sub(common);
         }
         Ok(())
     }
@@ -536,11 +615,13 @@ impl candle_core::InplaceOp2 for GatherRows<'_> {
     }
 }
 
-/// Row `t` of a cache buffer `[rows, heads, capacity, dim]` takes the first `len` positions
+/// Row `t` of a cache buffer `[rows, heads, capacity, dim]` takes positions `starts[t]..len`
 /// of row `idx[t]`, in place (`idx` has one entry per row): only the rows that change are
 /// written, from the rows that stay or from copies of those that are overwritten first.
 struct MoveRows<'a> {
     idx: &'a [usize],
+    /// Per row, the first position to move (the earlier ones equal the source's).
+    starts: &'a [usize],
     len: usize,
 }
 
@@ -563,14 +644,17 @@ impl MoveRows<'_> {
         for t in (0..self.idx.len()).filter(|&t| moved(t)) {
             let src = self.idx[t];
             let copy = saved.iter().find(|(s, _)| *s == src);
+            let start = self.starts[t].min(self.len);
+            let n = (self.len - start) * d;
             for head in 0..h {
-                let to = t * row + head * cap * d;
+                let to = t * row + (head * cap + start) * d;
                 match copy {
-                    Some((_, copy)) => buf[to..to + self.len * d]
-                        .copy_from_slice(&copy[head * self.len * d..][..self.len * d]),
+                    Some((_, copy)) => {
+                        buf[to..to + n].copy_from_slice(&copy[(head * self.len + start) * d..][..n])
+                    }
                     None => {
-                        let from = src * row + head * cap * d;
-                        buf.copy_within(from..from + self.len * d, to);
+                        let from = src * row + (head * cap + start) * d;
+                        buf.copy_within(from..from + n, to);
                     }
                 }
             }
@@ -587,6 +671,7 @@ impl candle_core::InplaceOp1 for MoveRows<'_> {
         let (rows, h, cap, d) = l.shape().dims4()?;
         if !(l.is_contiguous() && l.start_offset() == 0)
             || self.idx.len() != rows
+            || self.starts.len() != rows
             || self.idx.iter().any(|&i| i >= rows)
             || self.len > cap
         {
@@ -899,7 +984,8 @@ mod tests {
     use super::*;
 
     /// Moving rows in place equals gathering them into a new buffer, for swaps, cycles,
-    /// duplicates and rows that stay, and leaves the unused capacity of the rows as it was.
+    /// duplicates and rows that stay, from each row's start on, and leaves the positions
+    /// before it and the unused capacity of the rows as they were.
     #[test]
     fn moving_rows_in_place_equals_a_gather() {
         let (rows, h, cap, d, len) = (5, 2, 4, 3, 3);
@@ -914,12 +1000,18 @@ mod tests {
             vec![4, 4, 4, 4, 4],
         ] {
             let mut moved = buf.clone();
-            MoveRows { idx: &idx, len }.apply(&mut moved, h, cap, d);
+            let starts: Vec<usize> = (0..rows).map(|t| t % 3).collect();
+            let op = MoveRows {
+                idx: &idx,
+                starts: &starts,
+                len,
+            };
+            op.apply(&mut moved, h, cap, d);
             for (t, &src) in idx.iter().enumerate() {
                 for head in 0..h {
                     for p in 0..cap {
                         let at = |r: usize| r * row + (head * cap + p) * d;
-                        let want = if p < len {
+                        let want = if p < len && (p >= starts[t] || src == t) {
                             &buf[at(src)..][..d]
                         } else {
                             &buf[at(t)..][..d]
@@ -933,5 +1025,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A cache's row selections (beams copied from a prefill, reordered within and across
+    /// copies, some dropped, padded by a stack and trimmed) hold what selecting the rows of
+    /// its keys and values by index gives, whatever positions they skip.
+    #[test]
+    fn selections_of_copied_rows_equal_an_index_select() -> Result<()> {
+        let (h, d) = (2, 3);
+        let mut counter = 0f32;
+        let mut fresh = |rows: usize, q: usize| -> Result<Tensor> {
+            let n = rows * h * q * d;
+            counter += n as f32;
+            let values: Vec<f32> = (0..n).map(|i| counter + i as f32).collect();
+            Ok(Tensor::from_vec(
+                values,
+                (rows, h, q, d),
+                &candle_core::Device::Cpu,
+            )?)
+        };
+        let mut cache = KvCache::new(1, 2);
+        let mut append = |cache: &mut KvCache, q: usize| -> Result<()> {
+            let rows = cache.rows();
+            let (k, v) = (fresh(rows, q)?, fresh(rows, q)?);
+            cache.layer(0).append(k, v, false)?;
+            for kp in &mut cache.k_pos {
+                let at = kp.len() as i64;
+                kp.extend((at..at + q as i64).map(Some));
+            }
+            Ok(())
+        };
+        append(&mut cache, 3)?;
+        let check = |cache: &mut KvCache, idx: &[usize]| -> Result<()> {
+            let (k, v) = cache.layers[0].view()?.expect("filled");
+            let ids = Tensor::new(
+                idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                k.device(),
+            )?;
+            let select = |t: &Tensor| t.contiguous()?.index_select(&ids, 0);
+            let want = (select(&k)?, select(&v)?);
+            cache.select_rows(idx)?;
+            let (k, v) = cache.layers[0].view()?.expect("filled");
+            for (got, want) in [(k, want.0), (v, want.1)] {
+                assert_eq!(
+                    got.flatten_all()?.to_vec1::<f32>()?,
+                    want.flatten_all()?.to_vec1::<f32>()?,
+                    "{idx:?}"
+                );
+            }
+            Ok(())
+        };
+        check(&mut cache, &[0, 0, 0, 1, 1])?;
+        assert_eq!(cache.shared[0], cache.shared[2]);
+        assert_ne!(cache.shared[0], cache.shared[3]);
+        append(&mut cache, 1)?;
+        check(&mut cache, &[1, 0, 0, 4, 3])?;
+        append(&mut cache, 2)?;
+        check(&mut cache, &[2, 2, 1, 3, 3])?;
+        check(&mut cache, &[3, 0, 1, 2, 4])?;
+        let mut newcomer = KvCache::new(1, 1);
+        append(&mut newcomer, 2)?;
+        cache = KvCache::stack(&[cache, newcomer])?;
+        append(&mut cache, 1)?;
+        check(&mut cache, &[1, 0, 2, 3, 4, 5, 5])?;
+        append(&mut cache, 1)?;
+        check(&mut cache, &[6, 5, 4, 0, 2, 1, 3])?;
+        // Only the newcomer's copies stay: the padding in front of them goes.
+        check(&mut cache, &[0, 1, 1, 0])?;
+        cache.trim_padding()?;
+        assert_eq!(cache.len(), 4);
+        append(&mut cache, 1)?;
+        check(&mut cache, &[1, 0, 3, 2])?;
+        Ok(())
     }
 }
