@@ -14,7 +14,7 @@ use anyhow::ensure;
 use crate::cpu::{self, Isa};
 use crate::kernels::{pack_small, small_product};
 use crate::simd::{self, Task, Vector};
-use crate::vmath::{axpy_v, dot_v, softmax_v};
+use crate::vmath::softmax_v;
 
 /// Whether [`attend`] can run on these tensors (f32 on the CPU).
 pub fn applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
@@ -295,47 +295,83 @@ struct Head<'a> {
 impl Task for Head<'_> {
     type Out = ();
     #[inline(always)]
-    unsafe fn run<V: Vector>(self) {
-        let ((r, g), d) = (self.at, self.kk.d);
-        let (n, q_len) = (self.queries.len() / d, self.q_len);
-        let keys = self.mask.len() / q_len;
-        // Only the keys from the first to the last one a query sees enter its sums, so a
-        // row's output is the same bits whatever padding its batch adds around it.
-        let spans: Vec<Range<usize>> = self.mask.chunks_exact(keys).map(visible_span).collect();
-        let span = |i: usize| &spans[i % q_len];
-        // Scores of all the kv head's queries, each key read once: `[n, keys]`.
-        let mut scores = vec![0f32; n * keys];
-        for j in 0..keys {
-            let kj = self.kk.at(r, g, j);
-            for (i, q) in self.queries.chunks_exact(d).enumerate() {
-                if !span(i).contains(&j) {
-                    continue;
+    unsafe fn run<V: Vector>(mut self) {
+        let d = self.kk.d;
+        let (n, q_len, all) = (self.queries.len() / d, self.q_len, self.mask);
+        let keys = all.len() / q_len;
+        // The queries of one position, one per query head, see the same keys: they pass
+        // over each key and value together, up to four at a time.
+        for (p, mask) in all.chunks_exact(keys).enumerate() {
+            // Only the keys from the first to the last one a query sees enter its sums, so
+            // a row's output is the same bits whatever padding its batch adds around it.
+            let span = visible_span(mask);
+            if span.is_empty() {
+                continue;
+            }
+            let heads: Vec<usize> = (p..n).step_by(q_len).collect();
+            for group in heads.chunks(4) {
+                // SAFETY: the caller guarantees the CPU runs `V`; the group's queries are
+                // distinct, so are their output blocks.
+                unsafe {
+                    match *group {
+                        [a, b, c, e] => self.queries_together::<V, 4>([a, b, c, e], mask, &span),
+                        [a, b, c] => self.queries_together::<V, 3>([a, b, c], mask, &span),
+                        [a, b] => self.queries_together::<V, 2>([a, b], mask, &span),
+                        [a, ..] => self.queries_together::<V, 1>([a], mask, &span),
+                        [] => {}
+                    }
                 }
-                // SAFETY: the caller guarantees the CPU runs `V`.
-                let raw = unsafe { dot_v::<V>(q, kj) } * self.op.scale;
+            }
+        }
+    }
+}
+
+impl Head<'_> {
+    /// The outputs of queries `ids` (distinct, of one position: `mask` and its `span`
+    /// theirs) over the keys of the span: the scores of each key for all of them, soft-cap,
+    /// mask and softmax per query, then the values' weighted sums, each value read once
+    /// for all, lane block by lane block with the sums in registers (each sum the FMA chain
+    /// over the keys in order that one value after the other gives).
+    ///
+    /// # Safety
+    /// The CPU runs `V`; `ids` are distinct queries of the head.
+    #[inline(always)]
+    unsafe fn queries_together<V: Vector, const Q: usize>(
+        &mut self,
+        ids: [usize; Q],
+        mask: &[f32],
+        span: &Range<usize>,
+    ) {
+        let ((r, g), d) = (self.at, self.kk.d);
+        let queries = ids.map(|i| &self.queries[i * d..(i + 1) * d]);
+        let mut scores = vec![[0f32; Q]; span.len()];
+        for (j, s) in span.clone().zip(&mut scores) {
+            // SAFETY: the caller's contract.
+            let raw = unsafe { crate::vmath::dots_v::<V, Q>(queries, self.kk.at(r, g, j)) };
+            for (s, raw) in s.iter_mut().zip(raw) {
+                let raw = raw * self.op.scale;
                 let capped = match self.op.softcap {
                     Some(c) => (raw / c).tanh() * c,
                     None => raw,
                 };
-                scores[i * keys + j] = capped + self.mask[(i % q_len) * keys + j];
+                *s = capped + mask[j];
             }
         }
-        for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
-            if !span(i).is_empty() {
-                // SAFETY: as above.
-                unsafe { softmax_v::<V>(&mut row[span(i).clone()]) }
-            }
+        let mut row = vec![0f32; span.len()];
+        for q in 0..Q {
+            row.iter_mut().zip(&scores).for_each(|(r, s)| *r = s[q]);
+            // SAFETY: the caller's contract.
+            unsafe { softmax_v::<V>(&mut row) };
+            scores.iter_mut().zip(&row).for_each(|(s, r)| s[q] = *r);
         }
-        // Weighted values, each value read once.
-        for j in 0..keys {
-            let vj = self.vv.at(r, g, j);
-            for (i, o) in self.block.chunks_exact_mut(d).enumerate() {
-                if span(i).contains(&j) {
-                    // SAFETY: as above.
-                    unsafe { axpy_v::<V>(scores[i * keys + j], vj, o) }
-                }
-            }
-        }
+        let vv = self.vv;
+        let values: Vec<&[f32]> = span.clone().map(|j| vv.at(r, g, j)).collect();
+        let out = self.block.as_mut_ptr();
+        // SAFETY: the caller's contract: the queries' output blocks are distinct `d` values
+        // of `block`, borrowed mutably here.
+        let outs = ids.map(|i| unsafe { std::slice::from_raw_parts_mut(out.add(i * d), d) });
+        // SAFETY: the caller's contract.
+        unsafe { crate::vmath::weighted_sums_v::<V, Q>(&scores, &values, outs) };
     }
 }
 

@@ -175,16 +175,31 @@ unsafe fn max_lanes<V: Vector>(v: V) -> f32 {
 /// [`dot`] with registers `V`: two accumulator chains, then the tail.
 #[inline(always)]
 pub(crate) unsafe fn dot_v<V: Vector>(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len() / V::LANES * V::LANES;
-    let tail: f32 = a[n..].iter().zip(&b[n..]).map(|(x, y)| x * y).sum();
-    // SAFETY: the CPU runs `V` (caller); every load lies below `n <= a.len() == b.len()`.
+    // SAFETY: the caller's contract.
+    unsafe { dots_v::<V, 1>([a], b)[0] }
+}
+
+/// [`dot_v`] of each of `Q` vectors `a` with one vector `b` (all of `b`'s length), each
+/// the same bits as alone: `b` is read once for all, and the `2·Q` chains run side by side.
+#[inline(always)]
+pub(crate) unsafe fn dots_v<V: Vector, const Q: usize>(a: [&[f32]; Q], b: &[f32]) -> [f32; Q] {
+    let n = b.len() / V::LANES * V::LANES;
+    // SAFETY: the CPU runs `V` (caller); every load lies below `n <= b.len() == a[q].len()`.
     unsafe {
-        let mut acc = [V::splat(0.0); 2];
+        let mut acc = [[V::splat(0.0); 2]; Q];
         for (c, i) in (0..n).step_by(V::LANES).enumerate() {
-            let p = V::load(a.as_ptr().add(i));
-            acc[c % 2] = p.mul_add(V::load(b.as_ptr().add(i)), acc[c % 2]);
+            let bv = V::load(b.as_ptr().add(i));
+            for (sums, a) in acc.iter_mut().zip(&a) {
+                sums[c % 2] = V::load(a.as_ptr().add(i)).mul_add(bv, sums[c % 2]);
+            }
         }
-        sum_lanes(acc[0].add(acc[1])) + tail
+        // Loops, not closures: a closure would not run on `V`'s CPU features.
+        let mut dots = [0f32; Q];
+        for ((dot, sums), a) in dots.iter_mut().zip(acc).zip(a) {
+            let tail: f32 = a[n..].iter().zip(&b[n..]).map(|(x, y)| x * y).sum();
+            *dot = sum_lanes(sums[0].add(sums[1])) + tail;
+        }
+        dots
     }
 }
 
@@ -204,6 +219,57 @@ pub(crate) unsafe fn axpy_v<V: Vector>(alpha: f32, x: &[f32], y: &mut [f32]) {
         *y = alpha.mul_add(*x, *y);
     }
 }
+
+/// `outs[q] += Σ_j weights[j][q] · values[j]` for `Q` outputs over the same values (each of
+/// the outputs' length): each output the bits of [`axpy_v`] by one value after the other.
+/// [`VALUES_PER_PASS`] values at a time, block of lanes by block of lanes with the sums in
+/// registers, each value read once for all the outputs.
+#[inline(always)]
+pub(crate) unsafe fn weighted_sums_v<V: Vector, const Q: usize>(
+    weights: &[[f32; Q]],
+    values: &[&[f32]],
+    mut outs: [&mut [f32]; Q],
+) {
+    let d = outs.first().map_or(0, |o| o.len());
+    let n = d / V::LANES * V::LANES;
+    for (weights, values) in weights
+        .chunks(VALUES_PER_PASS)
+        .zip(values.chunks(VALUES_PER_PASS))
+    {
+        // SAFETY: the CPU runs `V` (caller); every access lies below `n <= d`, the length
+        // of each output and value.
+        unsafe {
+            for i in (0..n).step_by(V::LANES) {
+                let mut acc = [V::splat(0.0); Q];
+                for (a, o) in acc.iter_mut().zip(&outs) {
+                    *a = V::load(o.as_ptr().add(i));
+                }
+                for (w, v) in weights.iter().zip(values) {
+                    let vb = V::load(v.as_ptr().add(i));
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        *a = V::splat(w).mul_add(vb, *a);
+                    }
+                }
+                for (a, o) in acc.into_iter().zip(outs.iter_mut()) {
+                    a.store(o.as_mut_ptr().add(i));
+                }
+            }
+        }
+    }
+    for (q, o) in outs.into_iter().enumerate() {
+        for (w, v) in weights.iter().zip(values) {
+            for (y, x) in o[n..].iter_mut().zip(&v[n..]) {
+                *y = w[q].mul_add(*x, *y);
+            }
+        }
+    }
+}
+
+/// Values per pass of [`weighted_sums_v`]: read across, lane block by lane block, they stay
+/// in the first-level cache (8 KiB of Gemma-3's 256-value heads); all the values of a long
+/// span at once were read from the next level at every block, slower than one value after
+/// the other.
+const VALUES_PER_PASS: usize = 8;
 
 /// Softmax of a non-empty row, in place, with registers `V`.
 #[inline(always)]
