@@ -1,7 +1,8 @@
 //! Microseconds per call of the fused decoding attention (`attend`) on the active kernel path
 //! (`DATM_CPU` forces one) at Gemma-3-270M's decode shape: 40 rows (8 prompts × 5 beams), one
-//! kv head of 4 query heads, 256 values per head, `KEYS` cached keys in a buffer with room
-//! for more (the KV cache's layout).
+//! kv head of 4 query heads, 256 values per head, the cached keys (the first argument, 60 by
+//! default) in a buffer with room for more (the KV cache's layout):
+//! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_attend [KEYS]`.
 
 use std::time::Instant;
 

@@ -512,7 +512,11 @@ impl Task for LogSoftmaxShift<'_> {
         let x = self.x;
         // SAFETY: the CPU runs `V` (caller); the row is only read (`store` false).
         unsafe {
-            let max = self.max.unwrap_or_else(|| max_v::<V>(x));
+            // A match, not `unwrap_or_else`: a closure would not run on `V`'s CPU features.
+            let max = match self.max {
+                Some(max) => max,
+                None => max_v::<V>(x),
+            };
             let sum = exp_sum_v::<V>(x.as_ptr().cast_mut(), x.len(), max, false);
             (max, sum.ln())
         }
