@@ -3,6 +3,8 @@
 //! large's (COMET's encoder, 512 rows = a batch of 16 sentences of 32 tokens) with `xlmr`:
 //! `DATM_CPU=avx2 cargo run --release -p datm-model --example bench_kernels [xlmr]`; a number
 //! instead sets the decode rows (`20`: the last batch of 4 prompts of 12 at batch size 8).
+//! Gemma's shapes run as int8 products of GGUF blocks (where the path has them), from f32 and
+//! bf16 panels, and from the GGUF blocks widened in cache (as `--dtype f32` decodes).
 //! With `train`, Gemma-3-270M's frozen projections at a training micro-batch (256 rows) and
 //! its LM head at 100 labelled rows, forward (`x·Wᵀ`) and backward (`∂y·W`), on the packed
 //! kernels (f32 and bf16; the head also from Q8_0 blocks, as training packs it) against
@@ -53,11 +55,7 @@ fn main() -> anyhow::Result<()> {
         // inputs do not divide the other shapes' 640).
         for &(name, n, k) in shapes {
             let w = values(n * k, 97);
-            let gemma = match name {
-                "lm_head" => GgmlDType::Q8_0,
-                "o_proj" | "down_proj" => GgmlDType::Q4K,
-                _ => GgmlDType::Q5_0,
-            };
+            let gemma = gemma_dtype(name);
             let q8_0 = (gemma != GgmlDType::Q8_0).then_some(GgmlDType::Q8_0);
             let q6_k = (name == "down_proj").then_some(GgmlDType::Q6K);
             for dtype in std::iter::once(gemma).chain(q8_0).chain(q6_k) {
@@ -81,10 +79,32 @@ fn main() -> anyhow::Result<()> {
                 let packed = PackedMatrix::pack_q8_0(&blocks, n, k, precision)?;
                 let s = packed_seconds(&packed, &values(m * k, 89), m)?;
                 report(&format!("Q8_0 {precision:?} {name}"), m, n, k, s);
+            } else if shapes == GEMMA {
+                // The projection as Gemma-3-270M's GGUF stores it, its blocks widened to
+                // `precision` in cache (as `--dtype f32` decodes it).
+                let dtype = gemma_dtype(name);
+                let blocks = QTensor::quantize(
+                    &Tensor::from_slice(&values(n * k, 97), (n, k), &Device::Cpu)?,
+                    dtype,
+                )?;
+                let packed =
+                    PackedMatrix::pack_int_blocks(dtype, &blocks.data()?, n, k, precision)?;
+                let s = packed_seconds(&packed, &values(m * k, 89), m)?;
+                report(&format!("{dtype:?} {precision:?} {name}"), m, n, k, s);
             }
         }
     }
     Ok(())
+}
+
+/// The type Gemma-3-270M's Q4_K_M GGUF stores projection `name` in (most layers'; some
+/// keep Q6_K or Q8_0).
+fn gemma_dtype(name: &str) -> GgmlDType {
+    match name {
+        "lm_head" => GgmlDType::Q8_0,
+        "o_proj" | "down_proj" => GgmlDType::Q4K,
+        _ => GgmlDType::Q5_0,
+    }
 }
 
 /// Forward and backward shapes of the frozen projections at a micro-batch of 256 rows, and

@@ -71,7 +71,11 @@ enum Form {
     /// with the values' signs (`vpsignb`), summed in int16 over a whole group where
     /// magnitudes stay within 16 (Q5_0), else widened into int32 at every step (one step's
     /// pairs always fit: 2 · 128 · 127 < 2^15). (Q8_0 as two 4-bit halves, each summed in
-    /// int16 over a whole group, ran slower: 160–186 against 201–241 GFLOP/s on a Zen 4.)
+    /// int16 over a whole group, ran slower: 160–186 against 201–241 GFLOP/s on a Zen 4. So
+    /// did the inputs as two nibbles times the values plus 128, two `vpmaddubsw` and two
+    /// int16 adds per 32 products, without `vpsignb` and the widening at every step: the
+    /// head 191–194 against 207–209; a Zen 4 issues about 3.2 of these instructions per
+    /// cycle, and it is four per 32 products either way.)
     Signed { whole_group: bool },
     /// For aarch64's `sdot` (signed bytes times signed bytes, four products into each int32
     /// lane): 16 columns per panel, every type's values as signed bytes.
